@@ -1,0 +1,347 @@
+// Package order is the order service of the reference system. PlaceOrder is idempotent per
+// idempotency key (a UNIQUE constraint decides races, even between replicas), validates the
+// merchant and the product synchronously over gRPC, and then either writes the order and an
+// outbox row in one transaction (the "async" inventory design; Relay publishes the row) or
+// reserves stock synchronously before committing the order (the "sync" design).
+package order
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	refv1 "github.com/faultline-dev/faultline/reference-services/api/refv1"
+	"github.com/faultline-dev/faultline/reference-services/store"
+)
+
+// Migrations is the order schema, applied in order by store.Migrate.
+var Migrations = []string{
+	`CREATE TABLE orders (
+		id              TEXT PRIMARY KEY,
+		idempotency_key TEXT NOT NULL UNIQUE,
+		merchant_id     TEXT NOT NULL,
+		product_id      TEXT NOT NULL,
+		quantity        INTEGER NOT NULL CHECK (quantity > 0),
+		status          TEXT NOT NULL,
+		created_unix_ms INTEGER NOT NULL
+	);
+	CREATE TABLE outbox (
+		id                INTEGER PRIMARY KEY AUTOINCREMENT,
+		msg_id            TEXT NOT NULL UNIQUE,
+		subject           TEXT NOT NULL,
+		payload           BLOB NOT NULL,
+		created_unix_ms   INTEGER NOT NULL,
+		published_unix_ms INTEGER
+	);
+	CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_unix_ms IS NULL`,
+}
+
+// Prepare migrates the schema. Orders have no seed data.
+func Prepare(ctx context.Context, db *sql.DB) error {
+	if err := store.Migrate(ctx, db, Migrations); err != nil {
+		return fmt.Errorf("migrate order schema: %w", err)
+	}
+	return nil
+}
+
+// Inventory designs (design.Design.Inventory).
+const (
+	InventoryAsync = "async"
+	InventorySync  = "sync"
+)
+
+// StatusPlaced is the status of every stored order: an order exists only once accepted.
+const StatusPlaced = "placed"
+
+// DefaultSubject is the subject outbox rows are published on (broker.SubjectOrderPlaced).
+const DefaultSubject = "orders.placed"
+
+// Payload is the JSON body of an orders.placed event; product.Event reads the same fields.
+type Payload struct {
+	OrderID        string `json:"order_id"`
+	ProductID      string `json:"product_id"`
+	Quantity       int64  `json:"quantity"`
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+// Server implements refv1.OrderServiceServer on a SQLite database.
+type Server struct {
+	refv1.UnimplementedOrderServiceServer
+	db        *sql.DB
+	merchants refv1.MerchantServiceClient
+	products  refv1.ProductServiceClient
+	opts      serverOptions
+}
+
+var _ refv1.OrderServiceServer = (*Server)(nil)
+
+type serverOptions struct {
+	inventory string
+	subject   string
+	notify    func()
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// Option tunes a Server.
+type Option func(*serverOptions)
+
+// WithInventory selects the inventory design: InventoryAsync (default) or InventorySync.
+func WithInventory(mode string) Option { return func(o *serverOptions) { o.inventory = mode } }
+
+// WithSubject sets the subject written into outbox rows (default DefaultSubject).
+func WithSubject(s string) Option { return func(o *serverOptions) { o.subject = s } }
+
+// WithNotify is called after every committed outbox row, to wake the relay at once instead of
+// at its next poll.
+func WithNotify(f func()) Option { return func(o *serverOptions) { o.notify = f } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *serverOptions) { o.log = l } }
+
+// NewServer returns the gRPC implementation over db (which must have been Prepared), validating
+// placements through the merchant and product clients.
+func NewServer(db *sql.DB, merchants refv1.MerchantServiceClient, products refv1.ProductServiceClient, opts ...Option) (*Server, error) {
+	o := serverOptions{inventory: InventoryAsync, subject: DefaultSubject, log: slog.New(slog.DiscardHandler), now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.inventory != InventoryAsync && o.inventory != InventorySync {
+		return nil, fmt.Errorf("create order server: inventory design %q is neither %q nor %q", o.inventory, InventoryAsync, InventorySync)
+	}
+	if db == nil || merchants == nil || products == nil {
+		return nil, errors.New("create order server: db, merchant and product clients are required")
+	}
+	return &Server{db: db, merchants: merchants, products: products, opts: o}, nil
+}
+
+const orderColumns = `id, idempotency_key, merchant_id, product_id, quantity, status, created_unix_ms`
+
+func scanOrder(row interface{ Scan(...any) error }) (*refv1.Order, error) {
+	o := &refv1.Order{}
+	err := row.Scan(&o.Id, &o.IdempotencyKey, &o.MerchantId, &o.ProductId, &o.Quantity, &o.Status, &o.CreatedUnixMs)
+	return o, err
+}
+
+// byKey returns the order stored under key, or nil.
+func (s *Server) byKey(ctx context.Context, key string) (*refv1.Order, error) {
+	o, err := scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE idempotency_key = ?`, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read order by key: %w", err)
+	}
+	return o, nil
+}
+
+// PlaceOrder accepts an order once per idempotency key. A repeated key answers the stored
+// order with replayed=true, whatever the rest of the request says, so that a client retrying
+// after a timeout can never create a second order.
+func (s *Server) PlaceOrder(ctx context.Context, req *refv1.PlaceOrderRequest) (*refv1.PlaceOrderResponse, error) {
+	if errs := validatePlace(req); len(errs) > 0 {
+		return nil, status.Error(codes.InvalidArgument, errors.Join(errs...).Error())
+	}
+	existing, err := s.byKey(ctx, req.GetIdempotencyKey())
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	if existing != nil {
+		return &refv1.PlaceOrderResponse{Order: existing, Replayed: true}, nil
+	}
+	if err := s.validateRefs(ctx, req); err != nil {
+		return nil, err
+	}
+	o := &refv1.Order{
+		Id:             NewID(s.opts.now()),
+		IdempotencyKey: req.GetIdempotencyKey(),
+		MerchantId:     req.GetMerchantId(),
+		ProductId:      req.GetProductId(),
+		Quantity:       req.GetQuantity(),
+		Status:         StatusPlaced,
+		CreatedUnixMs:  s.opts.now().UnixMilli(),
+	}
+	err = s.insert(ctx, o)
+	if store.IsUniqueViolation(err) {
+		// A concurrent request with the same key (here or in the other replica) won.
+		existing, rerr := s.byKey(ctx, req.GetIdempotencyKey())
+		if rerr != nil {
+			return nil, status.Error(codes.Unavailable, rerr.Error())
+		}
+		if existing != nil {
+			return &refv1.PlaceOrderResponse{Order: existing, Replayed: true}, nil
+		}
+	}
+	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return nil, err
+		}
+		return nil, status.Errorf(codes.Unavailable, "place order: %v", err)
+	}
+	if s.opts.inventory == InventoryAsync && s.opts.notify != nil {
+		s.opts.notify()
+	}
+	return &refv1.PlaceOrderResponse{Order: o}, nil
+}
+
+func validatePlace(req *refv1.PlaceOrderRequest) []error {
+	var errs []error
+	if req.GetIdempotencyKey() == "" {
+		errs = append(errs, errors.New("idempotency_key is required"))
+	}
+	if req.GetMerchantId() == "" {
+		errs = append(errs, errors.New("merchant_id is required"))
+	}
+	if req.GetProductId() == "" {
+		errs = append(errs, errors.New("product_id is required"))
+	}
+	if req.GetQuantity() <= 0 {
+		errs = append(errs, fmt.Errorf("quantity %d is not positive", req.GetQuantity()))
+	}
+	return errs
+}
+
+// validateRefs checks the merchant and product with their owners. A dependency's NotFound is
+// the caller's fault and passes through; any other failure is the dependency's and becomes
+// Unavailable, so the gateway can tell "bad order" from "try again".
+func (s *Server) validateRefs(ctx context.Context, req *refv1.PlaceOrderRequest) error {
+	m, err := s.merchants.GetMerchant(ctx, &refv1.GetMerchantRequest{Id: req.GetMerchantId()})
+	if err != nil {
+		return dependencyError("merchant", err)
+	}
+	if !m.GetActive() {
+		return status.Errorf(codes.FailedPrecondition, "merchant %q is not active", m.GetId())
+	}
+	p, err := s.products.GetProduct(ctx, &refv1.GetProductRequest{Id: req.GetProductId()})
+	if err != nil {
+		return dependencyError("product", err)
+	}
+	if p.GetMerchantId() != req.GetMerchantId() {
+		return status.Errorf(codes.InvalidArgument, "product %q is sold by merchant %q, not %q", p.GetId(), p.GetMerchantId(), req.GetMerchantId())
+	}
+	return nil
+}
+
+func dependencyError(dep string, err error) error {
+	st, _ := status.FromError(err)
+	switch st.Code() {
+	case codes.NotFound, codes.InvalidArgument:
+		return status.Errorf(st.Code(), "validate %s: %s", dep, st.Message())
+	case codes.DeadlineExceeded, codes.Canceled:
+		return status.Errorf(st.Code(), "validate %s: %s", dep, st.Message())
+	}
+	return status.Errorf(codes.Unavailable, "validate %s: %s", dep, st.Message())
+}
+
+// insert stores o in one transaction, with its outbox row (async) or after a successful stock
+// reservation (sync). In the sync design the transaction holds the write lock across the
+// ReserveStock call: that is what makes "order committed only if stock reserved" and
+// "one order per key" hold together, and its cost (placements serialise behind a slow
+// product) is exactly what the design comparison is meant to show.
+func (s *Server) insert(ctx context.Context, o *refv1.Order) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin order: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		o.Id, o.IdempotencyKey, o.MerchantId, o.ProductId, o.Quantity, o.Status, o.CreatedUnixMs); err != nil {
+		return fmt.Errorf("insert order: %w", err)
+	}
+	switch s.opts.inventory {
+	case InventorySync:
+		if _, err := s.products.ReserveStock(ctx, &refv1.ReserveStockRequest{OrderId: o.Id, ProductId: o.ProductId, Quantity: o.Quantity}); err != nil {
+			st, _ := status.FromError(err)
+			if st.Code() == codes.FailedPrecondition || st.Code() == codes.NotFound || st.Code() == codes.InvalidArgument {
+				return status.Errorf(st.Code(), "reserve stock: %s", st.Message())
+			}
+			return status.Errorf(codes.Unavailable, "reserve stock: %s", st.Message())
+		}
+	default:
+		payload, err := json.Marshal(Payload{OrderID: o.Id, ProductID: o.ProductId, Quantity: o.Quantity, IdempotencyKey: o.IdempotencyKey})
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (msg_id, subject, payload, created_unix_ms) VALUES (?, ?, ?, ?)`,
+			o.Id, s.opts.subject, payload, o.CreatedUnixMs); err != nil {
+			return fmt.Errorf("insert outbox row: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit order: %w", err)
+	}
+	return nil
+}
+
+// GetOrder returns one order, NotFound for an unknown id.
+func (s *Server) GetOrder(ctx context.Context, req *refv1.GetOrderRequest) (*refv1.Order, error) {
+	if req.GetId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "id is required")
+	}
+	o, err := scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, req.GetId()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, status.Errorf(codes.NotFound, "order %q not found", req.GetId())
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "read order: %v", err)
+	}
+	return o, nil
+}
+
+// ListOrders streams every order in creation order, for the harness's consistency checks.
+func (s *Server) ListOrders(_ *refv1.ListOrdersRequest, stream grpc.ServerStreamingServer[refv1.Order]) error {
+	ctx := stream.Context()
+	rows, err := s.db.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders ORDER BY created_unix_ms, rowid`)
+	if err != nil {
+		return status.Errorf(codes.Internal, "list orders: %v", err)
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return status.Errorf(codes.Internal, "scan order: %v", err)
+		}
+		if err := stream.Send(o); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return status.Errorf(codes.Internal, "list orders: %v", err)
+	}
+	return nil
+}
+
+// crockford is the ULID alphabet: no I, L, O or U, so ids survive being read aloud.
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// NewID returns a 26-character ULID-style id: 48 bits of milliseconds then 80 random bits,
+// so ids sort by creation time and two replicas never collide in practice.
+func NewID(now time.Time) string {
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails on supported platforms
+	// 128 bits -> 26 base32 digits (130 bits, top 2 zero).
+	var out [26]byte
+	var acc uint64
+	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 | uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+	lo := uint64(b[8])<<56 | uint64(b[9])<<48 | uint64(b[10])<<40 | uint64(b[11])<<32 | uint64(b[12])<<24 | uint64(b[13])<<16 | uint64(b[14])<<8 | uint64(b[15])
+	for i := 25; i >= 0; i-- {
+		acc = lo & 31
+		out[i] = crockford[acc]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(out[:])
+}

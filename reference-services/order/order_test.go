@@ -1,0 +1,209 @@
+package order_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	refv1 "github.com/faultline-dev/faultline/reference-services/api/refv1"
+	"github.com/faultline-dev/faultline/reference-services/config"
+	"github.com/faultline-dev/faultline/reference-services/order"
+)
+
+func TestPlaceOrderRejects(t *testing.T) {
+	e := newEnv(t)
+	s, db := e.orderReplica(t)
+	tests := []struct {
+		name string
+		req  *refv1.PlaceOrderRequest
+		want codes.Code
+	}{
+		{"no idempotency key", place("", 0, 1), codes.InvalidArgument},
+		{"zero quantity", place("k", 0, 0), codes.InvalidArgument},
+		{"negative quantity", place("k", 0, -2), codes.InvalidArgument},
+		{"no product", &refv1.PlaceOrderRequest{IdempotencyKey: "k", MerchantId: "m-01", Quantity: 1}, codes.InvalidArgument},
+		{"unknown merchant", &refv1.PlaceOrderRequest{IdempotencyKey: "k", MerchantId: "m-99", ProductId: "p-001", Quantity: 1}, codes.NotFound},
+		{"unknown product", &refv1.PlaceOrderRequest{IdempotencyKey: "k", MerchantId: "m-01", ProductId: "p-999", Quantity: 1}, codes.NotFound},
+		{"product of another merchant", &refv1.PlaceOrderRequest{IdempotencyKey: "k", MerchantId: config.MerchantID(0), ProductId: config.ProductID(1), Quantity: 1}, codes.InvalidArgument},
+		{"inactive merchant", place("k", 2, 1), codes.FailedPrecondition},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := s.PlaceOrder(context.Background(), tt.req)
+			assert.Equal(t, tt.want, status.Code(err), "%v", err)
+			assert.Zero(t, count(t, db, `SELECT COUNT(*) FROM orders`))
+			assert.Zero(t, count(t, db, `SELECT COUNT(*) FROM outbox`))
+		})
+	}
+}
+
+func TestPlaceOrderWritesOrderAndOutbox(t *testing.T) {
+	e := newEnv(t)
+	notified := make(chan struct{}, 10)
+	s, db := e.orderReplica(t, order.WithNotify(func() { notified <- struct{}{} }))
+	ctx := context.Background()
+
+	first, err := s.PlaceOrder(ctx, place("key-1", 4, 3))
+	require.NoError(t, err)
+	assert.False(t, first.GetReplayed())
+	o := first.GetOrder()
+	assert.Len(t, o.GetId(), 26)
+	assert.Equal(t, order.StatusPlaced, o.GetStatus())
+	assert.Equal(t, config.ProductID(4), o.GetProductId())
+	assert.Len(t, notified, 1)
+
+	// The retry carries a different quantity: the key decides, the stored order is answered.
+	again, err := s.PlaceOrder(ctx, place("key-1", 4, 9))
+	require.NoError(t, err)
+	assert.True(t, again.GetReplayed())
+	assert.Equal(t, o.GetId(), again.GetOrder().GetId())
+	assert.Equal(t, int64(3), again.GetOrder().GetQuantity())
+	assert.Len(t, notified, 1, "a replay writes nothing for the relay")
+
+	assert.Equal(t, 1, count(t, db, `SELECT COUNT(*) FROM orders`))
+	var msgID, subject string
+	var payload []byte
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT msg_id, subject, payload FROM outbox`).Scan(&msgID, &subject, &payload))
+	assert.Equal(t, o.GetId(), msgID)
+	assert.Equal(t, order.DefaultSubject, subject)
+	var got order.Payload
+	require.NoError(t, json.Unmarshal(payload, &got))
+	assert.Equal(t, order.Payload{OrderID: o.GetId(), ProductID: config.ProductID(4), Quantity: 3, IdempotencyKey: "key-1"}, got)
+	// Async design: stock is untouched until the event is consumed.
+	assert.Equal(t, testCatalog.InitialStock, stockOf(t, e.productDB, config.ProductID(4)))
+}
+
+// Twenty concurrent requests with one key, spread over two replicas sharing the database,
+// produce exactly one order: one caller creates it, every other one gets it replayed.
+func TestPlaceOrderConcurrentSameKey(t *testing.T) {
+	e := newEnv(t)
+	a, db := e.orderReplica(t)
+	b, _ := e.orderReplica(t)
+	const n = 20
+	var wg sync.WaitGroup
+	resps := make([]*refv1.PlaceOrderResponse, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			<-start
+			resps[i], errs[i] = s.PlaceOrder(context.Background(), place("same-key", 0, 2))
+		})
+	}
+	close(start)
+	wg.Wait()
+	created := 0
+	for i := range n {
+		require.NoError(t, errs[i])
+		assert.Equal(t, resps[0].GetOrder().GetId(), resps[i].GetOrder().GetId())
+		if !resps[i].GetReplayed() {
+			created++
+		}
+	}
+	assert.Equal(t, 1, created)
+	assert.Equal(t, 1, count(t, db, `SELECT COUNT(*) FROM orders`))
+	assert.Equal(t, 1, count(t, db, `SELECT COUNT(*) FROM outbox`))
+}
+
+func TestPlaceOrderDependencyDown(t *testing.T) {
+	e := newEnv(t)
+	s, db := e.orderReplica(t)
+	e.merchantSrv.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := s.PlaceOrder(ctx, place("k", 0, 1))
+	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	assert.Zero(t, count(t, db, `SELECT COUNT(*) FROM orders`))
+	assert.Zero(t, count(t, db, `SELECT COUNT(*) FROM outbox`))
+}
+
+func TestPlaceOrderSyncInventory(t *testing.T) {
+	e := newEnv(t)
+	s, db := e.orderReplica(t, order.WithInventory(order.InventorySync))
+	ctx := context.Background()
+	p := config.ProductID(3)
+
+	r, err := s.PlaceOrder(ctx, place("s1", 3, 40))
+	require.NoError(t, err)
+	assert.Equal(t, int64(60), stockOf(t, e.productDB, p), "stock is reserved before the order is acknowledged")
+	again, err := s.PlaceOrder(ctx, place("s1", 3, 40))
+	require.NoError(t, err)
+	assert.True(t, again.GetReplayed())
+	assert.Equal(t, int64(60), stockOf(t, e.productDB, p))
+
+	_, err = s.PlaceOrder(ctx, place("s2", 3, 61))
+	assert.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
+	assert.Equal(t, int64(60), stockOf(t, e.productDB, p))
+	assert.Equal(t, 1, count(t, db, `SELECT COUNT(*) FROM orders`), "a refused reservation leaves no order")
+	assert.Zero(t, count(t, db, `SELECT COUNT(*) FROM outbox`), "the sync design writes no outbox rows")
+	assert.Equal(t, 1, count(t, e.productDB, `SELECT COUNT(*) FROM applied_events WHERE order_id = ?`, r.GetOrder().GetId()))
+}
+
+func TestNewServerRejectsUnknownDesign(t *testing.T) {
+	e := newEnv(t)
+	db := openDB(t, e.orderPath)
+	_, err := order.NewServer(db, e.merchants, e.products, order.WithInventory("carrier-pigeon"))
+	assert.Error(t, err)
+}
+
+func TestGetAndListOrders(t *testing.T) {
+	e := newEnv(t)
+	s, _ := e.orderReplica(t)
+	ctx := context.Background()
+	var ids []string
+	for i, key := range []string{"a", "b", "c"} {
+		r, err := s.PlaceOrder(ctx, place(key, i%2, int64(i+1)))
+		require.NoError(t, err)
+		ids = append(ids, r.GetOrder().GetId())
+	}
+	cc, _ := serveGRPC(t, func(g *grpc.Server) { refv1.RegisterOrderServiceServer(g, s) })
+	c := refv1.NewOrderServiceClient(cc)
+
+	got, err := c.GetOrder(ctx, &refv1.GetOrderRequest{Id: ids[1]})
+	require.NoError(t, err)
+	assert.Equal(t, "b", got.GetIdempotencyKey())
+	_, err = c.GetOrder(ctx, &refv1.GetOrderRequest{Id: "nope"})
+	assert.Equal(t, codes.NotFound, status.Code(err))
+
+	stream, err := c.ListOrders(ctx, &refv1.ListOrdersRequest{})
+	require.NoError(t, err)
+	var listed []string
+	for {
+		o, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		listed = append(listed, o.GetId())
+	}
+	assert.ElementsMatch(t, ids, listed)
+}
+
+func TestNewID(t *testing.T) {
+	seen := map[string]bool{}
+	var ids []string
+	base := time.UnixMilli(1_700_000_000_000)
+	for i := range 1000 {
+		id := order.NewID(base.Add(time.Duration(i) * time.Millisecond))
+		require.Len(t, id, 26)
+		require.False(t, seen[id], "duplicate id %s", id)
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	assert.True(t, sort.StringsAreSorted(ids), "ids sort by creation time")
+}

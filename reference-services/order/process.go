@@ -1,0 +1,176 @@
+package order
+
+// This file is the process lifecycle shared (as a copy) by merchant, product and order: open
+// the service's database, serve gRPC with the standard health service, register in the
+// registry, and undo it all in the reverse order on shutdown.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/faultline-dev/faultline/reference-services/config"
+	"github.com/faultline-dev/faultline/reference-services/node"
+	"github.com/faultline-dev/faultline/reference-services/registry"
+	"github.com/faultline-dev/faultline/reference-services/store"
+)
+
+// Shutdown bounds: a clean stop must finish well inside the harness's stop timeout.
+const (
+	deregisterTimeout = 2 * time.Second
+	drainTimeout      = 3 * time.Second
+)
+
+// serviceName is the logical service of n (config.Service, else its kind).
+func serviceName(n *node.Node) string {
+	if n.Config.Service != "" {
+		return n.Config.Service
+	}
+	return n.Config.Kind
+}
+
+// catalog is the configured seed catalogue, or the default one when none was given.
+func catalog(n *node.Node) config.Catalog {
+	c := n.Config.Catalog
+	if c.Merchants == 0 && c.Products == 0 {
+		return config.DefaultCatalog()
+	}
+	return c
+}
+
+// openStore opens <data_dir>/<service>.db, creating the directory if needed.
+func openStore(ctx context.Context, n *node.Node) (*sql.DB, error) {
+	if n.Config.DataDir == "" {
+		return nil, errors.New("open store: data_dir is empty")
+	}
+	if err := os.MkdirAll(n.Config.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	return store.Open(ctx, filepath.Join(n.Config.DataDir, serviceName(n)+".db"))
+}
+
+// process is a gRPC server that is listening and registered.
+type process struct {
+	n      *node.Node
+	gs     *grpc.Server
+	health *health.Server
+	reg    *registry.Client
+	ownReg bool // reg was connected here, so shutdown closes it
+	regn   *registry.Registration
+	served chan struct{}
+}
+
+// newGRPCServer returns a server with the standard health service already registered.
+func newGRPCServer(opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
+	gs := grpc.NewServer(opts...)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	return gs, hs
+}
+
+// serve listens on Config.Listen, serves gs, and registers the instance with its lease. It
+// marks "grpc" ready once listening and "registry" once the instance key is visible in the
+// registry (Register itself keeps trying in the background while the registry is away). The
+// caller must call shutdown, also after an error. reg may be nil (serve connects its own
+// client) or a client the caller already uses for discovery, so the process keeps one
+// registry session and one faultline_registry_session_up.
+func serve(ctx context.Context, n *node.Node, reg *registry.Client, gs *grpc.Server, hs *health.Server, services ...string) (*process, error) {
+	p := &process{n: n, gs: gs, health: hs, reg: reg, served: make(chan struct{})}
+	ln, err := node.Listen(n.Config.Listen)
+	if err != nil {
+		close(p.served)
+		return p, fmt.Errorf("listen grpc: %w", err)
+	}
+	for _, s := range append([]string{""}, services...) {
+		hs.SetServingStatus(s, healthpb.HealthCheckResponse_SERVING)
+	}
+	go func() {
+		defer close(p.served)
+		if err := gs.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.Log.Error("serve grpc", "err", err)
+		}
+	}()
+	n.Ready("grpc")
+
+	if p.reg == nil {
+		p.reg, err = registry.Connect(ctx, n.Config.Registry, n.Registry, n.Log)
+		if err != nil {
+			return p, fmt.Errorf("connect registry: %w", err)
+		}
+		p.ownReg = true
+	}
+	admin := n.AdminAddr()
+	if admin == "" {
+		admin = n.Config.Admin
+	}
+	inst := registry.Instance{Service: serviceName(n), Name: n.Config.Name, Addr: ln.Addr().String(), Admin: admin}
+	ttl := n.Config.LeaseTTL.Std()
+	if ttl <= 0 {
+		ttl = registry.DefaultTTL
+	}
+	p.regn, err = p.reg.Register(ctx, inst, ttl)
+	if err != nil {
+		return p, fmt.Errorf("register %s: %w", inst.Key(), err)
+	}
+	go p.awaitRegistered(ctx, inst.Key())
+	n.Log.Info("serving", "service", inst.Service, "addr", inst.Addr)
+	return p, nil
+}
+
+// awaitRegistered marks "registry" ready once the instance key exists.
+func (p *process) awaitRegistered(ctx context.Context, key string) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		resp, err := p.reg.Etcd().Get(gctx, key)
+		cancel()
+		if err == nil && resp.Count > 0 {
+			p.n.Ready("registry")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// shutdown deregisters first (callers stop picking this instance), then drains in-flight
+// calls for a bounded time, then closes the registry client.
+func (p *process) shutdown() {
+	if p.regn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), deregisterTimeout)
+		if err := p.regn.Close(ctx); err != nil {
+			p.n.Log.Warn("deregister", "err", err)
+		}
+		cancel()
+	}
+	p.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		p.gs.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(drainTimeout):
+		p.gs.Stop()
+		<-done
+	}
+	<-p.served
+	if p.ownReg {
+		if err := p.reg.Close(); err != nil {
+			p.n.Log.Warn("close registry client", "err", err)
+		}
+	}
+}
