@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	refv1 "github.com/faultline-dev/faultline/reference-services/api/refv1"
+	"github.com/faultline-dev/faultline/reference-services/lifecycle"
 	"github.com/faultline-dev/faultline/reference-services/node"
 )
 
@@ -16,20 +17,20 @@ func Run(ctx context.Context, n *node.Node) error {
 	n.Pending("registry", "registering instance")
 	n.Ready("init")
 
-	db, err := openStore(ctx, n)
+	db, err := lifecycle.OpenStore(ctx, n)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = db.Close() }()
-	if err := Prepare(ctx, db, catalog(n)); err != nil {
+	if err := Prepare(ctx, db, lifecycle.Catalog(n)); err != nil {
 		return fmt.Errorf("prepare merchant store: %w", err)
 	}
 	n.Ready("db")
 
-	gs, hs := newGRPCServer()
+	gs, hs := lifecycle.NewGRPCServer()
 	refv1.RegisterMerchantServiceServer(gs, NewServer(db))
-	p, err := serve(ctx, n, nil, gs, hs, refv1.MerchantService_ServiceDesc.ServiceName)
-	defer p.shutdown()
+	p, err := lifecycle.Serve(ctx, n, nil, gs, hs, refv1.MerchantService_ServiceDesc.ServiceName)
+	defer p.Shutdown()
 	if err != nil {
 		return err
 	}

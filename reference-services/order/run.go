@@ -14,6 +14,7 @@ import (
 	"github.com/faultline-dev/faultline/reference-services/broker"
 	"github.com/faultline-dev/faultline/reference-services/config"
 	"github.com/faultline-dev/faultline/reference-services/design"
+	"github.com/faultline-dev/faultline/reference-services/lifecycle"
 	"github.com/faultline-dev/faultline/reference-services/node"
 	"github.com/faultline-dev/faultline/reference-services/registry"
 	"github.com/faultline-dev/faultline/reference-services/resilience"
@@ -43,7 +44,7 @@ func Run(ctx context.Context, n *node.Node) error {
 		return errors.New("start order: the async inventory design needs a broker address")
 	}
 
-	db, err := openStore(ctx, n)
+	db, err := lifecycle.OpenStore(ctx, n)
 	if err != nil {
 		return err
 	}
@@ -64,7 +65,7 @@ func Run(ctx context.Context, n *node.Node) error {
 		return err
 	}
 	defer func() { _ = reg.Close() }()
-	w, err := reg.Watch(wctx, serviceName(n), n.Config.Routed, n.Registry)
+	w, err := reg.Watch(wctx, lifecycle.ServiceName(n), n.Config.Routed, n.Registry)
 	if err != nil {
 		return err
 	}
@@ -93,10 +94,10 @@ func Run(ctx context.Context, n *node.Node) error {
 		return err
 	}
 
-	gs, hs := newGRPCServer()
+	gs, hs := lifecycle.NewGRPCServer()
 	refv1.RegisterOrderServiceServer(gs, srv)
-	p, err := serve(ctx, n, reg, gs, hs, refv1.OrderService_ServiceDesc.ServiceName)
-	defer p.shutdown()
+	p, err := lifecycle.Serve(ctx, n, reg, gs, hs, refv1.OrderService_ServiceDesc.ServiceName)
+	defer p.Shutdown()
 	if err != nil {
 		return err
 	}
@@ -107,7 +108,7 @@ func Run(ctx context.Context, n *node.Node) error {
 // dialEdge connects to a dependency through discovery, with the design's policy for
 // order->dependency applied to every call.
 func dialEdge(n *node.Node, d design.Design, w *registry.Watcher, dep string) (*grpc.ClientConn, error) {
-	edge, err := resilience.NewEdge(serviceName(n), dep, d.Policy(serviceName(n), dep), n.Registry, resilience.WithLogger(n.Log))
+	edge, err := resilience.NewEdge(lifecycle.ServiceName(n), dep, d.Policy(lifecycle.ServiceName(n), dep), n.Registry, resilience.WithLogger(n.Log))
 	if err != nil {
 		return nil, fmt.Errorf("build %s edge: %w", dep, err)
 	}
@@ -142,7 +143,7 @@ func startRelay(ctx context.Context, n *node.Node, d design.Design, db *sql.DB, 
 	if err != nil {
 		return nil, err
 	}
-	edge, err := resilience.NewEdge(serviceName(n), "broker", d.Policy(serviceName(n), "broker"), n.Registry, resilience.WithLogger(n.Log))
+	edge, err := resilience.NewEdge(lifecycle.ServiceName(n), "broker", d.Policy(lifecycle.ServiceName(n), "broker"), n.Registry, resilience.WithLogger(n.Log))
 	if err != nil {
 		return nil, fmt.Errorf("build broker edge: %w", err)
 	}

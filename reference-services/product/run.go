@@ -7,6 +7,7 @@ import (
 
 	refv1 "github.com/faultline-dev/faultline/reference-services/api/refv1"
 	"github.com/faultline-dev/faultline/reference-services/broker"
+	"github.com/faultline-dev/faultline/reference-services/lifecycle"
 	"github.com/faultline-dev/faultline/reference-services/node"
 )
 
@@ -22,12 +23,12 @@ func Run(ctx context.Context, n *node.Node) error {
 	}
 	n.Ready("init")
 
-	db, err := openStore(ctx, n)
+	db, err := lifecycle.OpenStore(ctx, n)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = db.Close() }()
-	if err := Prepare(ctx, db, catalog(n)); err != nil {
+	if err := Prepare(ctx, db, lifecycle.Catalog(n)); err != nil {
 		return fmt.Errorf("prepare product store: %w", err)
 	}
 	n.Ready("db")
@@ -53,10 +54,10 @@ func Run(ctx context.Context, n *node.Node) error {
 		n.Log.Warn("no broker configured: inventory changes only through ReserveStock")
 	}
 
-	gs, hs := newGRPCServer()
+	gs, hs := lifecycle.NewGRPCServer()
 	refv1.RegisterProductServiceServer(gs, NewServer(db, metrics))
-	p, err := serve(ctx, n, nil, gs, hs, refv1.ProductService_ServiceDesc.ServiceName)
-	defer p.shutdown()
+	p, err := lifecycle.Serve(ctx, n, nil, gs, hs, refv1.ProductService_ServiceDesc.ServiceName)
+	defer p.Shutdown()
 	if err != nil {
 		return err
 	}

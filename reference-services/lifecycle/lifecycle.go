@@ -1,8 +1,7 @@
-package merchant
-
-// This file is the process lifecycle shared (as a copy) by merchant, product and order: open
+// Package lifecycle is the process lifecycle merchant, product and order share: open
 // the service's database, serve gRPC with the standard health service, register in the
 // registry, and undo it all in the reverse order on shutdown.
+package lifecycle
 
 import (
 	"context"
@@ -29,16 +28,16 @@ const (
 	drainTimeout      = 3 * time.Second
 )
 
-// serviceName is the logical service of n (config.Service, else its kind).
-func serviceName(n *node.Node) string {
+// ServiceName is the logical service of n (config.Service, else its kind).
+func ServiceName(n *node.Node) string {
 	if n.Config.Service != "" {
 		return n.Config.Service
 	}
 	return n.Config.Kind
 }
 
-// catalog is the configured seed catalogue, or the default one when none was given.
-func catalog(n *node.Node) config.Catalog {
+// Catalog is the configured seed catalogue, or the default one when none was given.
+func Catalog(n *node.Node) config.Catalog {
 	c := n.Config.Catalog
 	if c.Merchants == 0 && c.Products == 0 {
 		return config.DefaultCatalog()
@@ -46,19 +45,19 @@ func catalog(n *node.Node) config.Catalog {
 	return c
 }
 
-// openStore opens <data_dir>/<service>.db, creating the directory if needed.
-func openStore(ctx context.Context, n *node.Node) (*sql.DB, error) {
+// OpenStore opens <data_dir>/<service>.db, creating the directory if needed.
+func OpenStore(ctx context.Context, n *node.Node) (*sql.DB, error) {
 	if n.Config.DataDir == "" {
 		return nil, errors.New("open store: data_dir is empty")
 	}
 	if err := os.MkdirAll(n.Config.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	return store.Open(ctx, filepath.Join(n.Config.DataDir, serviceName(n)+".db"))
+	return store.Open(ctx, filepath.Join(n.Config.DataDir, ServiceName(n)+".db"))
 }
 
-// process is a gRPC server that is listening and registered.
-type process struct {
+// Process is a gRPC server that is listening and registered.
+type Process struct {
 	n      *node.Node
 	gs     *grpc.Server
 	health *health.Server
@@ -68,22 +67,22 @@ type process struct {
 	served chan struct{}
 }
 
-// newGRPCServer returns a server with the standard health service already registered.
-func newGRPCServer(opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
+// NewGRPCServer returns a server with the standard health service already registered.
+func NewGRPCServer(opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
 	gs := grpc.NewServer(opts...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	return gs, hs
 }
 
-// serve listens on Config.Listen, serves gs, and registers the instance with its lease. It
+// Serve listens on Config.Listen, serves gs, and registers the instance with its lease. It
 // marks "grpc" ready once listening and "registry" once the instance key is visible in the
 // registry (Register itself keeps trying in the background while the registry is away). The
 // caller must call shutdown, also after an error. reg may be nil (serve connects its own
 // client) or a client the caller already uses for discovery, so the process keeps one
 // registry session and one faultline_registry_session_up.
-func serve(ctx context.Context, n *node.Node, reg *registry.Client, gs *grpc.Server, hs *health.Server, services ...string) (*process, error) {
-	p := &process{n: n, gs: gs, health: hs, reg: reg, served: make(chan struct{})}
+func Serve(ctx context.Context, n *node.Node, reg *registry.Client, gs *grpc.Server, hs *health.Server, services ...string) (*Process, error) {
+	p := &Process{n: n, gs: gs, health: hs, reg: reg, served: make(chan struct{})}
 	ln, err := node.Listen(n.Config.Listen)
 	if err != nil {
 		close(p.served)
@@ -111,7 +110,7 @@ func serve(ctx context.Context, n *node.Node, reg *registry.Client, gs *grpc.Ser
 	if admin == "" {
 		admin = n.Config.Admin
 	}
-	inst := registry.Instance{Service: serviceName(n), Name: n.Config.Name, Addr: ln.Addr().String(), Admin: admin}
+	inst := registry.Instance{Service: ServiceName(n), Name: n.Config.Name, Addr: ln.Addr().String(), Admin: admin}
 	ttl := n.Config.LeaseTTL.Std()
 	if ttl <= 0 {
 		ttl = registry.DefaultTTL
@@ -126,7 +125,7 @@ func serve(ctx context.Context, n *node.Node, reg *registry.Client, gs *grpc.Ser
 }
 
 // awaitRegistered marks "registry" ready once the instance key exists.
-func (p *process) awaitRegistered(ctx context.Context, key string) {
+func (p *Process) awaitRegistered(ctx context.Context, key string) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -145,9 +144,9 @@ func (p *process) awaitRegistered(ctx context.Context, key string) {
 	}
 }
 
-// shutdown deregisters first (callers stop picking this instance), then drains in-flight
+// Shutdown deregisters first (callers stop picking this instance), then drains in-flight
 // calls for a bounded time, then closes the registry client.
-func (p *process) shutdown() {
+func (p *Process) Shutdown() {
 	if p.regn != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), deregisterTimeout)
 		if err := p.regn.Close(ctx); err != nil {
