@@ -1,0 +1,238 @@
+package loadgen
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/faultline-dev/faultline/reference-services/config"
+)
+
+// Names of the reference system's journeys.
+const (
+	JourneyBrowse     = "browse"
+	JourneyViewOrder  = "view_order"
+	JourneyPlaceOrder = "place_order"
+	JourneyRetryOrder = "retry_order"
+)
+
+// Tags under which the reference journeys share run state: placements remembers planned
+// POST /orders (for retry_order), orders learns acknowledged order ids (for view_order).
+const (
+	TagPlacements = "placements"
+	TagOrders     = "orders"
+)
+
+// ReferenceMix is a plausible shop: mostly browsing, some order pages, a steady trickle of
+// purchases and a few client retries of a purchase.
+func ReferenceMix() map[string]int {
+	return map[string]int{JourneyBrowse: 60, JourneyViewOrder: 20, JourneyPlaceOrder: 15, JourneyRetryOrder: 5}
+}
+
+type refConfig struct {
+	catalog config.Catalog
+	token   func(client int) string
+	maxQty  int
+}
+
+// RefOption configures the reference journeys.
+type RefOption func(*refConfig)
+
+// WithCatalog names the catalog the system was seeded with; the default is
+// config.DefaultCatalog, the one the reference system starts with.
+func WithCatalog(c config.Catalog) RefOption { return func(r *refConfig) { r.catalog = c } }
+
+// WithMaxQuantity bounds the quantity of one order line (default 3), so that a run never
+// exhausts stock by accident.
+func WithMaxQuantity(n int) RefOption { return func(r *refConfig) { r.maxQty = n } }
+
+// ReferenceJourneys returns browse, view_order, place_order and retry_order against the
+// reference gateway. token gives the bearer token of a virtual client; nil sends none.
+func ReferenceJourneys(token func(client int) string, opts ...RefOption) []Journey {
+	c := &refConfig{catalog: config.DefaultCatalog(), token: token, maxQty: 3}
+	for _, o := range opts {
+		o(c)
+	}
+	c.catalog.Products = max(c.catalog.Products, 1)
+	c.maxQty = max(c.maxQty, 1)
+	return []Journey{browse{c}, viewOrder{c}, placeOrder{c}, retryOrder{c}}
+}
+
+var (
+	_ Journey = browse{}
+	_ Journey = viewOrder{}
+	_ Journey = placeOrder{}
+	_ Journey = retryOrder{}
+)
+
+func (c *refConfig) header(client int) http.Header {
+	h := http.Header{"Accept": {"application/json"}}
+	if c.token != nil {
+		h.Set("Authorization", "Bearer "+c.token(client))
+	}
+	return h
+}
+
+// browse lists the products (one time in four) or reads one product.
+type browse struct{ c *refConfig }
+
+func (browse) Name() string { return JourneyBrowse }
+
+func (b browse) Plan(p *Plan, s *State) error {
+	list := s.Rand().IntN(4) == 0
+	i := s.Rand().IntN(b.c.catalog.Products)
+	p.Method, p.Header = http.MethodGet, b.c.header(p.Client)
+	if list {
+		p.Path = "/products"
+		return nil
+	}
+	p.Product = config.ProductID(i)
+	p.Path = "/products/" + p.Product
+	return nil
+}
+
+func (browse) Resolve(*Plan, *State) error { return nil }
+
+func (browse) Observe(_ *Plan, r *Result, _ []byte, _ *State) { r.OK = r.Status == http.StatusOK }
+
+// viewOrder reads an order acknowledged earlier in the run; before any is acknowledged it
+// browses a product instead (Performed says so).
+type viewOrder struct{ c *refConfig }
+
+func (viewOrder) Name() string { return JourneyViewOrder }
+
+func (v viewOrder) Plan(p *Plan, s *State) error {
+	p.Product = config.ProductID(s.Rand().IntN(v.c.catalog.Products))
+	p.Pick = s.Rand().Uint64()
+	p.Method, p.Header = http.MethodGet, v.c.header(p.Client)
+	return nil
+}
+
+func (viewOrder) Resolve(p *Plan, s *State) error {
+	if id, ok := s.Known(TagOrders, p.Pick); ok {
+		p.Path = "/orders/" + url.PathEscape(id)
+		return nil
+	}
+	p.Path = "/products/" + p.Product
+	p.Performed = JourneyBrowse
+	return nil
+}
+
+func (viewOrder) Observe(p *Plan, r *Result, body []byte, _ *State) {
+	r.OK = r.Status == http.StatusOK
+	if p.Performed == "" && r.OK {
+		r.OrderID = orderID(body)
+	}
+}
+
+// placeOrder buys a random quantity of a random product from the merchant that sells it,
+// with a fresh idempotency key.
+type placeOrder struct{ c *refConfig }
+
+func (placeOrder) Name() string { return JourneyPlaceOrder }
+
+func (o placeOrder) Plan(p *Plan, s *State) error {
+	i := s.Rand().IntN(o.c.catalog.Products)
+	p.Product = config.ProductID(i)
+	p.Merchant = o.c.catalog.ProductMerchant(i)
+	p.Quantity = 1 + s.Rand().IntN(o.c.maxQty)
+	body, err := json.Marshal(orderRequest{MerchantID: p.Merchant, ProductID: p.Product, Quantity: p.Quantity})
+	if err != nil {
+		return err
+	}
+	p.Method, p.Path, p.Body = http.MethodPost, "/orders", body
+	p.Header = o.c.header(p.Client)
+	p.Header.Set("Content-Type", "application/json")
+	p.Header.Set("Idempotency-Key", p.Key)
+	s.Remember(TagPlacements, *p)
+	return nil
+}
+
+func (placeOrder) Resolve(*Plan, *State) error { return nil }
+
+func (placeOrder) Observe(_ *Plan, r *Result, body []byte, s *State) { observePlacement(r, body, s) }
+
+// retryOrder re-sends an earlier placement byte for byte, with the same key and the same
+// client, as a client that never saw the first answer would. With no earlier placement it
+// places a fresh order.
+type retryOrder struct{ c *refConfig }
+
+func (retryOrder) Name() string { return JourneyRetryOrder }
+
+func (o retryOrder) Plan(p *Plan, s *State) error {
+	orig, ok := s.Recall(TagPlacements)
+	if !ok {
+		p.Performed = JourneyPlaceOrder
+		return placeOrder(o).Plan(p, s)
+	}
+	p.Client, p.Key, p.Ref = orig.Client, orig.Key, orig.Seq
+	p.Product, p.Merchant, p.Quantity = orig.Product, orig.Merchant, orig.Quantity
+	p.Method, p.Path, p.Body = orig.Method, orig.Path, orig.Body
+	p.Header = orig.Header.Clone()
+	return nil
+}
+
+func (retryOrder) Resolve(*Plan, *State) error { return nil }
+
+func (retryOrder) Observe(_ *Plan, r *Result, body []byte, s *State) {
+	observePlacement(r, body, s)
+}
+
+func observePlacement(r *Result, body []byte, s *State) {
+	r.OK = r.Status >= 200 && r.Status < 300
+	if !r.OK {
+		return
+	}
+	if r.OrderID = orderID(body); r.OrderID != "" {
+		s.Learn(TagOrders, r.OrderID)
+	}
+}
+
+// orderRequest is the gateway's POST /orders body.
+type orderRequest struct {
+	MerchantID string `json:"merchant_id"`
+	ProductID  string `json:"product_id"`
+	Quantity   int    `json:"quantity"`
+}
+
+// orderID finds the order id in a gateway answer: {"id"}, {"order_id"} or {"order":{"id"}}.
+func orderID(body []byte) string {
+	var v struct {
+		ID      json.RawMessage `json:"id"`
+		OrderID json.RawMessage `json:"order_id"`
+		Order   *struct {
+			ID json.RawMessage `json:"id"`
+		} `json:"order"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return ""
+	}
+	for _, raw := range []json.RawMessage{v.OrderID, v.ID} {
+		if id := idText(raw); id != "" {
+			return id
+		}
+	}
+	if v.Order != nil {
+		return idText(v.Order.ID)
+	}
+	return ""
+}
+
+// idText accepts an id written as a JSON string or number.
+func idText(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		if _, err := strconv.ParseFloat(n.String(), 64); err == nil {
+			return n.String()
+		}
+	}
+	return ""
+}

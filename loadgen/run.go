@@ -1,0 +1,318 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// Header names the generator reads from answers.
+const (
+	HeaderServedBy = "X-Served-By"
+	HeaderFallback = "X-Fallback"
+	HeaderReplayed = "Idempotent-Replayed"
+	// HeaderSeq is sent with every request so that server logs can be joined with the
+	// history.
+	HeaderSeq = "X-Faultline-Seq"
+)
+
+// fragment marks a request's URL with its sequence number. A fragment is never sent on the
+// wire, yet vegeta copies the URL into its result, even for requests that failed before any
+// answer, which is how a result finds its plan again.
+const fragment = "#fl"
+
+// grace is how long after the end of the rate curve vegeta may still send requests it fell
+// behind on before the load stops.
+const grace = 500 * time.Millisecond
+
+var errStopped = errors.New("load stopped")
+
+type runConfig struct {
+	epoch time.Time
+}
+
+// Option configures Run.
+type Option func(*runConfig)
+
+// WithEpoch measures Result.Planned and Result.Start from epoch (the run's start, shared
+// with the history) instead of from the start of the load.
+func WithEpoch(epoch time.Time) Option { return func(c *runConfig) { c.epoch = epoch } }
+
+// Run sends the load spec plans to target (a base URL such as http://127.0.0.1:8080) until
+// the plan is done or ctx ends, calls sink with every result as it completes (from one
+// goroutine, in completion order; a slow sink slows the load rather than queueing results)
+// and returns the aggregate. A request the plan cannot build (a template error) stops the
+// load and is returned as the error.
+func Run(ctx context.Context, spec Spec, target string, sink func(Result), opts ...Option) (Summary, error) {
+	spec = spec.withDefaults()
+	if err := joinErrs("validate load spec", spec.Validate()); err != nil {
+		return Summary{}, err
+	}
+	base, err := parseTarget(target)
+	if err != nil {
+		return Summary{}, err
+	}
+	var cfg runConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+
+	sc := newScheduler(spec)
+	transport := newTransport(ctx, spec)
+	defer transport.CloseIdleConnections()
+	atk := vegeta.NewAttacker(
+		vegeta.Client(&http.Client{Transport: transport, Timeout: spec.Timeout}),
+		vegeta.Workers(uint64(min(spec.MaxWorkers, vegeta.DefaultWorkers))),
+		vegeta.MaxWorkers(uint64(spec.MaxWorkers)),
+		vegeta.MaxBody(spec.MaxBody),
+	)
+	tg := &targeter{ctx: ctx, sc: sc, base: base, inflight: map[uint64]inflight{}}
+
+	agg := newAggregator(sc.pacer)
+	began := time.Now()
+	var offset time.Duration
+	if !cfg.epoch.IsZero() {
+		offset = began.Sub(cfg.epoch)
+	}
+	var cancelledAt time.Duration
+	stopped := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		cancelledAt = time.Since(began)
+		close(stopped)
+		atk.Stop()
+	})
+	results := atk.Attack(vegeta.Targeter(tg.target), sc.pacer, sc.pacer.Duration()+grace, "faultline")
+	for vr := range results {
+		seq, ok := seqOf(vr.URL)
+		if !ok {
+			continue // the targeter refused to plan: the load is stopping
+		}
+		fl, ok := tg.take(seq)
+		if !ok {
+			continue
+		}
+		r := toResult(vr, fl.plan, began, offset)
+		fl.journey.Observe(&fl.plan, &r, vr.Body, sc.state)
+		agg.add(&r, vr.Timestamp.Sub(began))
+		if sink != nil {
+			sink(r)
+		}
+	}
+	cancelled := !stop() // AfterFunc ran: the context ended the load
+	active := sc.pacer.Duration()
+	agg.s.Due = sc.pacer.Planned()
+	if cancelled {
+		<-stopped
+	}
+	if cancelled && cancelledAt < active {
+		active = cancelledAt
+		agg.s.Due = sc.pacer.DueBy(cancelledAt)
+	} else {
+		cancelled = false
+	}
+	sum := agg.summary(active)
+	sum.Began, sum.Cancelled = began, cancelled
+	return sum, tg.err()
+}
+
+type inflight struct {
+	plan    Plan
+	journey Journey
+}
+
+// targeter hands vegeta the next planned request. Vegeta calls it from its workers; the
+// lock keeps planning in sequence order.
+type targeter struct {
+	ctx  context.Context
+	sc   *scheduler
+	base *url.URL
+
+	mu       sync.Mutex
+	planErr  error
+	inflight map[uint64]inflight // at most MaxWorkers entries
+}
+
+func (t *targeter) target(tgt *vegeta.Target) error {
+	if t.ctx.Err() != nil {
+		return errStopped
+	}
+	t.mu.Lock()
+	if t.planErr != nil {
+		t.mu.Unlock()
+		return errStopped
+	}
+	p, j, err := t.sc.next()
+	if err != nil {
+		t.planErr = err
+		t.mu.Unlock()
+		return err
+	}
+	t.mu.Unlock()
+	if err := j.Resolve(&p, t.sc.state); err != nil {
+		t.mu.Lock()
+		t.planErr = fmt.Errorf("resolve request %d (%s): %w", p.Seq, p.Journey, err)
+		t.mu.Unlock()
+		return err
+	}
+	t.mu.Lock()
+	t.inflight[p.Seq] = inflight{plan: p, journey: j}
+	t.mu.Unlock()
+
+	seq := strconv.FormatUint(p.Seq, 10)
+	tgt.Method = p.Method
+	tgt.URL = t.resolveURL(p.Path) + fragment + seq
+	tgt.Body = p.Body
+	tgt.Header = p.Header.Clone()
+	if tgt.Header == nil {
+		tgt.Header = http.Header{}
+	}
+	tgt.Header.Set(HeaderSeq, seq)
+	return nil
+}
+
+func (t *targeter) take(seq uint64) (inflight, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fl, ok := t.inflight[seq]
+	delete(t.inflight, seq)
+	return fl, ok
+}
+
+func (t *targeter) err() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.planErr
+}
+
+// resolveURL joins a plan's path with the target; absolute URLs are kept, and any fragment
+// is dropped because the generator's own marks the request.
+func (t *targeter) resolveURL(path string) string {
+	path, _, _ = strings.Cut(path, "#")
+	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
+		return path
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return strings.TrimSuffix(t.base.String(), "/") + path
+}
+
+func seqOf(u string) (uint64, bool) {
+	i := strings.LastIndex(u, fragment)
+	if i < 0 {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(u[i+len(fragment):], 10, 64)
+	return seq, err == nil
+}
+
+func toResult(vr *vegeta.Result, p Plan, began time.Time, offset time.Duration) Result {
+	r := Result{
+		Seq: p.Seq, Journey: p.Journey, Performed: p.Performed, Client: p.Client,
+		Method: p.Method, Path: p.Path,
+		Planned: p.At + offset, Start: vr.Timestamp.Sub(began) + offset, Latency: vr.Latency,
+		Status: int(vr.Code), Key: p.Key,
+		Product: p.Product, Merchant: p.Merchant, Quantity: p.Quantity, Ref: p.Ref,
+		BytesOut: vr.BytesOut, BytesIn: vr.BytesIn,
+	}
+	if r.Status == 0 {
+		r.Error = cleanError(vr.Error, p.Seq)
+		if r.Error == "" {
+			r.Error = "no response"
+		}
+	}
+	if h := vr.Headers; h != nil {
+		r.ServedBy = h.Get(HeaderServedBy)
+		r.Fallback = h.Get(HeaderFallback)
+		r.Replayed = strings.EqualFold(h.Get(HeaderReplayed), "true")
+	}
+	return r
+}
+
+// cleanError drops the `Method "url": ` prefix net/http puts on transport errors (the path
+// is in the result already) so that errors of one kind aggregate under one message.
+func cleanError(msg string, seq uint64) string {
+	msg = strings.ReplaceAll(msg, fragment+strconv.FormatUint(seq, 10), "")
+	if i := strings.Index(msg, "\": "); i >= 0 && strings.Contains(msg[:i], " \"") {
+		msg = msg[i+3:]
+	}
+	return msg
+}
+
+func parseTarget(target string) (*url.URL, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, fmt.Errorf("parse target: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("parse target: %q is not an http(s) base URL", target)
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u, nil
+}
+
+// newTransport keeps connections alive (a load generator that reconnects for every request
+// measures its own handshakes), never uses an environment proxy (the harness talks to the
+// system directly), and aborts requests in flight when ctx ends.
+func newTransport(ctx context.Context, spec Spec) *cancelTransport {
+	dialer := &net.Dialer{Timeout: spec.Timeout, KeepAlive: 30 * time.Second}
+	return &cancelTransport{ctx: ctx, Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         dialer.DialContext,
+		MaxIdleConns:        spec.MaxWorkers,
+		MaxIdleConnsPerHost: spec.MaxWorkers,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}}
+}
+
+// cancelTransport ties every request to the run's context: vegeta builds requests without
+// one, and a harness that is told to stop must not wait out every request's timeout.
+type cancelTransport struct {
+	*http.Transport
+	ctx context.Context
+}
+
+var _ http.RoundTripper = (*cancelTransport)(nil)
+
+func (t *cancelTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(req.Context())
+	stop := context.AfterFunc(t.ctx, cancel)
+	done := func() { stop(); cancel() }
+	resp, err := t.Transport.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		done()
+		return nil, err
+	}
+	resp.Body = &doneBody{ReadCloser: resp.Body, done: done}
+	return resp, nil
+}
+
+type doneBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *doneBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.done)
+	return err
+}
+
+func joinErrs(what string, errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, errors.Join(errs...))
+}

@@ -1,0 +1,142 @@
+// Package loadgen is Faultline's load generator: an open-model load (requests are sent on
+// schedule whether or not earlier ones have answered) built on vegeta's Attacker, with a
+// weighted mix of journeys drawn from one seeded RNG, so that two runs with the same seed
+// and spec send the same requests at the same planned times. Every request is streamed to
+// a sink as it completes; nothing keeps the whole run in memory.
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Defaults for the zero values of a Spec.
+const (
+	DefaultMaxWorkers = 64
+	DefaultTimeout    = 5 * time.Second
+	DefaultClients    = 1
+	DefaultMaxBody    = 64 << 10
+)
+
+// Spec is everything that decides a load: with the same Spec (Seed included) two runs plan
+// the same requests at the same offsets.
+type Spec struct {
+	// Rate is the constant rate, or the rate a Ramp starts from.
+	Rate Rate
+	// Ramp, when set, moves the rate through its steps one after the other.
+	Ramp []Step
+	// Duration is the length of the load. With a Ramp it may be zero (the ramp's length)
+	// or longer (the last rate is held until Duration).
+	Duration time.Duration
+	// MaxWorkers bounds requests in flight, so that a slow system delays the load (which
+	// the Summary reports) instead of growing the harness's memory without limit.
+	MaxWorkers int
+	// Timeout bounds one request, body included.
+	Timeout time.Duration
+	// Mix weighs the journeys by name; a journey absent from it is never sent.
+	Mix map[string]int
+	// Seed drives every random choice and every idempotency key.
+	Seed int64
+	// Clients is the number of virtual clients (each with its own bearer token).
+	Clients int
+	// Journeys are the journeys Mix can name.
+	Journeys []Journey
+	// MaxBody bounds how much of each response is read (the rest is discarded).
+	MaxBody int64
+}
+
+func (s Spec) withDefaults() Spec {
+	if s.MaxWorkers == 0 {
+		s.MaxWorkers = DefaultMaxWorkers
+	}
+	if s.Timeout == 0 {
+		s.Timeout = DefaultTimeout
+	}
+	if s.Clients == 0 {
+		s.Clients = DefaultClients
+	}
+	if s.MaxBody == 0 {
+		s.MaxBody = DefaultMaxBody
+	}
+	return s
+}
+
+// Validate reports every problem with s at once. Zero MaxWorkers, Timeout, Clients and
+// MaxBody are valid and mean the defaults.
+func (s Spec) Validate() []error {
+	var errs []error
+	if err := s.Rate.validate("rate"); err != nil {
+		errs = append(errs, err)
+	}
+	var rampLen time.Duration
+	for i, st := range s.Ramp {
+		if err := st.Rate.validate(fmt.Sprintf("ramp step %d rate", i+1)); err != nil {
+			errs = append(errs, err)
+		}
+		if st.Duration <= 0 {
+			errs = append(errs, fmt.Errorf("ramp step %d: duration %s is not positive", i+1, st.Duration))
+		}
+		rampLen += st.Duration
+	}
+	switch {
+	case s.Duration < 0:
+		errs = append(errs, fmt.Errorf("duration %s is negative", s.Duration))
+	case len(s.Ramp) == 0 && s.Duration == 0:
+		errs = append(errs, errors.New("duration is zero and there is no ramp"))
+	case len(s.Ramp) > 0 && s.Duration != 0 && s.Duration < rampLen:
+		errs = append(errs, fmt.Errorf("duration %s is shorter than the ramp (%s)", s.Duration, rampLen))
+	}
+	if len(s.Ramp) == 0 && s.Rate.Freq == 0 {
+		errs = append(errs, errors.New("rate is zero and there is no ramp"))
+	}
+	if len(errs) == 0 && newPacer(s.Rate, s.Ramp, s.Duration).Planned() == 0 {
+		errs = append(errs, errors.New("the rate and duration plan no request"))
+	}
+	if s.MaxWorkers < 0 {
+		errs = append(errs, fmt.Errorf("max workers %d is negative", s.MaxWorkers))
+	}
+	if s.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout %s is negative", s.Timeout))
+	}
+	if s.Clients < 0 {
+		errs = append(errs, fmt.Errorf("clients %d is negative", s.Clients))
+	}
+	if s.MaxBody < 0 {
+		errs = append(errs, fmt.Errorf("max body %d is negative", s.MaxBody))
+	}
+	names := map[string]bool{}
+	for i, j := range s.Journeys {
+		switch {
+		case j == nil:
+			errs = append(errs, fmt.Errorf("journey %d is nil", i+1))
+		case j.Name() == "":
+			errs = append(errs, fmt.Errorf("journey %d has no name", i+1))
+		case names[j.Name()]:
+			errs = append(errs, fmt.Errorf("journey %q is declared twice", j.Name()))
+		default:
+			names[j.Name()] = true
+		}
+	}
+	total := 0
+	for _, name := range slices.Sorted(maps.Keys(s.Mix)) {
+		w := s.Mix[name]
+		if !names[name] {
+			errs = append(errs, fmt.Errorf("mix names journey %q, which is not declared", name))
+		}
+		if w < 0 {
+			errs = append(errs, fmt.Errorf("mix weight of %q is negative", name))
+			continue
+		}
+		total += w
+	}
+	if total <= 0 {
+		errs = append(errs, errors.New("mix has no positive weight"))
+	}
+	return errs
+}
+
+// Pacer returns the rate curve of s: how many requests it plans and when each is due.
+func (s Spec) Pacer() *Pacer { return newPacer(s.Rate, s.Ramp, s.Duration) }
