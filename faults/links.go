@@ -1,0 +1,545 @@
+package faults
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/toxics"
+	"github.com/rs/zerolog"
+
+	"github.com/faultline-dev/faultline/reference-services/node"
+)
+
+// Link is one edge the harness controls: a caller (a component or a whole service)
+// reaching one callee instance through a proxy of its own, so that a fault on
+// order->product-2 leaves gateway->product-2 alone.
+type Link struct {
+	// From is the caller: a service ("order") when all its instances share the proxy, or a
+	// component ("order-1") for per-process edges such as those to the registry.
+	From string `json:"from"`
+	// FromService is the service From belongs to when From is a component; empty when From
+	// is already a service. It lets a target name the caller by service either way.
+	FromService string `json:"from_service,omitempty"`
+	// To is the callee instance ("product-2").
+	To string `json:"to"`
+	// ToService is the callee's service ("product"); Add defaults it to To.
+	ToService string `json:"to_service"`
+	// Upstream is the callee's real address, which the proxy dials.
+	Upstream string `json:"upstream"`
+}
+
+// Name is the proxy's name, "<from>-><to>", which is also how a fault targets one link.
+func (l Link) Name() string { return l.From + "->" + l.To }
+
+// Toxic is one Toxiproxy toxic to put on a link.
+type Toxic struct {
+	// Name identifies the toxic on its link; AddToxic makes one up when empty.
+	Name string
+	// Type is a Toxiproxy toxic type: latency, bandwidth, slow_close, timeout, reset_peer,
+	// slicer, limit_data.
+	Type string
+	// Stream is "downstream" (callee to caller, Toxiproxy's default) or "upstream".
+	Stream string
+	// Toxicity is the share of connections affected; 0 means all of them.
+	Toxicity float64
+	// Attributes are the toxic's own fields, marshalled to JSON the way Toxiproxy's API
+	// takes them (for example map[string]any{"latency": 300}).
+	Attributes any
+	// TTL, when positive, arms a dead-man timer that removes the toxic if nobody does.
+	TTL time.Duration
+}
+
+// Option configures Links.
+type Option func(*Links)
+
+// WithProber replaces the TCP probe used to measure faults, for example with one that
+// sends a real request along the caller's path.
+func WithProber(p Prober) Option { return func(l *Links) { l.prober = p } }
+
+// WithProbeTimeout sets how long a probe waits for an answer before it calls the link
+// silent (a black hole). Longer is surer, shorter measures faster.
+func WithProbeTimeout(d time.Duration) Option { return func(l *Links) { l.probeTimeout = d } }
+
+// WithProbeSamples sets how many probes a latency measurement takes on each path; the
+// median resists a single slow scheduling hiccup.
+func WithProbeSamples(n int) Option { return func(l *Links) { l.samples = n } }
+
+// Links is a set of in-process Toxiproxy proxies, one per link, all listening on
+// 127.0.0.1. It is safe for concurrent use.
+type Links struct {
+	server       *toxiproxy.ApiServer
+	prober       Prober
+	probeTimeout time.Duration
+	samples      int
+	seq          atomic.Uint64
+
+	mu     sync.Mutex
+	links  map[string]*linkEntry
+	api    *http.Server
+	closed bool
+}
+
+type linkEntry struct {
+	link  Link
+	proxy *toxiproxy.Proxy
+	// holders are the reasons the proxy is down; it comes back up when none remain, so
+	// healing one fault never lifts another fault's outage.
+	holders map[string]bool
+	// timers are dead-man timers keyed by toxic name or "down:"+holder.
+	timers map[string]*time.Timer
+}
+
+// NewLinks starts an empty Toxiproxy server in this process. Its logger is silenced:
+// Toxiproxy logs every connection, which would drown a run's own output.
+func NewLinks(opts ...Option) (*Links, error) {
+	l := &Links{
+		server:       toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop()),
+		probeTimeout: time.Second,
+		samples:      5,
+		links:        map[string]*linkEntry{},
+	}
+	for _, o := range opts {
+		o(l)
+	}
+	if l.prober == nil {
+		l.prober = func(ctx context.Context, _ Link, addr string, spec ProbeSpec) Probe {
+			return TCPProbe(ctx, addr, spec)
+		}
+	}
+	if l.probeTimeout <= 0 {
+		return nil, fmt.Errorf("new links: probe timeout must be positive, got %s", l.probeTimeout)
+	}
+	if l.samples <= 0 {
+		return nil, fmt.Errorf("new links: probe samples must be positive, got %d", l.samples)
+	}
+	return l, nil
+}
+
+// Add creates and starts the proxy for link on 127.0.0.1 and returns the address callers
+// should dial instead of link.Upstream.
+func (l *Links) Add(ctx context.Context, link Link) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("add link: %w", err)
+	}
+	if link.From == "" || link.To == "" || link.Upstream == "" {
+		return "", fmt.Errorf("add link %q: from, to and upstream are required", link.Name())
+	}
+	if strings.Contains(link.From, "->") || strings.Contains(link.To, "->") {
+		return "", fmt.Errorf("add link %q: names must not contain \"->\"", link.Name())
+	}
+	if _, _, err := net.SplitHostPort(link.Upstream); err != nil {
+		return "", fmt.Errorf("add link %q: parse upstream: %w", link.Name(), err)
+	}
+	if link.ToService == "" {
+		link.ToService = link.To
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return "", fmt.Errorf("add link %q: links are closed", link.Name())
+	}
+	if _, dup := l.links[link.Name()]; dup {
+		return "", fmt.Errorf("add link %q: already exists", link.Name())
+	}
+	p := toxiproxy.NewProxy(l.server, link.Name(), "127.0.0.1:0", link.Upstream)
+	if err := l.server.Collection.Add(p, true); err != nil {
+		return "", fmt.Errorf("add link %q: %w", link.Name(), err)
+	}
+	l.links[link.Name()] = &linkEntry{link: link, proxy: p, holders: map[string]bool{}, timers: map[string]*time.Timer{}}
+	return listenOf(p), nil
+}
+
+func listenOf(p *toxiproxy.Proxy) string {
+	p.Lock()
+	defer p.Unlock()
+	return p.Listen
+}
+
+func enabledOf(p *toxiproxy.Proxy) bool {
+	p.Lock()
+	defer p.Unlock()
+	return p.Enabled
+}
+
+func (l *Links) entry(name string) (*linkEntry, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.links[name]
+	if !ok {
+		return nil, fmt.Errorf("find link %q: no such link", name)
+	}
+	return e, nil
+}
+
+// SetUpstream points a link at a new callee address (a restarted instance may come back
+// on another port); the proxy keeps its listen address, so callers need not know.
+func (l *Links) SetUpstream(ctx context.Context, name, upstream string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("set upstream: %w", err)
+	}
+	if _, _, err := net.SplitHostPort(upstream); err != nil {
+		return fmt.Errorf("set upstream of %q: %w", name, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.links[name]
+	if !ok {
+		return fmt.Errorf("set upstream of %q: no such link", name)
+	}
+	p := e.proxy
+	update := &toxiproxy.Proxy{Listen: listenOf(p), Upstream: upstream, Enabled: enabledOf(p)}
+	if err := p.Update(update); err != nil {
+		return fmt.Errorf("set upstream of %q: %w", name, err)
+	}
+	e.link.Upstream = upstream
+	return nil
+}
+
+// All lists every link, sorted by name.
+func (l *Links) All() []Link {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Link, 0, len(l.links))
+	for _, e := range l.links {
+		out = append(out, e.link)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out
+}
+
+// Get returns the link called name ("<from>-><to>").
+func (l *Links) Get(name string) (Link, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.links[name]
+	if !ok {
+		return Link{}, false
+	}
+	return e.link, true
+}
+
+// ListenAddr is the proxy address callers dial for the link called name.
+func (l *Links) ListenAddr(name string) (string, error) {
+	e, err := l.entry(name)
+	if err != nil {
+		return "", err
+	}
+	return listenOf(e.proxy), nil
+}
+
+// Match returns the links from a caller to a callee, sorted by name. from matches a
+// link's From or FromService; to matches its To (one instance) or ToService (all of them).
+func (l *Links) Match(from, to string) []Link {
+	var out []Link
+	for _, lk := range l.All() {
+		if (lk.From == from || (lk.FromService != "" && lk.FromService == from)) && (lk.To == to || lk.ToService == to) {
+			out = append(out, lk)
+		}
+	}
+	return out
+}
+
+// AddToxic puts a toxic on the link called name and returns the toxic's name. With a TTL
+// the toxic is removed after that long even if nobody heals it.
+func (l *Links) AddToxic(ctx context.Context, name string, t Toxic) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("add toxic: %w", err)
+	}
+	e, err := l.entry(name)
+	if err != nil {
+		return "", fmt.Errorf("add toxic: %w", err)
+	}
+	if t.Stream == "" {
+		t.Stream = "downstream"
+	}
+	if t.Stream != "downstream" && t.Stream != "upstream" {
+		return "", fmt.Errorf("add toxic to %q: stream must be downstream or upstream, got %q", name, t.Stream)
+	}
+	if t.Toxicity == 0 {
+		t.Toxicity = 1
+	}
+	if t.Name == "" {
+		t.Name = fmt.Sprintf("%s_%s_%d", t.Type, t.Stream, l.seq.Add(1))
+	}
+	body, err := json.Marshal(map[string]any{
+		"name": t.Name, "type": t.Type, "stream": t.Stream, "toxicity": t.Toxicity, "attributes": t.Attributes,
+	})
+	if err != nil {
+		return "", fmt.Errorf("add toxic to %q: encode toxic: %w", name, err)
+	}
+	if _, err := e.proxy.Toxics.AddToxicJson(strings.NewReader(string(body))); err != nil {
+		return "", fmt.Errorf("add toxic %s to %q: %w", t.Type, name, err)
+	}
+	if t.TTL > 0 {
+		toxicName := t.Name
+		l.arm(e, toxicName, t.TTL, func() { _ = l.RemoveToxic(context.Background(), name, toxicName) })
+	}
+	return t.Name, nil
+}
+
+func (l *Links) arm(e *linkEntry, key string, ttl time.Duration, fire func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if old, ok := e.timers[key]; ok {
+		old.Stop()
+	}
+	e.timers[key] = time.AfterFunc(ttl, fire)
+}
+
+func (l *Links) disarm(e *linkEntry, key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := e.timers[key]; ok {
+		t.Stop()
+		delete(e.timers, key)
+	}
+}
+
+// RemoveToxic takes a toxic off a link. Removing a toxic that is not there is not an
+// error, so healing stays idempotent.
+func (l *Links) RemoveToxic(ctx context.Context, name, toxic string) error {
+	e, err := l.entry(name)
+	if err != nil {
+		return fmt.Errorf("remove toxic: %w", err)
+	}
+	l.disarm(e, toxic)
+	if err := e.proxy.Toxics.RemoveToxic(ctx, toxic); err != nil && !errors.Is(err, toxiproxy.ErrToxicNotFound) {
+		return fmt.Errorf("remove toxic %s from %q: %w", toxic, name, err)
+	}
+	return nil
+}
+
+// ToxicNames lists the toxics on a link, including any added by hand through the API.
+func (l *Links) ToxicNames(name string) ([]string, error) {
+	e, err := l.entry(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, t := range e.proxy.Toxics.GetToxicArray() {
+		if w, ok := t.(*toxics.ToxicWrapper); ok {
+			out = append(out, w.Name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Disable takes a link down for holder: the proxy stops listening and drops its
+// connections, so callers are refused. The link comes back when every holder has called
+// Enable. With a TTL the hold is released after that long even if nobody does.
+func (l *Links) Disable(ctx context.Context, name, holder string, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("disable link: %w", err)
+	}
+	e, err := l.entry(name)
+	if err != nil {
+		return fmt.Errorf("disable link: %w", err)
+	}
+	l.mu.Lock()
+	e.holders[holder] = true
+	l.mu.Unlock()
+	e.proxy.Stop()
+	if ttl > 0 {
+		l.arm(e, "down:"+holder, ttl, func() { _ = l.Enable(context.Background(), name, holder) })
+	}
+	return nil
+}
+
+// Enable releases holder's hold on a link and brings the proxy back up on the same
+// address once no hold remains. Releasing a hold that is not there is a no-op.
+func (l *Links) Enable(ctx context.Context, name, holder string) error {
+	e, err := l.entry(name)
+	if err != nil {
+		return fmt.Errorf("enable link: %w", err)
+	}
+	l.disarm(e, "down:"+holder)
+	l.mu.Lock()
+	delete(e.holders, holder)
+	remaining := len(e.holders)
+	l.mu.Unlock()
+	if remaining > 0 {
+		return nil
+	}
+	return startProxy(e.proxy)
+}
+
+func startProxy(p *toxiproxy.Proxy) error {
+	if err := p.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
+		return fmt.Errorf("start proxy %q: %w", p.Name, err)
+	}
+	return nil
+}
+
+// Enabled reports whether a link's proxy is up (accepting connections).
+func (l *Links) Enabled(name string) bool {
+	e, err := l.entry(name)
+	if err != nil {
+		return false
+	}
+	return enabledOf(e.proxy)
+}
+
+// HealAll removes every toxic from every link (including hand-made ones), releases every
+// hold and brings every proxy back up: the last line of defence on every exit path.
+func (l *Links) HealAll(ctx context.Context) error {
+	l.mu.Lock()
+	entries := make([]*linkEntry, 0, len(l.links))
+	for _, e := range l.links {
+		for k, t := range e.timers {
+			t.Stop()
+			delete(e.timers, k)
+		}
+		clear(e.holders)
+		entries = append(entries, e)
+	}
+	l.mu.Unlock()
+	var errs []error
+	for _, e := range entries {
+		e.proxy.Toxics.ResetToxics(ctx)
+		if err := startProxy(e.proxy); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("heal all links: %w", err)
+	}
+	return nil
+}
+
+// ServeAPI exposes Toxiproxy's HTTP API on a loopback address (":0" picks a port) so a
+// workshop teacher can inject toxics by hand with toxiproxy-cli or curl while a run is
+// going. Proxies stay owned by the harness: requests that would create, delete or move
+// one are refused. It returns the address it listens on.
+func (l *Links) ServeAPI(addr string) (string, error) {
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	ln, err := node.Listen(addr)
+	if err != nil {
+		return "", fmt.Errorf("serve toxiproxy api: %w", err)
+	}
+	srv := &http.Server{Handler: guardAPI(l.server.Routes()), ReadHeaderTimeout: 5 * time.Second}
+	l.mu.Lock()
+	if l.closed || l.api != nil {
+		l.mu.Unlock()
+		_ = ln.Close()
+		return "", fmt.Errorf("serve toxiproxy api: already serving or closed")
+	}
+	l.api = srv
+	l.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+	return ln.Addr().String(), nil
+}
+
+// guardAPI keeps hand-injection to toxics and enable/disable: creating, deleting or
+// re-pointing a proxy through the API could open a non-loopback listener or break the
+// harness's bookkeeping.
+func guardAPI(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := strings.TrimSuffix(r.URL.Path, "/")
+		parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
+		switch {
+		case r.Method == http.MethodPost && (path == "/proxies" || path == "/populate"):
+			http.Error(w, "proxies are managed by the faultline harness", http.StatusForbidden)
+			return
+		case len(parts) == 2 && parts[0] == "proxies" && r.Method == http.MethodDelete:
+			http.Error(w, "proxies are managed by the faultline harness", http.StatusForbidden)
+			return
+		case len(parts) == 2 && parts[0] == "proxies" && (r.Method == http.MethodPost || r.Method == http.MethodPatch):
+			var body map[string]json.RawMessage
+			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&body); err != nil {
+				http.Error(w, "decode body: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			for k := range body {
+				if k != "enabled" {
+					http.Error(w, "only \"enabled\" may be changed on a harness proxy", http.StatusForbidden)
+					return
+				}
+			}
+			b, _ := json.Marshal(body)
+			r2 := r.Clone(r.Context())
+			r2.Body = io.NopCloser(strings.NewReader(string(b)))
+			r2.ContentLength = int64(len(b))
+			next.ServeHTTP(w, r2)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Close stops every proxy, every dead-man timer and the API server. It does not heal
+// first: stopping a proxy already ends every fault on it.
+func (l *Links) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	for _, e := range l.links {
+		for k, t := range e.timers {
+			t.Stop()
+			delete(e.timers, k)
+		}
+	}
+	api := l.api
+	l.mu.Unlock()
+	var errs []error
+	if api != nil {
+		if err := api.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := l.server.Collection.Clear(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close links: %w", err)
+	}
+	return nil
+}
+
+// Probe sends spec along the link through its proxy, the way a caller would.
+func (l *Links) Probe(ctx context.Context, name string, spec ProbeSpec) (Probe, error) {
+	e, err := l.entry(name)
+	if err != nil {
+		return Probe{}, fmt.Errorf("probe link: %w", err)
+	}
+	return l.prober(ctx, e.link, listenOf(e.proxy), l.fill(spec)), nil
+}
+
+// ProbeDirect sends spec straight to the link's upstream, bypassing the proxy: the
+// baseline a fault's effect is measured against.
+func (l *Links) ProbeDirect(ctx context.Context, name string, spec ProbeSpec) (Probe, error) {
+	e, err := l.entry(name)
+	if err != nil {
+		return Probe{}, fmt.Errorf("probe upstream: %w", err)
+	}
+	l.mu.Lock()
+	upstream := e.link.Upstream
+	l.mu.Unlock()
+	return l.prober(ctx, e.link, upstream, l.fill(spec)), nil
+}
+
+func (l *Links) fill(spec ProbeSpec) ProbeSpec {
+	if spec.Timeout <= 0 {
+		spec.Timeout = l.probeTimeout
+	}
+	if spec.Payload == nil {
+		spec.Payload = DefaultProbePayload
+	}
+	return spec
+}

@@ -1,0 +1,107 @@
+package faults
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func sleepers(t *testing.T) (*sleepProcs, Env) {
+	t.Helper()
+	p := newSleepProcs(t, map[string][]string{"sleeper": {"sleeper-1", "sleeper-2"}})
+	return p, NewEnv(nil, p)
+}
+
+func TestCrashKillsAndHealRestarts(t *testing.T) {
+	p, env := sleepers(t)
+	oldPID, _ := p.PID("sleeper-1")
+	f := &Crash{Target: "sleeper", Pick: "one"}
+	eff := injectMeasure(t, env, f)
+	assert.True(t, eff.Landed, "effect %+v", eff)
+	assert.Equal(t, 1.0, eff.Measured)
+	assert.False(t, p.Running("sleeper-1"))
+	assert.True(t, p.Running("sleeper-2"), "pick one leaves the other replica alone")
+
+	require.NoError(t, f.Heal(context.Background(), env))
+	require.NoError(t, f.Heal(context.Background(), env), "heal twice")
+	assert.True(t, p.Running("sleeper-1"))
+	newPID, _ := p.PID("sleeper-1")
+	assert.NotEqual(t, oldPID, newPID)
+}
+
+func TestPauseStopsAndHealResumes(t *testing.T) {
+	p, env := sleepers(t)
+	f := &Pause{Target: "sleeper-2"}
+	eff := injectMeasure(t, env, f)
+	assert.True(t, eff.Landed, "effect %+v", eff)
+	pid, _ := p.PID("sleeper-2")
+	st, err := procState(pid)
+	require.NoError(t, err)
+	assert.Equal(t, byte('T'), st)
+
+	require.NoError(t, f.Heal(context.Background(), env))
+	require.Eventually(t, func() bool {
+		st, err := procState(pid)
+		return err == nil && st != 'T' && st != 't'
+	}, 5*time.Second, 20*time.Millisecond)
+	assert.True(t, p.Running("sleeper-2"))
+}
+
+func TestPauseDeadManResumes(t *testing.T) {
+	p, env := sleepers(t)
+	f := &Pause{Target: "sleeper-1", Duration: 100 * time.Millisecond}
+	require.NoError(t, f.Inject(context.Background(), env))
+	pid, _ := p.PID("sleeper-1")
+	require.Eventually(t, func() bool {
+		st, err := procState(pid)
+		return err == nil && st != 'T' && st != 't'
+	}, 5*time.Second, 20*time.Millisecond)
+	require.NoError(t, f.Heal(context.Background(), env))
+}
+
+func TestPauseWithoutObservationIsNotLanded(t *testing.T) {
+	// staticProcs offers neither PIDs nor health: a pause cannot be confirmed.
+	env := NewEnv(nil, &staticProcs{})
+	f := &Pause{Target: "ghost-1"}
+	eff := injectMeasure(t, env, f)
+	assert.False(t, eff.Landed)
+	assert.Contains(t, eff.Detail, "no PID or health endpoint")
+}
+
+func TestRestartStartsANewProcess(t *testing.T) {
+	p, env := sleepers(t)
+	f := &Restart{Target: "sleeper"}
+	eff := injectMeasure(t, env, f)
+	assert.True(t, eff.Landed, "effect %+v", eff)
+	assert.Equal(t, 2.0, eff.Measured)
+	assert.True(t, p.Running("sleeper-1"))
+	assert.True(t, p.Running("sleeper-2"))
+}
+
+func TestCrashLoopKillsRepeatedlyThenLeavesItRunning(t *testing.T) {
+	p, env := sleepers(t)
+	f := &CrashLoop{Target: "sleeper-1", Interval: 200 * time.Millisecond, Duration: 600 * time.Millisecond}
+	require.Empty(t, f.Validate())
+	eff := injectMeasure(t, env, f)
+	assert.True(t, eff.Landed, "effect %+v", eff)
+	assert.Equal(t, 3.0, eff.Configured)
+
+	require.Eventually(t, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.kills >= 2
+	}, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, f.Heal(context.Background(), env))
+	assert.True(t, p.Running("sleeper-1"))
+	assert.True(t, p.Running("sleeper-2"), "the loop only touches its target")
+	require.NoError(t, f.Heal(context.Background(), env), "heal twice")
+}
+
+func TestProcessFaultWithoutProcessesFails(t *testing.T) {
+	err := (&Crash{Target: "order-1"}).Inject(context.Background(), NewEnv(nil, nil))
+	require.Error(t, err)
+	assert.Equal(t, "inject crash: this run has no processes to fault", err.Error())
+}
