@@ -1,0 +1,410 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// CheckSpec is the type-specific part of a check: what it measures and its threshold.
+// Specs only describe; evaluating them against a run's history lives with the runner, so
+// a scenario can be validated without starting anything.
+type CheckSpec interface {
+	// Validate reports every problem with the spec's own fields. Messages start with the
+	// offending YAML key so the problem can be placed on its line.
+	Validate() []error
+}
+
+// Check kinds.
+const (
+	CheckErrorRate      = "error_rate"
+	CheckLatency        = "latency"
+	CheckBreakerOpened  = "breaker_opened"
+	CheckBreakerClosed  = "breaker_closed"
+	CheckFallbackServed = "fallback_served"
+	CheckFailover       = "failover"
+	CheckConsistency    = "consistency"
+	CheckFaultLanded    = "fault_landed"
+	CheckThroughput     = "throughput"
+	CheckHTTPProbe      = "http_probe"
+	CheckMetric         = "metric"
+	CheckCommand        = "command"
+)
+
+var checkRegistry = struct {
+	sync.RWMutex
+	m map[string]func() CheckSpec
+}{m: map[string]func() CheckSpec{
+	CheckErrorRate:      func() CheckSpec { return &ErrorRateCheck{} },
+	CheckLatency:        func() CheckSpec { return &LatencyCheck{} },
+	CheckBreakerOpened:  func() CheckSpec { return &BreakerOpenedCheck{} },
+	CheckBreakerClosed:  func() CheckSpec { return &BreakerClosedCheck{} },
+	CheckFallbackServed: func() CheckSpec { return &FallbackServedCheck{} },
+	CheckFailover:       func() CheckSpec { return &FailoverCheck{} },
+	CheckConsistency:    func() CheckSpec { return &ConsistencyCheck{} },
+	CheckFaultLanded:    func() CheckSpec { return &FaultLandedCheck{} },
+	CheckThroughput:     func() CheckSpec { return &ThroughputCheck{} },
+	CheckHTTPProbe:      func() CheckSpec { return &HTTPProbeCheck{} },
+	CheckMetric:         func() CheckSpec { return &MetricCheck{} },
+	CheckCommand:        func() CheckSpec { return &CommandCheck{} },
+}}
+
+// RegisterCheck adds a check kind, so that a program embedding the harness can check
+// something specific to its own services. newSpec must return a pointer to a struct.
+func RegisterCheck(kind string, newSpec func() CheckSpec) error {
+	if kind == "" || newSpec == nil {
+		return errors.New("register check: kind and constructor are required")
+	}
+	checkRegistry.Lock()
+	defer checkRegistry.Unlock()
+	if _, dup := checkRegistry.m[kind]; dup {
+		return fmt.Errorf("register check: kind %q is already registered", kind)
+	}
+	checkRegistry.m[kind] = newSpec
+	return nil
+}
+
+// CheckKinds lists the registered check kinds, sorted.
+func CheckKinds() []string {
+	checkRegistry.RLock()
+	defer checkRegistry.RUnlock()
+	out := make([]string, 0, len(checkRegistry.m))
+	for k := range checkRegistry.m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// NewCheck returns an empty spec of kind, ready to be decoded into.
+func NewCheck(kind string) (CheckSpec, error) {
+	checkRegistry.RLock()
+	f, ok := checkRegistry.m[kind]
+	checkRegistry.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("new check: unknown kind %q", kind)
+	}
+	return f(), nil
+}
+
+// Percentiles a latency check can name.
+var Percentiles = []string{"p50", "p90", "p95", "p99"}
+
+// Journeys are the built-in user journeys of the reference system's load.
+var Journeys = []string{"browse", "view_order", "place_order", "retry_order"}
+
+// ErrorRateCheck bounds the share of failed requests (transport errors, 5xx and timeouts)
+// in its phase, over all traffic or one journey or gateway route.
+type ErrorRateCheck struct {
+	Max     Fraction `yaml:"max" json:"max" doc:"highest acceptable share of failed requests, 0.05 or \"5%\"" required:"true"`
+	Journey string   `yaml:"journey,omitempty" json:"journey,omitempty" doc:"only requests of this journey or declared target"`
+	Route   string   `yaml:"route,omitempty" json:"route,omitempty" doc:"only requests to this gateway route, such as \"GET /orders/{id}\""`
+}
+
+// Validate checks the threshold.
+func (c *ErrorRateCheck) Validate() []error {
+	if c.Journey != "" && c.Route != "" {
+		return []error{errors.New("route and journey cannot both be set; pick one filter")}
+	}
+	return nil
+}
+
+// LatencyCheck bounds a latency percentile of successful requests in its phase.
+type LatencyCheck struct {
+	Percentile string   `yaml:"percentile" json:"percentile" doc:"which percentile" enum:"p50,p90,p95,p99" required:"true"`
+	Max        Duration `yaml:"max" json:"max" doc:"highest acceptable value of that percentile" required:"true"`
+	Journey    string   `yaml:"journey,omitempty" json:"journey,omitempty" doc:"only requests of this journey or declared target"`
+	Route      string   `yaml:"route,omitempty" json:"route,omitempty" doc:"only requests to this gateway route"`
+}
+
+// Validate checks the percentile name and threshold.
+func (c *LatencyCheck) Validate() []error {
+	var errs []error
+	if !contains(Percentiles, c.Percentile) {
+		errs = append(errs, hint(choiceHint(c.Percentile, Percentiles), "percentile %q is not a known percentile", c.Percentile))
+	}
+	if c.Max <= 0 {
+		errs = append(errs, errors.New("max must be a positive duration"))
+	}
+	if c.Journey != "" && c.Route != "" {
+		errs = append(errs, errors.New("route and journey cannot both be set; pick one filter"))
+	}
+	return errs
+}
+
+// BreakerOpenedCheck asserts that the caller's breaker towards dependency opened within
+// Within of the phase's fault being injected (faultline_breaker_state reaching 2).
+type BreakerOpenedCheck struct {
+	Caller     string   `yaml:"caller" json:"caller" doc:"service whose breaker it is, such as gateway" required:"true"`
+	Dependency string   `yaml:"dependency" json:"dependency" doc:"service the breaker protects calls to" required:"true"`
+	Within     Duration `yaml:"within" json:"within" doc:"how soon after injection it must open" required:"true"`
+}
+
+// Validate checks the names and window.
+func (c *BreakerOpenedCheck) Validate() []error { return breakerErrs(c.Caller, c.Dependency, c.Within) }
+
+// Targets names the components the check observes, so they are checked against the topology.
+func (c *BreakerOpenedCheck) Targets() []string { return nonEmpty(c.Caller, c.Dependency) }
+
+// BreakerClosedCheck asserts that the breaker closed again within Within of the fault
+// being healed, proving the system recovers on its own.
+type BreakerClosedCheck struct {
+	Caller     string   `yaml:"caller" json:"caller" doc:"service whose breaker it is" required:"true"`
+	Dependency string   `yaml:"dependency" json:"dependency" doc:"service the breaker protects calls to" required:"true"`
+	Within     Duration `yaml:"within" json:"within" doc:"how soon after heal it must close" required:"true"`
+}
+
+// Validate checks the names and window.
+func (c *BreakerClosedCheck) Validate() []error { return breakerErrs(c.Caller, c.Dependency, c.Within) }
+
+// Targets names the components the check observes.
+func (c *BreakerClosedCheck) Targets() []string { return nonEmpty(c.Caller, c.Dependency) }
+
+func breakerErrs(caller, dep string, within Duration) []error {
+	var errs []error
+	if caller == "" {
+		errs = append(errs, errors.New("caller is required"))
+	}
+	if dep == "" {
+		errs = append(errs, errors.New("dependency is required"))
+	}
+	if caller != "" && caller == dep {
+		errs = append(errs, errors.New("dependency must differ from caller"))
+	}
+	if within <= 0 {
+		errs = append(errs, errors.New("within must be a positive duration"))
+	}
+	return errs
+}
+
+// FallbackServedCheck asserts that fallbacks answered at least Min requests in its phase
+// (faultline_policy_events_total{event="fallback"}), showing degradation instead of errors.
+type FallbackServedCheck struct {
+	Caller     string `yaml:"caller,omitempty" json:"caller,omitempty" doc:"only this caller's fallbacks"`
+	Dependency string `yaml:"dependency,omitempty" json:"dependency,omitempty" doc:"only fallbacks for this dependency"`
+	Min        int    `yaml:"min" json:"min" doc:"fewest fallback answers that pass" required:"true" minimum:"1"`
+}
+
+// Validate checks the count.
+func (c *FallbackServedCheck) Validate() []error {
+	if c.Min < 1 {
+		return []error{errors.New("min must be at least 1")}
+	}
+	return nil
+}
+
+// Targets names the components the check observes.
+func (c *FallbackServedCheck) Targets() []string { return nonEmpty(c.Caller, c.Dependency) }
+
+// FailoverCheck bounds the client-visible error window after an instance is lost and, if
+// asked, requires that the lost instance's lease was seen expiring in the registry.
+type FailoverCheck struct {
+	Service             string   `yaml:"service,omitempty" json:"service,omitempty" doc:"service that lost an instance; defaults to the fault's target"`
+	MaxErrorWindow      Duration `yaml:"max_error_window" json:"max_error_window" doc:"longest stretch of client-visible errors" required:"true"`
+	LeaseExpiryObserved bool     `yaml:"lease_expiry_observed,omitempty" json:"lease_expiry_observed,omitempty" doc:"require the instance's registry key to disappear"`
+}
+
+// Validate checks the window.
+func (c *FailoverCheck) Validate() []error {
+	if c.MaxErrorWindow <= 0 {
+		return []error{errors.New("max_error_window must be a positive duration")}
+	}
+	return nil
+}
+
+// Targets names the components the check observes.
+func (c *FailoverCheck) Targets() []string { return nonEmpty(c.Service) }
+
+// ConsistencyCheck compares acknowledged orders with the final state, Jepsen-style.
+type ConsistencyCheck struct {
+	ExactlyOnce    bool     `yaml:"exactly_once,omitempty" json:"exactly_once,omitempty" doc:"every acknowledged order exists exactly once and no failed order exists"`
+	StockMatches   bool     `yaml:"stock_matches,omitempty" json:"stock_matches,omitempty" doc:"stock equals initial stock minus the quantities of existing orders"`
+	ConvergeWithin Duration `yaml:"converge_within,omitempty" json:"converge_within,omitempty" doc:"the above must hold within this time of the last heal"`
+	NoDoubleApply  bool     `yaml:"no_double_apply,omitempty" json:"no_double_apply,omitempty" doc:"no inventory event was applied twice"`
+}
+
+// Validate requires at least one property.
+func (c *ConsistencyCheck) Validate() []error {
+	if !c.ExactlyOnce && !c.StockMatches && !c.NoDoubleApply {
+		return []error{errors.New("set at least one of exactly_once, stock_matches, no_double_apply")}
+	}
+	if c.ConvergeWithin > 0 && !c.StockMatches && !c.ExactlyOnce {
+		return []error{errors.New("converge_within needs stock_matches or exactly_once to converge to")}
+	}
+	return nil
+}
+
+// FaultLandedCheck asserts that a fault's measured effect matched its configuration
+// within Tolerance; a fault that did not land makes the run invalid, not passed.
+type FaultLandedCheck struct {
+	Fault     string   `yaml:"fault,omitempty" json:"fault,omitempty" doc:"fault name; defaults to the during phase it sits in"`
+	Tolerance Fraction `yaml:"tolerance,omitempty" json:"tolerance,omitempty" doc:"accepted relative deviation of the measured effect, default 50%"`
+}
+
+// Validate has nothing to check alone; the fault name is checked against the timeline.
+func (c *FaultLandedCheck) Validate() []error { return nil }
+
+// ThroughputCheck requires that completed requests reached Min of the planned rate, so a
+// harness that could not generate its load does not pass silently.
+type ThroughputCheck struct {
+	Min Fraction `yaml:"min" json:"min" doc:"smallest share of the planned rate, 0.9 or \"90%\"" required:"true"`
+}
+
+// Validate checks the share.
+func (c *ThroughputCheck) Validate() []error {
+	if c.Min <= 0 {
+		return []error{errors.New("min must be above 0")}
+	}
+	return nil
+}
+
+// HTTPProbeCheck calls an HTTP endpoint (a path on the gateway, or a loopback URL) and
+// checks its status.
+type HTTPProbeCheck struct {
+	URL          string   `yaml:"url" json:"url" doc:"path on the gateway (/products) or absolute http URL" required:"true"`
+	Method       string   `yaml:"method,omitempty" json:"method,omitempty" doc:"HTTP method, default GET" enum:"GET,HEAD,POST,PUT,PATCH,DELETE"`
+	Status       int      `yaml:"status,omitempty" json:"status,omitempty" doc:"expected status, default 200"`
+	BodyContains string   `yaml:"body_contains,omitempty" json:"body_contains,omitempty" doc:"text the body must contain"`
+	Timeout      Duration `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"default 2s"`
+}
+
+// Validate checks the URL, method and status.
+func (c *HTTPProbeCheck) Validate() []error {
+	var errs []error
+	if err := checkURL(c.URL); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Method != "" && !contains(httpMethods, c.Method) {
+		errs = append(errs, hint(choiceHint(c.Method, httpMethods), "method %q is not a known HTTP method", c.Method))
+	}
+	if c.Status != 0 && (c.Status < 100 || c.Status > 599) {
+		errs = append(errs, fmt.Errorf("status %d is not an HTTP status", c.Status))
+	}
+	return errs
+}
+
+var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+func checkURL(s string) error {
+	if s == "" {
+		return errors.New("url is required")
+	}
+	if strings.HasPrefix(s, "/") {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("url %q is neither a path starting with / nor an http(s) URL", s)
+	}
+	return nil
+}
+
+// Comparison operators of a metric check.
+var metricOps = []string{"<", "<=", "==", "!=", ">=", ">"}
+
+// Reductions of a metric's samples over the phase.
+var metricReduce = []string{"last", "min", "max", "all", "any"}
+
+// MetricCheck compares a Prometheus metric scraped from a component during its phase.
+type MetricCheck struct {
+	Component string            `yaml:"component" json:"component" doc:"service (all instances) or instance to scrape" required:"true"`
+	Metric    string            `yaml:"metric" json:"metric" doc:"metric name, such as faultline_outbox_backlog" required:"true"`
+	Labels    map[string]string `yaml:"labels,omitempty" json:"labels,omitempty" doc:"label values the series must have"`
+	Op        string            `yaml:"op" json:"op" doc:"comparison" enum:"<,<=,==,!=,>=,>" required:"true"`
+	Value     *float64          `yaml:"value" json:"value" doc:"right-hand side of the comparison" required:"true"`
+	Reduce    string            `yaml:"reduce,omitempty" json:"reduce,omitempty" doc:"which samples must satisfy it: last (default), min, max, all, any" enum:"last,min,max,all,any"`
+}
+
+// Validate checks the operator, name and value.
+func (c *MetricCheck) Validate() []error {
+	var errs []error
+	if c.Component == "" {
+		errs = append(errs, errors.New("component is required"))
+	}
+	if c.Metric == "" {
+		errs = append(errs, errors.New("metric is required"))
+	} else if !validMetricName(c.Metric) {
+		errs = append(errs, fmt.Errorf("metric %q is not a Prometheus metric name", c.Metric))
+	}
+	if !contains(metricOps, c.Op) {
+		errs = append(errs, hint("want one of "+strings.Join(metricOps, " "), "op %q is not a comparison", c.Op))
+	}
+	if c.Value == nil {
+		errs = append(errs, errors.New("value is required"))
+	}
+	if c.Reduce != "" && !contains(metricReduce, c.Reduce) {
+		errs = append(errs, hint(choiceHint(c.Reduce, metricReduce), "reduce %q is not a known reduction", c.Reduce))
+	}
+	return errs
+}
+
+// Targets names the component the check scrapes.
+func (c *MetricCheck) Targets() []string { return nonEmpty(c.Component) }
+
+func validMetricName(s string) bool {
+	for i, r := range s {
+		ok := r == '_' || r == ':' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (i > 0 && r >= '0' && r <= '9')
+		if !ok {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// CommandCheck runs a command (argv, no shell unless you name one) and checks its exit
+// code, so a scenario can assert something only the system's owner knows how to test.
+type CommandCheck struct {
+	Run      []string `yaml:"run" json:"run" doc:"argv of the command" required:"true"`
+	ExitCode int      `yaml:"exit_code,omitempty" json:"exit_code,omitempty" doc:"expected exit code, default 0"`
+	Timeout  Duration `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"default 10s"`
+}
+
+// Validate checks the command line.
+func (c *CommandCheck) Validate() []error {
+	var errs []error
+	if len(c.Run) == 0 || c.Run[0] == "" {
+		errs = append(errs, errors.New("run needs at least the program name"))
+	}
+	if c.ExitCode < 0 || c.ExitCode > 255 {
+		errs = append(errs, fmt.Errorf("exit_code %d is outside 0..255", c.ExitCode))
+	}
+	return errs
+}
+
+var (
+	_ CheckSpec = (*ErrorRateCheck)(nil)
+	_ CheckSpec = (*LatencyCheck)(nil)
+	_ CheckSpec = (*BreakerOpenedCheck)(nil)
+	_ CheckSpec = (*BreakerClosedCheck)(nil)
+	_ CheckSpec = (*FallbackServedCheck)(nil)
+	_ CheckSpec = (*FailoverCheck)(nil)
+	_ CheckSpec = (*ConsistencyCheck)(nil)
+	_ CheckSpec = (*FaultLandedCheck)(nil)
+	_ CheckSpec = (*ThroughputCheck)(nil)
+	_ CheckSpec = (*HTTPProbeCheck)(nil)
+	_ CheckSpec = (*MetricCheck)(nil)
+	_ CheckSpec = (*CommandCheck)(nil)
+	_ targeted  = (*MetricCheck)(nil)
+)
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,256 @@
+// Package scenarios reads, validates and describes scenario files: a system and its
+// design, a load, a timeline of faults, a steady-state hypothesis and expectations per
+// phase. Every problem in a file is reported at once as file:line:col with a hint, so a
+// workshop teacher or a CI author can fix a scenario without running it; running and
+// evaluating checks is left to the runner.
+package scenarios
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Scenario is one decoded scenario file.
+type Scenario struct {
+	Name          string         `yaml:"name" json:"name" doc:"short identifier, lower-case words joined by dashes" required:"true"`
+	Description   string         `yaml:"description" json:"description" doc:"what the scenario teaches and why; workshop teachers read it aloud" required:"true"`
+	System        System         `yaml:"system,omitempty" json:"system,omitempty" doc:"the system under test and its design"`
+	Seed          int64          `yaml:"seed,omitempty" json:"seed,omitempty" doc:"seed of every random choice, so a run can be reproduced"`
+	Load          LoadSpec       `yaml:"load" json:"load" doc:"the traffic sent through the gateway while faults run" required:"true"`
+	Faults        []FaultSpec    `yaml:"faults,omitempty" json:"faults,omitempty" doc:"the fault timeline; times count from the start of the load"`
+	SteadyState   []Check        `yaml:"steady_state,omitempty" json:"steady_state,omitempty" doc:"checks that must hold before the first fault and after the last heal"`
+	Expect        Expect         `yaml:"expect,omitempty" json:"expect,omitempty" doc:"checks per phase"`
+	AbortWhen     []Check        `yaml:"abort_when,omitempty" json:"abort_when,omitempty" doc:"checks evaluated continuously; the first to fail stops the run as invalid"`
+	ExpectFailure *ExpectFailure `yaml:"expect_failure,omitempty" json:"expect_failure,omitempty" doc:"for a scenario that demonstrates a weak design: the check that must fail, and why"`
+
+	// File is the name the scenario was parsed from, used in every message.
+	File string `yaml:"-" json:"-"`
+
+	root      *yaml.Node
+	parseErrs ErrorList
+}
+
+// Runtimes a system can run on.
+var Runtimes = []string{"local", "docker"}
+
+// ReplicatedServices are the services whose instance count a scenario may choose; the
+// registry, broker and balancer are single, and gateways have their own count.
+var ReplicatedServices = []string{"merchant", "order", "product"}
+
+// MaxReplicas bounds replicas and gateways: more would not fit on a laptop.
+const MaxReplicas = 9
+
+// System describes the system under test.
+type System struct {
+	Runtime  string         `yaml:"runtime,omitempty" json:"runtime,omitempty" doc:"local processes (default) or docker containers" enum:"local,docker"`
+	Replicas map[string]int `yaml:"replicas,omitempty" json:"replicas,omitempty" doc:"instances per service (merchant, order, product); default 1"`
+	Gateways int            `yaml:"gateways,omitempty" json:"gateways,omitempty" doc:"number of gateway instances, default 1" minimum:"1"`
+	Design   DesignRef      `yaml:"design,omitempty" json:"design,omitempty" doc:"design file path (designs/resilient.yaml) or the design inline; default design when absent"`
+	LeaseTTL Duration       `yaml:"lease_ttl,omitempty" json:"lease_ttl,omitempty" doc:"registry lease TTL, the heartbeat deadline; default 2s"`
+}
+
+// ReplicasOf returns the instance count of service with its default.
+func (s System) ReplicasOf(service string) int {
+	switch service {
+	case "gateway":
+		return max(s.Gateways, 1)
+	case "merchant", "order", "product":
+		return max(s.Replicas[service], 1)
+	}
+	return 1
+}
+
+// LoadSpec describes the traffic.
+type LoadSpec struct {
+	Rate       Rate               `yaml:"rate,omitempty" json:"rate,omitempty" doc:"constant open-model rate, such as 50/s; or use ramp"`
+	Ramp       []RampStep         `yaml:"ramp,omitempty" json:"ramp,omitempty" doc:"rate steps, in order; the last holds until the end"`
+	Duration   Duration           `yaml:"duration" json:"duration" doc:"how long load runs; faults must end by then" required:"true"`
+	MaxWorkers int                `yaml:"max_workers,omitempty" json:"max_workers,omitempty" doc:"bound on concurrent requests, so a slow system cannot exhaust the harness; default 64" minimum:"1"`
+	Timeout    Duration           `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"per-request client timeout; default 2s"`
+	Clients    int                `yaml:"clients,omitempty" json:"clients,omitempty" doc:"distinct simulated users (tokens); default 10" minimum:"1"`
+	Mix        map[string]float64 `yaml:"mix" json:"mix" doc:"relative weight per journey (browse, view_order, place_order, retry_order) or declared target" required:"true"`
+	Targets    []HTTPTarget       `yaml:"targets,omitempty" json:"targets,omitempty" doc:"user-declared HTTP requests, named in mix like journeys"`
+}
+
+// RampStep is one step of a ramped load.
+type RampStep struct {
+	Rate Rate     `yaml:"rate" json:"rate" doc:"rate during this step" required:"true"`
+	For  Duration `yaml:"for" json:"for" doc:"how long the step lasts" required:"true"`
+}
+
+// HTTPTarget is a request a user declares, so the load can exercise their own services.
+type HTTPTarget struct {
+	Name    string            `yaml:"name" json:"name" doc:"name used in mix and in checks' journey" required:"true"`
+	Method  string            `yaml:"method,omitempty" json:"method,omitempty" doc:"default GET" enum:"GET,HEAD,POST,PUT,PATCH,DELETE"`
+	URL     string            `yaml:"url" json:"url" doc:"path on the gateway (/products) or absolute http URL" required:"true"`
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty" doc:"extra request headers"`
+	Body    string            `yaml:"body,omitempty" json:"body,omitempty" doc:"request body"`
+}
+
+// FaultSpec is one entry of the fault timeline. Name, Type, At and For are common to all
+// faults; the remaining keys are decoded into Spec, a value created by the fault
+// registry for Type (a faults.Fault when the faults package provides the decoder).
+type FaultSpec struct {
+	Name string   `yaml:"name" json:"name" doc:"unique name; expect.during refers to it" required:"true"`
+	Type string   `yaml:"type" json:"type" doc:"fault type" required:"true"`
+	At   Duration `yaml:"at" json:"at" doc:"injection time from the start of the load" required:"true"`
+	For  Duration `yaml:"for" json:"for" doc:"how long until heal" required:"true"`
+
+	Spec any `yaml:"-" json:"-"`
+
+	missing []string // required attributes reported missing while decoding
+}
+
+// End is when the fault is healed, from the start of the load.
+func (f FaultSpec) End() Duration { return f.At + f.For }
+
+// Check is one check: Type names its kind, Name lets expect_failure and reports refer to
+// it, and the remaining keys are decoded into Spec.
+type Check struct {
+	Type string `yaml:"check" json:"check" doc:"check type" required:"true"`
+	Name string `yaml:"name,omitempty" json:"name,omitempty" doc:"unique name, used by expect_failure and reports"`
+
+	Spec CheckSpec `yaml:"-" json:"-"`
+
+	missing []string
+}
+
+// Expect holds checks per phase.
+type Expect struct {
+	Before  []Check            `yaml:"before,omitempty" json:"before,omitempty" doc:"checks over the time before the first fault"`
+	During  map[string][]Check `yaml:"during,omitempty" json:"during,omitempty" doc:"checks over each fault's window, keyed by fault name"`
+	After   []Check            `yaml:"after,omitempty" json:"after,omitempty" doc:"checks over the time after the last heal"`
+	Overall []Check            `yaml:"overall,omitempty" json:"overall,omitempty" doc:"checks over the whole run"`
+}
+
+// ExpectFailure marks a scenario whose point is that a check fails: the run passes only if
+// that check fails and its failure message matches Reason.
+type ExpectFailure struct {
+	Check       string `yaml:"check" json:"check" doc:"name of the check that must fail" required:"true"`
+	Reason      string `yaml:"reason" json:"reason" doc:"regular expression the check's failure message must match" required:"true"`
+	Explanation string `yaml:"explanation" json:"explanation" doc:"why the design fails here, for the audience" required:"true"`
+}
+
+// Option changes how a scenario is parsed.
+type Option func(*options)
+
+type options struct {
+	faults FaultDecoder
+}
+
+// WithFaultDecoder decodes faults with fd instead of the default fault registry.
+func WithFaultDecoder(fd FaultDecoder) Option {
+	return func(o *options) { o.faults = fd }
+}
+
+func buildOptions(opts []Option) options {
+	o := options{faults: DefaultFaultDecoder()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// Parse decodes a scenario. It returns a nil Scenario only when data is not YAML at all
+// (or too big); otherwise it returns the Scenario together with an ErrorList of every
+// decoding problem (unknown fields, wrong types, bad durations), which Validate reports
+// again alongside the semantic problems.
+func Parse(filename string, data []byte, opts ...Option) (*Scenario, error) {
+	o := buildOptions(opts)
+	fail := func(line int, hint, format string, args ...any) (*Scenario, error) {
+		return nil, ErrorList{{File: filename, Position: Position{Line: line, Column: min(line, 1)}, Msg: fmt.Sprintf(format, args...), Hint: hint}}
+	}
+	if len(data) > MaxFileSize {
+		return fail(0, "split the scenario or remove generated content", "file is %d bytes, more than the limit of %d", len(data), MaxFileSize)
+	}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := safeDecode(dec, &root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fail(1, "start from a built-in scenario such as scenarios/baseline.yaml", "file is empty")
+		}
+		msg := err.Error()
+		line := 1
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = msg[len(m[0]):]
+		}
+		return fail(line, "check indentation and quoting around this line", "parse YAML: %s", trimYAMLPrefix(msg))
+	}
+	var extra yaml.Node
+	if err := safeDecode(dec, &extra); err == nil {
+		return fail(max(extra.Line, 1), "put each scenario in its own file", "file holds more than one YAML document")
+	}
+	s := &Scenario{File: filename, root: &root}
+	d := &decoder{file: filename, faults: o.faults}
+	body := &root
+	if body.Kind == yaml.DocumentNode && len(body.Content) == 1 {
+		body = body.Content[0]
+	}
+	if body.Kind != yaml.MappingNode {
+		d.errorf(body, "a scenario is a mapping with name, description, load, faults...", "want a mapping at the top level, got %s", describe(body))
+	} else {
+		d.decodeStruct(body, reflect.ValueOf(s).Elem(), nil, 0, "", nil, nil)
+	}
+	s.parseErrs = d.errs.sorted()
+	if len(s.parseErrs) > 0 {
+		return s, s.parseErrs
+	}
+	return s, nil
+}
+
+// safeDecode guards against a panic in the YAML parser on hostile input.
+func safeDecode(dec *yaml.Decoder, n *yaml.Node) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("yaml: %v", r)
+		}
+	}()
+	return dec.Decode(n)
+}
+
+func trimYAMLPrefix(s string) string {
+	if len(s) > 6 && s[:6] == "yaml: " {
+		return s[6:]
+	}
+	return s
+}
+
+// Load reads and parses a scenario file; see Parse.
+func Load(path string, opts ...Option) (*Scenario, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open scenario: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read scenario: %w", err)
+	}
+	return Parse(path, data, opts...)
+}
+
+// ValidateFile loads path and returns every problem, decoding and semantic, in file
+// order; it is what `faultline validate` prints. A zero topology means the reference
+// topology sized by the scenario's own system section.
+func ValidateFile(path string, topology Topology, opts ...Option) []error {
+	s, err := Load(path, opts...)
+	if s == nil {
+		var list ErrorList
+		if errors.As(err, &list) {
+			return list.Errors()
+		}
+		return []error{err}
+	}
+	return s.Validate(topology)
+}
