@@ -39,9 +39,9 @@ func Run(ctx context.Context, n *node.Node) (err error) {
 	n.Pending(condListening, "starting")
 	n.Pending(condDependencies, "waiting for merchant, product and order instances")
 	n.Pending(condRegistered, "not registered yet")
-	if err := n.StartAdmin(ctx); err != nil {
-		return err
-	}
+	// serve.Main started the admin server with "init" pending; our own conditions are
+	// declared now, so "init" can go.
+	n.Ready("init")
 	d, err := design.Load(cfg.Design)
 	if err != nil {
 		return err

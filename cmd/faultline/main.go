@@ -1,0 +1,78 @@
+// Command faultline is the thin CLI over the faultline packages: it maps flags to options
+// and errors to exit codes, and nothing else.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, as documented in docs/ARCHITECTURE.md. Only main maps errors to them.
+const (
+	exitPassed  = 0 // the run passed / the command succeeded
+	exitFailed  = 1 // a check failed
+	exitInvalid = 2 // the run could not show what it claims
+	exitHarness = 3 // harness or usage error
+)
+
+// usageError marks a problem with how the command was called (bad flag, bad value).
+type usageError struct{ err error }
+
+func (u *usageError) Error() string { return u.err.Error() }
+func (u *usageError) Unwrap() error { return u.err }
+
+func usagef(format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...)}
+}
+
+// exitCode maps an error to the process exit code. Scenario verdicts (check failed, invalid
+// run) will map to 1 and 2 here once the harness returns them; everything else is 3.
+func exitCode(err error) int {
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitPassed
+	case errors.As(err, &ue):
+		return exitHarness
+	default:
+		return exitHarness
+	}
+}
+
+func main() {
+	root := newRoot()
+	err := root.Execute()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faultline:", err)
+	}
+	os.Exit(exitCode(err))
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "faultline",
+		Short: "Chaos and resilience testing harness with a reference microservice system",
+		Long: "Faultline runs a reference merchant/order/product system (gateway, registry, broker)\n" +
+			"as local processes and injects faults into it to check that breakers, failover and\n" +
+			"eventual consistency hold.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
+	root.AddCommand(newUpCmd(), newTokenCmd(), newServeCmd(), newVersionCmd(), newBenchCmd(), newDemoCmd())
+	return root
+}
+
+// noArgs is cobra.NoArgs returning a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("%s takes no arguments, got %q", cmd.CommandPath(), args)
+	}
+	return nil
+}
+
+var _ = exitFailed
+var _ = exitInvalid

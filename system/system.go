@@ -1,0 +1,740 @@
+// Package system runs the reference system as a whole — registry, broker, merchant, product
+// and order replicas, an optional balancer and the gateways — on any runtime.Runtime. It
+// owns the run directory layout, port allocation, per-process configs, start order,
+// readiness and the process controls that faults use by component name.
+package system
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/faultline-dev/faultline/reference-services/auth"
+	"github.com/faultline-dev/faultline/reference-services/config"
+	"github.com/faultline-dev/faultline/reference-services/design"
+	"github.com/faultline-dev/faultline/runtime"
+	"github.com/faultline-dev/faultline/system/wait"
+)
+
+// Token claims every gateway of a system checks; Token issues with them.
+const (
+	Issuer   = "faultline"
+	Audience = "faultline-gateway"
+)
+
+// serveConfigEnv mirrors serve.ConfigEnv (a test pins them together); importing serve here
+// would make this package depend on every component's implementation.
+const serveConfigEnv = "FAULTLINE_SERVE_CONFIG"
+
+// Defaults used when a Spec leaves a field zero.
+const (
+	DefaultReplicas     = 2
+	DefaultLeaseTTL     = 2 * time.Second
+	DefaultReadyTimeout = 60 * time.Second
+	DefaultStopTimeout  = 15 * time.Second
+)
+
+// Spec describes one reference system. The zero value of every field but Dir is usable.
+type Spec struct {
+	// Dir is the run directory: config/, logs/, data/<service>/, secrets/jwt.key. Data and
+	// the secret survive a stop, so the next start is warm and old tokens stay valid.
+	Dir string
+	// Replicas per service (default 2 each). Gateways defaults to the design's count, or 1.
+	Merchants, Orders, Products, Gateways int
+	// DesignFile is a design YAML; empty means design.Default().
+	DesignFile string
+	// LeaseTTL is the registry lease (heartbeat) of every instance; default 2 s.
+	LeaseTTL time.Duration
+	// Catalog is the seed data; the zero value means config.DefaultCatalog().
+	Catalog config.Catalog
+	// Command and Args re-execute faultline; default os.Executable() and ["serve"]. Each
+	// component gets "--config FILE" appended and FAULTLINE_SERVE_CONFIG=FILE in its
+	// environment, so a test binary whose TestMain calls serve.FromEnv works as well.
+	Command string
+	Args    []string
+	// Env is added to every component's environment.
+	Env []string
+}
+
+// Validate reports every problem with s at once.
+func (s Spec) Validate() []error {
+	var errs []error
+	if s.Dir == "" {
+		errs = append(errs, errors.New("dir is empty"))
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"merchants", s.Merchants}, {"orders", s.Orders}, {"products", s.Products}, {"gateways", s.Gateways}} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%s is %d, want >= 0 (0 means the default)", f.name, f.v))
+		}
+		if f.v > 32 {
+			errs = append(errs, fmt.Errorf("%s is %d, want <= 32 on one machine", f.name, f.v))
+		}
+	}
+	if s.LeaseTTL < 0 {
+		errs = append(errs, fmt.Errorf("lease_ttl is %s, want >= 0", s.LeaseTTL))
+	}
+	if s.LeaseTTL > 0 && s.LeaseTTL < time.Second {
+		errs = append(errs, fmt.Errorf("lease_ttl is %s; etcd leases have a granularity of 1s", s.LeaseTTL))
+	}
+	if s.Catalog.Merchants < 0 || s.Catalog.Products < 0 || s.Catalog.InitialStock < 0 {
+		errs = append(errs, fmt.Errorf("catalog %+v has a negative field", s.Catalog))
+	}
+	if s.Catalog != (config.Catalog{}) && (s.Catalog.Merchants == 0 || s.Catalog.Products == 0) {
+		errs = append(errs, errors.New("catalog needs at least one merchant and one product"))
+	}
+	if s.DesignFile != "" {
+		if _, err := os.Stat(s.DesignFile); err != nil {
+			errs = append(errs, fmt.Errorf("design file: %w", err))
+		}
+	}
+	for i, e := range s.Env {
+		if !containsEq(e) {
+			errs = append(errs, fmt.Errorf("env[%d] %q is not KEY=VALUE", i, e))
+		}
+	}
+	return errs
+}
+
+func containsEq(s string) bool {
+	for i := 1; i < len(s); i++ {
+		if s[i] == '=' {
+			return true
+		}
+	}
+	return false
+}
+
+// Option tunes how a system is started.
+type Option func(*options)
+
+type options struct {
+	log          *slog.Logger
+	readyTimeout time.Duration
+}
+
+// WithLogger logs planning, starts and readiness.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
+
+// WithReadyTimeout bounds the wait for every component's /readyz (default 60 s, generous
+// for a loaded CI machine; a healthy start takes about a second).
+func WithReadyTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.readyTimeout = d
+		}
+	}
+}
+
+// Component is one process of the system.
+type Component struct {
+	Name    string // "order-2"
+	Kind    string // config.Kind*
+	Service string // "order"
+	// Listen is the main address (gRPC, gateway HTTP, etcd client, NATS); Admin serves
+	// /healthz, /readyz and /metrics; Peer is etcd's peer address (registry only).
+	Listen, Admin, Peer          string
+	ConfigPath, LogPath, DataDir string
+	Process                      runtime.Process
+}
+
+// AdminURL is the base URL of the component's admin server.
+func (c Component) AdminURL() string { return "http://" + c.Admin }
+
+// System is a started reference system.
+type System struct {
+	spec   Spec
+	rt     runtime.Runtime
+	opts   options
+	design design.Design
+	secret []byte
+
+	mu    sync.Mutex
+	comps []*Component // start order
+
+	readyDur time.Duration
+}
+
+// Start plans and starts a system on rt and returns once every component is ready. The
+// registry and broker start first and every other component right after them — they retry
+// their connections, which is faster than waiting in tiers. On any error Start stops what
+// it started.
+func Start(ctx context.Context, rt runtime.Runtime, s Spec, opts ...Option) (*System, error) {
+	began := time.Now()
+	o := options{log: slog.New(slog.DiscardHandler), readyTimeout: DefaultReadyTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if rt == nil {
+		return nil, errors.New("start system: runtime is nil")
+	}
+	if errs := s.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("validate system spec: %w", errors.Join(errs...))
+	}
+	s, d, err := s.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("start system: %w", err)
+	}
+	sys := &System{spec: s, rt: rt, opts: o, design: d}
+	if err := sys.prepare(); err != nil {
+		return nil, fmt.Errorf("start system: %w", err)
+	}
+	for _, c := range sys.comps {
+		if err := sys.startOne(ctx, c); err != nil {
+			return nil, sys.abort(fmt.Errorf("start system: %w", err))
+		}
+	}
+	if err := sys.waitReady(ctx, sys.comps...); err != nil {
+		return nil, sys.abort(fmt.Errorf("start system: %w", err))
+	}
+	sys.readyDur = time.Since(began)
+	o.log.Info("system ready", "components", len(sys.comps), "took", sys.readyDur, "gateway", sys.GatewayURL())
+	return sys, nil
+}
+
+func (s Spec) withDefaults() (Spec, design.Design, error) {
+	dir, err := filepath.Abs(s.Dir)
+	if err != nil {
+		return s, design.Design{}, fmt.Errorf("resolve dir: %w", err)
+	}
+	s.Dir = dir
+	if s.DesignFile != "" {
+		if s.DesignFile, err = filepath.Abs(s.DesignFile); err != nil {
+			return s, design.Design{}, fmt.Errorf("resolve design file: %w", err)
+		}
+	}
+	d, err := design.Load(s.DesignFile)
+	if err != nil {
+		return s, design.Design{}, fmt.Errorf("load design: %w", err)
+	}
+	s.Merchants = cmp.Or(s.Merchants, DefaultReplicas)
+	s.Orders = cmp.Or(s.Orders, DefaultReplicas)
+	s.Products = cmp.Or(s.Products, DefaultReplicas)
+	s.Gateways = cmp.Or(s.Gateways, d.Gateways, 1)
+	s.LeaseTTL = cmp.Or(s.LeaseTTL, DefaultLeaseTTL)
+	if s.Catalog == (config.Catalog{}) {
+		s.Catalog = config.DefaultCatalog()
+	}
+	if s.Command == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return s, design.Design{}, fmt.Errorf("find own executable: %w", err)
+		}
+		s.Command = exe
+		if s.Args == nil {
+			s.Args = []string{"serve"}
+		}
+	}
+	return s, d, nil
+}
+
+// prepare creates the run directory, the JWT secret, the ports and every config file.
+func (sys *System) prepare() error {
+	s := sys.spec
+	for _, sub := range []string{"config", "logs", "data", "secrets"} {
+		if err := os.MkdirAll(filepath.Join(s.Dir, sub), 0o755); err != nil {
+			return fmt.Errorf("create run dir: %w", err)
+		}
+	}
+	secretPath := filepath.Join(s.Dir, "secrets", "jwt.key")
+	secret, err := auth.LoadOrCreateSecret(secretPath)
+	if err != nil {
+		return fmt.Errorf("load jwt secret: %w", err)
+	}
+	sys.secret = secret
+
+	type planned struct {
+		name, kind, service string
+	}
+	var plan []planned
+	add := func(kind string, n int) {
+		for i := 1; i <= n; i++ {
+			plan = append(plan, planned{name: kind + "-" + strconv.Itoa(i), kind: kind, service: kind})
+		}
+	}
+	add(config.KindRegistry, 1)
+	add(config.KindBroker, 1)
+	add(config.KindMerchant, s.Merchants)
+	add(config.KindProduct, s.Products)
+	add(config.KindOrder, s.Orders)
+	serverSide := sys.design.Discovery == design.DiscoveryServer
+	if serverSide {
+		add(config.KindBalancer, 1)
+	}
+	add(config.KindGateway, s.Gateways)
+
+	ports := newAllocator(filepath.Join(s.Dir, "ports.json"))
+	defer ports.release()
+	addrs := map[string]string{}
+	for _, p := range plan {
+		if p.kind == config.KindGateway {
+			continue
+		}
+		if addrs[p.name+"/listen"], err = ports.take(p.name + "/listen"); err != nil {
+			return err
+		}
+	}
+	var gwKeys []string
+	for _, p := range plan {
+		if p.kind == config.KindGateway {
+			gwKeys = append(gwKeys, p.name+"/listen")
+		}
+	}
+	gw, err := ports.takeRange(gwKeys)
+	if err != nil {
+		return err
+	}
+	for i, k := range gwKeys {
+		addrs[k] = gw[i]
+	}
+	for _, p := range plan {
+		if addrs[p.name+"/admin"], err = ports.take(p.name + "/admin"); err != nil {
+			return err
+		}
+	}
+	if addrs["registry-1/peer"], err = ports.take("registry-1/peer"); err != nil {
+		return err
+	}
+	if err := ports.save(); err != nil {
+		return err
+	}
+
+	registryEndpoints := []string{addrs["registry-1/listen"]}
+	brokerURL := "nats://" + addrs["broker-1/listen"]
+	var balancerAddr string
+	if serverSide {
+		balancerAddr = addrs["balancer-1/listen"]
+	}
+	for _, p := range plan {
+		c := &Component{
+			Name: p.name, Kind: p.kind, Service: p.service,
+			Listen:     addrs[p.name+"/listen"],
+			Admin:      addrs[p.name+"/admin"],
+			Peer:       addrs[p.name+"/peer"],
+			ConfigPath: filepath.Join(s.Dir, "config", p.name+".json"),
+			LogPath:    filepath.Join(s.Dir, "logs", p.name+".log"),
+			DataDir:    filepath.Join(s.Dir, "data", p.service),
+		}
+		if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+			return fmt.Errorf("create data dir: %w", err)
+		}
+		cfg := config.Component{
+			Kind: c.Kind, Name: c.Name, Service: c.Service,
+			Listen: c.Listen, Admin: c.Admin, Peer: c.Peer,
+			DataDir:  c.DataDir,
+			LeaseTTL: config.Duration(s.LeaseTTL),
+			Design:   s.DesignFile,
+			JWT:      config.JWT{SecretFile: secretPath, Issuer: Issuer, Audience: Audience},
+			Catalog:  s.Catalog,
+		}
+		if c.Kind != config.KindRegistry && c.Kind != config.KindBroker {
+			cfg.Registry = registryEndpoints
+			cfg.Broker = brokerURL
+			cfg.Balancer = balancerAddr
+		}
+		if errs := cfg.Validate(); len(errs) > 0 {
+			return fmt.Errorf("plan %s: %w", c.Name, errors.Join(errs...))
+		}
+		if err := cfg.Save(c.ConfigPath); err != nil {
+			return fmt.Errorf("plan %s: %w", c.Name, err)
+		}
+		sys.comps = append(sys.comps, c)
+	}
+	sys.opts.log.Info("system planned", "dir", s.Dir, "components", len(sys.comps), "discovery", sys.design.Discovery)
+	return nil
+}
+
+func (sys *System) startOne(ctx context.Context, c *Component) error {
+	s := sys.spec
+	args := append(slices.Clone(s.Args), "--config", c.ConfigPath)
+	env := append(slices.Clone(s.Env), serveConfigEnv+"="+c.ConfigPath)
+	p, err := sys.rt.Start(ctx, runtime.Spec{
+		Name: c.Name, Command: s.Command, Args: args, Env: env, LogFile: c.LogPath,
+		Labels: map[string]string{"faultline.kind": c.Kind, "faultline.service": c.Service, "faultline.dir": s.Dir},
+	})
+	if err != nil {
+		return fmt.Errorf("start %s: %w", c.Name, err)
+	}
+	sys.mu.Lock()
+	c.Process = p
+	sys.mu.Unlock()
+	return nil
+}
+
+func (sys *System) readiness(c *Component) wait.Strategy {
+	ready := wait.WhileRunning(c.Process, wait.HTTP(c.AdminURL()+"/readyz", 200))
+	return wait.Func(func(ctx context.Context) (bool, error) {
+		began := time.Now()
+		if err := ready.Wait(ctx); err != nil {
+			return false, wait.Permanent(err)
+		}
+		// Which component is last is what to look at when startup gets slow.
+		sys.opts.log.Info("component ready", "name", c.Name, "after", time.Since(began))
+		return true, nil
+	})
+}
+
+func (sys *System) waitReady(ctx context.Context, cs ...*Component) error {
+	var ss []wait.Strategy
+	for _, c := range cs {
+		ss = append(ss, sys.readiness(c))
+	}
+	if err := wait.WithTimeout(wait.All(ss...), sys.opts.readyTimeout).Wait(ctx); err != nil {
+		return fmt.Errorf("wait for readiness (logs in %s): %w", filepath.Join(sys.spec.Dir, "logs"), err)
+	}
+	return nil
+}
+
+// abort stops whatever started and returns err (with any stop failure joined).
+func (sys *System) abort(err error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultStopTimeout)
+	defer cancel()
+	if serr := sys.Stop(ctx); serr != nil {
+		return errors.Join(err, serr)
+	}
+	return err
+}
+
+// stopTiers is the stop order: entry points first so nothing calls a stopped dependency,
+// the registry last so every instance can revoke its lease.
+var stopTiers = [][]string{
+	{config.KindGateway},
+	{config.KindBalancer},
+	{config.KindOrder},
+	{config.KindMerchant, config.KindProduct},
+	{config.KindBroker},
+	{config.KindRegistry},
+}
+
+// Stop stops every component tier by tier (each gets SIGTERM and a grace period), keeping
+// the data directories for the next start.
+func (sys *System) Stop(ctx context.Context) error {
+	var errs []error
+	for _, tier := range stopTiers {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, c := range sys.snapshot() {
+			if c.Process == nil || !slices.Contains(tier, c.Kind) {
+				continue
+			}
+			wg.Go(func() {
+				if err := c.Process.Stop(ctx); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stop system: %w", err)
+	}
+	return nil
+}
+
+func (sys *System) snapshot() []Component {
+	sys.mu.Lock()
+	defer sys.mu.Unlock()
+	out := make([]Component, 0, len(sys.comps))
+	for _, c := range sys.comps {
+		out = append(out, *c)
+	}
+	return out
+}
+
+// Components lists every component in start order.
+func (sys *System) Components() []Component { return sys.snapshot() }
+
+// Component returns the component called name.
+func (sys *System) Component(name string) (Component, bool) {
+	for _, c := range sys.snapshot() {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Component{}, false
+}
+
+// Spec is the spec the system was started from, defaults filled in.
+func (sys *System) Spec() Spec { return sys.spec }
+
+// Design is the design every component runs.
+func (sys *System) Design() design.Design { return sys.design }
+
+// GatewayURL is the base URL of the first gateway.
+func (sys *System) GatewayURL() string {
+	if u := sys.GatewayURLs(); len(u) > 0 {
+		return u[0]
+	}
+	return ""
+}
+
+// GatewayURLs are the base URLs of every gateway, on consecutive ports.
+func (sys *System) GatewayURLs() []string {
+	var out []string
+	for _, c := range sys.snapshot() {
+		if c.Kind == config.KindGateway {
+			out = append(out, "http://"+c.Listen)
+		}
+	}
+	return out
+}
+
+// RegistryEndpoints are the etcd client endpoints (host:port).
+func (sys *System) RegistryEndpoints() []string {
+	c, _ := sys.Component("registry-1")
+	return []string{c.Listen}
+}
+
+// BrokerURL is the NATS URL of the broker.
+func (sys *System) BrokerURL() string {
+	c, _ := sys.Component("broker-1")
+	return "nats://" + c.Listen
+}
+
+// ReadyDuration is how long Start took from its call until every component was ready.
+func (sys *System) ReadyDuration() time.Duration { return sys.readyDur }
+
+// Token issues a bearer token every gateway of this system accepts.
+func (sys *System) Token(subject string, ttl time.Duration) (string, error) {
+	return IssueToken(sys.spec.Dir, subject, ttl)
+}
+
+// IssueToken issues a token for the system whose run directory is dir, without starting
+// it: the secret lives in dir/secrets/jwt.key and survives restarts.
+func IssueToken(dir, subject string, ttl time.Duration) (string, error) {
+	if subject == "" {
+		return "", errors.New("issue token: subject is empty")
+	}
+	if ttl <= 0 {
+		return "", fmt.Errorf("issue token: ttl %s is not positive", ttl)
+	}
+	secret, err := auth.LoadOrCreateSecret(filepath.Join(dir, "secrets", "jwt.key"))
+	if err != nil {
+		return "", fmt.Errorf("issue token: %w", err)
+	}
+	tok, err := auth.Issue(secret, Issuer, Audience, subject, ttl)
+	if err != nil {
+		return "", fmt.Errorf("issue token: %w", err)
+	}
+	return tok, nil
+}
+
+func (sys *System) process(name string) (*Component, error) {
+	sys.mu.Lock()
+	defer sys.mu.Unlock()
+	for _, c := range sys.comps {
+		if c.Name == name {
+			if c.Process == nil {
+				return nil, fmt.Errorf("component %s was never started", name)
+			}
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("component %s: no such component", name)
+}
+
+// Restart stops the component (SIGTERM, grace, SIGKILL), starts it again with the same
+// config and data directory, and returns once it is ready again.
+func (sys *System) Restart(ctx context.Context, name string) error {
+	c, err := sys.process(name)
+	if err != nil {
+		return fmt.Errorf("restart component: %w", err)
+	}
+	if err := c.Process.Restart(ctx); err != nil {
+		return fmt.Errorf("restart component: %w", err)
+	}
+	return sys.WaitReady(ctx, name)
+}
+
+// WaitReady blocks until the named component answers /readyz with 200.
+func (sys *System) WaitReady(ctx context.Context, name string) error {
+	c, err := sys.process(name)
+	if err != nil {
+		return fmt.Errorf("wait for component: %w", err)
+	}
+	return sys.waitReady(ctx, c)
+}
+
+// Kill crashes the component with SIGKILL: no deregistration, no drain.
+func (sys *System) Kill(name string) error {
+	c, err := sys.process(name)
+	if err != nil {
+		return fmt.Errorf("kill component: %w", err)
+	}
+	return c.Process.Kill()
+}
+
+// Pause freezes the component (SIGSTOP): its sockets stay open but it answers nothing.
+func (sys *System) Pause(name string) error {
+	c, err := sys.process(name)
+	if err != nil {
+		return fmt.Errorf("pause component: %w", err)
+	}
+	return c.Process.Pause()
+}
+
+// Resume thaws a paused component (SIGCONT).
+func (sys *System) Resume(name string) error {
+	c, err := sys.process(name)
+	if err != nil {
+		return fmt.Errorf("resume component: %w", err)
+	}
+	return c.Process.Resume()
+}
+
+// allocator hands out 127.0.0.1 ports outside the ephemeral range, preferring those of the previous start of the same
+// run directory so URLs (and the etcd member's peer URL) stay stable across restarts. Each
+// port stays bound until release, so no two components get the same one.
+type allocator struct {
+	path string
+	prev map[string]string
+	got  map[string]string
+	held []net.Listener
+}
+
+func newAllocator(path string) *allocator {
+	a := &allocator{path: path, prev: map[string]string{}, got: map[string]string{}}
+	if b, err := os.ReadFile(path); err == nil {
+		_ = json.Unmarshal(b, &a.prev) // a corrupt file only costs stable ports
+	}
+	return a
+}
+
+func (a *allocator) hold(addr string) (string, bool) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", false
+	}
+	a.held = append(a.held, ln)
+	return ln.Addr().String(), true
+}
+
+func (a *allocator) take(key string) (string, error) {
+	if prev, ok := a.prev[key]; ok {
+		if addr, ok := a.hold(prev); ok {
+			a.got[key] = addr
+			return addr, nil
+		}
+	}
+	out, err := a.takeRange([]string{key})
+	if err != nil {
+		return "", err
+	}
+	return out[0], nil
+}
+
+// takeRange allocates consecutive ports, so that N gateways are easy to find and to type.
+func (a *allocator) takeRange(keys []string) ([]string, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	if out, ok := a.tryRange(keys, a.prevBase(keys)); ok {
+		return out, nil
+	}
+	lo, hi := portRange()
+	for range 200 {
+		if out, ok := a.tryRange(keys, lo+rand.IntN(hi-lo-len(keys))); ok {
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("allocate %d consecutive ports: none free", len(keys))
+}
+
+// portRange is where fresh ports come from: below the kernel's ephemeral range, because a
+// port handed out from that range (":0") can be taken by some outgoing connection's local
+// end between the moment the harness releases it and the moment the child binds it — one
+// component's dial to the registry was enough to make a gateway fail with EADDRINUSE.
+func portRange() (lo, hi int) {
+	lo, hi = 10000, 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	var eLo, eHi int
+	if _, err := fmt.Sscan(string(b), &eLo, &eHi); err != nil {
+		return lo, hi
+	}
+	switch {
+	case eLo-lo >= 2000:
+		return lo, eLo // below the ephemeral range
+	case 65535-eHi >= 2000:
+		return eHi + 1, 65535 // above it
+	default:
+		return 1024, 65535 // no room outside it: take our chances anywhere
+	}
+}
+
+func (a *allocator) prevBase(keys []string) int {
+	addr, ok := a.prev[keys[0]]
+	if !ok {
+		return 0
+	}
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	port, _ := strconv.Atoi(p)
+	return port
+}
+
+func (a *allocator) tryRange(keys []string, base int) ([]string, bool) {
+	if base <= 0 || base+len(keys) > 65535 {
+		return nil, false
+	}
+	mark := len(a.held)
+	var out []string
+	for i := range keys {
+		addr, ok := a.hold(net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)))
+		if !ok {
+			for _, ln := range a.held[mark:] {
+				_ = ln.Close()
+			}
+			a.held = a.held[:mark]
+			return nil, false
+		}
+		out = append(out, addr)
+	}
+	for i, k := range keys {
+		a.got[k] = out[i]
+	}
+	return out, true
+}
+
+func (a *allocator) save() error {
+	b, err := json.MarshalIndent(a.got, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode ports: %w", err)
+	}
+	if err := os.WriteFile(a.path, b, 0o644); err != nil {
+		return fmt.Errorf("write ports: %w", err)
+	}
+	return nil
+}
+
+func (a *allocator) release() {
+	for _, ln := range a.held {
+		_ = ln.Close()
+	}
+	a.held = nil
+}
