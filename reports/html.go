@@ -1,0 +1,276 @@
+package reports
+
+import (
+	"bufio"
+	"context"
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+
+	"github.com/faultline-dev/faultline/result"
+)
+
+// Option tunes the HTML and comparison pages.
+type Option func(*options)
+
+type options struct {
+	bucket time.Duration
+	title  string
+}
+
+func buildOptions(opts []Option) options {
+	o := options{bucket: time.Second}
+	for _, fn := range opts {
+		if fn != nil {
+			fn(&o)
+		}
+	}
+	if o.bucket <= 0 {
+		o.bucket = time.Second
+	}
+	return o
+}
+
+// WithBucket sets the width of a time bucket (default one second): wider buckets smooth
+// long soak runs, narrower ones resolve a fast failover.
+func WithBucket(d time.Duration) Option { return func(o *options) { o.bucket = d } }
+
+// WithTitle replaces the page title (default: the scenario name, or "Design comparison").
+func WithTitle(title string) Option { return func(o *options) { o.title = title } }
+
+//go:embed page.css
+var pageCSS string
+
+var funcs = template.FuncMap{
+	"status":  statusWord,
+	"lower":   strings.ToLower,
+	"value":   formatValue,
+	"bound":   bound,
+	"figure":  figureText,
+	"mark":    checkMark,
+	"dur":     func(d result.Duration) string { return formatDur(d.Std()) },
+	"std":     formatDur,
+	"effect":  effectText,
+	"join":    strings.Join,
+	"css":     func() template.CSS { return template.CSS(pageCSS) },
+	"percent": func(v float64) string { return formatValue(v, "ratio") },
+	"num":     func(v float64) string { return trimFloat(v, 4) },
+	"checkClass": func(c result.Check) string {
+		switch {
+		case c.Skipped:
+			return "skip"
+		case c.Passed:
+			return "pass"
+		}
+		return "fail"
+	},
+	"divide": func(a, b float64) float64 {
+		if b == 0 {
+			return math.NaN()
+		}
+		return a / b
+	},
+	"utc": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+}
+
+//go:embed run.html.tmpl
+var runTmplText string
+
+var runTmpl = template.Must(template.New("run").Funcs(funcs).Parse(runTmplText))
+
+// renderedChart is a chart ready for the page.
+type renderedChart struct {
+	ID    string
+	Title string
+	Note  string        // why there is no chart, when SVG is empty
+	SVG   template.HTML // produced by our own renderer from numbers and escaped names
+}
+
+type runPage struct {
+	Title       string
+	Run         *result.Run
+	Expected    func(result.Check) bool
+	Passed      int
+	Journeys    []journeyRow
+	History     string
+	HistoryNote string
+	Charts      []renderedChart
+	Topology    template.HTML
+	Generated   string
+}
+
+type journeyRow struct {
+	Name string
+	J    result.Journey
+}
+
+// HTML writes one self-contained page for a run: verdict, every check with its figure,
+// faults, load, the scenario's own description, the topology with faulted links marked, and
+// charts over time (latency percentiles, throughput and error rate per journey, breaker
+// state per dependency, outbox backlog and consumer lag with the convergence moment), every
+// time chart with the fault windows shaded and named. Nothing on the page references the
+// network, so it opens from a CI artifact or a laptop offline.
+//
+// historyPath "" uses the history the run names; a run without one gets the page without
+// charts. The history is read once, in memory bounded by the run's duration.
+func HTML(ctx context.Context, w io.Writer, run *result.Run, historyPath string, opts ...Option) error {
+	if run == nil {
+		return fmt.Errorf("render html: run is nil")
+	}
+	o := buildOptions(opts)
+	if historyPath == "" {
+		historyPath = historyOf(run)
+	}
+	page := runPage{Title: o.title, Run: run, History: historyPath, Generated: time.Now().UTC().Format(time.RFC3339)}
+	if page.Title == "" {
+		page.Title = run.Scenario + " — " + statusWord(run.Verdict)
+	}
+	page.Expected = func(c result.Check) bool { return expectedFailureOf(run, c) }
+	for _, c := range run.Checks {
+		if c.Passed {
+			page.Passed++
+		}
+	}
+	for name, j := range run.Load.Journeys {
+		page.Journeys = append(page.Journeys, journeyRow{Name: name, J: j})
+	}
+	slices.SortFunc(page.Journeys, func(a, b journeyRow) int { return strings.Compare(a.Name, b.Name) })
+
+	agg := newAggregator(o.bucket)
+	if historyPath != "" {
+		if err := agg.addFile(ctx, historyPath); err != nil {
+			return fmt.Errorf("render html: %w", err)
+		}
+	} else {
+		page.HistoryNote = "The run names no history file, so there are no charts over time."
+	}
+	tl := agg.finish(run, 1)
+	if tl.BadLines > 0 {
+		page.HistoryNote = fmt.Sprintf("%d history lines could not be read and were skipped (a run killed mid-write leaves a truncated last line).", tl.BadLines)
+	}
+	if historyPath != "" {
+		charts, err := runCharts(tl)
+		if err != nil {
+			return fmt.Errorf("render html: %w", err)
+		}
+		page.Charts = charts
+	}
+	page.Topology = template.HTML(topologySVG(run, tl.Faults))
+
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := runTmpl.Execute(bw, page); err != nil {
+		return fmt.Errorf("render html: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write html: %w", err)
+	}
+	return nil
+}
+
+// runCharts builds every chart of one run's page.
+func runCharts(tl *timeline) ([]renderedChart, error) {
+	base := chart{Bucket: tl.Bucket, End: tl.End, Faults: tl.Faults}
+	var specs []chart
+	var notes []renderedChart
+	if tl.Requests == 0 {
+		notes = append(notes, renderedChart{ID: "requests", Title: "Requests over time", Note: "The history holds no requests."})
+	} else {
+		lat := base
+		lat.ID, lat.Title, lat.YLabel = "latency", "Latency percentiles (all journeys)", "ms"
+		for i, l := range tl.Latency {
+			lat.Series = append(lat.Series, series{line: l, color: i})
+		}
+		specs = append(specs, lat)
+
+		tp := base
+		tp.ID, tp.Title, tp.YLabel = "throughput", "Throughput per journey", "requests/s"
+		for i, l := range tl.Throughput {
+			tp.Series = append(tp.Series, series{line: l, color: i})
+		}
+		specs = append(specs, tp)
+
+		er := base
+		er.ID, er.Title, er.YLabel = "errors", "Error rate per journey", "% of requests"
+		for i, l := range tl.ErrorRate {
+			er.Series = append(er.Series, series{line: l, color: i})
+		}
+		er.YMax = maxOf(er.Series, 1) * 1.15
+		specs = append(specs, er)
+
+		if hasNonZero(tl.Fallbacks) {
+			fb := base
+			fb.ID, fb.Title, fb.YLabel = "fallbacks", "Fallback answers per journey", "answers/s"
+			for i, l := range tl.Fallbacks {
+				fb.Series = append(fb.Series, series{line: l, color: i})
+			}
+			specs = append(specs, fb)
+		}
+	}
+	if len(tl.Breakers) == 0 {
+		notes = append(notes, renderedChart{ID: "breakers", Title: "Circuit breakers", Note: "No breaker metrics were recorded: the design has no breaker, or its components were not scraped."})
+	} else {
+		br := base
+		br.ID, br.Title, br.YLabel = "breakers", "Circuit breaker state per dependency", "state"
+		for i, l := range tl.Breakers {
+			br.Series = append(br.Series, series{line: l, color: i, step: true})
+		}
+		br.YMin, br.YMax = -0.2, 2.6
+		br.YTicks = []plot.Tick{{Value: 0, Label: "closed"}, {Value: 1, Label: "half-open"}, {Value: 2, Label: "open"}}
+		specs = append(specs, br)
+	}
+	if len(tl.Backlog) == 0 {
+		notes = append(notes, renderedChart{ID: "convergence", Title: "Consistency convergence", Note: "No outbox backlog or consumer lag was recorded."})
+	} else {
+		cv := base
+		cv.ID, cv.Title, cv.YLabel = "convergence", "Consistency convergence: outbox backlog and consumer lag", "messages"
+		for i, l := range tl.Backlog {
+			cv.Series = append(cv.Series, series{line: l, color: i, step: true})
+		}
+		if tl.Converged {
+			cv.Markers = []marker{{at: tl.Convergence, label: "converged at " + formatDur(tl.Convergence)}}
+		} else {
+			cv.Title += " (did not converge)"
+		}
+		specs = append(specs, cv)
+	}
+	out := make([]renderedChart, 0, len(specs)+len(notes))
+	for _, s := range specs {
+		svg, err := s.render()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, renderedChart{ID: s.ID, Title: s.Title, SVG: template.HTML(svg)})
+	}
+	return append(out, notes...), nil
+}
+
+func hasNonZero(ls []line) bool {
+	for _, l := range ls {
+		for _, v := range l.Y {
+			if v != 0 && !math.IsNaN(v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// maxOf is the largest value of any series, at least floor.
+func maxOf(ss []series, floor float64) float64 {
+	m := floor
+	for _, s := range ss {
+		for _, v := range s.Y {
+			if !math.IsNaN(v) && v > m {
+				m = v
+			}
+		}
+	}
+	return m
+}
