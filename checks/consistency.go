@@ -1,0 +1,295 @@
+package checks
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/faultline-dev/faultline/loadgen"
+	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/scenarios"
+)
+
+// keyState is what clients learned about one idempotency key, Jepsen-style: acknowledged
+// (a 2xx with an order id), rejected (a 4xx) or indeterminate (no answer, a 5xx). It is
+// the one thing kept per order placement across the stream (never per browse request):
+// memory grows with the number of orders a run places, a few dozen bytes each.
+type keyState struct {
+	acked, rejected, indeterminate bool
+	orderID                        string // first acknowledged order id
+	otherID                        string // a different id acknowledged for the same key
+}
+
+type consistencyEval struct {
+	p     planned
+	spec  *scenarios.ConsistencyCheck
+	final *FinalState
+	keys  map[string]keyState
+}
+
+// onRequest records placements: requests with an idempotency key that change state.
+func (ev *consistencyEval) onRequest(r *loadgen.Result) {
+	if r.Key == "" || r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return
+	}
+	k := ev.keys[r.Key]
+	defer func() { ev.keys[r.Key] = k }()
+	switch {
+	case r.Acknowledged() && r.OrderID != "":
+		k.acked = true
+		switch {
+		case k.orderID == "":
+			k.orderID = r.OrderID
+		case k.orderID != r.OrderID && k.otherID == "":
+			k.otherID = r.OrderID
+		}
+	case r.Rejected():
+		k.rejected = true
+	default:
+		k.indeterminate = true
+	}
+}
+
+// maxExamples bounds how many violations a Detail lists.
+const maxExamples = 10
+
+type violations struct {
+	n        int
+	examples []string
+	counts   map[string]int
+	order    []string
+}
+
+func (v *violations) add(kind, format string, args ...any) {
+	if v.counts == nil {
+		v.counts = map[string]int{}
+	}
+	if v.counts[kind] == 0 {
+		v.order = append(v.order, kind)
+	}
+	v.counts[kind]++
+	v.n++
+	if len(v.examples) < maxExamples {
+		v.examples = append(v.examples, fmt.Sprintf(format, args...))
+	}
+}
+
+func (v *violations) summary() string {
+	parts := make([]string, 0, len(v.order))
+	for _, k := range v.order {
+		parts = append(parts, fmt.Sprintf("%d %s", v.counts[k], k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (v *violations) detail() string {
+	if v.n == 0 {
+		return ""
+	}
+	d := strings.Join(v.examples, "\n")
+	if v.n > len(v.examples) {
+		d += fmt.Sprintf("\n… and %d more", v.n-len(v.examples))
+	}
+	return d
+}
+
+func (ev *consistencyEval) sub(prop string) result.Check {
+	c := newCheck(ev.p)
+	c.Name += "/" + prop
+	return c
+}
+
+func (ev *consistencyEval) results() []result.Check {
+	s := ev.spec
+	var props []string
+	if s.ExactlyOnce {
+		props = append(props, "exactly_once")
+	}
+	if s.StockMatches {
+		props = append(props, "stock_matches")
+	}
+	if s.NoDoubleApply {
+		props = append(props, "no_double_apply")
+	}
+	if s.ConvergeWithin > 0 {
+		props = append(props, "converge_within")
+	}
+	if ev.final == nil {
+		out := make([]result.Check, 0, len(props))
+		for _, prop := range props {
+			c := ev.sub(prop)
+			c.Skipped, c.Message = true, "the system's final state was not read, so consistency cannot be judged"
+			out = append(out, c)
+		}
+		return out
+	}
+	var out []result.Check
+	for _, prop := range props {
+		switch prop {
+		case "exactly_once":
+			out = append(out, ev.exactlyOnce())
+		case "stock_matches":
+			out = append(out, ev.stockMatches())
+		case "no_double_apply":
+			out = append(out, ev.noDoubleApply())
+		case "converge_within":
+			out = append(out, ev.converge())
+		}
+	}
+	return out
+}
+
+func countCheck(c *result.Check, v *violations) {
+	c.Figure, c.Op, c.Threshold, c.Unit = float64(v.n), "==", 0, "count"
+	c.Passed = v.n == 0
+	c.Detail = v.detail()
+}
+
+// exactlyOnce: every acknowledged key exists exactly once (with the id it was
+// acknowledged with); no key has two orders; no order exists for a key that was only
+// ever rejected, or for a key no client sent. An indeterminate key may have 0 or 1 order.
+func (ev *consistencyEval) exactlyOnce() result.Check {
+	c := ev.sub("exactly_once")
+	byKey := map[string][]Order{}
+	for _, o := range ev.final.Orders {
+		byKey[o.Key] = append(byKey[o.Key], o)
+	}
+	var v violations
+	var acked, rejected, indet, indetExist int
+	for _, key := range sortedKeys(ev.keys) {
+		k, orders := ev.keys[key], byKey[key]
+		switch {
+		case k.acked:
+			acked++
+		case k.indeterminate:
+			indet++
+			if len(orders) > 0 {
+				indetExist++
+			}
+		default:
+			rejected++
+		}
+		switch {
+		case len(orders) > 1:
+			v.add("duplicated", "key %s has %d orders (%s)", key, len(orders), orderIDs(orders))
+		case k.acked && len(orders) == 0:
+			v.add("acknowledged but lost", "order %s (key %s) was acknowledged but does not exist", k.orderID, key)
+		case k.acked && orders[0].ID != k.orderID:
+			v.add("stored under another id", "key %s was acknowledged as order %s but is stored as %s", key, k.orderID, orders[0].ID)
+		case !k.acked && !k.indeterminate && len(orders) == 1:
+			v.add("rejected but created", "order %s exists although every request with key %s was rejected", orders[0].ID, key)
+		}
+		if k.otherID != "" {
+			v.add("acknowledged twice with different ids", "key %s was acknowledged as both %s and %s", key, k.orderID, k.otherID)
+		}
+	}
+	for _, o := range ev.final.Orders {
+		if _, sent := ev.keys[o.Key]; !sent {
+			v.add("phantom", "order %s has key %q, which no client sent", o.ID, o.Key)
+		}
+	}
+	countCheck(&c, &v)
+	tally := fmt.Sprintf("%d acknowledged, %d rejected and %d indeterminate keys; %d of the indeterminate exist",
+		acked, rejected, indet, indetExist)
+	if v.n == 0 {
+		c.Message = fmt.Sprintf("every acknowledged order exists exactly once and no rejected or unknown one does (%s)", tally)
+	} else {
+		c.Message = fmt.Sprintf("exactly-once violated %d times: %s (%s)", v.n, v.summary(), tally)
+	}
+	return c
+}
+
+func orderIDs(os []Order) string {
+	ids := make([]string, len(os))
+	for i, o := range os {
+		ids[i] = o.ID
+	}
+	return strings.Join(ids, ", ")
+}
+
+// stockMatches: every product's stock equals its initial stock minus the quantities of
+// the orders that exist for it.
+func (ev *consistencyEval) stockMatches() result.Check {
+	c := ev.sub("stock_matches")
+	ordered := map[string]int64{}
+	for _, o := range ev.final.Orders {
+		ordered[o.ProductID] += o.Quantity
+	}
+	var v violations
+	for _, id := range sortedKeys(ev.final.Products) {
+		p := ev.final.Products[id]
+		if want := p.Initial - ordered[id]; p.Stock != want {
+			v.add("products off", "product %s has stock %d, want %d (initial %d − %d ordered)", id, p.Stock, want, p.Initial, ordered[id])
+		}
+	}
+	for _, id := range sortedKeys(ordered) {
+		if _, ok := ev.final.Products[id]; !ok {
+			v.add("unknown products ordered", "orders take %d of product %s, which does not exist", ordered[id], id)
+		}
+	}
+	countCheck(&c, &v)
+	if v.n == 0 {
+		c.Message = fmt.Sprintf("stock of all %d products equals initial stock minus the %d existing orders", len(ev.final.Products), len(ev.final.Orders))
+	} else {
+		c.Message = fmt.Sprintf("stock does not match the orders: %s", v.summary())
+	}
+	return c
+}
+
+// noDoubleApply: every existing order has exactly one applied row, with its product and
+// quantity, and no row belongs to an order that does not exist. Redeliveries absorbed by
+// the idempotency table (deliveries > 1) are fine and reported.
+func (ev *consistencyEval) noDoubleApply() result.Check {
+	c := ev.sub("no_double_apply")
+	orders := make(map[string]Order, len(ev.final.Orders))
+	for _, o := range ev.final.Orders {
+		orders[o.ID] = o
+	}
+	rows := map[string]int{}
+	var v violations
+	var absorbed, redelivered int64
+	for _, a := range ev.final.Applied {
+		rows[a.OrderID]++
+		if a.Deliveries > 1 {
+			redelivered++
+			absorbed += a.Deliveries - 1
+		}
+		o, ok := orders[a.OrderID]
+		switch {
+		case !ok:
+			v.add("applied for no order", "stock was taken for order %s, which does not exist", a.OrderID)
+		case rows[a.OrderID] == 2:
+			v.add("applied twice", "order %s was applied more than once", a.OrderID)
+		case rows[a.OrderID] == 1 && (a.ProductID != o.ProductID || a.Quantity != o.Quantity):
+			v.add("applied wrongly", "order %s was applied as %d of %s, but is %d of %s", a.OrderID, a.Quantity, a.ProductID, o.Quantity, o.ProductID)
+		}
+	}
+	for _, o := range ev.final.Orders {
+		if rows[o.ID] == 0 {
+			v.add("never applied", "order %s was never applied to stock", o.ID)
+		}
+	}
+	countCheck(&c, &v)
+	dup := fmt.Sprintf("%d duplicate deliveries absorbed over %d events", absorbed, redelivered)
+	if v.n == 0 {
+		c.Message = fmt.Sprintf("each of the %d orders was applied exactly once (%s)", len(ev.final.Orders), dup)
+	} else {
+		c.Message = fmt.Sprintf("inventory events misapplied %d times: %s", v.n, v.summary())
+	}
+	c.Detail = strings.TrimSpace(c.Detail + "\n" + dup)
+	return c
+}
+
+func (ev *consistencyEval) converge() result.Check {
+	c := ev.sub("converge_within")
+	c.Op, c.Threshold, c.Unit = "<=", secs(ev.spec.ConvergeWithin.Std()), "s"
+	if ev.final.ConvergedAfter < 0 {
+		c.Figure = -1
+		c.Message = "stock never converged to the orders after the last heal"
+		return c
+	}
+	c.Figure = secs(ev.final.ConvergedAfter)
+	c.Passed = c.Figure <= c.Threshold
+	c.Message = fmt.Sprintf("stock converged %s after the last heal, %s %s", fmtS(c.Figure), verdictOp("<=", c.Passed), fmtS(c.Threshold))
+	return c
+}

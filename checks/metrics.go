@@ -1,0 +1,563 @@
+package checks
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/faultline-dev/faultline/history"
+	"github.com/faultline-dev/faultline/loadgen"
+	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/scenarios"
+)
+
+// Metric names the evaluator reads (docs/ARCHITECTURE.md).
+const (
+	metricBreakerState = "faultline_breaker_state"
+	metricPolicyEvents = "faultline_policy_events_total"
+	metricDiscovery    = "faultline_discovery_instances"
+)
+
+// Breaker states of faultline_breaker_state.
+const (
+	breakerClosed   = 0
+	breakerHalfOpen = 1
+	breakerOpen     = 2
+)
+
+func labelsMatch(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// seriesKey identifies one time series: the instance and its labels.
+func seriesKey(m *history.Metric) string {
+	if len(m.Labels) == 0 {
+		return m.Component
+	}
+	return m.Component + labelString(m.Labels)
+}
+
+// isCounter reports a cumulative metric, which checks read as its increase within the
+// phase rather than as its raw value since the process started.
+func isCounter(name string) bool {
+	return strings.HasSuffix(name, "_total") || strings.HasSuffix(name, "_count") || strings.HasSuffix(name, "_bucket")
+}
+
+// counterSum adds up the increase of counter series within a window. A series' increase
+// is counted from its last sample before the window; a series first seen inside the
+// window is a process that started then (counters start at zero), so its whole value
+// counts; a value going down is a restart, after which the new value counts.
+type counterSum struct {
+	w     window
+	prev  map[string]float64
+	total float64
+	seen  bool // a sample fell inside the window
+}
+
+// add folds in a sample and reports whether it fell inside the window.
+func (c *counterSum) add(t time.Duration, key string, v float64) bool {
+	if c.prev == nil {
+		c.prev = map[string]float64{}
+	}
+	if t < c.w.start {
+		c.prev[key] = v
+		return false
+	}
+	if !c.w.contains(t) {
+		return false
+	}
+	prev, ok := c.prev[key]
+	switch {
+	case !ok || v < prev:
+		c.total += v
+	default:
+		c.total += v - prev
+	}
+	c.prev[key] = v
+	c.seen = true
+	return true
+}
+
+// --- breaker_opened ---
+
+type breakerOpenedEval struct {
+	p      planned
+	spec   *scenarios.BreakerOpenedCheck
+	fault  faultTimes
+	opened time.Duration
+	found  bool
+	n      int
+}
+
+func (e *engine) phaseFault(p planned) (faultTimes, bool) {
+	if p.fault != "" {
+		return e.fault(p.fault)
+	}
+	if len(e.faults) == 0 {
+		return faultTimes{}, false
+	}
+	first := e.faults[0]
+	for _, f := range e.faults[1:] {
+		if f.inject < first.inject {
+			first = f
+		}
+	}
+	return first, true
+}
+
+func (e *engine) buildBreakerOpened(p planned, s *scenarios.BreakerOpenedCheck) evaluator {
+	f, ok := e.phaseFault(p)
+	if !ok {
+		return fixed{skip(p, "the run has no fault for the breaker to open on")}
+	}
+	ev := &breakerOpenedEval{p: p, spec: s, fault: f}
+	e.onMetric(metricBreakerState, ev)
+	return ev
+}
+
+func (ev *breakerOpenedEval) onMetric(t time.Duration, m *history.Metric) {
+	if ev.found || t < ev.fault.inject || m.Labels["caller"] != ev.spec.Caller || m.Labels["dependency"] != ev.spec.Dependency {
+		return
+	}
+	ev.n++
+	if m.Value == breakerOpen {
+		ev.opened, ev.found = t-ev.fault.inject, true
+	}
+}
+
+func (ev *breakerOpenedEval) results() []result.Check {
+	c := newCheck(ev.p)
+	edge := ev.spec.Caller + "->" + ev.spec.Dependency
+	c.Op, c.Threshold, c.Unit = "<=", secs(ev.spec.Within.Std()), "s"
+	if !ev.found {
+		c.Figure = -1
+		if ev.n == 0 {
+			c.Skipped = true
+			c.Message = fmt.Sprintf("breaker %s was never sampled after %s was injected (no %s samples)", edge, ev.fault.name, metricBreakerState)
+			return []result.Check{c}
+		}
+		c.Message = fmt.Sprintf("breaker %s never opened after %s was injected (%d samples, none open)", edge, ev.fault.name, ev.n)
+		return []result.Check{c}
+	}
+	c.Figure = secs(ev.opened)
+	c.Passed = c.Figure <= c.Threshold
+	c.Message = fmt.Sprintf("breaker %s opened %s after %s was injected, %s %s", edge, fmtS(c.Figure), ev.fault.name, verdictOp("<=", c.Passed), fmtS(c.Threshold))
+	return []result.Check{c}
+}
+
+// --- breaker_closed ---
+
+// breakerClosedEval finds the first sample after the heal at which every instance that
+// ever reported the edge's breaker was last seen closed.
+type breakerClosedEval struct {
+	p      planned
+	spec   *scenarios.BreakerClosedCheck
+	heal   time.Duration
+	fault  string
+	last   map[string]float64 // by component
+	closed time.Duration
+	found  bool
+	after  int
+}
+
+func (e *engine) buildBreakerClosed(p planned, s *scenarios.BreakerClosedCheck) evaluator {
+	ev := &breakerClosedEval{p: p, spec: s, last: map[string]float64{}}
+	if p.fault != "" {
+		f, ok := e.fault(p.fault)
+		if !ok {
+			return fixed{skip(p, fmt.Sprintf("fault %s is not in the timeline", p.fault))}
+		}
+		ev.heal, ev.fault = f.heal, f.name
+	} else {
+		if len(e.faults) == 0 {
+			return fixed{skip(p, "the run has no fault for the breaker to recover from")}
+		}
+		for _, f := range e.faults {
+			if f.heal >= ev.heal {
+				ev.heal, ev.fault = f.heal, f.name
+			}
+		}
+	}
+	e.onMetric(metricBreakerState, ev)
+	return ev
+}
+
+func (ev *breakerClosedEval) onMetric(t time.Duration, m *history.Metric) {
+	if m.Labels["caller"] != ev.spec.Caller || m.Labels["dependency"] != ev.spec.Dependency {
+		return
+	}
+	ev.last[m.Component] = m.Value
+	if t < ev.heal || ev.found {
+		return
+	}
+	ev.after++
+	for _, v := range ev.last {
+		if v != breakerClosed {
+			return
+		}
+	}
+	ev.closed, ev.found = t-ev.heal, true
+}
+
+func (ev *breakerClosedEval) results() []result.Check {
+	c := newCheck(ev.p)
+	edge := ev.spec.Caller + "->" + ev.spec.Dependency
+	c.Op, c.Threshold, c.Unit = "<=", secs(ev.spec.Within.Std()), "s"
+	if ev.found {
+		c.Figure = secs(ev.closed)
+		c.Passed = c.Figure <= c.Threshold
+		c.Message = fmt.Sprintf("breaker %s closed on every instance %s after %s was healed, %s %s", edge, fmtS(c.Figure), ev.fault, verdictOp("<=", c.Passed), fmtS(c.Threshold))
+		return []result.Check{c}
+	}
+	c.Figure = -1
+	if ev.after == 0 {
+		c.Skipped = true
+		c.Message = fmt.Sprintf("breaker %s was never sampled after %s was healed (no %s samples)", edge, ev.fault, metricBreakerState)
+		return []result.Check{c}
+	}
+	var half, open []string
+	for _, comp := range sortedKeys(ev.last) {
+		switch ev.last[comp] {
+		case breakerHalfOpen:
+			half = append(half, comp)
+		case breakerOpen:
+			open = append(open, comp)
+		}
+	}
+	msg := fmt.Sprintf("breaker %s did not close after %s was healed", edge, ev.fault)
+	if len(open) > 0 {
+		msg += "; still open on " + strings.Join(open, ", ")
+	}
+	if len(half) > 0 {
+		msg += "; still half-open on " + strings.Join(half, ", ") +
+			" (a half-open breaker closes only after trial calls succeed, and no traffic reached it: it counts as not closed)"
+	}
+	c.Message = msg
+	return []result.Check{c}
+}
+
+// --- fallback_served ---
+
+// fallbackEval counts fallbacks two ways: responses with an X-Fallback header in the
+// phase (when the caller is the gateway or not named) and the increase of
+// faultline_policy_events_total{event="fallback"} for the edge. The figure is the larger,
+// both are in the detail.
+type fallbackEval struct {
+	p       planned
+	spec    *scenarios.FallbackServedCheck
+	acc     *reqAcc // nil when the header cannot tell this caller's fallbacks
+	counter counterSum
+	want    map[string]string
+}
+
+func (e *engine) buildFallback(p planned, w window, s *scenarios.FallbackServedCheck) evaluator {
+	ev := &fallbackEval{p: p, spec: s, counter: counterSum{w: w}, want: map[string]string{"event": "fallback"}}
+	if s.Caller == "" || s.Caller == "gateway" {
+		ev.acc = e.acc(w, "", "")
+	}
+	if s.Caller != "" {
+		ev.want["caller"] = s.Caller
+	}
+	if s.Dependency != "" {
+		ev.want["dependency"] = s.Dependency
+	}
+	e.onMetric(metricPolicyEvents, ev)
+	return ev
+}
+
+func (ev *fallbackEval) onMetric(t time.Duration, m *history.Metric) {
+	if labelsMatch(m.Labels, ev.want) {
+		ev.counter.add(t, seriesKey(m), m.Value)
+	}
+}
+
+func (ev *fallbackEval) results() []result.Check {
+	c := newCheck(ev.p)
+	c.Op, c.Threshold, c.Unit = ">=", float64(ev.spec.Min), "count"
+	var parts []string
+	if ev.acc != nil {
+		c.Figure = float64(ev.acc.fallbacks)
+		parts = append(parts, fmt.Sprintf("%d of %d responses carried %s", ev.acc.fallbacks, ev.acc.n, loadgen.HeaderFallback))
+	}
+	if ev.counter.seen {
+		c.Figure = max(c.Figure, ev.counter.total)
+		parts = append(parts, fmt.Sprintf("%s%s rose by %s", metricPolicyEvents, labelString(ev.want), num(ev.counter.total)))
+	}
+	if len(parts) == 0 {
+		c.Skipped = true
+		c.Message = fmt.Sprintf("no %s samples %s to count fallbacks from", metricPolicyEvents, describePhase(ev.p.phase))
+		return []result.Check{c}
+	}
+	c.Passed = c.Figure >= c.Threshold
+	edge := ""
+	if ev.spec.Caller != "" || ev.spec.Dependency != "" {
+		edge = " by " + ev.spec.Caller + "->" + ev.spec.Dependency
+	}
+	c.Message = fmt.Sprintf("%s fallbacks served%s %s, %s %s", num(c.Figure), edge, describePhase(ev.p.phase), verdictOp(">=", c.Passed), num(c.Threshold))
+	c.Detail = strings.Join(parts, "; ")
+	return []result.Check{c}
+}
+
+// --- failover ---
+
+// failoverEval measures the client-visible error window of a crash: from the completion
+// of the first failed request to the completion of the last one, among the requests that
+// started during the fault (successes in between do not split it, so the window is an
+// upper bound on the outage clients saw). With lease_expiry_observed it also finds the
+// first sample, after the injection, at which some component's
+// faultline_discovery_instances{service} fell below its last value before the injection.
+type failoverEval struct {
+	p       planned
+	spec    *scenarios.FailoverCheck
+	w       window
+	fault   faultTimes
+	service string
+	ttl     time.Duration
+
+	n, fails    uint64
+	first, last time.Duration
+
+	baseline map[string]float64
+	dropped  time.Duration
+	drop     bool
+	from, to float64
+	where    string
+}
+
+func (e *engine) buildFailover(p planned, w window, s *scenarios.FailoverCheck) evaluator {
+	f, ok := e.phaseFault(p)
+	if !ok {
+		return fixed{skip(p, "the run has no fault to fail over from")}
+	}
+	ev := &failoverEval{p: p, spec: s, w: w, fault: f, service: s.Service, ttl: e.ttl(), baseline: map[string]float64{}}
+	if ev.service == "" && len(f.targets) > 0 {
+		ev.service = serviceOf(f.targets[0])
+	}
+	e.reqSinks = append(e.reqSinks, ev)
+	if s.LeaseExpiryObserved {
+		e.onMetric(metricDiscovery, ev)
+	}
+	return ev
+}
+
+func (e *engine) ttl() time.Duration { return e.leaseTTL }
+
+func (ev *failoverEval) onRequest(r *loadgen.Result) {
+	if !ev.w.contains(r.Start) {
+		return
+	}
+	ev.n++
+	if r.OK {
+		return
+	}
+	end := r.End()
+	if ev.fails == 0 {
+		ev.first, ev.last = end, end
+	}
+	ev.first, ev.last = min(ev.first, end), max(ev.last, end)
+	ev.fails++
+}
+
+func (ev *failoverEval) onMetric(t time.Duration, m *history.Metric) {
+	if ev.drop || m.Labels["service"] != ev.service {
+		return
+	}
+	if t < ev.fault.inject {
+		ev.baseline[m.Component] = m.Value
+		return
+	}
+	if b, ok := ev.baseline[m.Component]; ok && m.Value < b {
+		ev.dropped, ev.drop = t-ev.fault.inject, true
+		ev.from, ev.to, ev.where = b, m.Value, m.Component
+	}
+}
+
+func (ev *failoverEval) results() []result.Check {
+	c := newCheck(ev.p)
+	c.Op, c.Threshold, c.Unit = "<=", secs(ev.spec.MaxErrorWindow.Std()), "s"
+	if ev.fails > 0 {
+		c.Figure = secs(ev.last - ev.first)
+	}
+	c.Passed = c.Figure <= c.Threshold
+	c.Message = fmt.Sprintf("clients saw errors for %s after %s (%d failed requests) %s, %s %s",
+		fmtS(c.Figure), ev.fault.name, ev.fails, describePhase(ev.p.phase), verdictOp("<=", c.Passed), fmtS(c.Threshold))
+	if ev.n == 0 {
+		c.Passed, c.Skipped = false, true
+		c.Message = fmt.Sprintf("no requests started %s, so no client could see the failover", describePhase(ev.p.phase))
+	}
+	out := []result.Check{c}
+	if !ev.spec.LeaseExpiryObserved {
+		return out
+	}
+	l := newCheck(ev.p)
+	l.Name += "/lease_expiry"
+	bound := ev.ttl + time.Second
+	l.Op, l.Threshold, l.Unit = "<=", secs(bound), "s"
+	switch {
+	case ev.service == "":
+		l.Skipped = true
+		l.Message = "no service to watch: set service on the failover check"
+	case len(ev.baseline) == 0:
+		l.Skipped = true
+		l.Message = fmt.Sprintf("no %s{service=%q} samples before %s was injected", metricDiscovery, ev.service, ev.fault.name)
+	case !ev.drop:
+		l.Figure = -1
+		l.Message = fmt.Sprintf("the lost %s instance was never seen leaving any discovery cache after %s (lease TTL %s)", ev.service, ev.fault.name, ev.ttl)
+	default:
+		l.Figure = secs(ev.dropped)
+		l.Passed = l.Figure <= l.Threshold
+		l.Message = fmt.Sprintf("%s dropped from %s to %s %s instances %s after %s, %s lease TTL + 1 s = %s",
+			ev.where, num(ev.from), num(ev.to), ev.service, fmtS(l.Figure), ev.fault.name, verdictOp("<=", l.Passed), fmtS(l.Threshold))
+	}
+	return append(out, l)
+}
+
+// --- metric ---
+
+// metricEval reduces the samples of one metric within the phase. For a gauge each sample
+// of each matching series counts; for a counter (…_total, …_count, …_bucket) the samples
+// are the running sum, over the matching series, of their increase within the phase (see
+// counterSum), so "retries <= 60" means retries during the phase across all instances.
+// Reductions: last (every series' last sample must satisfy, the default), min, max, all
+// (every sample), any (some sample).
+type metricEval struct {
+	p       planned
+	spec    *scenarios.MetricCheck
+	w       window
+	counter *counterSum
+
+	n           int
+	min, max    float64
+	last        map[string]lastSample
+	firstBad    *float64
+	firstGood   *float64
+	latestValue float64
+}
+
+type lastSample struct {
+	t time.Duration
+	v float64
+}
+
+func (e *engine) buildMetric(p planned, w window, s *scenarios.MetricCheck) evaluator {
+	if s.Value == nil {
+		return fixed{skip(p, "metric check has no value to compare with")}
+	}
+	ev := &metricEval{p: p, spec: s, w: w, last: map[string]lastSample{}}
+	if isCounter(s.Metric) {
+		ev.counter = &counterSum{w: w}
+	}
+	e.onMetric(s.Metric, ev)
+	return ev
+}
+
+func compare(a float64, op string, b float64) bool {
+	switch op {
+	case "<":
+		return a < b
+	case "<=":
+		return a <= b
+	case "==":
+		return a == b
+	case "!=":
+		return a != b
+	case ">=":
+		return a >= b
+	case ">":
+		return a > b
+	}
+	return false
+}
+
+func (ev *metricEval) onMetric(t time.Duration, m *history.Metric) {
+	if !componentMatches(m.Component, ev.spec.Component) || !labelsMatch(m.Labels, ev.spec.Labels) {
+		return
+	}
+	key, v := seriesKey(m), m.Value
+	if ev.counter != nil {
+		if !ev.counter.add(t, key, v) {
+			return
+		}
+		key, v = "sum", ev.counter.total
+	} else if !ev.w.contains(t) {
+		return
+	}
+	if ev.n == 0 {
+		ev.min, ev.max = v, v
+	}
+	ev.n++
+	ev.min, ev.max = min(ev.min, v), max(ev.max, v)
+	ev.last[key] = lastSample{t, v}
+	ev.latestValue = v
+	ok := compare(v, ev.spec.Op, *ev.spec.Value)
+	if !ok && ev.firstBad == nil {
+		ev.firstBad = &v
+	}
+	if ok && ev.firstGood == nil {
+		ev.firstGood = &v
+	}
+}
+
+func (ev *metricEval) results() []result.Check {
+	s, p := ev.spec, ev.p
+	c := newCheck(p)
+	c.Op, c.Threshold = s.Op, *s.Value
+	series := s.Metric + labelString(s.Labels)
+	if ev.n == 0 {
+		return []result.Check{skip(p, fmt.Sprintf("no samples of %s from %s %s", series, s.Component, describePhase(p.phase)))}
+	}
+	reduce := s.Reduce
+	if reduce == "" {
+		reduce = "last"
+	}
+	what := reduce
+	switch reduce {
+	case "min":
+		c.Figure = ev.min
+		c.Passed = compare(c.Figure, s.Op, c.Threshold)
+	case "max":
+		c.Figure = ev.max
+		c.Passed = compare(c.Figure, s.Op, c.Threshold)
+	case "all":
+		c.Passed, c.Figure = ev.firstBad == nil, ev.latestValue
+		if !c.Passed {
+			c.Figure, what = *ev.firstBad, "a sample"
+		} else {
+			what = "every sample, the last"
+		}
+	case "any":
+		c.Passed, c.Figure = ev.firstGood != nil, ev.latestValue
+		if c.Passed {
+			c.Figure, what = *ev.firstGood, "a sample"
+		} else {
+			what = "no sample; the last"
+		}
+	default: // last
+		keys := sortedKeys(ev.last)
+		sort.SliceStable(keys, func(i, j int) bool { return ev.last[keys[i]].t < ev.last[keys[j]].t })
+		c.Passed, c.Figure = true, ev.last[keys[len(keys)-1]].v
+		for _, k := range keys {
+			if v := ev.last[k].v; !compare(v, s.Op, c.Threshold) {
+				c.Passed, c.Figure = false, v
+				if len(keys) > 1 {
+					what = "last of " + k
+				}
+				break
+			}
+		}
+	}
+	kind := ""
+	if ev.counter != nil {
+		kind = " (increase within the phase, summed over instances)"
+	}
+	c.Message = fmt.Sprintf("%s of %s on %s %s was %s, %s %s%s", what, series, s.Component, describePhase(p.phase),
+		num(c.Figure), verdictOp(s.Op, c.Passed), num(c.Threshold), kind)
+	c.Detail = fmt.Sprintf("%d samples, min %s, max %s", ev.n, num(ev.min), num(ev.max))
+	return []result.Check{c}
+}

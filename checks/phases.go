@@ -1,0 +1,226 @@
+// Package checks turns a run's history and the system's final state into check results and
+// a verdict. It streams the history once, keeping counters, a latency sketch per (phase,
+// filter) and, for consistency, one entry per order placement: never one per browse
+// request, so evaluating a long run needs the same memory as a short one.
+package checks
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/scenarios"
+)
+
+// Phase names. A during phase is DuringPrefix followed by the fault's name.
+const (
+	PhaseBefore       = "before"
+	PhaseAfter        = "after"
+	PhaseOverall      = "overall"
+	PhaseSteadyBefore = "steady_state:before"
+	PhaseSteadyAfter  = "steady_state:after"
+	DuringPrefix      = "during:"
+)
+
+// SteadyStateWindow caps the steady-state windows. A steady-state window is the second
+// half of the before phase (ending at the first injection) and the second half of the
+// after phase (ending with the load), each at most this long: the first half of before is
+// the system warming up, the first half of after is the recovery the after checks judge,
+// and neither should count against the hypothesis that the system is healthy.
+const SteadyStateWindow = 10 * time.Second
+
+// During returns the name of the phase in which fault is active.
+func During(fault string) string { return DuringPrefix + fault }
+
+// faultTimes is when a fault really was active on the run's clock.
+type faultTimes struct {
+	name          string
+	inject, heal  time.Duration
+	healed        bool
+	result        *result.Fault
+	targets       []string
+	plannedInject time.Duration
+}
+
+// timeline merges the scenario's planned faults with what the harness recorded. A fault
+// the harness recorded wins; one it did not is assumed to have run as planned, and one
+// never healed lasts until the end of the load.
+func timeline(sc *scenarios.Scenario, faults []result.Fault, loadStart, loadEnd time.Duration) []faultTimes {
+	byName := map[string]*result.Fault{}
+	for i := range faults {
+		byName[faults[i].Name] = &faults[i]
+	}
+	clamp := func(d time.Duration) time.Duration { return min(max(d, loadStart), loadEnd) }
+	var out []faultTimes
+	seen := map[string]bool{}
+	add := func(name string, at, end time.Duration, rf *result.Fault) {
+		ft := faultTimes{name: name, inject: loadStart + at, heal: loadStart + end, healed: true, result: rf, plannedInject: loadStart + at}
+		if rf != nil {
+			ft.targets = rf.Targets
+			if rf.Injected > 0 {
+				ft.inject = rf.Injected.Std()
+				ft.heal, ft.healed = loadEnd, false
+				if rf.Healed > 0 {
+					ft.heal, ft.healed = rf.Healed.Std(), true
+				}
+			}
+		}
+		ft.inject, ft.heal = clamp(ft.inject), clamp(ft.heal)
+		ft.heal = max(ft.heal, ft.inject)
+		out = append(out, ft)
+		seen[name] = true
+	}
+	if sc != nil {
+		for _, f := range sc.Faults {
+			add(f.Name, f.At.Std(), f.End().Std(), byName[f.Name])
+		}
+	}
+	for i := range faults {
+		if f := &faults[i]; !seen[f.Name] {
+			add(f.Name, f.At.Std(), f.At.Std()+f.For.Std(), f)
+		}
+	}
+	return out
+}
+
+// Phases computes the phases of a run from the scenario's fault timeline and the actual
+// inject and heal times in faults, on the run's clock (the history's T):
+//
+//   - before: [loadStart, first injection)
+//   - during:<fault>: [injection, heal) of that fault (until loadEnd if it was never healed)
+//   - after: [last heal, loadEnd), only when the scenario has faults
+//   - overall: [loadStart, loadEnd)
+//   - steady_state:before and steady_state:after: see SteadyStateWindow; with no faults,
+//     only steady_state:before, the second half of the load.
+//
+// The phases that end at loadEnd also take the requests the load generator sent during
+// its grace period after loadEnd.
+func Phases(sc *scenarios.Scenario, faults []result.Fault, loadStart, loadEnd time.Duration) []result.Phase {
+	loadEnd = max(loadEnd, loadStart)
+	ph := func(name string, a, b time.Duration) result.Phase {
+		return result.Phase{Name: name, Start: result.Duration(a), End: result.Duration(max(a, b))}
+	}
+	tl := timeline(sc, faults, loadStart, loadEnd)
+	if len(tl) == 0 {
+		half := min(SteadyStateWindow, (loadEnd-loadStart)/2)
+		return []result.Phase{
+			ph(PhaseSteadyBefore, loadEnd-half, loadEnd),
+			ph(PhaseBefore, loadStart, loadEnd),
+			ph(PhaseOverall, loadStart, loadEnd),
+		}
+	}
+	first, last := loadEnd, loadStart
+	for _, f := range tl {
+		first, last = min(first, f.inject), max(last, f.heal)
+	}
+	before := min(SteadyStateWindow, (first-loadStart)/2)
+	after := min(SteadyStateWindow, (loadEnd-last)/2)
+	out := []result.Phase{
+		ph(PhaseSteadyBefore, first-before, first),
+		ph(PhaseBefore, loadStart, first),
+	}
+	for _, f := range tl {
+		out = append(out, ph(During(f.name), f.inject, f.heal))
+	}
+	return append(out,
+		ph(PhaseAfter, last, loadEnd),
+		ph(PhaseOverall, loadStart, loadEnd),
+		ph(PhaseSteadyAfter, loadEnd-after, loadEnd),
+	)
+}
+
+// window is a phase as the evaluator uses it.
+type window struct {
+	name       string
+	start, end time.Duration
+	open       bool // ends with the load: takes requests of the grace period too
+}
+
+func (w window) contains(t time.Duration) bool {
+	return t >= w.start && (w.open || t < w.end)
+}
+
+func windows(phases []result.Phase) map[string]window {
+	var loadEnd time.Duration
+	for _, p := range phases {
+		loadEnd = max(loadEnd, p.End.Std())
+	}
+	out := make(map[string]window, len(phases))
+	for _, p := range phases {
+		out[p.Name] = window{name: p.Name, start: p.Start.Std(), end: p.End.Std(), open: p.End.Std() >= loadEnd}
+	}
+	return out
+}
+
+// describePhase turns a phase name into words for a message.
+func describePhase(name string) string {
+	switch {
+	case name == PhaseBefore:
+		return "before the first fault"
+	case name == PhaseAfter:
+		return "after the last heal"
+	case name == PhaseOverall:
+		return "over the whole run"
+	case name == PhaseSteadyBefore:
+		return "in the steady state before the first fault"
+	case name == PhaseSteadyAfter:
+		return "in the steady state after the last heal"
+	case strings.HasPrefix(name, DuringPrefix):
+		return "during " + strings.TrimPrefix(name, DuringPrefix)
+	}
+	return "in " + name
+}
+
+// plannedRequests integrates the scenario's planned rate over [a, b), offsets from the
+// start of the load, so that a phase's throughput can be compared with its own plan.
+func plannedRequests(load scenarios.LoadSpec, a, b time.Duration) float64 {
+	if b <= a {
+		return 0
+	}
+	if len(load.Ramp) == 0 {
+		return load.Rate.PerSecond() * (b - a).Seconds()
+	}
+	var total float64
+	var t time.Duration
+	for i, step := range load.Ramp {
+		end := t + step.For.Std()
+		if i == len(load.Ramp)-1 {
+			end = max(end, b)
+		}
+		lo, hi := max(a, t), min(b, end)
+		if hi > lo {
+			total += step.Rate.PerSecond() * (hi - lo).Seconds()
+		}
+		t = end
+	}
+	return total
+}
+
+// serviceOf returns the service an instance belongs to: "order-2" → "order".
+func serviceOf(component string) string {
+	i := strings.LastIndexByte(component, '-')
+	if i <= 0 || i == len(component)-1 {
+		return component
+	}
+	for _, r := range component[i+1:] {
+		if r < '0' || r > '9' {
+			return component
+		}
+	}
+	return component[:i]
+}
+
+// componentMatches reports whether a sampled instance is, or belongs to, want.
+func componentMatches(component, want string) bool {
+	return want == "" || component == want || serviceOf(component) == want
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
