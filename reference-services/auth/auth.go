@@ -59,18 +59,25 @@ func LoadOrCreateSecret(path string) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create secret directory: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		// Another process created it between our read and our create: use theirs.
-		return LoadOrCreateSecret(path)
-	}
+	// Write a private temporary file, then link it into place: the link appears complete or
+	// not at all, and fails if another process got there first, so a concurrent caller never
+	// reads a secret file that is created but not written yet.
+	f, err := os.CreateTemp(filepath.Dir(path), ".secret-*")
 	if err != nil {
 		return nil, fmt.Errorf("create secret: %w", err)
 	}
+	tmp := f.Name()
+	defer func() { _ = os.Remove(tmp) }()
 	_, werr := f.WriteString(hex.EncodeToString(s) + "\n")
 	cerr := f.Close()
 	if err := errors.Join(werr, cerr); err != nil {
 		return nil, fmt.Errorf("write secret: %w", err)
+	}
+	if err := os.Link(tmp, path); errors.Is(err, os.ErrExist) {
+		// Another process created it between our read and our link: use theirs.
+		return LoadOrCreateSecret(path)
+	} else if err != nil {
+		return nil, fmt.Errorf("create secret: %w", err)
 	}
 	return s, nil
 }

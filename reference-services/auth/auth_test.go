@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,4 +121,25 @@ func TestLoadOrCreateSecret(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("abcd\n"), 0o600))
 	_, err = auth.LoadOrCreateSecret(path)
 	assert.ErrorContains(t, err, "too short")
+}
+
+// Processes starting together (two gateways, or a gateway and `faultline token`) all get the
+// one secret that was created: nobody reads a file that exists but is not written yet.
+func TestLoadOrCreateSecretConcurrently(t *testing.T) {
+	dir := t.TempDir()
+	for round := range 50 {
+		path := filepath.Join(dir, strconv.Itoa(round), "jwt.secret")
+		const n = 8
+		got := make([][]byte, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { got[i], errs[i] = auth.LoadOrCreateSecret(path) })
+		}
+		wg.Wait()
+		for i := range n {
+			require.NoError(t, errs[i], "round %d, caller %d", round, i)
+			require.Equal(t, got[0], got[i], "round %d, caller %d", round, i)
+		}
+	}
 }

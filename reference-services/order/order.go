@@ -43,6 +43,13 @@ var Migrations = []string{
 		published_unix_ms INTEGER
 	);
 	CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_unix_ms IS NULL`,
+	// The sync design's order id per idempotency key, committed before product is asked to
+	// reserve, so that a retry after a lost reply reserves under the same order id.
+	`CREATE TABLE reservations (
+		idempotency_key TEXT PRIMARY KEY,
+		order_id        TEXT NOT NULL UNIQUE,
+		created_unix_ms INTEGER NOT NULL
+	)`,
 }
 
 // Prepare migrates the schema. Orders have no seed data.
@@ -161,8 +168,14 @@ func (s *Server) PlaceOrder(ctx context.Context, req *refv1.PlaceOrderRequest) (
 	if err := s.validateRefs(ctx, req); err != nil {
 		return nil, err
 	}
+	id := NewID(s.opts.now())
+	if s.opts.inventory == InventorySync {
+		if id, err = s.reservationID(ctx, req.GetIdempotencyKey(), id); err != nil {
+			return nil, status.Error(codes.Unavailable, err.Error())
+		}
+	}
 	o := &refv1.Order{
-		Id:             NewID(s.opts.now()),
+		Id:             id,
 		IdempotencyKey: req.GetIdempotencyKey(),
 		MerchantId:     req.GetMerchantId(),
 		ProductId:      req.GetProductId(),
@@ -191,6 +204,23 @@ func (s *Server) PlaceOrder(ctx context.Context, req *refv1.PlaceOrderRequest) (
 		s.opts.notify()
 	}
 	return &refv1.PlaceOrderResponse{Order: o}, nil
+}
+
+// reservationID returns the order id that key reserves stock under, recording id for key on
+// first use. It is committed before ReserveStock is called: when product applied a
+// reservation but its reply was lost (the order then rolls back), the client's retry with the
+// same key asks again under the same order id, which product's applied_events answers as a
+// replay instead of decrementing stock a second time.
+func (s *Server) reservationID(ctx context.Context, key, id string) (string, error) {
+	if _, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO reservations (idempotency_key, order_id, created_unix_ms) VALUES (?, ?, ?)`,
+		key, id, s.opts.now().UnixMilli()); err != nil {
+		return "", fmt.Errorf("record reservation id: %w", err)
+	}
+	var got string
+	if err := s.db.QueryRowContext(ctx, `SELECT order_id FROM reservations WHERE idempotency_key = ?`, key).Scan(&got); err != nil {
+		return "", fmt.Errorf("read reservation id: %w", err)
+	}
+	return got, nil
 }
 
 func validatePlace(req *refv1.PlaceOrderRequest) []error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,4 +207,43 @@ func TestNewID(t *testing.T) {
 		ids = append(ids, id)
 	}
 	assert.True(t, sort.StringsAreSorted(ids), "ids sort by creation time")
+}
+
+// lostReply is a product client whose first ReserveStock is applied by product but whose
+// answer never arrives (a timeout after product committed, a connection cut mid-reply).
+type lostReply struct {
+	refv1.ProductServiceClient
+	lost atomic.Bool
+}
+
+func (c *lostReply) ReserveStock(ctx context.Context, req *refv1.ReserveStockRequest, opts ...grpc.CallOption) (*refv1.ReserveStockResponse, error) {
+	resp, err := c.ProductServiceClient.ReserveStock(ctx, req, opts...)
+	if err == nil && c.lost.CompareAndSwap(false, true) {
+		return nil, status.Error(codes.DeadlineExceeded, "reply lost")
+	}
+	return resp, err
+}
+
+// In the sync design a client retrying with the same key after a lost reservation reply must
+// not reserve a second time: the retry reuses the order id product already applied, so
+// product recognises it as a replay and stock is decremented once.
+func TestPlaceOrderSyncRetryAfterLostReplyReservesOnce(t *testing.T) {
+	e := newEnv(t)
+	db := openDB(t, e.orderPath)
+	require.NoError(t, order.Prepare(context.Background(), db))
+	s, err := order.NewServer(db, e.merchants, &lostReply{ProductServiceClient: e.products}, order.WithInventory(order.InventorySync))
+	require.NoError(t, err)
+	ctx := context.Background()
+	p := config.ProductID(3)
+
+	_, err = s.PlaceOrder(ctx, place("retry-me", 3, 10))
+	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	assert.Zero(t, count(t, db, `SELECT COUNT(*) FROM orders`), "no order without a confirmed reservation")
+
+	r, err := s.PlaceOrder(ctx, place("retry-me", 3, 10))
+	require.NoError(t, err)
+	assert.Equal(t, testCatalog.InitialStock-10, stockOf(t, e.productDB, p), "the retry must not reserve again")
+	assert.Equal(t, 1, count(t, e.productDB, `SELECT COUNT(*) FROM applied_events`))
+	assert.Equal(t, 1, count(t, e.productDB, `SELECT COUNT(*) FROM applied_events WHERE order_id = ?`, r.GetOrder().GetId()),
+		"product's record names the order that exists")
 }

@@ -139,25 +139,31 @@ func awaitDeps(ctx context.Context, n *node.Node, d design.Design, w *registry.W
 // stream is ensured in the background (the broker may be down at start); "broker" becomes
 // ready once it exists. Rows accumulate in the outbox meanwhile, which is the point.
 func startRelay(ctx context.Context, n *node.Node, d design.Design, db *sql.DB, wg *sync.WaitGroup) (*Relay, error) {
-	_, js, err := broker.Connect(ctx, n.Config.Broker, n.Config.Name, n.Registry, n.Log)
+	nc, js, err := broker.Connect(ctx, n.Config.Broker, n.Config.Name, n.Registry, n.Log)
 	if err != nil {
 		return nil, err
 	}
 	edge, err := resilience.NewEdge(lifecycle.ServiceName(n), "broker", d.Policy(lifecycle.ServiceName(n), "broker"), n.Registry, resilience.WithLogger(n.Log))
 	if err != nil {
+		nc.Close()
 		return nil, fmt.Errorf("build broker edge: %w", err)
 	}
 	pub, err := NewJetStreamPublisher(js, func(ctx context.Context, fn func(context.Context) error) error {
 		return resilience.Do(ctx, edge, fn)
 	})
 	if err != nil {
+		nc.Close()
 		return nil, err
 	}
-	relay, err := NewRelay(db, pub, n.Log, WithRegisterer(n.Registry))
+	relay, err := NewRelay(db, pub, n.Log, WithRegisterer(n.Registry), WithPublishTimeout(publishTimeout(d.Policy(lifecycle.ServiceName(n), "broker"))))
 	if err != nil {
+		nc.Close()
 		return nil, err
 	}
-	wg.Go(func() {
+	// broker.Connect reconnects forever until closed: the connection closes once neither
+	// goroutine below uses it any more, or it would outlive the component.
+	var users sync.WaitGroup
+	users.Go(func() {
 		for ctx.Err() == nil {
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, err := broker.EnsureStream(sctx, js)
@@ -173,6 +179,38 @@ func startRelay(ctx context.Context, n *node.Node, d design.Design, db *sql.DB, 
 			}
 		}
 	})
-	wg.Go(func() { _ = relay.Run(ctx) })
+	users.Go(func() { _ = relay.Run(ctx) })
+	wg.Go(func() {
+		users.Wait()
+		nc.Close()
+	})
 	return relay, nil
+}
+
+// jetStreamTimeout is how long a JetStream publish waits for its PubAck when its context has
+// no deadline (jetstream's DefaultTimeout).
+const jetStreamTimeout = 5 * time.Second
+
+// publishTimeout is the relay's bound on one guarded publish. It leaves room for every attempt
+// the order->broker policy is configured for (each bounded by the policy's timeout, or by
+// JetStream's own without one) and the backoff between them: a shorter bound would cut the
+// retries short, so the design file's policy would not be the one applied. A second of slack
+// covers scheduling.
+func publishTimeout(p design.Policy) time.Duration {
+	attempt := p.Timeout.Std()
+	if attempt <= 0 {
+		attempt = jetStreamTimeout
+	}
+	if b := p.Bulkhead; b != nil {
+		attempt += b.MaxWait.Std()
+	}
+	if rl := p.RateLimit; rl != nil {
+		attempt += rl.MaxWait.Std()
+	}
+	attempts, pause := 1, time.Duration(0)
+	if r := p.Retry; r != nil {
+		attempts = max(r.MaxAttempts, 1)
+		pause = time.Duration(float64(max(r.Backoff, r.MaxBackoff).Std()) * (1 + r.Jitter))
+	}
+	return time.Duration(attempts)*attempt + time.Duration(attempts-1)*pause + time.Second
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -107,10 +108,25 @@ func TestRunSystem(t *testing.T) {
 			t.Fatalf("%s did not stop", name)
 		}
 	}
+	// A stopped component leaves no broker connection behind (it would reconnect forever).
+	require.Eventually(t, func() bool { return ns.NumClients() == 0 }, 10*time.Second, 20*time.Millisecond,
+		"broker connections left open: %v", clientNames(t, ns))
 	reg, err := registry.Connect(ctx, []string{etcdAddr}, nil, nil)
 	require.NoError(t, err)
 	defer func() { _ = reg.Close() }()
 	got, err := reg.Etcd().Get(ctx, registry.InstancePrefix, clientv3.WithPrefix())
 	require.NoError(t, err)
 	assert.Zero(t, got.Count, "a clean stop revokes every lease")
+}
+
+// clientNames lists the names of the broker's client connections, for failure messages.
+func clientNames(t *testing.T, ns *server.Server) []string {
+	t.Helper()
+	cz, err := ns.Connz(nil)
+	require.NoError(t, err)
+	var out []string
+	for _, c := range cz.Conns {
+		out = append(out, c.Name)
+	}
+	return out
 }

@@ -43,13 +43,17 @@ func Run(ctx context.Context, n *node.Node) error {
 	defer wg.Wait()
 	defer stopWorkers()
 	if n.Config.Broker != "" {
-		// The connection closes when wctx ends, after the consumer has stopped fetching.
-		_, js, err := broker.Connect(wctx, n.Config.Broker, n.Config.Name, n.Registry, n.Log)
+		nc, js, err := broker.Connect(wctx, n.Config.Broker, n.Config.Name, n.Registry, n.Log)
 		if err != nil {
 			return err
 		}
 		c := NewConsumer(db, js, metrics, n.Log, WithOnReady(func() { n.Ready("broker") }))
-		wg.Go(func() { _ = c.Run(wctx) })
+		wg.Go(func() {
+			// Broker.Connect reconnects forever until closed: close it once the consumer has
+			// stopped fetching and acking, or it outlives the component.
+			defer nc.Close()
+			_ = c.Run(wctx)
+		})
 	} else {
 		n.Log.Warn("no broker configured: inventory changes only through ReserveStock")
 	}

@@ -186,7 +186,9 @@ type callKey struct{}
 
 func TestBreakerOpensRejectsAndHalfOpens(t *testing.T) {
 	e, reg := newEdge(t, design.Policy{Breaker: &design.Breaker{
-		FailureRatio: 1, MinRequests: 3, Delay: dur(200 * time.Millisecond), SuccessThreshold: 1,
+		// The delay must outlast a stall of the test goroutine on a loaded machine: the open
+		// breaker is asserted to reject the fourth call, which a probe would not.
+		FailureRatio: 1, MinRequests: 3, Delay: dur(2 * time.Second), SuccessThreshold: 1,
 	}})
 	state := func() float64 {
 		return metric(t, reg, "faultline_breaker_state", map[string]string{"caller": "gateway", "dependency": "product"})
@@ -303,7 +305,9 @@ func TestBulkheadRejectsBeyondCapacity(t *testing.T) {
 }
 
 func TestRateLimiterRejects(t *testing.T) {
-	e, reg := newEdge(t, design.Policy{RateLimit: &design.RateLimit{RPS: 0.5, Burst: 1}})
+	// One permit per 1000 s: the second call cannot land in a fresh period however slow the
+	// machine is.
+	e, reg := newEdge(t, design.Policy{RateLimit: &design.RateLimit{RPS: 0.001, Burst: 1}})
 	m := mocks.NewProductServiceClient(t)
 	m.EXPECT().GetProduct(mock.Anything, mock.Anything).Return(&refv1.Product{}, nil).Once()
 	_, err := get(context.Background(), e, m)
