@@ -136,7 +136,13 @@ func Run(ctx context.Context, n *node.Node) (err error) {
 		_ = srv.Close()
 		return fmt.Errorf("register gateway: %w", err)
 	}
-	n.Ready(condRegistered)
+	inst := registry.Instance{Service: service, Name: cfg.Name}
+	go func() {
+		// Register returns even while the registry is away; ready means visible to callers.
+		if rc.AwaitKey(ctx, inst.Key()) == nil {
+			n.Ready(condRegistered)
+		}
+	}()
 
 	select {
 	case <-ctx.Done():

@@ -65,6 +65,8 @@ type Process struct {
 	ownReg bool // reg was connected here, so shutdown closes it
 	regn   *registry.Registration
 	served chan struct{}
+	// serveErr is why gs.Serve returned; written before served is closed.
+	serveErr error
 }
 
 // NewGRPCServer returns a server with the standard health service already registered.
@@ -95,6 +97,9 @@ func Serve(ctx context.Context, n *node.Node, reg *registry.Client, gs *grpc.Ser
 		defer close(p.served)
 		if err := gs.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			n.Log.Error("serve grpc", "err", err)
+			p.serveErr = err
+			// A dead listener must not keep looking ready and registered.
+			n.Pending("grpc", "grpc server stopped: "+err.Error())
 		}
 	}()
 	n.Ready("grpc")
@@ -119,28 +124,30 @@ func Serve(ctx context.Context, n *node.Node, reg *registry.Client, gs *grpc.Ser
 	if err != nil {
 		return p, fmt.Errorf("register %s: %w", inst.Key(), err)
 	}
-	go p.awaitRegistered(ctx, inst.Key())
+	go func() {
+		if p.reg.AwaitKey(ctx, inst.Key()) == nil {
+			n.Ready("registry")
+		}
+	}()
 	n.Log.Info("serving", "service", inst.Service, "addr", inst.Addr)
 	return p, nil
 }
 
-// awaitRegistered marks "registry" ready once the instance key exists.
-func (p *Process) awaitRegistered(ctx context.Context, key string) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		gctx, cancel := context.WithTimeout(ctx, time.Second)
-		resp, err := p.reg.Etcd().Get(gctx, key)
-		cancel()
-		if err == nil && resp.Count > 0 {
-			p.n.Ready("registry")
-			return
+// Wait blocks until ctx ends (a clean stop: nil) or the gRPC server stops on its own (an
+// error, so the process exits and its supervisor sees it instead of a ready-looking
+// process with a dead listener).
+func (p *Process) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-p.served:
+		if ctx.Err() != nil {
+			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		if p.serveErr != nil {
+			return fmt.Errorf("serve grpc: %w", p.serveErr)
 		}
+		return errors.New("serve grpc: server stopped unexpectedly")
 	}
 }
 

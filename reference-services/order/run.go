@@ -101,8 +101,7 @@ func Run(ctx context.Context, n *node.Node) error {
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
-	return nil
+	return p.Wait(ctx)
 }
 
 // dialEdge connects to a dependency through discovery, with the design's policy for

@@ -65,6 +65,5 @@ func Run(ctx context.Context, n *node.Node) error {
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
-	return nil
+	return p.Wait(ctx)
 }

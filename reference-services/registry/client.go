@@ -118,6 +118,26 @@ func Connect(ctx context.Context, endpoints []string, reg prometheus.Registerer,
 // Etcd exposes the underlying etcd client for callers that need more than this API.
 func (c *Client) Etcd() *clientv3.Client { return c.cli }
 
+// AwaitKey blocks until key exists in the registry (polling, so it rides out an outage)
+// or ctx ends. Readiness uses it: an instance is "registered" only once callers can see it.
+func (c *Client) AwaitKey(ctx context.Context, key string) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		resp, err := c.cli.Get(gctx, key)
+		cancel()
+		if err == nil && resp.Count > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("await registry key %s: %w", key, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 // Close stops every heartbeat and watch without revoking leases: to the registry this looks
 // like a crash, so the instances disappear when their leases expire.
 func (c *Client) Close() error {
