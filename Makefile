@@ -12,7 +12,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 API_DIR      := reference-services/api/refv1
 
-.PHONY: all build up demo test test-race bench mocks generate vet fmt clean
+.PHONY: all build up demo test test-race fuzz bench mocks generate vet fmt clean
 
 all: build
 
@@ -34,6 +34,16 @@ test:
 
 test-race:
 	$(GO) test -count=1 -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
+
+## fuzz: every parser of untrusted input for FUZZTIME each (CI: 60s); new finds land in
+## testdata/fuzz/<Target>/ of the package and are committed as the corpus
+FUZZTIME     ?= 60s
+FUZZ_TARGETS ?= ./scenarios:FuzzParse ./reference-services/design:FuzzParse ./result:FuzzRead \
+                ./history:FuzzReader ./reference-services/auth:FuzzVerify ./loadgen:FuzzRateOf
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "== fuzz $$fn in $$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; done
 
 ## bench: startup time of the full default system (median and p90)
 bench: build
