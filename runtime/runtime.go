@@ -38,6 +38,100 @@ type Spec struct {
 	// Labels are free-form metadata (kind, service, run id) a runtime may attach to what
 	// it creates so that it can find and remove it later.
 	Labels map[string]string
+	// Container carries what only a container runtime needs (image, published ports,
+	// mounts, files). Process runtimes ignore it, so one Spec can describe a component for
+	// either runtime; nil means "the runtime's default image, nothing published".
+	Container *ContainerSpec
+}
+
+// ContainerSpec is the container-only part of a Spec. In a container, Spec.Command is the
+// executable inside the image (the entrypoint), Spec.Args its arguments, Spec.Env the whole
+// environment (the harness's own environment is not inherited), Spec.Dir the working
+// directory inside the container and Spec.LogFile a host file that receives the
+// container's output.
+type ContainerSpec struct {
+	// Image is the image reference; empty means the runtime's default image.
+	Image string
+	// Ports are container TCP ports published on the host's loopback interface only, on
+	// ports the engine picks; a harness asks the process for the host address of each.
+	Ports []int
+	// Aliases are extra DNS names on the run's network besides Spec.Name.
+	Aliases []string
+	// Mounts hold data that must outlive the container (a restart keeps it anyway; a
+	// replacement container does not).
+	Mounts []Mount
+	// Files are written into the container before it first starts (config files).
+	Files []File
+	// Ready, when set, makes Start and Restart return only once the container answers
+	// an HTTP GET with a 2xx status, so a caller need not know the host port to wait.
+	Ready *HTTPReady
+}
+
+// Mount attaches a volume or a host directory to a container path.
+type Mount struct {
+	// Volume names a volume scoped to the run; specs that name the same Volume share it
+	// (replicas of one service share their database). Exactly one of Volume and HostPath
+	// is set.
+	Volume string
+	// HostPath bind-mounts an absolute host directory.
+	HostPath string
+	// Target is the absolute path inside the container.
+	Target   string
+	ReadOnly bool
+}
+
+// File is one file written into a container before its first start.
+type File struct {
+	// Target is the absolute path inside the container; missing directories are created.
+	Target  string
+	Content []byte
+	// Mode is the permission bits; 0 means 0o644.
+	Mode int64
+}
+
+// HTTPReady is a readiness probe a container runtime runs from the host.
+type HTTPReady struct {
+	Port int    // a container port listed in ContainerSpec.Ports
+	Path string // "/readyz"
+}
+
+// Validate reports every problem with c at once.
+func (c ContainerSpec) Validate() []error {
+	var errs []error
+	published := map[int]bool{}
+	for i, p := range c.Ports {
+		if p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("ports[%d] %d is not a TCP port", i, p))
+		}
+		published[p] = true
+	}
+	for i, m := range c.Mounts {
+		switch {
+		case m.Volume == "" && m.HostPath == "":
+			errs = append(errs, fmt.Errorf("mounts[%d] has neither volume nor host path", i))
+		case m.Volume != "" && m.HostPath != "":
+			errs = append(errs, fmt.Errorf("mounts[%d] has both volume %q and host path %q", i, m.Volume, m.HostPath))
+		case m.HostPath != "" && !strings.HasPrefix(m.HostPath, "/"):
+			errs = append(errs, fmt.Errorf("mounts[%d] host path %q is not absolute", i, m.HostPath))
+		}
+		if !strings.HasPrefix(m.Target, "/") {
+			errs = append(errs, fmt.Errorf("mounts[%d] target %q is not absolute", i, m.Target))
+		}
+	}
+	for i, f := range c.Files {
+		if !strings.HasPrefix(f.Target, "/") || strings.HasSuffix(f.Target, "/") {
+			errs = append(errs, fmt.Errorf("files[%d] target %q is not an absolute file path", i, f.Target))
+		}
+	}
+	if r := c.Ready; r != nil {
+		if !published[r.Port] {
+			errs = append(errs, fmt.Errorf("ready port %d is not in ports", r.Port))
+		}
+		if !strings.HasPrefix(r.Path, "/") {
+			errs = append(errs, fmt.Errorf("ready path %q does not start with '/'", r.Path))
+		}
+	}
+	return errs
 }
 
 // Validate reports every problem with s at once.
@@ -55,6 +149,11 @@ func (s Spec) Validate() []error {
 	for i, e := range s.Env {
 		if !strings.Contains(e, "=") {
 			errs = append(errs, fmt.Errorf("env[%d] %q is not KEY=VALUE", i, e))
+		}
+	}
+	if s.Container != nil {
+		for _, err := range s.Container.Validate() {
+			errs = append(errs, fmt.Errorf("container: %w", err))
 		}
 	}
 	return errs
@@ -112,4 +211,19 @@ type Lister interface {
 // Specced is implemented by processes that can return the Spec they were started from.
 type Specced interface {
 	Spec() Spec
+}
+
+// Partitioner is implemented by processes whose network attachment a runtime controls
+// (containers): Disconnect cuts the process off from every peer on the run's network while
+// it keeps running, Reconnect heals that. Both are idempotent.
+type Partitioner interface {
+	Disconnect(ctx context.Context) error
+	Reconnect(ctx context.Context) error
+}
+
+// HostPorter is implemented by processes that listen behind a port mapping: HostPort
+// returns the "127.0.0.1:port" address on the harness's host that reaches containerPort.
+// The mapping can change when the process restarts, so ask again after a Restart.
+type HostPorter interface {
+	HostPort(containerPort int) (string, error)
 }

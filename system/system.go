@@ -124,6 +124,7 @@ type Option func(*options)
 type options struct {
 	log          *slog.Logger
 	readyTimeout time.Duration
+	interposer   Interposer // see interpose.go
 }
 
 // WithLogger logs planning, starts and readiness.
@@ -350,6 +351,9 @@ func (sys *System) prepare() error {
 			cfg.Registry = registryEndpoints
 			cfg.Broker = brokerURL
 			cfg.Balancer = balancerAddr
+			if err := sys.interpose(c, &cfg); err != nil {
+				return fmt.Errorf("plan %s: %w", c.Name, err)
+			}
 		}
 		if errs := cfg.Validate(); len(errs) > 0 {
 			return fmt.Errorf("plan %s: %w", c.Name, errors.Join(errs...))

@@ -32,9 +32,12 @@ func usagef(format string, args ...any) error {
 // run) will map to 1 and 2 here once the harness returns them; everything else is 3.
 func exitCode(err error) int {
 	var ue *usageError
+	var coded interface{ ExitCode() int } // a run's verdict (run.go)
 	switch {
 	case err == nil:
 		return exitPassed
+	case errors.As(err, &coded):
+		return coded.ExitCode()
 	case errors.As(err, &ue):
 		return exitHarness
 	default:
@@ -63,6 +66,7 @@ func newRoot() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	root.AddCommand(newUpCmd(), newTokenCmd(), newServeCmd(), newVersionCmd(), newBenchCmd(), newDemoCmd())
+	root.AddCommand(newRunCmd(), newSuiteCmd(), newValidateCmd(), newSchemaCmd())
 	return root
 }
 

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/faultline-dev/faultline/result"
+)
+
+// suiteFiles expands the arguments of suite: a directory means its *.yaml and *.yml
+// files, sorted; anything else is a scenario file or a built-in name.
+func suiteFiles(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil || !st.IsDir() {
+			out = append(out, a)
+			continue
+		}
+		var found []string
+		for _, pat := range []string{"*.yaml", "*.yml"} {
+			m, err := filepath.Glob(filepath.Join(a, pat))
+			if err != nil {
+				return nil, usagef("list %s: %v", a, err)
+			}
+			found = append(found, m...)
+		}
+		if len(found) == 0 {
+			return nil, usagef("suite: %s holds no *.yaml scenario", a)
+		}
+		sort.Strings(found)
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+func newSuiteCmd() *cobra.Command {
+	var (
+		dir  string
+		seed int64
+	)
+	cmd := &cobra.Command{
+		Use:   "suite DIR|FILE...",
+		Short: "Run several scenarios one after the other and exit with the worst verdict",
+		Long: "Suite runs every scenario in order (one at a time: each starts a whole system) and\n" +
+			"prints a table. It exits with the worst verdict; a scenario that demonstrates a weak\n" +
+			"design passes when its expected failure happened.",
+		Example: "  faultline suite scenarios/\n  faultline suite baseline replica-crash",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("%s needs a directory or scenario files", cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			files, err := suiteFiles(args)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if dir == "" {
+				dir = filepath.Join(".faultline", "suites", time.Now().UTC().Format("20060102T150405Z"))
+			}
+			began := time.Now()
+			var rows []suiteRow
+			for _, f := range files {
+				if ctx.Err() != nil {
+					rows = append(rows, suiteRow{name: f, verdict: result.Aborted, reason: "not run: the suite was interrupted"})
+					continue
+				}
+				row := suiteRow{name: f}
+				sc, err := loadScenario(f)
+				if err != nil {
+					row.verdict, row.reason = result.Error, err.Error()
+					rows = append(rows, row)
+					continue
+				}
+				row.name = sc.Name
+				fmt.Fprintf(cmd.ErrOrStderr(), "== %s\n", sc.Name)
+				runDir := filepath.Join(dir, sanitize(sc.Name))
+				t0 := time.Now()
+				res, err := runOne(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), sc, runDir, false, seedOpt(cmd, seed)...)
+				row.took = time.Since(t0)
+				row.verdict, row.reason = res.Verdict, res.Reason
+				if err != nil && res.Reason == "" {
+					row.reason = err.Error()
+				}
+				if ef := res.ExpectedFailure; ef != nil && ef.Observed && res.Verdict == result.Passed {
+					row.reason = "expected failure observed: " + ef.Check
+				}
+				rows = append(rows, row)
+			}
+			worst := printSuite(cmd.OutOrStdout(), rows, time.Since(began))
+			return verdictErr(worst, fmt.Sprintf("worst of %d scenario(s)", len(rows)))
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "directory for the runs, one subdirectory per scenario (default .faultline/suites/<UTC time>)")
+	cmd.Flags().Int64Var(&seed, "seed", 0, "override every scenario's seed")
+	return cmd
+}
+
+type suiteRow struct {
+	name    string
+	verdict result.Verdict
+	reason  string
+	took    time.Duration
+}
+
+// printSuite prints the table and returns the worst verdict.
+func printSuite(w io.Writer, rows []suiteRow, took time.Duration) result.Verdict {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tVERDICT\tTIME\tREASON")
+	var vs []result.Verdict
+	for _, r := range rows {
+		reason := r.reason
+		if len(reason) > 100 {
+			reason = reason[:97] + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.name, r.verdict, r.took.Round(100*time.Millisecond), strings.ReplaceAll(reason, "\n", " "))
+		vs = append(vs, r.verdict)
+	}
+	_ = tw.Flush()
+	worst := result.Worst(vs...)
+	fmt.Fprintf(w, "%d scenario(s) in %s: %s\n", len(rows), took.Round(time.Second), worst)
+	return worst
+}
+
+func sanitize(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == os.PathSeparator || r == 0 {
+			return '_'
+		}
+		return r
+	}, name)
+}

@@ -1,0 +1,590 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/faultline-dev/faultline/faults"
+	"github.com/faultline-dev/faultline/history"
+	"github.com/faultline-dev/faultline/loadgen"
+	"github.com/faultline-dev/faultline/observe"
+	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/runtime/local"
+	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/system"
+)
+
+// cleanupTimeout bounds healing and stopping on the way out, whatever ended the run.
+const cleanupTimeout = 30 * time.Second
+
+// ValidationError is returned when a scenario is refused before anything starts; Errs are
+// the scenario's problems, each file:line:col with a hint.
+type ValidationError struct{ Errs []error }
+
+// Error lists every problem, one per line.
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Errs))
+	for i, err := range e.Errs {
+		lines[i] = err.Error()
+	}
+	return "validate scenario:\n" + strings.Join(lines, "\n")
+}
+
+// Run runs sc against the reference system as local processes and returns the result it
+// also wrote to the run directory. The result is never nil: a scenario that could not be
+// run has verdict error (with the error also returned), a run cut short by ctx has verdict
+// aborted. A run that completed returns a nil error whatever its verdict.
+func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*result.Run, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	began := time.Now()
+	res := &result.Run{Version: result.Version, StartedAt: began.UTC(), Runtime: "local", Verdict: result.Error}
+	if sc == nil {
+		res.Scenario, res.Reason = "unknown", "no scenario"
+		return res, errors.New("run scenario: no scenario")
+	}
+	res.Scenario, res.File, res.Description, res.Seed = sc.Name, sc.File, sc.Description, sc.Seed
+	if o.seed != nil {
+		res.Seed = *o.seed
+	}
+	if sc.System.Runtime != "" {
+		res.Runtime = sc.System.Runtime
+	}
+	if errs := sc.Validate(scenarios.ReferenceTopology(sc.System)); len(errs) > 0 {
+		res.Reason = fmt.Sprintf("the scenario has %d problem(s); the first: %v", len(errs), errs[0])
+		res.Hint = "run faultline validate " + sc.File
+		return res, &ValidationError{Errs: errs}
+	}
+	if res.Runtime != "local" {
+		res.Reason = fmt.Sprintf("runtime %q is not supported by this harness yet", res.Runtime)
+		res.Hint = "use system.runtime: local"
+		return res, fmt.Errorf("run scenario: %s", res.Reason)
+	}
+	if o.evaluator == nil {
+		o.evaluator = DefaultEvaluator()
+	}
+	r := &runner{o: o, sc: sc, res: res, began: began, active: map[string]bool{}}
+	err := r.run(ctx)
+	return res, err
+}
+
+// runner is one run in progress.
+type runner struct {
+	o     options
+	sc    *scenarios.Scenario
+	res   *result.Run
+	began time.Time
+	dir   string
+
+	hist  *history.Writer
+	links *faults.Links
+	sys   *system.System
+
+	loadStart time.Time // zero until the load starts
+	requests  atomic.Uint64
+	errs      atomic.Uint64
+	rps       atomic.Uint64 // math.Float64bits of the last completion rate
+
+	mu       sync.Mutex
+	phase    string
+	active   map[string]bool
+	faults   []result.Fault
+	lastHeal time.Duration
+	progMu   sync.Mutex
+}
+
+func (r *runner) since() time.Duration { return time.Since(r.began) }
+
+// fail records a harness error as the verdict unless ctx ended first, which makes the run
+// aborted: an interrupted run is not the harness's fault.
+func (r *runner) fail(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		r.res.Verdict, r.res.Reason = result.Aborted, "interrupted: "+context.Cause(ctx).Error()
+		r.res.Hint = "every fault was healed and every process stopped"
+		return nil
+	}
+	r.res.Verdict, r.res.Reason = result.Error, err.Error()
+	return err
+}
+
+func (r *runner) run(ctx context.Context) (err error) {
+	o := r.o
+	dir := o.dir
+	if dir == "" {
+		dir = filepath.Join(DefaultRunsDir, r.began.UTC().Format("20060102T150405Z")+"-"+r.sc.Name)
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return r.fail(ctx, fmt.Errorf("resolve run dir: %w", err))
+	}
+	r.dir = dir
+	r.res.RunDir = dir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return r.fail(ctx, fmt.Errorf("create run dir: %w", err))
+	}
+	// Registered first, so it runs last: whatever happened, result.json says so.
+	defer func() {
+		r.setPhase("done")
+		r.mu.Lock()
+		if r.res.Faults == nil {
+			r.res.Faults = slices.Clone(r.faults) // an interrupted run still says what it did
+		}
+		r.mu.Unlock()
+		r.res.Duration = result.Duration(r.since())
+		if serr := r.res.Save(filepath.Join(dir, ResultFile)); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}()
+	cleanup := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	}
+	r.setPhase("starting")
+
+	hist, err := history.Create(filepath.Join(dir, HistoryFile), r.began)
+	if err != nil {
+		return r.fail(ctx, fmt.Errorf("create history: %w", err))
+	}
+	defer func() {
+		if cerr := hist.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	r.hist = hist
+	r.res.History = HistoryFile
+
+	links, err := faults.NewLinks(append([]faults.Option{faults.WithProbeSamples(probeSamples(r.sc))}, o.linkOpts...)...)
+	if err != nil {
+		return r.fail(ctx, fmt.Errorf("start fault proxies: %w", err))
+	}
+	defer links.Close()
+	r.links = links
+	ip := NewInterposer(links, o.log)
+	defer ip.Close()
+
+	rt := local.New(local.WithLogger(o.log))
+	defer func() {
+		cctx, cancel := cleanup()
+		defer cancel()
+		_ = rt.Close(cctx)
+	}()
+
+	spec, err := r.systemSpec()
+	if err != nil {
+		return r.fail(ctx, err)
+	}
+	sys, err := system.Start(ctx, rt, spec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
+	if err != nil {
+		return r.fail(ctx, err)
+	}
+	r.sys = sys
+	defer func() {
+		r.setPhase("stopping")
+		cctx, cancel := cleanup()
+		defer cancel()
+		if serr := sys.Stop(cctx); serr != nil {
+			o.log.Warn("stop system", "err", serr)
+		}
+	}()
+	r.recordTopology()
+	if err := r.writeProcesses(); err != nil {
+		return r.fail(ctx, err)
+	}
+	env := faults.NewEnv(links, sys)
+	// Healing is registered before anything is injected and runs before the system stops.
+	defer func() {
+		cctx, cancel := cleanup()
+		defer cancel()
+		r.healAll(cctx, env)
+	}()
+
+	wctx, cancel := context.WithTimeout(ctx, o.readyTimeout)
+	err = ip.WaitRoutes(wctx, sys)
+	cancel()
+	if err != nil {
+		return r.fail(ctx, fmt.Errorf("publish routes: %w", err))
+	}
+	r.recordLinks()
+
+	stopScrape, err := r.startScraper(ctx)
+	if err != nil {
+		return r.fail(ctx, err)
+	}
+	defer stopScrape()
+
+	spec2, err := r.loadSpec()
+	if err != nil {
+		return r.fail(ctx, err)
+	}
+	r.loadStart = time.Now()
+	stopProgress := r.startProgress()
+	defer stopProgress()
+	loadOff := r.loadStart.Sub(r.began)
+	r.phaseEdge("before", history.PhaseStart)
+	r.setPhase("before")
+	sched := r.startTimeline(ctx, env)
+	live := r.startLive(ctx, loadOff)
+	sum, lerr := loadgen.Run(ctx, spec2, sys.GatewayURL(), r.sink, loadgen.WithEpoch(r.began))
+	loadEnd := r.since()
+	sched.Wait()
+	r.closePhases(loadOff, loadEnd)
+	r.res.Load = loadOf(sum)
+	liveResults := live()
+	if lerr != nil {
+		return r.fail(ctx, fmt.Errorf("run load: %w", lerr))
+	}
+	if ctx.Err() != nil {
+		return r.fail(ctx, ctx.Err())
+	}
+
+	// Heal now (the deferred heal is the safety net) so convergence starts from a whole system.
+	hctx, hcancel := cleanup()
+	r.healAll(hctx, env)
+	hcancel()
+
+	r.rps.Store(0)
+	r.setPhase("converging")
+	final := r.converge(ctx)
+	stopScrape()
+	if err := hist.Flush(); err != nil {
+		return r.fail(ctx, fmt.Errorf("flush history: %w", err))
+	}
+	if ctx.Err() != nil {
+		return r.fail(ctx, ctx.Err())
+	}
+
+	r.setPhase("evaluating")
+	r.mu.Lock()
+	ev := Evaluation{
+		Scenario: r.sc, HistoryPath: filepath.Join(dir, HistoryFile), Phases: slices.Clone(r.res.Phases),
+		Faults: slices.Clone(r.faults), Load: sum, Final: final, LoadStart: loadOff, LoadEnd: loadEnd, LastHeal: r.lastHeal,
+		LeaseTTL: r.sys.Spec().LeaseTTL, Live: liveResults,
+	}
+	r.mu.Unlock()
+	checks, err := r.o.evaluator.Evaluate(ctx, ev)
+	if err != nil {
+		return r.fail(ctx, fmt.Errorf("evaluate checks: %w", err))
+	}
+	r.res.Checks = checks
+	r.res.Faults = ev.Faults
+	decide(r.sc, r.res, sum)
+	return nil
+}
+
+// systemSpec maps the scenario's system section onto a system spec.
+func (r *runner) systemSpec() (system.Spec, error) {
+	s := r.sc.System
+	designFile, err := resolveDesign(r.sc, r.dir)
+	if err != nil {
+		return system.Spec{}, err
+	}
+	if designFile != "" {
+		r.res.Design = strings.TrimSuffix(filepath.Base(designFile), filepath.Ext(designFile))
+	} else {
+		r.res.Design = "default"
+	}
+	spec := system.Spec{
+		Dir:       filepath.Join(r.dir, "system"),
+		Merchants: s.ReplicasOf("merchant"), Orders: s.ReplicasOf("order"), Products: s.ReplicasOf("product"),
+		Gateways:   s.ReplicasOf("gateway"),
+		DesignFile: designFile,
+		LeaseTTL:   s.LeaseTTL.Std(),
+		Command:    r.o.command,
+		Args:       r.o.args,
+	}
+	if spec.LeaseTTL > 0 && spec.LeaseTTL < time.Second {
+		// etcd leases have a granularity of one second.
+		spec.LeaseTTL = time.Second
+	}
+	return spec, nil
+}
+
+// resolveDesign finds the design file a scenario names. A relative path is looked up next
+// to the scenario file and in its parent directories, then in the working directory and
+// its parents, so that "designs/resilient.yaml" works from anywhere in a checkout. An
+// inline design is written into the run directory.
+func resolveDesign(sc *scenarios.Scenario, dir string) (string, error) {
+	d := sc.System.Design
+	switch {
+	case d.Inline != nil:
+		b, err := yamlMarshal(d.Inline)
+		if err != nil {
+			return "", fmt.Errorf("encode inline design: %w", err)
+		}
+		p := filepath.Join(dir, "design.yaml")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return "", fmt.Errorf("write inline design: %w", err)
+		}
+		return p, nil
+	case d.Path == "":
+		return "", nil
+	case filepath.IsAbs(d.Path):
+		return d.Path, nil
+	}
+	var roots []string
+	if sc.File != "" {
+		if abs, err := filepath.Abs(filepath.Dir(sc.File)); err == nil {
+			roots = append(roots, abs)
+		}
+	}
+	if wd, err := os.Getwd(); err == nil {
+		roots = append(roots, wd)
+	}
+	for _, root := range roots {
+		for dir := root; ; dir = filepath.Dir(dir) {
+			p := filepath.Join(dir, d.Path)
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				return p, nil
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	return "", fmt.Errorf("find design %q: not found next to %s or the working directory, nor in their parents", d.Path, sc.File)
+}
+
+// loadSpec maps the scenario's load section onto a load spec with one token per client.
+func (r *runner) loadSpec() (loadgen.Spec, error) {
+	l := r.sc.Load
+	seed := r.res.Seed
+	clients := max(l.Clients, 10)
+	if l.Clients > 0 {
+		clients = l.Clients
+	}
+	ttl := l.Duration.Std() + 24*time.Hour
+	tokens := make([]string, clients)
+	for i := range tokens {
+		tok, err := r.sys.Token(fmt.Sprintf("client-%d", i+1), ttl)
+		if err != nil {
+			return loadgen.Spec{}, fmt.Errorf("issue tokens: %w", err)
+		}
+		tokens[i] = tok
+	}
+	token := func(client int) string {
+		if client < 0 || client >= len(tokens) {
+			return tokens[0]
+		}
+		return tokens[client]
+	}
+	journeys := loadgen.ReferenceJourneys(token, loadgen.WithCatalog(r.sys.Spec().Catalog))
+	for _, t := range l.Targets {
+		j, err := loadgen.NewHTTPJourney(loadgen.HTTPTarget{
+			Name: t.Name, Method: t.Method, URL: t.URL, Headers: t.Headers, Body: t.Body,
+		}, loadgen.WithToken(token))
+		if err != nil {
+			return loadgen.Spec{}, fmt.Errorf("build load: %w", err)
+		}
+		journeys = append(journeys, j)
+	}
+	spec := loadgen.Spec{
+		Rate:       loadgen.Rate{Freq: l.Rate.Freq, Per: l.Rate.Per},
+		Duration:   l.Duration.Std(),
+		MaxWorkers: max(l.MaxWorkers, 0),
+		Timeout:    l.Timeout.Std(),
+		Mix:        mixWeights(l.Mix),
+		Seed:       seed,
+		Clients:    clients,
+		Journeys:   journeys,
+	}
+	if spec.MaxWorkers == 0 {
+		spec.MaxWorkers = 64
+	}
+	if spec.Timeout == 0 {
+		spec.Timeout = 2 * time.Second
+	}
+	for _, st := range l.Ramp {
+		spec.Ramp = append(spec.Ramp, loadgen.Step{Rate: loadgen.Rate{Freq: st.Rate.Freq, Per: st.Rate.Per}, Duration: st.For.Std()})
+	}
+	if len(spec.Ramp) > 0 && spec.Rate.Freq == 0 {
+		spec.Rate = spec.Ramp[0].Rate
+	}
+	if errs := spec.Validate(); len(errs) > 0 {
+		return spec, fmt.Errorf("build load: %w", errors.Join(errs...))
+	}
+	return spec, nil
+}
+
+// mixWeights turns the scenario's relative weights into whole numbers, exactly when they
+// already are and with three decimals' precision otherwise.
+func mixWeights(mix map[string]float64) map[string]int {
+	whole := true
+	for _, w := range mix {
+		if w != math.Trunc(w) {
+			whole = false
+		}
+	}
+	scale := 1.0
+	if !whole {
+		scale = 1000
+	}
+	out := make(map[string]int, len(mix))
+	for k, w := range mix {
+		out[k] = int(math.Round(w * scale))
+	}
+	return out
+}
+
+func (r *runner) sink(res loadgen.Result) {
+	r.requests.Add(1)
+	if res.Status == 0 || res.Status >= 500 {
+		r.errs.Add(1)
+	}
+	_ = r.hist.Write(history.RequestEvent(res))
+}
+
+func (r *runner) recordTopology() {
+	for _, c := range r.sys.Components() {
+		r.res.Topology = append(r.res.Topology, result.Component{Name: c.Name, Kind: c.Kind, Service: c.Service})
+	}
+}
+
+func (r *runner) recordLinks() {
+	for _, l := range r.links.All() {
+		r.res.Links = append(r.res.Links, result.Link{From: l.From, To: l.To})
+	}
+}
+
+// ProcessRecord is one line of processes.json: what a run started, so that anyone can
+// check afterwards that nothing of it is left running.
+type ProcessRecord struct {
+	Name  string `json:"name"`
+	Kind  string `json:"kind"`
+	PID   int    `json:"pid"`
+	Admin string `json:"admin"`
+}
+
+func (r *runner) writeProcesses() error {
+	var recs []ProcessRecord
+	for _, c := range r.sys.Components() {
+		pid, _ := r.sys.PID(c.Name)
+		recs = append(recs, ProcessRecord{Name: c.Name, Kind: c.Kind, PID: pid, Admin: c.Admin})
+	}
+	b, err := json.MarshalIndent(recs, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode processes: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, ProcessesFile), b, 0o644); err != nil {
+		return fmt.Errorf("write processes: %w", err)
+	}
+	return nil
+}
+
+// startScraper samples every component's metrics into the history until the returned
+// function is called (which is safe to call twice).
+func (r *runner) startScraper(ctx context.Context) (func(), error) {
+	targets := func() []observe.Target {
+		var out []observe.Target
+		for _, c := range r.sys.Components() {
+			out = append(out, observe.Target{Component: c.Name, URL: c.AdminURL() + "/metrics"})
+		}
+		return out
+	}
+	s, err := observe.NewScraper(targets, observe.WithStart(r.began))
+	if err != nil {
+		return nil, fmt.Errorf("start scraper: %w", err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_ = s.Run(sctx, func(x observe.Sample) {
+			ev := history.MetricEvent(history.Metric{Component: x.Component, Name: x.Name, Labels: x.Labels, Value: x.Value})
+			ev.T = max(x.T, 1)
+			_ = r.hist.Write(ev)
+		})
+	})
+	return sync.OnceFunc(func() { cancel(); wg.Wait() }), nil
+}
+
+func (r *runner) setPhase(p string) {
+	r.mu.Lock()
+	r.phase = p
+	r.mu.Unlock()
+	r.report()
+}
+
+func (r *runner) phaseEdge(name string, edge history.PhaseEdge) {
+	if r.hist != nil {
+		_ = r.hist.Write(history.PhaseEvent(name, edge))
+	}
+}
+
+// snapshot is the run's progress now, without a rate.
+func (r *runner) snapshot() Progress {
+	r.mu.Lock()
+	p := Progress{Phase: r.phase, Requests: r.requests.Load(), Errors: r.errs.Load(), RPS: math.Float64frombits(r.rps.Load())}
+	for name := range r.active {
+		p.ActiveFaults = append(p.ActiveFaults, name)
+	}
+	r.mu.Unlock()
+	slices.Sort(p.ActiveFaults)
+	if len(p.ActiveFaults) > 0 && (p.Phase == "before" || p.Phase == "after") {
+		parts := make([]string, len(p.ActiveFaults))
+		for i, f := range p.ActiveFaults {
+			parts[i] = "during:" + f
+		}
+		p.Phase = strings.Join(parts, ",")
+	}
+	if !r.loadStart.IsZero() {
+		p.Elapsed = time.Since(r.loadStart)
+	}
+	return p
+}
+
+func (r *runner) emit(p Progress) {
+	if r.o.progress == nil {
+		return
+	}
+	r.progMu.Lock()
+	defer r.progMu.Unlock()
+	r.o.progress(p)
+}
+
+// report sends one progress snapshot (at a phase change).
+func (r *runner) report() { r.emit(r.snapshot()) }
+
+// startProgress reports twice a second with the completion rate over the last second.
+func (r *runner) startProgress() func() {
+	if r.o.progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		type mark struct {
+			at time.Time
+			n  uint64
+		}
+		var marks []mark
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				p := r.snapshot()
+				marks = append(marks, mark{now, p.Requests})
+				if len(marks) > 3 {
+					marks = marks[1:]
+				}
+				if first := marks[0]; len(marks) > 1 {
+					p.RPS = float64(p.Requests-first.n) / now.Sub(first.at).Seconds()
+					r.rps.Store(math.Float64bits(p.RPS))
+				}
+				r.emit(p)
+			}
+		}
+	})
+	return sync.OnceFunc(func() { close(done); wg.Wait() })
+}
