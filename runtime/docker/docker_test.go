@@ -1,0 +1,349 @@
+package docker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/faultline-dev/faultline/runtime"
+)
+
+func TestRegistryKillRestartKeepsData(t *testing.T) {
+	image, _ := requireImages(t)
+	rt := newRuntime(t)
+	ctx := context.Background()
+
+	start := time.Now()
+	p, err := rt.Start(ctx, registrySpec(t, "registry-1", image))
+	require.NoError(t, err)
+	t.Logf("start to /readyz 200: %s", time.Since(start).Round(time.Millisecond))
+	code, err := probe(hostPort(t, p, registryAdminPort), "/readyz", 5*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	assert.Positive(t, p.PID(), "the container's host pid")
+
+	put := func(key, value string) {
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{hostPort(t, p, registryClientPort)}, DialTimeout: 10 * time.Second})
+		require.NoError(t, err)
+		defer cli.Close()
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err = cli.Put(cctx, key, value)
+		require.NoError(t, err)
+	}
+	get := func(key string) string {
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{hostPort(t, p, registryClientPort)}, DialTimeout: 10 * time.Second})
+		require.NoError(t, err)
+		defer cli.Close()
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		resp, err := cli.Get(cctx, key)
+		require.NoError(t, err)
+		if len(resp.Kvs) == 0 {
+			return ""
+		}
+		return string(resp.Kvs[0].Value)
+	}
+	put("/faultline/test/survives", "restart")
+
+	start = time.Now()
+	require.NoError(t, p.Kill())
+	t.Logf("kill: container gone after %s", time.Since(start).Round(time.Millisecond))
+	assert.False(t, p.Running())
+	assert.ErrorContains(t, p.ExitErr(), "137")
+	assert.ErrorIs(t, p.Kill(), runtime.ErrNotRunning, "a dead container cannot be killed again")
+	assert.ErrorIs(t, p.Pause(), runtime.ErrNotRunning)
+	_, err = probe(hostPort0(p, registryAdminPort), "/readyz", time.Second)
+	assert.Error(t, err, "nothing answers after a kill")
+
+	start = time.Now()
+	require.NoError(t, p.Restart(ctx))
+	t.Logf("restart to /readyz 200: %s", time.Since(start).Round(time.Millisecond))
+	assert.True(t, p.Running())
+	assert.Equal(t, "restart", get("/faultline/test/survives"), "the data volume survives a SIGKILL and restart")
+
+	require.NoError(t, p.Stop(ctx))
+	assert.False(t, p.Running())
+	assert.NoError(t, p.ExitErr(), "faultline exits 0 on SIGTERM")
+	assert.NoError(t, p.Stop(ctx), "stopping a stopped container is not an error")
+
+	logs, err := os.ReadFile(p.(runtime.Specced).Spec().LogFile)
+	require.NoError(t, err)
+	assert.Equal(t, 2, strings.Count(string(logs), `"component starting"`), "one start line per run, no duplicates:\n%s", logs)
+}
+
+// hostPort0 returns the published address or an address that refuses connections.
+func hostPort0(p runtime.Process, port int) string {
+	addr, err := p.(runtime.HostPorter).HostPort(port)
+	if err != nil {
+		return "127.0.0.1:1"
+	}
+	return addr
+}
+
+func TestPauseResume(t *testing.T) {
+	image, _ := requireImages(t)
+	rt := newRuntime(t)
+	ctx := context.Background()
+	p, err := rt.Start(ctx, registrySpec(t, "registry-1", image))
+	require.NoError(t, err)
+	admin := hostPort(t, p, registryAdminPort)
+
+	start := time.Now()
+	require.NoError(t, p.Pause())
+	require.Eventually(t, func() bool {
+		_, err := probe(admin, "/readyz", 300*time.Millisecond)
+		return err != nil
+	}, 20*time.Second, 50*time.Millisecond, "a paused container does not answer")
+	t.Logf("pause: /readyz times out %s after Pause", time.Since(start).Round(time.Millisecond))
+	assert.True(t, p.Running(), "a paused container still runs")
+	require.NoError(t, p.Pause(), "pausing twice is not an error")
+
+	start = time.Now()
+	require.NoError(t, p.Resume())
+	require.Eventually(t, func() bool {
+		code, err := probe(admin, "/readyz", time.Second)
+		return err == nil && code == http.StatusOK
+	}, 20*time.Second, 50*time.Millisecond, "a resumed container answers again")
+	t.Logf("resume: /readyz answers %s after Resume", time.Since(start).Round(time.Millisecond))
+	require.NoError(t, p.Resume(), "resuming a running container is not an error")
+
+	// A paused container must still die on Kill (the engine thaws it for SIGKILL).
+	require.NoError(t, p.Pause())
+	start = time.Now()
+	require.NoError(t, p.Kill())
+	t.Logf("kill of a paused container: gone after %s", time.Since(start).Round(time.Millisecond))
+	assert.False(t, p.Running())
+}
+
+func TestDisconnectPartitionsFromPeers(t *testing.T) {
+	image, toxi := requireImages(t)
+	rt := newRuntime(t)
+	ctx := context.Background()
+	reg, err := rt.Start(ctx, registrySpec(t, "registry-1", image))
+	require.NoError(t, err)
+	proxy, err := rt.Start(ctx, toxiproxySpec("toxiproxy", toxi, nil))
+	require.NoError(t, err)
+
+	// The proxy dials the registry by its alias from inside the network: a
+	// container-to-container path that the partition must cut.
+	body, _ := json.Marshal(map[string]any{
+		"name": "registry-admin", "listen": "0.0.0.0:9000", "upstream": "registry-1:8081", "enabled": true,
+	})
+	resp, err := http.Post("http://"+hostPort(t, proxy, ToxiproxyAPIPort)+"/proxies", "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	through := hostPort(t, proxy, 9000)
+	require.Eventually(t, func() bool {
+		code, err := probe(through, "/readyz", time.Second)
+		return err == nil && code == http.StatusOK
+	}, 20*time.Second, 50*time.Millisecond, "the registry answers through the proxy")
+
+	part, ok := reg.(runtime.Partitioner)
+	require.True(t, ok)
+	start := time.Now()
+	require.NoError(t, part.Disconnect(ctx))
+	require.Eventually(t, func() bool {
+		code, err := probe(through, "/readyz", time.Second)
+		return err != nil || code != http.StatusOK
+	}, 20*time.Second, 50*time.Millisecond, "a peer on the network cannot reach a disconnected container")
+	t.Logf("disconnect: peer path fails %s after Disconnect", time.Since(start).Round(time.Millisecond))
+	assert.True(t, reg.Running(), "a partitioned container keeps running")
+	_, err = probe(hostPort0(reg, registryAdminPort), "/readyz", time.Second)
+	assert.Error(t, err, "the host's published port is cut off too")
+	require.NoError(t, part.Disconnect(ctx), "disconnecting twice is not an error")
+
+	start = time.Now()
+	require.NoError(t, part.Reconnect(ctx))
+	require.Eventually(t, func() bool {
+		code, err := probe(through, "/readyz", time.Second)
+		return err == nil && code == http.StatusOK
+	}, 20*time.Second, 50*time.Millisecond, "the alias resolves and answers again after Reconnect")
+	t.Logf("reconnect: peer path answers %s after Reconnect", time.Since(start).Round(time.Millisecond))
+	require.NoError(t, part.Reconnect(ctx), "reconnecting twice is not an error")
+	require.Eventually(t, func() bool {
+		addr, err := reg.(runtime.HostPorter).HostPort(registryAdminPort)
+		if err != nil {
+			return false
+		}
+		code, err := probe(addr, "/readyz", time.Second)
+		return err == nil && code == http.StatusOK
+	}, 20*time.Second, 100*time.Millisecond, "the host port answers again after Reconnect")
+}
+
+func TestCloseRemovesEverything(t *testing.T) {
+	_, toxi := requireImages(t)
+	ctx := context.Background()
+	rt, err := New(ctx, WithGrace(time.Second))
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = Clean(context.Background(), rt.RunID()) })
+	a, err := rt.Start(ctx, toxiproxySpec("proxy-a", toxi, &runtime.Mount{Volume: "shared", Target: "/state"}))
+	require.NoError(t, err)
+	b, err := rt.Start(ctx, toxiproxySpec("proxy-b", toxi, &runtime.Mount{Volume: "shared", Target: "/state"}))
+	require.NoError(t, err)
+	_, err = rt.Start(ctx, toxiproxySpec("proxy-a", toxi, nil))
+	assert.ErrorContains(t, err, "already running", "names are unique among running containers")
+	require.NoError(t, a.Kill())
+
+	c, n, v := leftovers(t, rt.RunID())
+	assert.Equal(t, []int{2, 1, 1}, []int{c, n, v}, "containers (one killed), the network, one shared volume")
+	assert.Len(t, rt.Processes(), 2)
+	require.NoError(t, b.Pause(), "Close must also end a frozen container")
+
+	require.NoError(t, rt.Close(ctx))
+	c, n, v = leftovers(t, rt.RunID())
+	assert.Equal(t, []int{0, 0, 0}, []int{c, n, v}, "Close leaves no labelled container, network or volume")
+	_, err = rt.Start(ctx, toxiproxySpec("proxy-c", toxi, nil))
+	assert.ErrorIs(t, err, runtime.ErrClosed)
+	require.NoError(t, rt.Close(ctx), "closing twice is safe")
+}
+
+func TestStartFailureLeavesNothing(t *testing.T) {
+	image, _ := requireImages(t)
+	rt := newRuntime(t, WithImage(image))
+	ctx := context.Background()
+	s := registrySpec(t, "broken", "")
+	s.Container.Files = nil // serve cannot read its config and exits 1
+	start := time.Now()
+	_, err := rt.Start(ctx, s)
+	require.Error(t, err)
+	t.Logf("a container that exits at start fails Start after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	c, _, _ := leftovers(t, rt.RunID())
+	assert.Zero(t, c, "the failed container is removed")
+	assert.Empty(t, rt.Processes())
+}
+
+func TestCleanAfterKilledHarness(t *testing.T) {
+	_, toxi := requireImages(t)
+	runID := "killed-" + NewRunID()
+	t.Cleanup(func() { _, _ = Clean(context.Background(), runID) })
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+runID, childImageEnv+"="+toxi)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err, "the child harness started its container")
+	require.Equal(t, "ready\n", line)
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+
+	c, n, v := leftovers(t, runID)
+	require.Equal(t, []int{1, 1, 1}, []int{c, n, v}, "a SIGKILLed harness leaves its container, network and volume")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := Clean(ctx, runID)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"faultline-" + runID + "-toxiproxy"}, rep.Containers)
+	assert.Equal(t, []string{"faultline-" + runID}, rep.Networks)
+	assert.Equal(t, []string{"faultline-" + runID + "-state"}, rep.Volumes)
+	assert.Empty(t, rep.Images, "images are kept unless asked for")
+	c, n, v = leftovers(t, runID)
+	assert.Equal(t, []int{0, 0, 0}, []int{c, n, v}, "Clean leaves nothing with the run's label")
+
+	rep, err = Clean(ctx, runID)
+	require.NoError(t, err)
+	assert.True(t, rep.Empty(), "a second Clean finds nothing")
+}
+
+func TestBuildImageCacheHit(t *testing.T) {
+	_, toxi := requireImages(t)
+	ctx := context.Background()
+	p, err := newProvider(nil)
+	require.NoError(t, err)
+	defer func() { _ = p.Close() }()
+	list := func() []string {
+		imgs, err := p.Client().ImageList(ctx, client.ImageListOptions{Filters: labelFilter("")})
+		require.NoError(t, err)
+		var ids []string
+		for _, i := range imgs.Items {
+			ids = append(ids, i.ID)
+		}
+		return ids
+	}
+	before := list()
+	require.NotEmpty(t, before, "built images carry the managed label")
+
+	start := time.Now()
+	got, err := BuildToxiproxyImage(ctx)
+	require.NoError(t, err)
+	t.Logf("cached BuildToxiproxyImage: %s", time.Since(start).Round(time.Millisecond))
+	assert.Equal(t, toxi, got, "same binary, same tag")
+	assert.ElementsMatch(t, before, list(), "a cache hit creates no image")
+	inspect, err := p.Client().ImageInspect(ctx, got)
+	require.NoError(t, err)
+	assert.Equal(t, "true", inspect.Config.Labels[LabelManaged])
+	assert.Equal(t, []string{ToxiproxyPath}, inspect.Config.Entrypoint)
+}
+
+func TestPingWithoutEngine(t *testing.T) {
+	// testcontainers falls back to the default socket when DOCKER_HOST is dead, so an
+	// absent engine is simulated with a client of its own on a socket that does not exist.
+	cli, err := client.New(client.WithHost("unix://" + t.TempDir() + "/docker.sock"))
+	require.NoError(t, err)
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = ping(ctx, cli)
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "ping docker engine: ")
+	assert.ErrorContains(t, err, "docker.sock", "the error names the endpoint it tried")
+}
+
+func BenchmarkBuildToxiproxyImageCached(b *testing.B) {
+	requireDocker(b)
+	ctx := context.Background()
+	if _, err := BuildToxiproxyImage(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := BuildToxiproxyImage(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkKillRestart measures a crash fault and its heal on a container with a
+// readiness probe: the cost a crash-loop scenario pays per cycle.
+func BenchmarkKillRestart(b *testing.B) {
+	requireDocker(b)
+	ctx := context.Background()
+	toxi, err := BuildToxiproxyImage(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt, err := New(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = rt.Close(context.Background()) })
+	p, err := rt.Start(ctx, toxiproxySpec("toxiproxy", toxi, nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := p.Kill(); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Restart(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,244 @@
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+)
+
+// Image repositories; the tag is a content hash of the binary, so an unchanged binary
+// never triggers a second image build.
+const (
+	ImageRepo          = "faultline"
+	ToxiproxyImageRepo = "faultline-toxiproxy"
+)
+
+// ToxiproxyAPIPort is the port the Toxiproxy image's server listens on for its HTTP API.
+const ToxiproxyAPIPort = 8474
+
+// BuildOption configures BuildImage and BuildToxiproxyImage.
+type BuildOption func(*buildConfig)
+
+type buildConfig struct {
+	root   string
+	goTool string
+	log    io.Writer
+}
+
+// WithModuleRoot builds from dir instead of the module that `go env GOMOD` finds from the
+// working directory (a CLI run outside the source tree needs it).
+func WithModuleRoot(dir string) BuildOption {
+	return func(c *buildConfig) {
+		if dir != "" {
+			c.root = dir
+		}
+	}
+}
+
+// WithGoTool uses path as the go command instead of the one on PATH.
+func WithGoTool(path string) BuildOption {
+	return func(c *buildConfig) {
+		if path != "" {
+			c.goTool = path
+		}
+	}
+}
+
+// WithBuildLog receives the output of go build and of the image build.
+func WithBuildLog(w io.Writer) BuildOption {
+	return func(c *buildConfig) {
+		if w != nil {
+			c.log = w
+		}
+	}
+}
+
+// BuildImage builds bin/faultline-static (CGO_ENABLED=0, -trimpath) from the module root
+// and an image FROM scratch holding only that binary at BinaryPath, plus empty /data and
+// /tmp, tagged faultline:<binary hash> and labelled LabelManaged. When an image with that
+// tag exists, it is reused without building.
+func BuildImage(ctx context.Context, opts ...BuildOption) (string, error) {
+	return buildScratchImage(ctx, imageRecipe{
+		repo: ImageRepo, pkg: "./cmd/faultline", binary: "faultline-static", path: BinaryPath,
+	}, opts)
+}
+
+// BuildToxiproxyImage builds the Toxiproxy server from the module's own dependency
+// (github.com/Shopify/toxiproxy/v2/cmd/server) into a FROM scratch image tagged
+// faultline-toxiproxy:<binary hash>; its server listens on 0.0.0.0:ToxiproxyAPIPort.
+func BuildToxiproxyImage(ctx context.Context, opts ...BuildOption) (string, error) {
+	return buildScratchImage(ctx, imageRecipe{
+		repo: ToxiproxyImageRepo, pkg: "github.com/Shopify/toxiproxy/v2/cmd/server", binary: "toxiproxy-static",
+		path: ToxiproxyPath, cmd: []string{"-host", "0.0.0.0", "-port", fmt.Sprint(ToxiproxyAPIPort)},
+	}, opts)
+}
+
+type imageRecipe struct {
+	repo   string   // image repository
+	pkg    string   // go package to build
+	binary string   // file name under bin/
+	path   string   // where the binary goes in the image
+	cmd    []string // default arguments
+}
+
+func buildScratchImage(ctx context.Context, r imageRecipe, opts []BuildOption) (string, error) {
+	cfg := buildConfig{goTool: "go", log: io.Discard}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	root := cfg.root
+	if root == "" {
+		var err error
+		if root, err = moduleRoot(ctx, cfg.goTool); err != nil {
+			return "", err
+		}
+	}
+	bin := filepath.Join(root, "bin", r.binary)
+	if err := goBuild(ctx, cfg, root, r.pkg, bin); err != nil {
+		return "", err
+	}
+	sum, err := fileHash(bin)
+	if err != nil {
+		return "", err
+	}
+	tag := r.repo + ":" + sum
+
+	p, err := newProvider(nil)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = p.Close() }()
+	found, err := p.Client().ImageList(ctx, client.ImageListOptions{
+		Filters: make(client.Filters).Add("reference", tag),
+	})
+	if err != nil {
+		return "", fmt.Errorf("list images: %w", err)
+	}
+	if len(found.Items) > 0 {
+		return tag, nil
+	}
+
+	archive, err := buildContext(bin, r)
+	if err != nil {
+		return "", err
+	}
+	_, err = p.BuildImage(ctx, &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
+		ContextArchive: bytes.NewReader(archive),
+		Repo:           r.repo,
+		Tag:            sum,
+		KeepImage:      true,
+		BuildLogWriter: cfg.log,
+		BuildOptionsModifier: func(o *client.ImageBuildOptions) {
+			o.Labels = managedLabels("")
+			o.Remove = true
+			o.ForceRemove = true
+		},
+	}})
+	if err != nil {
+		return "", fmt.Errorf("build image %s: %w", tag, err)
+	}
+	return tag, nil
+}
+
+// moduleRoot asks the go command where the module is, so BuildImage works from any
+// directory inside the tree (tests run in their package directory).
+func moduleRoot(ctx context.Context, goTool string) (string, error) {
+	out, err := exec.CommandContext(ctx, goTool, "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("find module root: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("find module root: not inside a Go module (use WithModuleRoot)")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// goBuild builds a static binary: FROM scratch has no libc for a cgo binary to load.
+func goBuild(ctx context.Context, cfg buildConfig, root, pkg, out string) error {
+	cmd := exec.CommandContext(ctx, cfg.goTool, "build", "-trimpath", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	var buf bytes.Buffer
+	cmd.Stdout = io.MultiWriter(&buf, cfg.log)
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("build %s: %w: %s", pkg, err, strings.TrimSpace(buf.String()))
+	}
+	return nil
+}
+
+func fileHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("hash binary: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash binary: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// dockerfile is the whole image: the binary, a data directory for volumes and a /tmp for
+// os.TempDir. WORKDIR creates directories without needing a shell in the image; the
+// LabelManaged label comes from the build options.
+func dockerfile(r imageRecipe) string {
+	var b strings.Builder
+	b.WriteString("FROM scratch\n")
+	fmt.Fprintf(&b, "COPY %s %s\n", r.binary, r.path)
+	b.WriteString("WORKDIR /tmp\nWORKDIR /data\n")
+	fmt.Fprintf(&b, "ENTRYPOINT [%q]\n", r.path)
+	if len(r.cmd) > 0 {
+		q := make([]string, len(r.cmd))
+		for i, a := range r.cmd {
+			q[i] = fmt.Sprintf("%q", a)
+		}
+		fmt.Fprintf(&b, "CMD [%s]\n", strings.Join(q, ", "))
+	}
+	return b.String()
+}
+
+// buildContext returns a tar with the Dockerfile and the binary, built in memory so that
+// nothing but bin/ is written into the source tree.
+func buildContext(bin string, r imageRecipe) ([]byte, error) {
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, fmt.Errorf("read binary: %w", err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	now := time.Now()
+	for _, f := range []struct {
+		name string
+		mode int64
+		body []byte
+	}{
+		{"Dockerfile", 0o644, []byte(dockerfile(r))},
+		{r.binary, 0o755, data},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), ModTime: now}); err != nil {
+			return nil, fmt.Errorf("write build context: %w", err)
+		}
+		if _, err := tw.Write(f.body); err != nil {
+			return nil, fmt.Errorf("write build context: %w", err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("write build context: %w", err)
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,432 @@
+package docker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/faultline-dev/faultline/runtime"
+)
+
+// Defaults; each has an Option.
+const (
+	// DefaultGrace matches the local runtime: time to revoke a lease and drain on Stop.
+	DefaultGrace = 3 * time.Second
+	// DefaultStartTimeout bounds a readiness wait; container starts on a loaded CI
+	// machine take seconds, and a component that needs longer is broken anyway.
+	DefaultStartTimeout = 60 * time.Second
+)
+
+// opTimeout bounds single engine calls made without a caller's context (Kill, Pause,
+// HostPort): the runtime.Signaller methods take none.
+const opTimeout = 30 * time.Second
+
+// reapTimeout bounds the wait for the engine to report a killed or stopped container.
+const reapTimeout = 15 * time.Second
+
+// namePattern is what Docker accepts in container, network and volume names and DNS
+// aliases; checking it up front turns an engine error into a spec error.
+var namePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// Runtime runs containers on one private bridge network, named "faultline-<run id>", and
+// removes every container, volume and the network on Close.
+type Runtime struct {
+	runID        string
+	image        string
+	grace        time.Duration
+	startTimeout time.Duration
+	log          *slog.Logger
+
+	provider *testcontainers.DockerProvider
+	cli      client.APIClient
+	network  string
+	netID    string
+
+	// bg outlives every call: it carries the exit watchers and log followers, which end
+	// with their container, and is cancelled only after Close removed everything.
+	bg       context.Context
+	cancelBg context.CancelFunc
+	tails    sync.WaitGroup
+
+	starting sync.WaitGroup
+	mu       sync.Mutex
+	procs    map[string]*Process
+	volumes  map[string]bool
+	closed   bool
+}
+
+var (
+	_ runtime.Runtime     = (*Runtime)(nil)
+	_ runtime.Lister      = (*Runtime)(nil)
+	_ runtime.Process     = (*Process)(nil)
+	_ runtime.Specced     = (*Process)(nil)
+	_ runtime.Partitioner = (*Process)(nil)
+	_ runtime.HostPorter  = (*Process)(nil)
+)
+
+// Option configures a Runtime.
+type Option func(*Runtime)
+
+// WithRunID names the run; every resource carries it in LabelRun and Clean(runID) finds
+// them. The default is random. It must be a valid Docker name.
+func WithRunID(id string) Option {
+	return func(r *Runtime) {
+		if id != "" {
+			r.runID = id
+		}
+	}
+}
+
+// WithImage is the image for specs whose Container.Image is empty (usually the tag
+// BuildImage returned).
+func WithImage(tag string) Option {
+	return func(r *Runtime) { r.image = tag }
+}
+
+// WithGrace sets the SIGTERM → SIGKILL grace period of Stop and Close; Docker counts it
+// in whole seconds, so it is rounded up.
+func WithGrace(d time.Duration) Option {
+	return func(r *Runtime) {
+		if d > 0 {
+			r.grace = d
+		}
+	}
+}
+
+// WithStartTimeout bounds the readiness wait of Start and Restart.
+func WithStartTimeout(d time.Duration) Option {
+	return func(r *Runtime) {
+		if d > 0 {
+			r.startTimeout = d
+		}
+	}
+}
+
+// WithLogger receives the runtime's and testcontainers' messages.
+func WithLogger(l *slog.Logger) Option {
+	return func(r *Runtime) {
+		if l != nil {
+			r.log = l
+		}
+	}
+}
+
+// New connects to the engine and creates the run's network. Call Close (even after a
+// failed run) to remove everything; a killed harness leaves its resources to Clean.
+func New(ctx context.Context, opts ...Option) (*Runtime, error) {
+	r := &Runtime{
+		grace: DefaultGrace, startTimeout: DefaultStartTimeout, log: slog.New(slog.DiscardHandler),
+		procs: map[string]*Process{}, volumes: map[string]bool{},
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.runID == "" {
+		r.runID = NewRunID()
+	}
+	if !namePattern.MatchString(r.runID) {
+		return nil, fmt.Errorf("create runtime: run id %q is not a valid docker name", r.runID)
+	}
+	p, err := newProvider(r.log)
+	if err != nil {
+		return nil, err
+	}
+	r.provider, r.cli = p, p.Client()
+	r.network = "faultline-" + r.runID
+	res, err := r.cli.NetworkCreate(ctx, r.network, client.NetworkCreateOptions{
+		Driver: "bridge", Labels: managedLabels(r.runID),
+	})
+	if err != nil {
+		_ = p.Close()
+		return nil, fmt.Errorf("create network %s: %w", r.network, err)
+	}
+	r.netID = res.ID
+	r.bg, r.cancelBg = context.WithCancel(context.Background())
+	return r, nil
+}
+
+// NewRunID returns a short random run id, unique enough for the runs of one engine.
+func NewRunID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// RunID is the id every resource of this runtime is labelled with.
+func (r *Runtime) RunID() string { return r.runID }
+
+// Network is the name of the run's network; containers reach each other there by
+// runtime.Spec.Name.
+func (r *Runtime) Network() string { return r.network }
+
+// ContainerName is the Docker name of the container for instance name.
+func (r *Runtime) ContainerName(name string) string { return "faultline-" + r.runID + "-" + name }
+
+// VolumeName is the Docker name of the run's volume called volume in a runtime.Mount.
+func (r *Runtime) VolumeName(volume string) string { return "faultline-" + r.runID + "-" + volume }
+
+// Start creates and starts a container for s on the run's network, with network alias
+// s.Name, and returns once it runs (and, with Container.Ready, answers its probe). ctx
+// bounds only the start. The container's environment is s.Env plus FAULTLINE_BIND_ANY=1
+// (its network is the boundary, so components may listen on 0.0.0.0); it does not
+// inherit the harness's environment. Published ports are on 127.0.0.1 only, which the
+// harness reaches when it shares the engine's network namespace (the usual laptop and CI
+// runner set-up).
+func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, error) {
+	if errs := validate(s); len(errs) > 0 {
+		return nil, fmt.Errorf("validate spec: %w", errors.Join(errs...))
+	}
+	s = cloneSpec(s)
+	if s.Container.Image == "" {
+		s.Container.Image = r.image
+	}
+	if s.Container.Image == "" {
+		return nil, fmt.Errorf("start %s: no image (set Spec.Container.Image or WithImage)", s.Name)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", s.Name, err)
+	}
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("start %s: %w", s.Name, runtime.ErrClosed)
+	}
+	old, exists := r.procs[s.Name]
+	if exists && (old.starting || old.Running()) {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("start %s: a container with this name is already running", s.Name)
+	}
+	p := &Process{rt: r, spec: s, starting: true, done: closedChan()}
+	r.procs[s.Name] = p
+	r.starting.Add(1)
+	r.mu.Unlock()
+	defer r.starting.Done()
+
+	err := func() error {
+		if exists {
+			if err := old.remove(ctx); err != nil {
+				return err
+			}
+		}
+		if err := r.ensureVolumes(ctx, s.Container.Mounts); err != nil {
+			return err
+		}
+		return p.create(ctx)
+	}()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p.starting = false
+	if err != nil {
+		delete(r.procs, s.Name)
+		return nil, err
+	}
+	return p, nil
+}
+
+// validate adds the container runtime's own rules to Spec.Validate.
+func validate(s runtime.Spec) []error {
+	errs := s.Validate()
+	if s.Name != "" && !namePattern.MatchString(s.Name) {
+		errs = append(errs, fmt.Errorf("name %q is not a valid docker name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", s.Name))
+	}
+	if s.Container != nil {
+		for _, a := range s.Container.Aliases {
+			if !namePattern.MatchString(a) {
+				errs = append(errs, fmt.Errorf("container: alias %q is not a valid docker name", a))
+			}
+		}
+		for _, m := range s.Container.Mounts {
+			if m.Volume != "" && !namePattern.MatchString(m.Volume) {
+				errs = append(errs, fmt.Errorf("container: volume %q is not a valid docker name", m.Volume))
+			}
+		}
+	}
+	return errs
+}
+
+func (r *Runtime) ensureVolumes(ctx context.Context, mounts []runtime.Mount) error {
+	for _, m := range mounts {
+		if m.Volume == "" {
+			continue
+		}
+		name := r.VolumeName(m.Volume)
+		r.mu.Lock()
+		known := r.volumes[name]
+		r.mu.Unlock()
+		if known {
+			continue
+		}
+		// Creating an existing volume returns it unchanged, so replicas starting at once
+		// may both create.
+		if _, err := r.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: managedLabels(r.runID)}); err != nil {
+			return fmt.Errorf("create volume %s: %w", name, err)
+		}
+		r.mu.Lock()
+		r.volumes[name] = true
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// request maps a Spec onto a testcontainers request.
+func (r *Runtime) request(s runtime.Spec) testcontainers.ContainerRequest {
+	cs := s.Container
+	env := map[string]string{"FAULTLINE_BIND_ANY": "1"}
+	for _, kv := range s.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	labels := maps.Clone(s.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, managedLabels(r.runID))
+	labels[LabelName] = s.Name
+
+	var exposed []string
+	bindings := network.PortMap{}
+	loopback := netip.MustParseAddr("127.0.0.1")
+	for _, port := range cs.Ports {
+		pp := network.MustParsePort(strconv.Itoa(port) + "/tcp")
+		exposed = append(exposed, pp.String())
+		bindings[pp] = []network.PortBinding{{HostIP: loopback}}
+	}
+	var mounts []mount.Mount
+	for _, m := range cs.Mounts {
+		mm := mount.Mount{Type: mount.TypeVolume, Source: r.VolumeName(m.Volume), Target: m.Target, ReadOnly: m.ReadOnly}
+		if m.HostPath != "" {
+			mm = mount.Mount{Type: mount.TypeBind, Source: m.HostPath, Target: m.Target, ReadOnly: m.ReadOnly}
+		}
+		mounts = append(mounts, mm)
+	}
+	var files []testcontainers.ContainerFile
+	for _, f := range cs.Files {
+		mode := f.Mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		files = append(files, testcontainers.ContainerFile{
+			Reader: strings.NewReader(string(f.Content)), ContainerFilePath: f.Target, FileMode: mode,
+		})
+	}
+	req := testcontainers.ContainerRequest{
+		Image:          cs.Image,
+		Name:           r.ContainerName(s.Name),
+		Entrypoint:     []string{s.Command},
+		Cmd:            s.Args,
+		Env:            env,
+		Labels:         labels,
+		ExposedPorts:   exposed,
+		Files:          files,
+		Networks:       []string{r.network},
+		NetworkAliases: map[string][]string{r.network: append([]string{s.Name}, cs.Aliases...)},
+		ConfigModifier: func(c *container.Config) {
+			c.Hostname = s.Name
+			c.WorkingDir = s.Dir
+		},
+		HostConfigModifier: func(hc *container.HostConfig) {
+			hc.NetworkMode = container.NetworkMode(r.network)
+			hc.PortBindings = bindings
+			hc.Mounts = mounts
+		},
+	}
+	if cs.Ready != nil {
+		req.WaitingFor = httpReady{port: cs.Ready.Port, path: cs.Ready.Path, interval: 100 * time.Millisecond}
+	}
+	return req
+}
+
+// Processes lists every container started by r, in name order.
+func (r *Runtime) Processes() []runtime.Process {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := slices.Sorted(maps.Keys(r.procs))
+	out := make([]runtime.Process, 0, len(names))
+	for _, n := range names {
+		if !r.procs[n].starting {
+			out = append(out, r.procs[n])
+		}
+	}
+	return out
+}
+
+// Close stops every container (SIGTERM, grace, SIGKILL) concurrently, then removes the
+// containers, the run's volumes and its network, and finally sweeps anything else that
+// carries this run's label (a container whose start failed half-way). Later Starts fail
+// with runtime.ErrClosed. Calling Close twice is safe.
+func (r *Runtime) Close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.starting.Wait()
+	r.mu.Lock()
+	procs := slices.Collect(maps.Values(r.procs))
+	r.mu.Unlock()
+
+	errs := make([]error, len(procs))
+	var wg sync.WaitGroup
+	for i, p := range procs {
+		wg.Go(func() {
+			errs[i] = errors.Join(p.Stop(ctx), p.remove(ctx))
+		})
+	}
+	wg.Wait()
+	r.tails.Wait()
+	if _, err := Clean(ctx, r.runID); err != nil {
+		errs = append(errs, err)
+	}
+	r.cancelBg()
+	_ = r.provider.Close()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close runtime %s: %w", r.runID, err)
+	}
+	return nil
+}
+
+// isNotFound treats a resource that is already gone as removed.
+func isNotFound(err error) bool { return err != nil && cerrdefs.IsNotFound(err) }
+
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+func cloneSpec(s runtime.Spec) runtime.Spec {
+	s.Args = slices.Clone(s.Args)
+	s.Env = slices.Clone(s.Env)
+	s.Labels = maps.Clone(s.Labels)
+	cs := runtime.ContainerSpec{}
+	if s.Container != nil {
+		cs = *s.Container
+	}
+	cs.Ports = slices.Clone(cs.Ports)
+	cs.Aliases = slices.Clone(cs.Aliases)
+	cs.Mounts = slices.Clone(cs.Mounts)
+	cs.Files = slices.Clone(cs.Files)
+	if cs.Ready != nil {
+		ready := *cs.Ready
+		cs.Ready = &ready
+	}
+	s.Container = &cs
+	return s
+}
