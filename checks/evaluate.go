@@ -67,8 +67,12 @@ type Applied struct {
 // Evaluate streams the history at historyPath once and evaluates every check of sc except
 // the live ones (see LiveChecks), in plan order: steady state before, before, during per
 // fault, after, overall, steady state after. A check with no data to judge is returned
-// Skipped, never passed. Requests belong to the phase in which they started; metric
-// samples to the phase in which they were taken. Lines of the history that cannot be
+// Skipped, never passed. A request belongs to the phase in which it started, except that
+// one still in flight at a fault's injection belongs to that fault's during phase (and
+// not to before or steady_state:before), for every per-phase aggregate: error rate,
+// latency, fallbacks served, failover windows; throughput alone counts requests by start,
+// since it compares them with what was planned to start in the phase. Metric samples
+// belong to the phase in which they were taken. Lines of the history that cannot be
 // read (a truncated last line after a crash) are skipped and counted in each check's
 // Detail. It returns an error only when the history cannot be read at all or ctx ends.
 func Evaluate(ctx context.Context, sc *scenarios.Scenario, historyPath string, in Inputs) ([]result.Check, error) {
@@ -223,13 +227,13 @@ func (e *engine) build(p planned) evaluator {
 	}
 	switch s := p.check.Spec.(type) {
 	case *scenarios.ErrorRateCheck:
-		return &errorRateEval{p: p, spec: s, acc: e.acc(w, s.Journey, s.Route)}
+		return &errorRateEval{p: p, spec: s, acc: e.acc(w, s.Journey, s.Route, false)}
 	case *scenarios.LatencyCheck:
-		return &latencyEval{p: p, spec: s, acc: e.acc(w, s.Journey, s.Route)}
+		return &latencyEval{p: p, spec: s, acc: e.acc(w, s.Journey, s.Route, false)}
 	case *scenarios.FallbackServedCheck:
 		return e.buildFallback(p, w, s)
 	case *scenarios.ThroughputCheck:
-		return &throughputEval{p: p, spec: s, acc: e.acc(w, "", ""), w: w, e: e}
+		return &throughputEval{p: p, spec: s, acc: e.acc(w, "", "", true), w: w, e: e}
 	case *scenarios.FaultLandedCheck:
 		return fixed{e.faultLanded(p, s)}
 	case *scenarios.BreakerOpenedCheck:
@@ -313,11 +317,16 @@ func num(v float64) string {
 
 // --- request accumulators: error_rate, latency, fallback header, throughput ---
 
-type accKey struct{ phase, journey, route string }
+type accKey struct {
+	phase, journey, route string
+	byStart               bool
+}
 
-// reqAcc counts the requests that started in one phase and pass one filter.
+// reqAcc counts the requests of one phase (see window.holds; by start time alone when
+// byStart) that pass one filter.
 type reqAcc struct {
 	w         window
+	byStart   bool
 	journey   string
 	route     route
 	n, errs   uint64
@@ -326,19 +335,19 @@ type reqAcc struct {
 	lat       sketch         // successful requests only
 }
 
-func (e *engine) acc(w window, journey, rt string) *reqAcc {
-	k := accKey{w.name, journey, rt}
+func (e *engine) acc(w window, journey, rt string, byStart bool) *reqAcc {
+	k := accKey{w.name, journey, rt, byStart}
 	if a, ok := e.accs[k]; ok {
 		return a
 	}
-	a := &reqAcc{w: w, journey: journey, route: parseRoute(rt), failed: map[int]uint64{}}
+	a := &reqAcc{w: w, byStart: byStart, journey: journey, route: parseRoute(rt), failed: map[int]uint64{}}
 	e.accs[k] = a
 	e.accList = append(e.accList, a)
 	return a
 }
 
 func (a *reqAcc) add(r *loadgen.Result) {
-	if !a.w.contains(r.Start) {
+	if a.byStart && !a.w.contains(r.Start) || !a.byStart && !a.w.holds(r.Start, r.End()) {
 		return
 	}
 	if a.journey != "" && r.Journey != a.journey {
@@ -480,6 +489,9 @@ func (ev *latencyEval) results() []result.Check {
 	return []result.Check{c}
 }
 
+// throughputEval compares the requests that started in a phase with those planned to
+// start in it; a request in flight at an injection still counts where it started, because
+// the plan it is compared with is a plan of starts.
 type throughputEval struct {
 	p    planned
 	spec *scenarios.ThroughputCheck

@@ -259,7 +259,7 @@ type fallbackEval struct {
 func (e *engine) buildFallback(p planned, w window, s *scenarios.FallbackServedCheck) evaluator {
 	ev := &fallbackEval{p: p, spec: s, counter: counterSum{w: w}, want: map[string]string{"event": "fallback"}}
 	if s.Caller == "" || s.Caller == "gateway" {
-		ev.acc = e.acc(w, "", "")
+		ev.acc = e.acc(w, "", "", false)
 	}
 	if s.Caller != "" {
 		ev.want["caller"] = s.Caller
@@ -307,9 +307,10 @@ func (ev *fallbackEval) results() []result.Check {
 // --- failover ---
 
 // failoverEval measures the client-visible error window of a crash: from the completion
-// of the first failed request to the completion of the last one, among the requests that
-// started during the fault (successes in between do not split it, so the window is an
-// upper bound on the outage clients saw). With lease_expiry_observed it also finds the
+// of the first failed request to the completion of the last one, among the requests of
+// the fault's phase: those that started during the fault and those in flight at its
+// injection (successes in between do not split it, so the window is an upper bound on
+// the outage clients saw). With lease_expiry_observed it also finds the
 // first sample, after the injection, at which some component's
 // faultline_discovery_instances{service} fell below its last value before the injection.
 type failoverEval struct {
@@ -349,7 +350,7 @@ func (e *engine) buildFailover(p planned, w window, s *scenarios.FailoverCheck) 
 func (e *engine) ttl() time.Duration { return e.leaseTTL }
 
 func (ev *failoverEval) onRequest(r *loadgen.Result) {
-	if !ev.w.contains(r.Start) {
+	if !ev.w.holds(r.Start, r.End()) {
 		return
 	}
 	ev.n++

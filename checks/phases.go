@@ -95,7 +95,9 @@ func timeline(sc *scenarios.Scenario, faults []result.Fault, loadStart, loadEnd 
 //     only steady_state:before, the second half of the load.
 //
 // The phases that end at loadEnd also take the requests the load generator sent during
-// its grace period after loadEnd.
+// its grace period after loadEnd. A request belongs to the phase in which it started,
+// except that one still in flight at a fault's injection belongs to that fault's during
+// phase and not to before or steady_state:before (see docs/ARCHITECTURE.md).
 func Phases(sc *scenarios.Scenario, faults []result.Fault, loadStart, loadEnd time.Duration) []result.Phase {
 	loadEnd = max(loadEnd, loadStart)
 	ph := func(name string, a, b time.Duration) result.Phase {
@@ -135,20 +137,67 @@ type window struct {
 	name       string
 	start, end time.Duration
 	open       bool // ends with the load: takes requests of the grace period too
+	// during: a fault's phase, which also takes the requests in flight at its injection
+	// (start).
+	during bool
+	// yields are the injections whose in-flight requests leave this phase for the
+	// fault's; set on every phase that is neither a during phase nor overall.
+	yields []time.Duration
 }
 
+// contains reports whether an instant (a metric sample, a request's start) falls in the
+// window.
 func (w window) contains(t time.Duration) bool {
 	return t >= w.start && (w.open || t < w.end)
 }
 
+// holds reports whether a request that started at start and completed at end belongs to
+// the phase. A request belongs to the phase in which it started, except that one still in
+// flight at a fault's injection belongs to that fault's during phase: what the fault did
+// to work already under way is the fault's effect, not a failure of the steady state
+// before it (a request started 130 µs before a partition and failed by it must not make
+// the before phase fail). A during phase therefore takes the requests in flight at its
+// injection as well as those started in it; before and steady_state:before give them
+// up; overall keeps every request that started in the load. A request that starts during
+// a fault and ends after its heal stays in the fault's phase.
+func (w window) holds(start, end time.Duration) bool {
+	if w.during && inFlight(start, end, w.start) {
+		return true
+	}
+	if !w.contains(start) {
+		return false
+	}
+	for _, at := range w.yields {
+		if inFlight(start, end, at) {
+			return false
+		}
+	}
+	return true
+}
+
+// inFlight reports whether a request that started at start and completed at end was
+// under way at the instant at: begun strictly before it and not yet complete.
+func inFlight(start, end, at time.Duration) bool { return start < at && end > at }
+
 func windows(phases []result.Phase) map[string]window {
 	var loadEnd time.Duration
+	var injections []time.Duration
 	for _, p := range phases {
 		loadEnd = max(loadEnd, p.End.Std())
+		if strings.HasPrefix(p.Name, DuringPrefix) {
+			injections = append(injections, p.Start.Std())
+		}
 	}
 	out := make(map[string]window, len(phases))
 	for _, p := range phases {
-		out[p.Name] = window{name: p.Name, start: p.Start.Std(), end: p.End.Std(), open: p.End.Std() >= loadEnd}
+		w := window{name: p.Name, start: p.Start.Std(), end: p.End.Std(), open: p.End.Std() >= loadEnd}
+		switch {
+		case strings.HasPrefix(p.Name, DuringPrefix):
+			w.during = true
+		case p.Name != PhaseOverall:
+			w.yields = injections
+		}
+		out[p.Name] = w
 	}
 	return out
 }

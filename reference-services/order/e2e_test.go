@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -69,25 +70,31 @@ func goRun(t *testing.T, run func(ctx context.Context) error) {
 	})
 }
 
-// orderNode is one order replica: its own database handle, server and relay.
+// orderNode is one order replica: its own database handle, server, relay and metrics.
 type orderNode struct {
 	srv   *order.Server
 	db    *sql.DB
 	relay *order.Relay
+	reg   *prometheus.Registry
 }
 
-func startOrderNode(t *testing.T, e *env, js jetstream.JetStream) *orderNode {
+// startOrderNode starts a replica whose relay publishes with a 500 ms timeout unless opts
+// say otherwise.
+func startOrderNode(t *testing.T, e *env, js jetstream.JetStream, opts ...order.RelayOption) *orderNode {
 	t.Helper()
 	pub, err := order.NewJetStreamPublisher(js, nil)
 	require.NoError(t, err)
 	db := openDB(t, e.orderPath)
 	require.NoError(t, order.Prepare(context.Background(), db))
-	relay, err := order.NewRelay(db, pub, nil, order.WithPublishTimeout(500*time.Millisecond), order.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
+	reg := prometheus.NewRegistry()
+	opts = append([]order.RelayOption{order.WithPublishTimeout(500 * time.Millisecond), order.WithBackoff(20*time.Millisecond, 200*time.Millisecond),
+		order.WithRegisterer(reg)}, opts...)
+	relay, err := order.NewRelay(db, pub, nil, opts...)
 	require.NoError(t, err)
 	srv, err := order.NewServer(db, e.merchants, e.products, order.WithNotify(relay.Notify), order.WithSubject(broker.SubjectOrderPlaced))
 	require.NoError(t, err)
 	goRun(t, relay.Run)
-	return &orderNode{srv: srv, db: db, relay: relay}
+	return &orderNode{srv: srv, db: db, relay: relay, reg: reg}
 }
 
 func startProductConsumer(t *testing.T, e *env, js jetstream.JetStream) {
@@ -195,4 +202,51 @@ func TestBrokerOutageBacklogThenConverges(t *testing.T) {
 		return err == nil && n == 0
 	}, 30*time.Second, 20*time.Millisecond)
 	assert.Equal(t, 16, count(t, e.productDB, `SELECT COUNT(*) FROM applied_events`))
+}
+
+// During a broker outage every replica exports the service's whole backlog (the rows both
+// replicas committed, from the shared table) and sees it grow, although each relay is
+// stuck in a publish that would not time out before the test's deadline, as a relay
+// under the design's retry policy is for most of an outage; after the broker returns,
+// every replica's gauge falls back to 0.
+func TestBrokerOutageBacklogOnEveryReplica(t *testing.T) {
+	e := newEnv(t)
+	b := startBroker(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	js := b.connect(ctx, "test")
+	_, err := broker.EnsureStream(ctx, js)
+	require.NoError(t, err)
+	stuck := order.WithPublishTimeout(2 * time.Minute)
+	nodes := []*orderNode{startOrderNode(t, e, b.connect(ctx, "order-1"), stuck), startOrderNode(t, e, b.connect(ctx, "order-2"), stuck)}
+	startProductConsumer(t, e, b.connect(ctx, "product-1"))
+	backlogs := func(want float64) func() bool {
+		return func() bool {
+			for _, n := range nodes {
+				if v, ok := backlogGauge(t, n.reg); !ok || v != want {
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	placeMany(t, nodes, "before", 4)
+	require.Eventually(t, backlogs(0), 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		return assert.ObjectsAreEqual(expectedStock(t, nodes[0].db), actualStock(t, e.productDB))
+	}, 30*time.Second, 20*time.Millisecond)
+
+	b.stop()
+	placeMany(t, nodes, "during", 3)
+	require.Eventually(t, backlogs(3), 30*time.Second, 20*time.Millisecond, "3 rows committed, on both replicas")
+	placeMany(t, nodes, "during-more", 5)
+	require.Eventually(t, backlogs(8), 30*time.Second, 20*time.Millisecond, "the backlog grows while the broker is away")
+
+	b.start()
+	require.Eventually(t, backlogs(0), 60*time.Second, 50*time.Millisecond, "drained on every replica after recovery")
+	require.Eventually(t, func() bool {
+		return assert.ObjectsAreEqual(expectedStock(t, nodes[0].db), actualStock(t, e.productDB))
+	}, 30*time.Second, 50*time.Millisecond)
+	assert.Equal(t, 12, count(t, e.productDB, `SELECT COUNT(*) FROM applied_events`))
 }

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// DefaultBacklogInterval is how often a running relay recounts faultline_outbox_backlog.
+const DefaultBacklogInterval = 250 * time.Millisecond
 
 // Publisher hands one outbox row to the broker and returns once the broker has acknowledged
 // it. msgID is the order id: the broker drops a second publish with the same id inside its
@@ -37,6 +41,7 @@ type Relay struct {
 type relayOptions struct {
 	batch      int
 	poll       time.Duration
+	backlog    time.Duration
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	timeout    time.Duration
@@ -52,6 +57,12 @@ func WithBatch(n int) RelayOption { return func(o *relayOptions) { o.batch = n }
 // WithPollInterval sets how often the relay looks for rows nobody told it about, such as rows
 // the other replica committed (default 100 ms).
 func WithPollInterval(d time.Duration) RelayOption { return func(o *relayOptions) { o.poll = d } }
+
+// WithBacklogInterval sets how often Run recounts the unpublished rows for
+// faultline_outbox_backlog (default 250 ms). The count runs on its own ticker, not after
+// publishes, because a publish to a dead broker can block for the whole publish timeout,
+// and a broker outage is exactly when the backlog must be seen growing.
+func WithBacklogInterval(d time.Duration) RelayOption { return func(o *relayOptions) { o.backlog = d } }
 
 // WithBackoff bounds the wait after a failed publish (default 100 ms doubling to 2 s).
 func WithBackoff(minWait, maxWait time.Duration) RelayOption {
@@ -69,15 +80,15 @@ func WithRegisterer(reg prometheus.Registerer) RelayOption {
 
 // NewRelay builds a relay over db publishing through pub. log may be nil.
 func NewRelay(db *sql.DB, pub Publisher, log *slog.Logger, opts ...RelayOption) (*Relay, error) {
-	o := relayOptions{batch: 100, poll: 100 * time.Millisecond, minBackoff: 100 * time.Millisecond, maxBackoff: 2 * time.Second, timeout: 3 * time.Second}
+	o := relayOptions{batch: 100, poll: 100 * time.Millisecond, backlog: DefaultBacklogInterval, minBackoff: 100 * time.Millisecond, maxBackoff: 2 * time.Second, timeout: 3 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if db == nil || pub == nil {
 		return nil, errors.New("create relay: db and publisher are required")
 	}
-	if o.batch <= 0 || o.poll <= 0 || o.minBackoff <= 0 || o.maxBackoff < o.minBackoff || o.timeout <= 0 {
-		return nil, fmt.Errorf("create relay: batch, poll, backoff and timeout must be positive (got %+v)", o)
+	if o.batch <= 0 || o.poll <= 0 || o.backlog <= 0 || o.minBackoff <= 0 || o.maxBackoff < o.minBackoff || o.timeout <= 0 {
+		return nil, fmt.Errorf("create relay: batch, poll, backlog interval, backoff and timeout must be positive (got %+v)", o)
 	}
 	if o.reg == nil {
 		o.reg = prometheus.NewRegistry()
@@ -89,7 +100,7 @@ func NewRelay(db *sql.DB, pub Publisher, log *slog.Logger, opts ...RelayOption) 
 		db: db, pub: pub, log: log, wake: make(chan struct{}, 1), opts: o,
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "faultline_outbox_backlog",
-			Help: "Outbox rows committed but not yet acknowledged by the broker.",
+			Help: "Outbox rows committed but not yet acknowledged by the broker, by any replica (the table is shared).",
 		}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "faultline_outbox_published_total",
@@ -116,8 +127,13 @@ func (r *Relay) Notify() {
 	}
 }
 
-// Run relays until ctx ends and then returns nil.
+// Run relays until ctx ends and then returns nil. Meanwhile it keeps
+// faultline_outbox_backlog current (see WithBacklogInterval), whether publishes succeed,
+// fail or hang.
 func (r *Relay) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { r.watchBacklog(ctx) })
 	backoff := r.opts.minBackoff
 	for {
 		n, err := r.Flush(ctx)
@@ -229,8 +245,28 @@ func (r *Relay) Backlog(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// refreshBacklog sets the gauge to the current count. A failed count (the database busy
+// past its timeout) leaves the last value: the next tick retries.
 func (r *Relay) refreshBacklog(ctx context.Context) {
 	if n, err := r.Backlog(ctx); err == nil {
 		r.backlog.Set(float64(n))
+	} else if ctx.Err() == nil {
+		r.log.Debug("count outbox backlog", "err", err)
+	}
+}
+
+// watchBacklog recounts the backlog at once and then every backlog interval until ctx
+// ends. Every replica runs it over the shared table, so each exports the same figure: the
+// service's backlog, whichever replica committed the rows and whichever is publishing.
+func (r *Relay) watchBacklog(ctx context.Context) {
+	t := time.NewTicker(r.opts.backlog)
+	defer t.Stop()
+	for {
+		r.refreshBacklog(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

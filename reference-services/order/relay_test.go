@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
@@ -139,6 +140,55 @@ func TestRelayRunPolls(t *testing.T) {
 	require.Eventually(t, func() bool { return len(unpublished(t, db)) == 0 }, 30*time.Second, 10*time.Millisecond)
 }
 
+// backlogGauge reads faultline_outbox_backlog from reg; ok is false while it is not exported.
+func backlogGauge(t *testing.T, reg *prometheus.Registry) (v float64, ok bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == "faultline_outbox_backlog" && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// While a publish hangs (a broker that accepts nothing and answers nothing, with a publish
+// timeout far beyond the test), the backlog gauge still follows the table, rows committed
+// by another replica included: it is recounted on its own ticker, not after publishes.
+func TestRelayBacklogGaugeWhilePublishHangs(t *testing.T) {
+	db := outboxDB(t, "a")
+	pub := mocks.NewPublisher(t)
+	hanging := make(chan struct{})
+	pub.EXPECT().Publish(mock.Anything, "orders.placed", "a", mock.Anything).
+		RunAndReturn(func(ctx context.Context, _, _ string, _ []byte) error {
+			close(hanging)
+			<-ctx.Done()
+			return ctx.Err()
+		}).Once()
+	reg := prometheus.NewRegistry()
+	r, err := order.NewRelay(db, pub, nil, order.WithRegisterer(reg), order.WithPublishTimeout(time.Hour),
+		order.WithBacklogInterval(20*time.Millisecond))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+
+	<-hanging
+	backlogIs := func(want float64) func() bool {
+		return func() bool { v, ok := backlogGauge(t, reg); return ok && v == want }
+	}
+	require.Eventually(t, backlogIs(1), 30*time.Second, 10*time.Millisecond)
+	other := openDB(t, dbPath(t, db))
+	addRow(t, other, "b")
+	addRow(t, other, "c")
+	require.Eventually(t, backlogIs(3), 30*time.Second, 10*time.Millisecond)
+}
+
 func dbPath(t *testing.T, db *sql.DB) string {
 	t.Helper()
 	var seq int
@@ -159,6 +209,7 @@ func TestNewRelayValidates(t *testing.T) {
 		{"nil db", nil, pub, nil},
 		{"nil publisher", db, nil, nil},
 		{"zero batch", db, pub, []order.RelayOption{order.WithBatch(0)}},
+		{"zero backlog interval", db, pub, []order.RelayOption{order.WithBacklogInterval(0)}},
 		{"inverted backoff", db, pub, []order.RelayOption{order.WithBackoff(time.Second, time.Millisecond)}},
 	}
 	for _, tt := range tests {
