@@ -18,13 +18,20 @@ import (
 // serve starts h on a loopback port and returns its base URL.
 func serve(t *testing.T, h http.Handler) string {
 	t.Helper()
-	ln, err := node.Listen("127.0.0.1:0")
+	return start(t, h, "127.0.0.1:0").URL
+}
+
+// start serves h on addr (a loopback address; port 0 picks one) until the test ends or
+// the caller closes the server.
+func start(t *testing.T, h http.Handler, addr string) *httptest.Server {
+	t.Helper()
+	ln, err := node.Listen(addr)
 	require.NoError(t, err)
 	srv := httptest.NewUnstartedServer(h)
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return srv.URL
+	return srv
 }
 
 // received is one request as a server saw it.
@@ -40,6 +47,7 @@ type received struct {
 // gateway imitates the reference gateway closely enough for the generator: it places
 // orders idempotently by key, serves them back, and lists products.
 type gateway struct {
+	name   string // X-Served-By
 	mu     sync.Mutex
 	seen   []received
 	orders map[string]string // idempotency key -> order id
@@ -47,8 +55,10 @@ type gateway struct {
 	ids    map[string]bool
 }
 
-func newGateway() *gateway {
-	return &gateway{orders: map[string]string{}, bodies: map[string]string{}, ids: map[string]bool{}}
+func newGateway() *gateway { return newNamedGateway("gw-1") }
+
+func newNamedGateway(name string) *gateway {
+	return &gateway{name: name, orders: map[string]string{}, bodies: map[string]string{}, ids: map[string]bool{}}
 }
 
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -59,7 +69,7 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Seq: r.Header.Get("X-Faultline-Seq"), Method: r.Method, Path: r.URL.Path,
 		Key: r.Header.Get("Idempotency-Key"), Auth: r.Header.Get("Authorization"), Body: string(body),
 	})
-	w.Header().Set("X-Served-By", "gw-1")
+	w.Header().Set("X-Served-By", g.name)
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/orders":
 		key := r.Header.Get("Idempotency-Key")

@@ -32,6 +32,7 @@ type Result struct {
 	Merchant  string        `json:"merchant,omitempty"`
 	Quantity  int           `json:"quantity,omitempty"`
 	Ref       uint64        `json:"ref,omitempty"`       // Seq of the placement a retry repeats
+	Target    string        `json:"target,omitempty"`    // base URL it was sent to; empty for an absolute URL
 	ServedBy  string        `json:"served_by,omitempty"` // X-Served-By
 	Fallback  string        `json:"fallback,omitempty"`  // X-Fallback
 	Replayed  bool          `json:"replayed,omitempty"`  // Idempotent-Replayed: true

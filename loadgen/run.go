@@ -38,10 +38,11 @@ const grace = 500 * time.Millisecond
 var errStopped = errors.New("load stopped")
 
 type runConfig struct {
-	epoch time.Time
+	epoch               time.Time
+	backoff, maxBackoff time.Duration
 }
 
-// Option configures Run.
+// Option configures Run and RunTargets.
 type Option func(*runConfig)
 
 // WithEpoch measures Result.Planned and Result.Start from epoch (the run's start, shared
@@ -52,13 +53,24 @@ func WithEpoch(epoch time.Time) Option { return func(c *runConfig) { c.epoch = e
 // the plan is done or ctx ends, calls sink with every result as it completes (from one
 // goroutine, in completion order; a slow sink slows the load rather than queueing results)
 // and returns the aggregate. A request the plan cannot build (a template error) stops the
-// load and is returned as the error.
+// load and is returned as the error. It is RunTargets with one target.
 func Run(ctx context.Context, spec Spec, target string, sink func(Result), opts ...Option) (Summary, error) {
+	return RunTargets(ctx, spec, []string{target}, sink, opts...)
+}
+
+// RunTargets is Run against a deployment with several entry points (base URLs of
+// gateways), as its clients see it: virtual client c sends to targets[c mod n] while that
+// answers, and after a transport failure there (connection refused, reset or closed, dial
+// timeout) moves its following requests to the next target for a back-off (WithBackoff),
+// probing the lost one until it answers again. The request that met the failure stays
+// failed: the generator never re-sends it. Result.Target records where each request went.
+// The choice is made at send time, so the schedule is the same whatever fails.
+func RunTargets(ctx context.Context, spec Spec, targets []string, sink func(Result), opts ...Option) (Summary, error) {
 	spec = spec.withDefaults()
 	if err := joinErrs("validate load spec", spec.Validate()); err != nil {
 		return Summary{}, err
 	}
-	base, err := parseTarget(target)
+	bases, err := parseTargets(targets)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -70,13 +82,19 @@ func Run(ctx context.Context, spec Spec, target string, sink func(Result), opts 
 	sc := newScheduler(spec)
 	transport := newTransport(ctx, spec)
 	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport, Timeout: spec.Timeout}
 	atk := vegeta.NewAttacker(
-		vegeta.Client(&http.Client{Transport: transport, Timeout: spec.Timeout}),
+		vegeta.Client(client),
 		vegeta.Workers(uint64(min(spec.MaxWorkers, vegeta.DefaultWorkers))),
 		vegeta.MaxWorkers(uint64(spec.MaxWorkers)),
 		vegeta.MaxBody(spec.MaxBody),
 	)
-	tg := &targeter{ctx: ctx, sc: sc, base: base, inflight: map[uint64]inflight{}}
+	probeCtx, endProbes := context.WithCancel(ctx)
+	fo := newFailover(probeCtx, bases, cfg, spec.Timeout, client)
+	defer fo.wait()
+	defer endProbes()
+	tg := &targeter{ctx: ctx, sc: sc, targets: bases, fo: fo, inflight: map[uint64]inflight{}}
+	transport.observe = tg.observe
 
 	agg := newAggregator(sc.pacer)
 	began := time.Now()
@@ -102,6 +120,9 @@ func Run(ctx context.Context, spec Spec, target string, sink func(Result), opts 
 			continue
 		}
 		r := toResult(vr, fl.plan, began, offset)
+		if fl.target >= 0 {
+			r.Target = bases[fl.target].base
+		}
 		fl.journey.Observe(&fl.plan, &r, vr.Body, sc.state)
 		agg.add(&r, vr.Timestamp.Sub(began))
 		if sink != nil {
@@ -128,14 +149,16 @@ func Run(ctx context.Context, spec Spec, target string, sink func(Result), opts 
 type inflight struct {
 	plan    Plan
 	journey Journey
+	target  int // index into the run's targets; -1 for a plan with an absolute URL
 }
 
-// targeter hands vegeta the next planned request. Vegeta calls it from its workers; the
-// lock keeps planning in sequence order.
+// targeter hands vegeta the next planned request. Vegeta calls it from its workers, at
+// send time; the lock keeps planning in sequence order.
 type targeter struct {
-	ctx  context.Context
-	sc   *scheduler
-	base *url.URL
+	ctx     context.Context
+	sc      *scheduler
+	targets []target
+	fo      *failover
 
 	mu       sync.Mutex
 	planErr  error
@@ -164,13 +187,14 @@ func (t *targeter) target(tgt *vegeta.Target) error {
 		t.mu.Unlock()
 		return err
 	}
+	u, gw := t.resolveURL(p.Path, p.Client)
 	t.mu.Lock()
-	t.inflight[p.Seq] = inflight{plan: p, journey: j}
+	t.inflight[p.Seq] = inflight{plan: p, journey: j, target: gw}
 	t.mu.Unlock()
 
 	seq := strconv.FormatUint(p.Seq, 10)
 	tgt.Method = p.Method
-	tgt.URL = t.resolveURL(p.Path) + fragment + seq
+	tgt.URL = u + fragment + seq
 	tgt.Body = p.Body
 	tgt.Header = p.Header.Clone()
 	if tgt.Header == nil {
@@ -194,17 +218,39 @@ func (t *targeter) err() error {
 	return t.planErr
 }
 
-// resolveURL joins a plan's path with the target; absolute URLs are kept, and any fragment
-// is dropped because the generator's own marks the request.
-func (t *targeter) resolveURL(path string) string {
+// observe hears from the transport how a request fared (before vegeta reads the body) and
+// tells the failover which client's target answered or could not be reached.
+func (t *targeter) observe(req *http.Request, sent time.Time, failed bool) {
+	seq, err := strconv.ParseUint(req.Header.Get(HeaderSeq), 10, 64)
+	if err != nil {
+		return // a probe, which reports itself
+	}
+	t.mu.Lock()
+	fl, ok := t.inflight[seq]
+	t.mu.Unlock()
+	if !ok || fl.target < 0 || req.URL.Host != t.targets[fl.target].url.Host {
+		return // an absolute URL or a redirect elsewhere: says nothing about the target
+	}
+	if failed {
+		t.fo.failed(fl.plan.Client, fl.target)
+		return
+	}
+	t.fo.answered(fl.plan.Client, fl.target, sent)
+}
+
+// resolveURL joins a plan's path with the target the client sends to now and returns its
+// index; absolute URLs are kept (index -1), and any fragment is dropped because the
+// generator's own marks the request.
+func (t *targeter) resolveURL(path string, client int) (string, int) {
 	path, _, _ = strings.Cut(path, "#")
 	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
-		return path
+		return path, -1
 	}
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
-	return strings.TrimSuffix(t.base.String(), "/") + path
+	i := t.fo.pick(client)
+	return t.targets[i].base + path, i
 }
 
 func seqOf(u string) (uint64, bool) {
@@ -249,16 +295,23 @@ func cleanError(msg string, seq uint64) string {
 	return msg
 }
 
-func parseTarget(target string) (*url.URL, error) {
-	u, err := url.Parse(target)
-	if err != nil {
-		return nil, fmt.Errorf("parse target: %w", err)
+func parseTargets(targets []string) ([]target, error) {
+	if len(targets) == 0 {
+		return nil, errors.New("parse target: no target")
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("parse target: %q is not an http(s) base URL", target)
+	out := make([]target, 0, len(targets))
+	for _, s := range targets {
+		u, err := url.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("parse target: %w", err)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("parse target: %q is not an http(s) base URL", s)
+		}
+		u.Fragment, u.RawFragment = "", ""
+		out = append(out, target{url: u, base: strings.TrimSuffix(u.String(), "/")})
 	}
-	u.Fragment, u.RawFragment = "", ""
-	return u, nil
+	return out, nil
 }
 
 // newTransport keeps connections alive (a load generator that reconnects for every request
@@ -277,10 +330,13 @@ func newTransport(ctx context.Context, spec Spec) *cancelTransport {
 }
 
 // cancelTransport ties every request to the run's context: vegeta builds requests without
-// one, and a harness that is told to stop must not wait out every request's timeout.
+// one, and a harness that is told to stop must not wait out every request's timeout. It
+// also tells observe whether the target answered or could not be reached, which only the
+// transport knows exactly (vegeta flattens errors to text).
 type cancelTransport struct {
 	*http.Transport
-	ctx context.Context
+	ctx     context.Context
+	observe func(req *http.Request, sent time.Time, failed bool)
 }
 
 var _ http.RoundTripper = (*cancelTransport)(nil)
@@ -289,7 +345,17 @@ func (t *cancelTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
 	stop := context.AfterFunc(t.ctx, cancel)
 	done := func() { stop(); cancel() }
-	resp, err := t.Transport.RoundTrip(req.WithContext(ctx))
+	traced, gotConn := traced(req.WithContext(ctx))
+	sent := time.Now()
+	resp, err := t.Transport.RoundTrip(traced)
+	if t.observe != nil && t.ctx.Err() == nil {
+		switch {
+		case err == nil:
+			t.observe(req, sent, false)
+		case transportFailure(err, gotConn()):
+			t.observe(req, sent, true)
+		}
+	}
 	if err != nil {
 		done()
 		return nil, err
