@@ -20,16 +20,17 @@ import (
 
 // Scenario is one decoded scenario file.
 type Scenario struct {
-	Name          string         `yaml:"name" json:"name" doc:"short identifier, lower-case words joined by dashes" required:"true"`
-	Description   string         `yaml:"description" json:"description" doc:"what the scenario teaches and why; workshop teachers read it aloud" required:"true"`
-	System        System         `yaml:"system,omitempty" json:"system,omitempty" doc:"the system under test and its design"`
-	Seed          int64          `yaml:"seed,omitempty" json:"seed,omitempty" doc:"seed of every random choice, so a run can be reproduced"`
-	Load          LoadSpec       `yaml:"load" json:"load" doc:"the traffic sent through the gateway while faults run" required:"true"`
-	Faults        []FaultSpec    `yaml:"faults,omitempty" json:"faults,omitempty" doc:"the fault timeline; times count from the start of the load"`
-	SteadyState   []Check        `yaml:"steady_state,omitempty" json:"steady_state,omitempty" doc:"checks that must hold before the first fault and after the last heal"`
-	Expect        Expect         `yaml:"expect,omitempty" json:"expect,omitempty" doc:"checks per phase"`
-	AbortWhen     []Check        `yaml:"abort_when,omitempty" json:"abort_when,omitempty" doc:"checks evaluated continuously; the first to fail stops the run as invalid"`
-	ExpectFailure *ExpectFailure `yaml:"expect_failure,omitempty" json:"expect_failure,omitempty" doc:"for a scenario that demonstrates a weak design: the check that must fail, and why"`
+	Name          string          `yaml:"name" json:"name" doc:"short identifier, lower-case words joined by dashes" required:"true"`
+	Description   string          `yaml:"description" json:"description" doc:"what the scenario teaches and why; workshop teachers read it aloud" required:"true"`
+	System        System          `yaml:"system,omitempty" json:"system,omitempty" doc:"the system under test and its design"`
+	Seed          int64           `yaml:"seed,omitempty" json:"seed,omitempty" doc:"seed of every random choice, so a run can be reproduced"`
+	Load          LoadSpec        `yaml:"load" json:"load" doc:"the traffic sent through the gateway while faults run" required:"true"`
+	Faults        []FaultSpec     `yaml:"faults,omitempty" json:"faults,omitempty" doc:"the fault timeline; times count from the start of the load"`
+	SteadyState   []Check         `yaml:"steady_state,omitempty" json:"steady_state,omitempty" doc:"checks that must hold before the first fault and after the last heal"`
+	Expect        Expect          `yaml:"expect,omitempty" json:"expect,omitempty" doc:"checks per phase"`
+	AbortWhen     []Check         `yaml:"abort_when,omitempty" json:"abort_when,omitempty" doc:"checks evaluated continuously; the first to fail stops the run as invalid"`
+	ExpectFailure *ExpectFailure  `yaml:"expect_failure,omitempty" json:"expect_failure,omitempty" doc:"for a scenario that demonstrates a weak design: the check that must fail, and why"`
+	Compare       []DesignVariant `yaml:"compare,omitempty" json:"compare,omitempty" doc:"designs to run side by side with faultline compare: the same seeded load and fault schedule against each; faultline run uses system.design"`
 
 	// File is the name the scenario was parsed from, used in every message.
 	File string `yaml:"-" json:"-"`
@@ -129,6 +130,15 @@ type Expect struct {
 	During  map[string][]Check `yaml:"during,omitempty" json:"during,omitempty" doc:"checks over each fault's window, keyed by fault name"`
 	After   []Check            `yaml:"after,omitempty" json:"after,omitempty" doc:"checks over the time after the last heal"`
 	Overall []Check            `yaml:"overall,omitempty" json:"overall,omitempty" doc:"checks over the whole run"`
+}
+
+// DesignVariant is one design of a comparison. A comparison runs the scenario once per
+// variant (several times with --repeat) with only the design changed, so that a difference
+// in the figures is the design's doing.
+type DesignVariant struct {
+	Name        string    `yaml:"name" json:"name" doc:"short label shown in the comparison, lower-case words joined by dashes, such as breaker-on" required:"true"`
+	Design      DesignRef `yaml:"design" json:"design" doc:"design file path (designs/no-breaker.yaml) or the design inline" required:"true"`
+	Description string    `yaml:"description,omitempty" json:"description,omitempty" doc:"what this variant changes, for the audience"`
 }
 
 // ExpectFailure marks a scenario whose point is that a check fails: the run passes only if

@@ -56,6 +56,7 @@ func (s *Scenario) Validate(topology Topology) []error {
 	v.faults()
 	v.checks()
 	v.expectFailure()
+	v.compare()
 	return v.errs.sorted().Errors()
 }
 
@@ -546,5 +547,46 @@ func (v *validation) expectFailure() {
 	}
 	if strings.TrimSpace(ef.Explanation) == "" && !v.emptyReported(p.with("explanation")) {
 		v.add(v.at(p.with("explanation"), false), "say why the design fails here; the audience reads it", "expect_failure.explanation is empty")
+	}
+}
+
+// MaxVariants bounds a comparison: each variant starts a whole system per repeat.
+const MaxVariants = 8
+
+// compare checks the designs a comparison runs: each needs a unique, path-safe name (it
+// names the variant's run directory and its column) and a design.
+func (v *validation) compare() {
+	list := v.s.Compare
+	if len(list) == 0 {
+		return
+	}
+	base := path{"compare"}
+	switch {
+	case len(list) == 1:
+		v.add(v.at(base, false), "list at least two designs, such as breaker-off and breaker-on", "compare lists one design; a comparison needs two or more")
+	case len(list) > MaxVariants:
+		v.add(v.at(base, false), fmt.Sprintf("compare at most %d designs at a time", MaxVariants), "compare lists %d designs", len(list))
+	}
+	byName := map[string]int{}
+	for i, d := range list {
+		p := base.with(i)
+		switch {
+		case d.Name == "" && !v.emptyReported(p.with("name")):
+			v.add(v.at(p.with("name"), false), "name it after what it changes, such as breaker-on", "%s: name is empty", p)
+		case d.Name != "" && !scenarioName.MatchString(d.Name):
+			v.add(v.at(p.with("name"), false), "use lower-case letters, digits and dashes, such as breaker-on", "%s: name %q is not a valid design name", p, d.Name)
+		}
+		if j, dup := byName[d.Name]; dup && d.Name != "" {
+			v.add(v.at(p.with("name"), false), "give each design its own name; the comparison's columns are named after them",
+				"%s: design name %q is already used by compare[%d] (line %d)", p, d.Name, j, v.at(base.with(j), false).Line)
+		} else if d.Name != "" {
+			byName[d.Name] = i
+		}
+		switch {
+		case d.Design.IsZero() && v.present(p.with("design")):
+			v.add(v.at(p.with("design"), false), "give a path such as designs/resilient.yaml, or the design itself as a mapping", "%s: design is empty", p)
+		case d.Design.Path != "" && !strings.HasSuffix(d.Design.Path, ".yaml") && !strings.HasSuffix(d.Design.Path, ".yml"):
+			v.add(v.at(p.with("design"), false), "designs are YAML files such as designs/resilient.yaml", "%s: design %q is not a .yaml file", p, d.Design.Path)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -16,22 +17,105 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/faultline-dev/faultline/reference-services/config"
+	"github.com/faultline-dev/faultline/reports"
+	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime/local"
+	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/system"
 )
 
+// DefaultDemoScenario is the showcase `faultline demo` runs: a slow dependency, the
+// breaker that opens, the fallback that answers, and the breaker closing after the heal —
+// every part of the report has something to show.
+const DefaultDemoScenario = "dependency-latency"
+
 func newDemoCmd() *cobra.Command {
+	var (
+		dir      string
+		scenario string
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a showcase scenario against the reference system and write its HTML report",
+		Long: "Demo runs a built-in scenario (default " + DefaultDemoScenario + ") against the reference\n" +
+			"system as local processes: it explains what the scenario teaches, shows live progress,\n" +
+			"prints the verdict and the measured figures, and ends with the path of the HTML report\n" +
+			"(charts of latency, errors, breaker state and convergence, with the fault shaded).\n" +
+			"It exits 0 whenever the report was written, whatever the verdict: a demo shows, it does\n" +
+			"not gate. `faultline demo orders` is the step-by-step walk through placing orders.",
+		Example: "  faultline demo\n  faultline demo --scenario cascading-failure-with-breaker\n  faultline demo orders --place 5",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sc, err := loadScenario(scenario)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			runDir := filepath.Join(dir, time.Now().UTC().Format("20060102T150405Z")+"-"+sc.Name)
+			return showcase(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), sc, runDir)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", ".faultline/demo", "directory for the demo's runs, one subdirectory per run")
+	cmd.Flags().StringVar(&scenario, "scenario", DefaultDemoScenario, "built-in scenario name or scenario file to show")
+	cmd.AddCommand(newDemoOrdersCmd())
+	return cmd
+}
+
+// showcase runs sc, prints its outcome and, as the very last line, the HTML report's
+// path, which is what a workshop opens next.
+func showcase(ctx context.Context, out, errOut io.Writer, sc *scenarios.Scenario, runDir string) error {
+	fmt.Fprintf(out, "# %s\n%s\n\n", sc.Name, wrap(strings.TrimSpace(sc.Description), 88))
+	for _, f := range sc.Faults {
+		fmt.Fprintf(out, "fault %s: %s at %s for %s\n", f.Name, f.Type, f.At, f.For)
+	}
+	fmt.Fprintf(out, "load: %s for %s\n\n", sc.Load.Rate, sc.Load.Duration)
+	res, err := runOne(ctx, out, errOut, sc, runDir, false)
+	if err != nil {
+		return err
+	}
+	page := filepath.Join(res.RunDir, reports.HTMLFile)
+	if _, serr := os.Stat(page); serr != nil {
+		return fmt.Errorf("write demo report: %s: %w", res.Verdict, serr)
+	}
+	if res.Verdict == result.Aborted {
+		return verdictErr(res.Verdict, res.Reason)
+	}
+	fmt.Fprintf(out, "\nopen the report: %s\n", page)
+	return nil
+}
+
+// wrap breaks text into lines of at most width runes at spaces, for a terminal.
+func wrap(text string, width int) string {
+	var b strings.Builder
+	n := 0
+	for _, w := range strings.Fields(text) {
+		l := len([]rune(w))
+		if n > 0 && n+1+l > width {
+			b.WriteByte('\n')
+			n = 0
+		} else if n > 0 {
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += l
+	}
+	return b.String()
+}
+
+func newDemoOrdersCmd() *cobra.Command {
 	var (
 		f      systemFlags
 		orders int
 	)
 	cmd := &cobra.Command{
-		Use:   "demo",
+		Use:   "orders",
 		Short: "Start the system, place a few orders through the gateway, show the results and stop",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if orders < 1 || orders > 1000 {
-				return usagef("demo: --place must be in 1..1000")
+				return usagef("demo orders: --place must be in 1..1000")
 			}
 			spec, err := f.spec()
 			if err != nil {
@@ -42,7 +126,7 @@ func newDemoCmd() *cobra.Command {
 			return demo(ctx, cmd.OutOrStdout(), spec, orders)
 		},
 	}
-	f.register(cmd, ".faultline/demo")
+	f.register(cmd, ".faultline/demo/orders")
 	cmd.Flags().IntVar(&orders, "place", 3, "orders to place through the gateway")
 	return cmd
 }

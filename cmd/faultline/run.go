@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/reports"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 )
@@ -130,19 +131,44 @@ func runOne(ctx context.Context, out, errOut io.Writer, sc *scenarios.Scenario, 
 		}
 		return res, &verdictError{verdict: result.Error, reason: fmt.Sprintf("%s has %d problem(s)", sc.File, len(verr.Errs))}
 	}
+	// Reports are written here, after the harness is done, so that the harness stays free
+	// of presentation and `faultline report` can render the same files later.
+	var paths *reports.Paths
+	if res.RunDir != "" {
+		if _, serr := os.Stat(filepath.Join(res.RunDir, harness.ResultFile)); serr == nil {
+			p, rerr := writeReports(context.WithoutCancel(ctx), res.RunDir, res, storedHistory(filepath.Join(res.RunDir, harness.ResultFile), res))
+			if rerr != nil {
+				fmt.Fprintf(errOut, "faultline: %v\n", rerr)
+			} else {
+				paths = &p
+			}
+		}
+	}
 	if jsonOut {
 		if werr := res.Write(out); werr != nil {
 			return res, werr
 		}
 		return res, nil
 	}
-	printResult(out, res, err)
+	printResult(out, res, err, paths)
 	return res, nil
 }
 
-// printResult prints the verdict, the failed checks with figure and threshold, the
-// faults' measured effects and where the records are.
-func printResult(w io.Writer, res *result.Run, err error) {
+// printResult prints what was measured (load, faults' effects), then, as the final lines
+// a terminal or CI log shows, the verdict, the failed checks with figure and threshold, and
+// where the records and reports are.
+func printResult(w io.Writer, res *result.Run, err error, paths *reports.Paths) {
+	if l := res.Load; l.Requests > 0 {
+		fmt.Fprintf(w, "load: %d requests, %.1f/s of %.1f/s planned, %d errors\n", l.Requests, l.AchievedRate, l.PlannedRate, l.Errors)
+	}
+	for _, f := range res.Faults {
+		switch e := f.Effect; {
+		case e == nil:
+			fmt.Fprintf(w, "fault %s (%s): no measurement\n", f.Name, f.Type)
+		default:
+			fmt.Fprintf(w, "fault %s (%s): landed=%t measured %.4g %s (configured %.4g)\n", f.Name, f.Type, e.Landed, e.Measured, e.Unit, e.Configured)
+		}
+	}
 	fmt.Fprintf(w, "%s: %s (exit %d)\n", res.Scenario, strings.ToUpper(string(res.Verdict)), res.Verdict.ExitCode())
 	if res.Reason != "" {
 		fmt.Fprintf(w, "  reason: %s\n", res.Reason)
@@ -155,17 +181,6 @@ func printResult(w io.Writer, res *result.Run, err error) {
 	}
 	if ef := res.ExpectedFailure; ef != nil {
 		fmt.Fprintf(w, "  expected failure of %s observed: %t — %s\n", ef.Check, ef.Observed, ef.Reason)
-	}
-	if l := res.Load; l.Requests > 0 {
-		fmt.Fprintf(w, "  load: %d requests, %.1f/s of %.1f/s planned, %d errors\n", l.Requests, l.AchievedRate, l.PlannedRate, l.Errors)
-	}
-	for _, f := range res.Faults {
-		switch e := f.Effect; {
-		case e == nil:
-			fmt.Fprintf(w, "  fault %s (%s): no measurement\n", f.Name, f.Type)
-		default:
-			fmt.Fprintf(w, "  fault %s (%s): landed=%t measured %.4g %s (configured %.4g)\n", f.Name, f.Type, e.Landed, e.Measured, e.Unit, e.Configured)
-		}
 	}
 	passed := 0
 	for _, c := range res.Checks {
@@ -188,6 +203,9 @@ func printResult(w io.Writer, res *result.Run, err error) {
 		if res.History != "" {
 			fmt.Fprintf(w, "  history: %s\n", filepath.Join(res.RunDir, res.History))
 		}
+	}
+	if paths != nil {
+		printPaths(w, *paths)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/faultline-dev/faultline/reports"
 	"github.com/faultline-dev/faultline/result"
 )
 
@@ -74,6 +76,7 @@ func newSuiteCmd() *cobra.Command {
 			}
 			began := time.Now()
 			var rows []suiteRow
+			var runs []*result.Run
 			for _, f := range files {
 				if ctx.Err() != nil {
 					rows = append(rows, suiteRow{name: f, verdict: result.Aborted, reason: "not run: the suite was interrupted"})
@@ -100,8 +103,14 @@ func newSuiteCmd() *cobra.Command {
 					row.reason = "expected failure observed: " + ef.Check
 				}
 				rows = append(rows, row)
+				if res.RunDir != "" {
+					runs = append(runs, res)
+				}
 			}
 			worst := printSuite(cmd.OutOrStdout(), rows, time.Since(began))
+			if err := writeSuiteReports(cmd.OutOrStdout(), dir, runs); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "faultline: %v\n", err)
+			}
 			return verdictErr(worst, fmt.Sprintf("worst of %d scenario(s)", len(rows)))
 		},
 	}
@@ -143,4 +152,34 @@ func sanitize(name string) string {
 		}
 		return r
 	}, name)
+}
+
+// writeSuiteReports writes one JUnit file and one Markdown summary for the whole suite
+// into dir, for CI to pick up in one place, and prints their paths after the table; each
+// scenario's own HTML page is in its run directory.
+func writeSuiteReports(w io.Writer, dir string, runs []*result.Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write suite reports: %w", err)
+	}
+	var junit, md bytes.Buffer
+	if err := reports.JUnit(&junit, runs...); err != nil {
+		return err
+	}
+	if err := reports.Markdown(&md, runs...); err != nil {
+		return err
+	}
+	jp, mp := filepath.Join(dir, reports.JUnitFile), filepath.Join(dir, reports.MarkdownFile)
+	if err := os.WriteFile(jp, junit.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write suite reports: %w", err)
+	}
+	if err := os.WriteFile(mp, md.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write suite reports: %w", err)
+	}
+	fmt.Fprintf(w, "  junit:   %s\n", jp)
+	fmt.Fprintf(w, "  summary: %s\n", mp)
+	fmt.Fprintf(w, "  reports: %s\n", filepath.Join(dir, "<scenario>", reports.HTMLFile))
+	return nil
 }

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/reports"
+	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/scenarios"
+)
+
+// Comparison report file names, written into the comparison's directory.
+const (
+	compareHTMLFile     = "compare.html"
+	compareMarkdownFile = "compare.md"
+)
+
+func newCompareCmd() *cobra.Command {
+	var (
+		dir    string
+		seed   int64
+		repeat int
+	)
+	cmd := &cobra.Command{
+		Use:   "compare FILE | FILE FILE...",
+		Short: "Run the same seeded load and faults against several designs and compare them",
+		Long: "Compare runs one scenario against each design it lists under compare: (or several\n" +
+			"scenario files that differ only in their design and checks, such as the\n" +
+			"cascading-failure pair), --repeat times each, with the same seed, load and fault\n" +
+			"schedule. It writes compare.html and compare.md: every check's figure per design, its\n" +
+			"spread over the repeats and the winner, with latency, error and throughput charts on\n" +
+			"one time axis. Each run keeps its own result.json and reports under DIR/<design>/<n>.\n" +
+			"expect_failure is ignored: which design fails is what a comparison shows.\n" +
+			"Exit codes: 0 the comparison was made (whatever the designs' verdicts), 3 an invalid\n" +
+			"scenario or a harness error, 4 aborted.",
+		Example: "  faultline compare scenarios/compare/cascading-failure.yaml --repeat 3\n" +
+			"  faultline compare scenarios/cascading-failure-no-breaker.yaml scenarios/cascading-failure-with-breaker.yaml",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("%s needs a scenario with a compare list, or two or more scenario files", cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if repeat < 1 || repeat > harness.MaxRepeat {
+				return usagef("compare: --repeat must be in 1..%d", harness.MaxRepeat)
+			}
+			variants, err := compareVariants(cmd.ErrOrStderr(), args)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return compareDesigns(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), variants, dir, repeat, seedOpt(cmd, seed)...)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "comparison directory (default "+harness.DefaultRunsDir+"/<UTC time>-compare-<scenario>)")
+	cmd.Flags().Int64Var(&seed, "seed", 0, "override the scenario's seed (every design and repeat gets the same one)")
+	cmd.Flags().IntVar(&repeat, "repeat", 1, "runs per design, to show each figure's spread")
+	return cmd
+}
+
+// compareVariants loads the arguments and validates them before anything starts: one
+// scenario with a compare list, or several scenarios that differ only in design.
+func compareVariants(errOut io.Writer, args []string) ([]harness.Variant, error) {
+	var scs []*scenarios.Scenario
+	for _, a := range args {
+		sc, err := loadScenario(a)
+		if err != nil {
+			return nil, err
+		}
+		if errs := sc.Validate(scenarios.ReferenceTopology(sc.System)); len(errs) > 0 {
+			for _, e := range errs {
+				fmt.Fprintln(errOut, e)
+			}
+			return nil, &verdictError{verdict: result.Error, reason: fmt.Sprintf("%s has %d problem(s)", sc.File, len(errs))}
+		}
+		scs = append(scs, sc)
+	}
+	if len(scs) == 1 {
+		if len(scs[0].Compare) == 0 {
+			return nil, usagef("compare: %s lists no designs; add a compare: list such as [{name: breaker-off, design: designs/no-breaker.yaml}, {name: breaker-on, design: designs/resilient.yaml}], or give two scenario files", scs[0].File)
+		}
+		v, err := harness.Variants(scs[0])
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		return v, nil
+	}
+	v, err := harness.VariantsOf(scs...)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return v, nil
+}
+
+// compareDesigns runs the comparison, writes each run's reports and the comparison
+// report, and prints the comparison table with the report paths last.
+func compareDesigns(ctx context.Context, out, errOut io.Writer, variants []harness.Variant, dir string, repeat int, extra ...harness.Option) error {
+	if dir == "" {
+		dir = filepath.Join(harness.DefaultRunsDir, time.Now().UTC().Format("20060102T150405Z")+"-compare-"+variants[0].Scenario.Name)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("resolve compare dir: %w", err)
+	}
+	dir = abs
+	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The printer changes between runs while a run's progress goroutine may still report.
+	var (
+		ppMu sync.Mutex
+		pp   *progressPrinter
+	)
+	runOpts := append([]harness.Option{harness.WithLogger(log), harness.WithProgress(func(p harness.Progress) {
+		ppMu.Lock()
+		defer ppMu.Unlock()
+		if pp != nil {
+			pp.print(p)
+		}
+	})}, extra...)
+	began := time.Now()
+	groups, err := harness.Compare(ctx, variants,
+		harness.Repeat(repeat), harness.CompareDir(dir), harness.RunOptions(runOpts...),
+		harness.OnRunStart(func(name string, rep int) {
+			ppMu.Lock()
+			pp = newProgressPrinter(errOut, fmt.Sprintf("%s %d/%d", name, rep, repeat))
+			ppMu.Unlock()
+		}),
+		harness.OnRunDone(func(name string, rep int, res *result.Run) {
+			ppMu.Lock()
+			pp.done()
+			pp = nil
+			ppMu.Unlock()
+			line := fmt.Sprintf("%s %d/%d: %s", name, rep, repeat, res.Verdict)
+			if res.Reason != "" {
+				line += " — " + res.Reason
+			}
+			fmt.Fprintln(errOut, line)
+			if _, rerr := writeReports(context.WithoutCancel(ctx), res.RunDir, res, storedHistory(filepath.Join(res.RunDir, harness.ResultFile), res)); rerr != nil {
+				fmt.Fprintf(errOut, "faultline: %v\n", rerr)
+			}
+		}))
+	var verr *harness.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		for _, e := range verr.Errs {
+			fmt.Fprintln(errOut, e)
+		}
+		return &verdictError{verdict: result.Error, reason: "the scenario is invalid"}
+	case err != nil && ctx.Err() != nil:
+		return &verdictError{verdict: result.Aborted, reason: err.Error()}
+	case err != nil:
+		return err
+	}
+	htmlPath, mdPath, err := writeComparison(ctx, dir, groups)
+	if err != nil {
+		return err
+	}
+	var md bytes.Buffer
+	if err := reports.CompareMarkdown(&md, groups); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, strings.TrimSpace(md.String()))
+	fmt.Fprintf(out, "\n%d design(s) × %d run(s) in %s\n", len(groups), repeat, time.Since(began).Round(time.Second))
+	fmt.Fprintf(out, "  runs:       %s\n", filepath.Join(dir, "<design>", "<n>"))
+	fmt.Fprintf(out, "  summary:    %s\n", mdPath)
+	fmt.Fprintf(out, "  comparison: %s\n", htmlPath)
+	return nil
+}
+
+// writeComparison writes compare.html and compare.md into dir, each whole or not at all.
+func writeComparison(ctx context.Context, dir string, groups []reports.DesignRuns) (htmlPath, mdPath string, err error) {
+	var page, md bytes.Buffer
+	if err := reports.Compare(ctx, &page, groups); err != nil {
+		return "", "", err
+	}
+	if err := reports.CompareMarkdown(&md, groups); err != nil {
+		return "", "", err
+	}
+	htmlPath, mdPath = filepath.Join(dir, compareHTMLFile), filepath.Join(dir, compareMarkdownFile)
+	for _, f := range []struct {
+		path string
+		b    []byte
+	}{{htmlPath, page.Bytes()}, {mdPath, md.Bytes()}} {
+		if err := writeAtomic(f.path, f.b); err != nil {
+			return "", "", err
+		}
+	}
+	return htmlPath, mdPath, nil
+}
+
+// writeAtomic writes b aside and renames it into place, so a reader never sees half a file.
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
