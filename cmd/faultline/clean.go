@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/faultline-dev/faultline/harness"
+)
+
+// healTimeout bounds healing leftovers before a command runs: killing processes takes
+// milliseconds, removing containers a few seconds.
+const healTimeout = 60 * time.Second
+
+// noHealHook lists the commands that must not heal leftovers first: serve is a run's own
+// child (healing there would race its parent), clean heals by itself, and cobra's
+// completion helpers must answer at once.
+var noHealHook = map[string]bool{"serve": true, "clean": true, "__complete": true, "__completeNoDesc": true, "completion": true, "help": true}
+
+// healLeftovers is the root's pre-run hook: before any command, it heals the runs whose
+// harness died without cleaning up (see harness.Journal). With no undo record it costs
+// one directory read.
+func healLeftovers(cmd *cobra.Command, _ []string) error {
+	if noHealHook[cmd.Name()] || os.Getenv(harness.UndoMarkerEnv) != "" {
+		return nil
+	}
+	dir := harness.DefaultUndoDir()
+	paths, err := harness.Pending(dir)
+	if err != nil || len(paths) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(contextOf(cmd), healTimeout)
+	defer cancel()
+	reps, err := harness.HealPending(ctx, dir, harness.WithContainerCleaner(cleanContainers))
+	printHeal(cmd.ErrOrStderr(), reps, false)
+	if err != nil {
+		// A command the user asked for still runs; the record stays for `faultline clean`.
+		fmt.Fprintf(cmd.ErrOrStderr(), "faultline: could not heal everything a killed run left (run faultline clean): %v\n", err)
+	}
+	return nil
+}
+
+func contextOf(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+// printHeal prints one line per healed run; runs in progress only when verbose.
+func printHeal(w io.Writer, reps []harness.HealReport, verbose bool) {
+	for _, r := range reps {
+		if r.InProgress && !verbose {
+			continue
+		}
+		fmt.Fprintln(w, "faultline:", r.String())
+	}
+}
+
+// cleanContainers removes a container run's leftovers by its label.
+func cleanContainers(ctx context.Context, runID string) ([]string, error) {
+	return dockerClean(ctx, runID)
+}
+
+func newCleanCmd() *cobra.Command {
+	var (
+		dir          string
+		force, alldk bool
+	)
+	cmd := &cobra.Command{
+		Use:   "clean",
+		Short: "Heal what killed runs left behind: processes, stopped processes, containers",
+		Long: "Clean reads the undo records runs write before they create anything and heals every\n" +
+			"run whose harness is gone: it kills the run's processes (a process is identified by\n" +
+			"its pid and start time, so a recycled pid is never touched; a stopped one dies too),\n" +
+			"and removes the containers and networks of container runs. Runs still in progress\n" +
+			"are left alone unless --force. Every other faultline command does the same first.\n" +
+			"Exit code 3 when something could not be healed (its record is kept).",
+		Example: "  faultline clean\n  faultline clean --force --docker",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				dir = harness.DefaultUndoDir()
+			}
+			var opts []harness.HealOption
+			opts = append(opts, harness.WithContainerCleaner(cleanContainers))
+			if force {
+				opts = append(opts, harness.WithForce())
+			}
+			ctx, cancel := context.WithTimeout(contextOf(cmd), healTimeout)
+			defer cancel()
+			reps, err := harness.HealPending(ctx, dir, opts...)
+			printHeal(cmd.OutOrStdout(), reps, true)
+			if alldk {
+				removed, derr := dockerClean(ctx, "")
+				if len(removed) > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "faultline: removed docker leftovers: %s\n", strings.Join(removed, ", "))
+				}
+				err = errors.Join(err, derr)
+			}
+			if len(reps) == 0 && !alldk && err == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "faultline: nothing to clean in %s\n", dir)
+			}
+			if err != nil {
+				return fmt.Errorf("clean: %w", err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "undo-dir", "", "where undo records are (default $"+harness.UndoDirEnv+", else $XDG_STATE_HOME/faultline/undo)")
+	cmd.Flags().BoolVar(&force, "force", false, "also heal runs whose harness is still alive, killing that harness first")
+	cmd.Flags().BoolVar(&alldk, "docker", false, "also remove every container, network and volume labelled by faultline, whatever its run")
+	return cmd
+}
