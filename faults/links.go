@@ -71,9 +71,15 @@ func WithProber(p Prober) Option { return func(l *Links) { l.prober = p } }
 // silent (a black hole). Longer is surer, shorter measures faster.
 func WithProbeTimeout(d time.Duration) Option { return func(l *Links) { l.probeTimeout = d } }
 
-// WithProbeSamples sets how many probes a latency measurement takes on each path; the
-// median resists a single slow scheduling hiccup.
+// WithProbeSamples sets how many probes a latency measurement takes on each path. They
+// run concurrently, so more samples cost little time, and the fastest of them is the one
+// a slow scheduling hiccup spared.
 func WithProbeSamples(n int) Option { return func(l *Links) { l.samples = n } }
+
+// WithGreetingWait sets how long a latency measurement's first, direct probe waits for an
+// upstream to speak first (NATS, gRPC) before deciding that it does not. Longer copes
+// with a slower machine; it costs that long once per measurement of a silent upstream.
+func WithGreetingWait(d time.Duration) Option { return func(l *Links) { l.greetingWait = d } }
 
 // Links is a set of in-process Toxiproxy proxies, one per link, all listening on
 // 127.0.0.1. It is safe for concurrent use.
@@ -81,6 +87,7 @@ type Links struct {
 	server       *toxiproxy.ApiServer
 	prober       Prober
 	probeTimeout time.Duration
+	greetingWait time.Duration
 	samples      int
 	seq          atomic.Uint64
 
@@ -106,6 +113,7 @@ func NewLinks(opts ...Option) (*Links, error) {
 	l := &Links{
 		server:       toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop()),
 		probeTimeout: time.Second,
+		greetingWait: 250 * time.Millisecond,
 		samples:      5,
 		links:        map[string]*linkEntry{},
 	}
@@ -119,6 +127,9 @@ func NewLinks(opts ...Option) (*Links, error) {
 	}
 	if l.probeTimeout <= 0 {
 		return nil, fmt.Errorf("new links: probe timeout must be positive, got %s", l.probeTimeout)
+	}
+	if l.greetingWait <= 0 {
+		return nil, fmt.Errorf("new links: greeting wait must be positive, got %s", l.greetingWait)
 	}
 	if l.samples <= 0 {
 		return nil, fmt.Errorf("new links: probe samples must be positive, got %d", l.samples)

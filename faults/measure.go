@@ -62,73 +62,196 @@ func measureEach(ctx context.Context, env Env, kind string, st *linkState,
 		wg.Go(func() { results[i] = per(ctx, links, name) })
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	if err := ended(ctx); err != nil {
+		var got []string
+		for i, r := range results {
+			if r.detail != "" {
+				got = append(got, names[i]+": "+r.detail)
+			}
+		}
+		if len(got) > 0 {
+			return nil, nil, fmt.Errorf("measure %s: %w (%s)", kind, err, strings.Join(got, "; "))
+		}
 		return nil, nil, fmt.Errorf("measure %s: %w", kind, err)
 	}
 	return names, results, nil
 }
 
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
+// ended reports why measuring must stop: ctx's error, or its deadline once that has
+// passed. A probe's socket deadline can fire a moment before ctx's own timer does, and a
+// probe cut short by the window must never be mistaken for a link that went silent.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
 	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return nil
 }
 
 func responsive(p Probe) bool { return p.Outcome == OutcomeAnswered || p.Outcome == OutcomeClosed }
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// responseTime is how long a probe's payload took to be answered: the reply's first byte,
+// or the close when the upstream hung up without a word (a close that follows the
+// payload is delayed by an upstream latency all the same).
+func responseTime(p Probe) (time.Duration, bool) {
+	switch {
+	case p.Outcome == OutcomeAnswered:
+		return p.FirstByte, true
+	case p.Outcome == OutcomeClosed:
+		return p.Elapsed, true
+	}
+	return 0, false
+}
+
+// measureLatency measures the latency added on one link: the time a probe's payload
+// takes to be answered through the proxy, less the same straight to the upstream.
+//
+// It first asks the upstream directly whether it speaks first (NATS sends INFO, a gRPC
+// server SETTINGS) and in which protocol. The timed answer is then always the reply to
+// the probe's own request (PING, an HTTP/2 PING, an HTTP HEAD), which crosses the link
+// both ways: an upstream latency delays it as much as a downstream one, where a
+// volunteered greeting would show only the downstream half (and a NATS upstream with an
+// upstream latency would seem untouched).
+//
+// The samples run concurrently, a direct and a proxied probe side by side, each pair
+// launched a little after the one before, so n samples cost one probe's time and fit in
+// a short fault window, and both paths see the same moments of the machine's load.
+//
+// The statistic is the minimum on each path. Scheduler noise on a loaded machine only
+// ever makes a probe slower, never faster, and Toxiproxy never releases data early (it
+// sleeps the configured delay counted from when it read the data), so the fastest sample
+// of a path is the one least disturbed, and min(proxied) - min(direct) is the added
+// latency with the noise removed rather than averaged in. Staggering the pairs keeps one
+// hiccup (a GC pause in this process, which hosts the proxies) from hitting every
+// proxied sample at the same moment. With jitter the minimum leans towards
+// latency - jitter; the tolerance already allows for jitter.
 func measureLatency(ctx context.Context, l *Links, name string, want, tol time.Duration, toxicity float64) linkResult {
-	spec := ProbeSpec{Timeout: 2*want + l.probeTimeout}
 	n := l.samples
 	if toxicity > 0 && toxicity < 1 {
 		// Enough samples that an affected connection is all but certain to show up.
 		n = min(30, n*int(math.Ceil(1/toxicity)))
 	}
-	var direct, proxied []time.Duration
-	for range n {
-		d, err := l.ProbeDirect(ctx, name, spec)
-		if err != nil {
-			return linkResult{detail: err.Error()}
-		}
-		if d.Outcome != OutcomeAnswered {
-			return linkResult{detail: fmt.Sprintf("upstream did not answer directly (%s %s)", d.Outcome, d.Err)}
-		}
-		p, err := l.Probe(ctx, name, spec)
-		if err != nil {
-			return linkResult{detail: err.Error()}
-		}
-		if p.Outcome != OutcomeAnswered {
-			return linkResult{detail: fmt.Sprintf("no answer through the proxy (%s %s)", p.Outcome, p.Err)}
-		}
-		direct, proxied = append(direct, d.FirstByte), append(proxied, p.FirstByte)
+	timeout := 2*want + l.probeTimeout
+	first, err := l.ProbeDirect(ctx, name, ProbeSpec{Greeting: l.greetingWait, Timeout: timeout})
+	if err != nil {
+		return linkResult{detail: err.Error()}
 	}
-	base := median(direct)
-	added := median(proxied) - base
+	base, ok := responseTime(first)
+	if !ok {
+		return linkResult{detail: fmt.Sprintf("upstream did not answer directly (%s %s)", first.Outcome, first.Err)}
+	}
+	spec, per := ProbeSpec{Timeout: timeout}, want
+	switch first.Dialect {
+	case DialectNATS, DialectHTTP2:
+		// The reply is told apart from the greeting, so the probes write at once and a
+		// downstream latency is paid once, not twice (greeting, then reply).
+		spec.Dialect = first.Dialect
+	case DialectOther:
+		// The greeting must be taken whole before writing, however long it is held back.
+		spec.Greeting, per = timeout, 2*want
+	}
+	spacing := staggerSpacing(ctx, n, per)
+	direct, proxied := make([]Probe, n), make([]Probe, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		if i > 0 && !sleepCtx(ctx, spacing) {
+			break
+		}
+		wg.Go(func() { direct[i], _ = l.ProbeDirect(ctx, name, spec) })
+		wg.Go(func() { proxied[i], _ = l.Probe(ctx, name, spec) })
+	}
+	wg.Wait()
+
+	var greetDirect, greetProxied []time.Duration
+	for i := range n {
+		if d, ok := responseTime(direct[i]); ok {
+			base = min(base, d)
+		}
+		if direct[i].Greeting > 0 && proxied[i].Greeting > 0 {
+			greetDirect, greetProxied = append(greetDirect, direct[i].Greeting), append(greetProxied, proxied[i].Greeting)
+		}
+	}
+	var times []time.Duration
+	var missing []string
+	waited := time.Duration(0)
+	for _, p := range proxied {
+		t, ok := responseTime(p)
+		if !ok {
+			missing = append(missing, string(p.Outcome))
+			waited = max(waited, p.Elapsed)
+			continue
+		}
+		times = append(times, t)
+	}
+	if len(missing) > 0 {
+		if ended(ctx) != nil {
+			return linkResult{measured: msf(waited), detail: fmt.Sprintf("%d of %d probes through the proxy had no answer when measuring had to stop, after %s (at least that much added; want %s ± %s)",
+				len(missing), n, waited.Round(time.Millisecond), want, tol)}
+		}
+		return linkResult{detail: fmt.Sprintf("no answer through the proxy (%s; %d of %d probes)", strings.Join(slices.Compact(slices.Sorted(slices.Values(missing))), ", "), len(missing), n)}
+	}
+	dialect := ""
+	if first.Dialect != "" && first.Dialect != DialectNone {
+		dialect = ", upstream speaks " + first.Dialect
+		if len(greetProxied) > 0 {
+			dialect += fmt.Sprintf(" (greeting +%s)", (slices.Min(greetProxied) - slices.Min(greetDirect)).Round(time.Millisecond/10))
+		}
+	}
+	added := slices.Min(times) - base
 	share := ""
 	if toxicity > 0 && toxicity < 1 {
 		var hit []time.Duration
-		for _, p := range proxied {
-			if p-base >= want/2 {
-				hit = append(hit, p-base)
+		for _, t := range times {
+			if t-base >= want/2 {
+				hit = append(hit, t-base)
 			}
 		}
 		if len(hit) == 0 {
 			return linkResult{detail: fmt.Sprintf("no probe of %d was delayed (toxicity %g)", n, toxicity)}
 		}
-		added = median(hit)
+		added = slices.Min(hit)
 		share = fmt.Sprintf(", %d of %d probes delayed", len(hit), n)
 	}
 	diff := added - want
 	landed := diff <= tol && diff >= -tol
 	return linkResult{measured: msf(added), landed: landed,
-		detail: fmt.Sprintf("added %s (want %s ± %s, direct %s%s)", added.Round(time.Millisecond/10), want, tol, base.Round(time.Millisecond/10), share)}
+		detail: fmt.Sprintf("added %s (want %s ± %s; fastest of %d concurrent probes, direct %s%s%s)",
+			added.Round(time.Millisecond/10), want, tol, n, base.Round(time.Millisecond/10), share, dialect)}
+}
+
+// staggerSpacing is the pause between launching successive probe pairs: up to 25 ms, less
+// when the context's deadline leaves little room beyond one probe's expected time, so
+// the last pair still ends before the fault window does.
+func staggerSpacing(ctx context.Context, n int, per time.Duration) time.Duration {
+	const most = 25 * time.Millisecond
+	if n <= 1 {
+		return 0
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return most
+	}
+	slack := time.Until(deadline) - per - per/5
+	return min(most, max(0, slack/time.Duration(2*(n-1))))
+}
+
+// sleepCtx waits d or until ctx ends and reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // measureOutcome expects a probe through the proxy to end in want while the upstream
@@ -153,6 +276,9 @@ func measureOutcome(ctx context.Context, l *Links, name string, want Outcome, de
 	return r
 }
 
+// measureTimedClose expects probes through the proxy to be closed, without a byte, after
+// timeout. Three run side by side and the earliest close counts, for the reason
+// measureLatency takes the minimum: load only ever makes a close late, never early.
 func measureTimedClose(ctx context.Context, l *Links, name string, timeout, tol time.Duration) linkResult {
 	spec := ProbeSpec{Timeout: timeout + l.probeTimeout}
 	d, err := l.ProbeDirect(ctx, name, spec)
@@ -162,15 +288,26 @@ func measureTimedClose(ctx context.Context, l *Links, name string, timeout, tol 
 	if !responsive(d) {
 		return linkResult{detail: fmt.Sprintf("upstream did not answer directly (%s %s)", d.Outcome, d.Err)}
 	}
-	p, err := l.Probe(ctx, name, spec)
-	if err != nil {
-		return linkResult{detail: err.Error()}
+	probes := make([]Probe, 3)
+	var wg sync.WaitGroup
+	for i := range probes {
+		wg.Go(func() { probes[i], _ = l.Probe(ctx, name, spec) })
 	}
-	r := linkResult{measured: msf(p.Elapsed), detail: fmt.Sprintf("through the proxy %s with %d bytes after %s (want closed after %s ± %s)", p.Outcome, p.Bytes, p.Elapsed.Round(time.Millisecond), timeout, tol)}
-	closed := p.Outcome == OutcomeClosed || p.Outcome == OutcomeReset
+	wg.Wait()
+	closed := func(q Probe) bool { return (q.Outcome == OutcomeClosed || q.Outcome == OutcomeReset) && q.Bytes == 0 }
+	p := probes[0]
+	for _, q := range probes[1:] {
+		switch {
+		case !closed(p):
+		case !closed(q):
+			p = q // a probe that was not cleanly closed explains the miss
+		case q.Elapsed < p.Elapsed:
+			p = q
+		}
+	}
 	diff := p.Elapsed - timeout
-	r.landed = closed && p.Bytes == 0 && diff <= tol && diff >= -tol
-	return r
+	return linkResult{measured: msf(p.Elapsed), landed: closed(p) && diff <= tol && diff >= -tol,
+		detail: fmt.Sprintf("through the proxy %s with %d bytes after %s (earliest of %d; want closed after %s ± %s)", p.Outcome, p.Bytes, p.Elapsed.Round(time.Millisecond), len(probes), timeout, tol)}
 }
 
 // transferPayload is what transfer probes send. They do not half-close: Toxiproxy turns
@@ -215,7 +352,8 @@ func measureSlowClose(ctx context.Context, l *Links, name string, want, tol time
 		}
 		direct, proxied = append(direct, d.Elapsed), append(proxied, p.Elapsed)
 	}
-	added := median(proxied) - median(direct)
+	// The fastest of each path, as in measureLatency: load only ever delays a close.
+	added := slices.Min(proxied) - slices.Min(direct)
 	diff := added - want
 	return linkResult{measured: msf(added), landed: diff <= tol && diff >= -tol,
 		detail: fmt.Sprintf("close delayed by %s (want %s ± %s)", added.Round(time.Millisecond/10), want, tol)}

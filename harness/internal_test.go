@@ -6,7 +6,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/faultline-dev/faultline/faults"
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
@@ -25,30 +24,6 @@ func TestMixWeights(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := mixWeights(tt.mix)
-			assert.Equal(t, tt.want, got)
-		})
-	}
-}
-
-func TestProbeSamples(t *testing.T) {
-	lat := func(d, window time.Duration, dir string) scenarios.FaultSpec {
-		return scenarios.FaultSpec{For: scenarios.Duration(window), Spec: &faults.Latency{Latency: d, Direction: dir}}
-	}
-	tests := []struct {
-		name   string
-		faults []scenarios.FaultSpec
-		want   int
-	}{
-		{"no fault", nil, 5},
-		{"short latency", []scenarios.FaultSpec{lat(300*time.Millisecond, 3*time.Second, "")}, 5},
-		{"long latency fits once", []scenarios.FaultSpec{lat(1500*time.Millisecond, 3*time.Second, "")}, 1},
-		{"both directions count twice", []scenarios.FaultSpec{lat(500*time.Millisecond, 3*time.Second, "both")}, 2},
-		{"never below one", []scenarios.FaultSpec{lat(5*time.Second, time.Second, "")}, 1},
-		{"not a latency", []scenarios.FaultSpec{{For: scenarios.Duration(time.Second), Spec: &faults.Crash{}}}, 5},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := probeSamples(&scenarios.Scenario{Faults: tt.faults})
 			assert.Equal(t, tt.want, got)
 		})
 	}

@@ -92,7 +92,9 @@ type runner struct {
 	links *faults.Links
 	sys   *system.System
 
-	loadStart time.Time // zero until the load starts
+	loadStart time.Time                    // zero until the load starts
+	journal   *Journal                     // the run's undo record
+	abort     atomic.Pointer[abortMonitor] // set while stop conditions are watched
 	requests  atomic.Uint64
 	errs      atomic.Uint64
 	rps       atomic.Uint64 // math.Float64bits of the last completion rate
@@ -110,6 +112,12 @@ func (r *runner) since() time.Duration { return time.Since(r.began) }
 // fail records a harness error as the verdict unless ctx ended first, which makes the run
 // aborted: an interrupted run is not the harness's fault.
 func (r *runner) fail(ctx context.Context, err error) error {
+	if ae, ok := abortedBy(ctx); ok {
+		r.res.Verdict, r.res.Reason = result.Aborted, ae.Error()
+		r.res.Hint = "a stop condition (abort_when) fired; every fault was healed at once and every process stopped"
+		r.res.Checks = append(r.res.Checks, ae.Check)
+		return nil
+	}
 	if ctx.Err() != nil {
 		r.res.Verdict, r.res.Reason = result.Aborted, "interrupted: "+context.Cause(ctx).Error()
 		r.res.Hint = "every fault was healed and every process stopped"
@@ -149,6 +157,19 @@ func (r *runner) run(ctx context.Context) (err error) {
 	cleanup := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	}
+	// The undo record exists before anything is created and goes once everything is gone.
+	journal, err := OpenJournal(DefaultUndoDir(), undoRunID(r.began, r.sc.Name), dir, r.res.Runtime)
+	if err != nil {
+		return r.fail(ctx, err)
+	}
+	r.journal = journal
+	defer func() {
+		cctx, cancel := cleanup()
+		defer cancel()
+		if jerr := journal.Close(cctx); jerr != nil {
+			o.log.Warn("close undo record", "err", jerr)
+		}
+	}()
 	r.setPhase("starting")
 
 	hist, err := history.Create(filepath.Join(dir, HistoryFile), r.began)
@@ -163,7 +184,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	r.hist = hist
 	r.res.History = HistoryFile
 
-	links, err := faults.NewLinks(append([]faults.Option{faults.WithProbeSamples(probeSamples(r.sc))}, o.linkOpts...)...)
+	links, err := faults.NewLinks(o.linkOpts...)
 	if err != nil {
 		return r.fail(ctx, fmt.Errorf("start fault proxies: %w", err))
 	}
@@ -183,7 +204,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if err != nil {
 		return r.fail(ctx, err)
 	}
-	sys, err := system.Start(ctx, rt, spec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
+	sys, err := system.Start(ctx, UndoRuntime(rt, journal), spec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
 	if err != nil {
 		return r.fail(ctx, err)
 	}
@@ -215,6 +236,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return r.fail(ctx, fmt.Errorf("publish routes: %w", err))
 	}
 	r.recordLinks()
+	if err := journal.RecordLinks(links); err != nil {
+		return r.fail(ctx, err)
+	}
 
 	stopScrape, err := r.startScraper(ctx)
 	if err != nil {
@@ -227,6 +251,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return r.fail(ctx, err)
 	}
 	r.loadStart = time.Now()
+	if err := journal.RecordFaults(r.undoFaults()); err != nil {
+		return r.fail(ctx, err)
+	}
+	ctx, stopAbort, releaseAbort := r.watchAbort(ctx)
+	defer releaseAbort()
 	stopProgress := r.startProgress()
 	defer stopProgress()
 	loadOff := r.loadStart.Sub(r.began)
@@ -234,7 +263,8 @@ func (r *runner) run(ctx context.Context) (err error) {
 	r.setPhase("before")
 	sched := r.startTimeline(ctx, env)
 	live := r.startLive(ctx, loadOff)
-	sum, lerr := loadgen.Run(ctx, spec2, sys.GatewayURL(), r.sink, loadgen.WithEpoch(r.began))
+	sum, lerr := loadgen.RunTargets(ctx, spec2, sys.GatewayURLs(), r.sink, loadgen.WithEpoch(r.began))
+	stopAbort()
 	loadEnd := r.since()
 	sched.Wait()
 	r.closePhases(loadOff, loadEnd)
@@ -440,6 +470,9 @@ func (r *runner) sink(res loadgen.Result) {
 	if res.Status == 0 || res.Status >= 500 {
 		r.errs.Add(1)
 	}
+	if m := r.abort.Load(); m != nil {
+		m.onRequest(res)
+	}
 	_ = r.hist.Write(history.RequestEvent(res))
 }
 
@@ -501,6 +534,9 @@ func (r *runner) startScraper(ctx context.Context) (func(), error) {
 			ev := history.MetricEvent(history.Metric{Component: x.Component, Name: x.Name, Labels: x.Labels, Value: x.Value})
 			ev.T = max(x.T, 1)
 			_ = r.hist.Write(ev)
+			if m := r.abort.Load(); m != nil {
+				m.onMetric(ev.T, history.Metric{Component: x.Component, Name: x.Name, Labels: x.Labels, Value: x.Value})
+			}
 		})
 	})
 	return sync.OnceFunc(func() { cancel(); wg.Wait() }), nil

@@ -18,47 +18,6 @@ import (
 	"github.com/faultline-dev/faultline/scenarios"
 )
 
-// maxProbeSamples is the most probes a latency measurement takes per path (the faults
-// package's default); probeSamples lowers it so a measurement fits in its fault's window.
-const maxProbeSamples = 5
-
-// probeSamples is how many probes per path latency measurements take in this scenario:
-// as many as fit, serially, into 80 % of the window of its slowest-to-measure fault, at
-// least one. A 1.5 s latency held for 3 s leaves room for one probe, not five.
-func probeSamples(sc *scenarios.Scenario) int {
-	n := maxProbeSamples
-	for _, fs := range sc.Faults {
-		per := latencyOf(fs.Spec)
-		if per <= 0 {
-			continue
-		}
-		fit := int(fs.For.Std() * 8 / 10 / per)
-		n = min(n, max(fit, 1))
-	}
-	return n
-}
-
-// latencyOf is how long one probe through a fault of this kind takes at least: its
-// Latency attribute, counted twice when it delays both directions.
-func latencyOf(spec any) time.Duration {
-	v := reflect.ValueOf(spec)
-	if v.Kind() == reflect.Pointer {
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return 0
-	}
-	f := v.FieldByName("Latency")
-	if !f.IsValid() || f.Type() != reflect.TypeFor[time.Duration]() {
-		return 0
-	}
-	d := time.Duration(f.Int()) + 20*time.Millisecond
-	if dir := v.FieldByName("Direction"); dir.IsValid() && dir.Kind() == reflect.String && dir.String() == "both" {
-		d += time.Duration(f.Int())
-	}
-	return d
-}
-
 // startTimeline starts one goroutine per fault: inject at load start + at, measure,
 // heal at load start + at + for. A cancelled ctx skips faults not yet injected and heals
 // injected ones at once. Wait on the returned group before healing everything.
