@@ -63,10 +63,15 @@ func newRoot() *cobra.Command {
 			"eventual consistency hold.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Every command first heals what a killed run left behind (clean.go).
+		PersistentPreRunE: healLeftovers,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	root.AddCommand(newUpCmd(), newTokenCmd(), newServeCmd(), newVersionCmd(), newBenchCmd(), newDemoCmd())
 	root.AddCommand(newRunCmd(), newSuiteCmd(), newValidateCmd(), newSchemaCmd())
+	root.AddCommand(newCleanCmd())
+	root.AddCommand(newCompareCmd(), newReportCmd())
+	root.AddCommand(newSoakCmd())
 	return root
 }
 
