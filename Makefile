@@ -7,6 +7,7 @@ RACE_PKGS    ?= ./runtime/... ./system/wait/... ./reference-services/config/... 
                 ./reference-services/auth/... ./reference-services/design/... ./reference-services/resilience/... \
                 ./reference-services/gateway/...
 BENCH_RUNS   ?= 5
+SOAK_DURATION ?= 10m
 MOCKERY      := github.com/vektra/mockery/v2@v2.53.5
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
@@ -23,7 +24,7 @@ build:
 up: build
 	./$(BIN) up
 
-## demo: start the system, place a few orders through the gateway, print the results, stop
+## demo: run the dependency-latency showcase against the system; ends with the HTML report's path
 demo: build
 	./$(BIN) demo
 
@@ -45,10 +46,15 @@ fuzz:
 	  echo "== fuzz $$fn in $$pkg for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; done
 
-## bench: startup time of the full default system (median and p90)
+## bench: startup time of the full default system (median and p90); overload at twice
+## capacity; a SOAK_DURATION soak (10m) of the catalog's faults under load (not in CI)
 bench: build
 	$(GO) test -run '^$$' -bench BenchmarkSystemStartup -benchtime $(BENCH_RUNS)x -timeout 10m ./system/
 	./$(BIN) bench startup --runs $(BENCH_RUNS)
+	@if docker info >/dev/null 2>&1; then ./$(BIN) bench startup --runtime docker --cold --runs $(BENCH_RUNS); \
+	  else echo "bench: no docker engine, docker startup not measured"; fi
+	FAULTLINE_OVERLOAD=1 $(GO) test -count=1 -run '^TestOverloadShedsAndRecovers$$' -v -timeout 5m ./system/ | grep -E 'overload_test|^(---|ok|FAIL)'
+	./$(BIN) soak --duration $(SOAK_DURATION)
 
 mocks:
 	$(GO) run $(MOCKERY)

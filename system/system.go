@@ -125,6 +125,7 @@ type options struct {
 	log          *slog.Logger
 	readyTimeout time.Duration
 	interposer   Interposer // see interpose.go
+	keepData     bool       // see docker.go
 }
 
 // WithLogger logs planning, starts and readiness.
@@ -152,10 +153,20 @@ type Component struct {
 	Kind    string // config.Kind*
 	Service string // "order"
 	// Listen is the main address (gRPC, gateway HTTP, etcd client, NATS); Admin serves
-	// /healthz, /readyz and /metrics; Peer is etcd's peer address (registry only).
-	Listen, Admin, Peer          string
+	// /healthz, /readyz and /metrics; Peer is etcd's peer address (registry only). On a
+	// container runtime Listen and Admin are the ports published on the harness's
+	// 127.0.0.1 (known once the container runs, asked again after a Restart) and Peer is
+	// the address inside the container.
+	Listen, Admin, Peer string
+	// NetAddr is the main address other components dial: Listen on the local runtime,
+	// "<name>:<port>" on a container network.
+	NetAddr string
+	// ConfigPath and LogPath are host files; DataDir is the host directory of the data,
+	// empty when it lives in a container runtime's run volume.
 	ConfigPath, LogPath, DataDir string
 	Process                      runtime.Process
+
+	ports containerPorts // container runtime only
 }
 
 // AdminURL is the base URL of the component's admin server.
@@ -168,6 +179,11 @@ type System struct {
 	opts   options
 	design design.Design
 	secret []byte
+	// containers is set when rt runs containers (docker.go): fixed in-container ports,
+	// peers by alias, configs and secret copied in, data in run volumes.
+	containers bool
+	// owned is the runtime StartDocker created for this system; Stop closes it.
+	owned runtime.Runtime
 
 	mu    sync.Mutex
 	comps []*Component // start order
@@ -191,18 +207,23 @@ func Start(ctx context.Context, rt runtime.Runtime, s Spec, opts ...Option) (*Sy
 	if errs := s.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("validate system spec: %w", errors.Join(errs...))
 	}
+	containers := isContainerRuntime(rt)
+	if containers {
+		if o.interposer != nil {
+			return nil, errors.New("start system: interposed proxies run on the host and need the local runtime")
+		}
+		s = s.withContainerCommand()
+	}
 	s, d, err := s.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("start system: %w", err)
 	}
-	sys := &System{spec: s, rt: rt, opts: o, design: d}
+	sys := &System{spec: s, rt: rt, opts: o, design: d, containers: containers}
 	if err := sys.prepare(); err != nil {
 		return nil, fmt.Errorf("start system: %w", err)
 	}
-	for _, c := range sys.comps {
-		if err := sys.startOne(ctx, c); err != nil {
-			return nil, sys.abort(fmt.Errorf("start system: %w", err))
-		}
+	if err := sys.startAll(ctx); err != nil {
+		return nil, sys.abort(fmt.Errorf("start system: %w", err))
 	}
 	if err := sys.waitReady(ctx, sys.comps...); err != nil {
 		return nil, sys.abort(fmt.Errorf("start system: %w", err))
@@ -263,9 +284,6 @@ func (sys *System) prepare() error {
 	}
 	sys.secret = secret
 
-	type planned struct {
-		name, kind, service string
-	}
 	var plan []planned
 	add := func(kind string, n int) {
 		for i := 1; i <= n; i++ {
@@ -283,47 +301,18 @@ func (sys *System) prepare() error {
 	}
 	add(config.KindGateway, s.Gateways)
 
-	ports := newAllocator(filepath.Join(s.Dir, "ports.json"))
-	defer ports.release()
-	addrs := map[string]string{}
-	for _, p := range plan {
-		if p.kind == config.KindGateway {
-			continue
-		}
-		if addrs[p.name+"/listen"], err = ports.take(p.name + "/listen"); err != nil {
-			return err
-		}
-	}
-	var gwKeys []string
-	for _, p := range plan {
-		if p.kind == config.KindGateway {
-			gwKeys = append(gwKeys, p.name+"/listen")
-		}
-	}
-	gw, err := ports.takeRange(gwKeys)
-	if err != nil {
-		return err
-	}
-	for i, k := range gwKeys {
-		addrs[k] = gw[i]
-	}
-	for _, p := range plan {
-		if addrs[p.name+"/admin"], err = ports.take(p.name + "/admin"); err != nil {
-			return err
-		}
-	}
-	if addrs["registry-1/peer"], err = ports.take("registry-1/peer"); err != nil {
-		return err
-	}
-	if err := ports.save(); err != nil {
+	var addrs map[string]string
+	if sys.containers {
+		addrs = containerAddrs(plan)
+	} else if addrs, err = localAddrs(s.Dir, plan); err != nil {
 		return err
 	}
 
-	registryEndpoints := []string{addrs["registry-1/listen"]}
-	brokerURL := "nats://" + addrs["broker-1/listen"]
+	registryEndpoints := []string{addrs["registry-1/net"]}
+	brokerURL := "nats://" + addrs["broker-1/net"]
 	var balancerAddr string
 	if serverSide {
-		balancerAddr = addrs["balancer-1/listen"]
+		balancerAddr = addrs["balancer-1/net"]
 	}
 	for _, p := range plan {
 		c := &Component{
@@ -331,12 +320,10 @@ func (sys *System) prepare() error {
 			Listen:     addrs[p.name+"/listen"],
 			Admin:      addrs[p.name+"/admin"],
 			Peer:       addrs[p.name+"/peer"],
+			NetAddr:    addrs[p.name+"/net"],
 			ConfigPath: filepath.Join(s.Dir, "config", p.name+".json"),
 			LogPath:    filepath.Join(s.Dir, "logs", p.name+".log"),
 			DataDir:    filepath.Join(s.Dir, "data", p.service),
-		}
-		if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
-			return fmt.Errorf("create data dir: %w", err)
 		}
 		cfg := config.Component{
 			Kind: c.Kind, Name: c.Name, Service: c.Service,
@@ -346,6 +333,14 @@ func (sys *System) prepare() error {
 			Design:   s.DesignFile,
 			JWT:      config.JWT{SecretFile: secretPath, Issuer: Issuer, Audience: Audience},
 			Catalog:  s.Catalog,
+		}
+		if sys.containers {
+			sys.containerize(c, &cfg)
+		}
+		if c.DataDir != "" {
+			if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+				return fmt.Errorf("create data dir: %w", err)
+			}
 		}
 		if c.Kind != config.KindRegistry && c.Kind != config.KindBroker {
 			cfg.Registry = registryEndpoints
@@ -364,6 +359,71 @@ func (sys *System) prepare() error {
 		sys.comps = append(sys.comps, c)
 	}
 	sys.opts.log.Info("system planned", "dir", s.Dir, "components", len(sys.comps), "discovery", sys.design.Discovery)
+	return nil
+}
+
+// planned is one component before it has addresses.
+type planned struct {
+	name, kind, service string
+}
+
+// localAddrs allocates 127.0.0.1 ports for every component ("<name>/listen", "/admin",
+// "/peer"; "/net" is the listen address, which peers dial directly).
+func localAddrs(dir string, plan []planned) (map[string]string, error) {
+	var err error
+	ports := newAllocator(filepath.Join(dir, "ports.json"))
+	defer ports.release()
+	addrs := map[string]string{}
+	for _, p := range plan {
+		if p.kind == config.KindGateway {
+			continue
+		}
+		if addrs[p.name+"/listen"], err = ports.take(p.name + "/listen"); err != nil {
+			return nil, err
+		}
+	}
+	var gwKeys []string
+	for _, p := range plan {
+		if p.kind == config.KindGateway {
+			gwKeys = append(gwKeys, p.name+"/listen")
+		}
+	}
+	gw, err := ports.takeRange(gwKeys)
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range gwKeys {
+		addrs[k] = gw[i]
+	}
+	for _, p := range plan {
+		if addrs[p.name+"/admin"], err = ports.take(p.name + "/admin"); err != nil {
+			return nil, err
+		}
+	}
+	if addrs["registry-1/peer"], err = ports.take("registry-1/peer"); err != nil {
+		return nil, err
+	}
+	if err := ports.save(); err != nil {
+		return nil, err
+	}
+
+	for _, p := range plan {
+		addrs[p.name+"/net"] = addrs[p.name+"/listen"]
+	}
+	return addrs, nil
+}
+
+// startAll starts every component: processes one after the other (a fork is quick),
+// containers all at once (docker.go), since the engine takes a while for each.
+func (sys *System) startAll(ctx context.Context) error {
+	if sys.containers {
+		return sys.startContainers(ctx)
+	}
+	for _, c := range sys.comps {
+		if err := sys.startOne(ctx, c); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -430,7 +490,8 @@ var stopTiers = [][]string{
 }
 
 // Stop stops every component tier by tier (each gets SIGTERM and a grace period), keeping
-// the data directories for the next start.
+// the data directories for the next start. A system from StartDocker also closes its
+// runtime: every container, the network and the run volumes are removed.
 func (sys *System) Stop(ctx context.Context) error {
 	var errs []error
 	for _, tier := range stopTiers {
@@ -449,6 +510,13 @@ func (sys *System) Stop(ctx context.Context) error {
 			})
 		}
 		wg.Wait()
+	}
+	if sys.owned != nil {
+		// StartDocker's runtime: removing it removes the containers, the network and
+		// the run volumes, which nobody else would.
+		if err := sys.owned.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stop system: %w", err)
@@ -493,7 +561,8 @@ func (sys *System) GatewayURL() string {
 	return ""
 }
 
-// GatewayURLs are the base URLs of every gateway, on consecutive ports.
+// GatewayURLs are the base URLs of every gateway (on consecutive ports on the local
+// runtime; on the host ports the engine published for containers).
 func (sys *System) GatewayURLs() []string {
 	var out []string
 	for _, c := range sys.snapshot() {
@@ -566,6 +635,9 @@ func (sys *System) Restart(ctx context.Context, name string) error {
 		return fmt.Errorf("restart component: %w", err)
 	}
 	if err := c.Process.Restart(ctx); err != nil {
+		return fmt.Errorf("restart component: %w", err)
+	}
+	if err := sys.publish(c); err != nil { // a restarted container may get new host ports
 		return fmt.Errorf("restart component: %w", err)
 	}
 	return sys.WaitReady(ctx, name)

@@ -54,38 +54,96 @@ func (f *systemFlags) spec() (system.Spec, error) {
 	return s, nil
 }
 
+// runtimeFlags choose where the components of a system run.
+type runtimeFlags struct {
+	runtime  string
+	image    string
+	keepData bool
+}
+
+// Runtimes `--runtime` accepts.
+const (
+	runtimeLocal  = "local"
+	runtimeDocker = "docker"
+)
+
+func (f *runtimeFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.runtime, "runtime", runtimeLocal, "where components run: local (OS processes) or docker (containers on a private network)")
+	fl.StringVar(&f.image, "image", "", "docker: image holding the faultline binary (default: built from the source tree, reused while the binary is unchanged)")
+	fl.BoolVar(&f.keepData, "keep-data", false, "docker: keep the data in DIR/data after stop (bind mounts) instead of run volumes removed on stop")
+}
+
+func (f *runtimeFlags) validate() error {
+	switch f.runtime {
+	case runtimeDocker:
+		return nil
+	case runtimeLocal:
+		if f.image != "" || f.keepData {
+			return usagef("--image and --keep-data need --runtime docker (the local runtime always keeps DIR/data)")
+		}
+		return nil
+	default:
+		return usagef("--runtime %q: want %s or %s", f.runtime, runtimeLocal, runtimeDocker)
+	}
+}
+
+// start starts spec on the chosen runtime. The returned release must run after the
+// system's Stop: it closes a local runtime (a docker system's Stop removes its own).
+func (f *runtimeFlags) start(ctx context.Context, spec system.Spec, log *slog.Logger, opts ...system.Option) (*system.System, func(), error) {
+	opts = append([]system.Option{system.WithLogger(log)}, opts...)
+	if f.runtime == runtimeDocker {
+		if f.keepData {
+			opts = append(opts, system.WithKeepData())
+		}
+		sys, err := system.StartDocker(ctx, spec, system.Docker{Image: f.image}, opts...)
+		return sys, func() {}, err
+	}
+	rt := local.New(local.WithLogger(log))
+	release := func() {
+		cctx, cancel := context.WithTimeout(context.Background(), system.DefaultStopTimeout)
+		defer cancel()
+		_ = rt.Close(cctx)
+	}
+	sys, err := system.Start(ctx, rt, spec, opts...)
+	return sys, release, err
+}
+
 func newUpCmd() *cobra.Command {
-	var f systemFlags
+	var (
+		f  systemFlags
+		rf runtimeFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Start the reference system as local processes and keep it running until Ctrl-C",
+		Short: "Start the reference system (local processes or containers) and keep it running until Ctrl-C",
 		Example: "  faultline up\n" +
-			"  faultline up --gateways 2 --orders 3 --design designs/no-breaker.yaml",
+			"  faultline up --gateways 2 --orders 3 --design designs/no-breaker.yaml\n" +
+			"  faultline up --runtime docker",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec, err := f.spec()
 			if err != nil {
 				return err
 			}
+			if err := rf.validate(); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return up(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), spec)
+			return up(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), spec, rf)
 		},
 	}
 	f.register(cmd, DefaultDir)
+	rf.register(cmd)
 	return cmd
 }
 
-func up(ctx context.Context, out, errOut io.Writer, spec system.Spec) error {
+func up(ctx context.Context, out, errOut io.Writer, spec system.Spec, rf runtimeFlags) error {
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rt := local.New(local.WithLogger(log))
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), system.DefaultStopTimeout)
-		defer cancel()
-		_ = rt.Close(cctx)
-	}()
-	fmt.Fprintf(out, "starting the reference system in %s ...\n", spec.Dir)
-	sys, err := system.Start(ctx, rt, spec, system.WithLogger(log))
+	fmt.Fprintf(out, "starting the reference system (%s runtime) in %s ...\n", rf.runtime, spec.Dir)
+	sys, release, err := rf.start(ctx, spec, log)
+	defer release()
 	if err != nil {
 		return err
 	}
@@ -102,12 +160,20 @@ func up(ctx context.Context, out, errOut io.Writer, spec system.Spec) error {
 	if err := stopSystem(sys); err != nil {
 		return err
 	}
+	if rf.runtime == runtimeDocker && !rf.keepData {
+		fmt.Fprintln(out, "stopped; containers, network and data volumes removed")
+		return nil
+	}
 	fmt.Fprintln(out, "stopped; data kept in", sys.Spec().Dir+"/data")
 	return nil
 }
 
+// stopTimeout bounds a stop: every tier's grace period, plus, for containers, removing
+// them, the network and the volumes, which takes the engine seconds on a loaded machine.
+const stopTimeout = 2 * time.Minute
+
 func stopSystem(sys *system.System) error {
-	ctx, cancel := context.WithTimeout(context.Background(), system.DefaultStopTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
 	return sys.Stop(ctx)
 }
@@ -142,7 +208,11 @@ func printUp(out io.Writer, sys *system.System, token string) {
 		"       -H 'Content-Type: application/json' -d '{\"merchant_id\":\"m-01\",\"product_id\":\"p-001\",\"quantity\":1}' %s/orders\n\n", urls[0])
 	dir := sys.Spec().Dir
 	fmt.Fprintf(out, "logs:    %s/logs/<component>.log\n", dir)
-	fmt.Fprintf(out, "data:    %s/data/<service>/ (kept for the next start)\n", dir)
+	if sys.Components()[0].DataDir != "" {
+		fmt.Fprintf(out, "data:    %s/data/<service>/ (kept for the next start)\n", dir)
+	} else {
+		fmt.Fprintf(out, "data:    one docker volume per service (removed on stop; --keep-data keeps it in %s/data)\n", dir)
+	}
 	fmt.Fprintf(out, "configs: %s/config/\n\n", dir)
 	fmt.Fprintln(out, "components:")
 	for _, c := range sys.Components() {

@@ -131,7 +131,7 @@ func Run(ctx context.Context, n *node.Node) (err error) {
 		n.Ready(condDependencies)
 	}()
 
-	reg, err := rc.Register(ctx, registry.Instance{Service: service, Name: cfg.Name, Addr: ln.Addr().String(), Admin: n.AdminAddr()}, cfg.LeaseTTL.Std())
+	reg, err := rc.Register(ctx, registry.Instance{Service: service, Name: cfg.Name, Addr: node.AdvertiseAddr(ln.Addr().String()), Admin: node.AdvertiseAddr(n.AdminAddr())}, cfg.LeaseTTL.Std())
 	if err != nil {
 		_ = srv.Close()
 		return fmt.Errorf("register gateway: %w", err)

@@ -115,7 +115,7 @@ func Serve(ctx context.Context, n *node.Node, reg *registry.Client, gs *grpc.Ser
 	if admin == "" {
 		admin = n.Config.Admin
 	}
-	inst := registry.Instance{Service: ServiceName(n), Name: n.Config.Name, Addr: ln.Addr().String(), Admin: admin}
+	inst := registry.Instance{Service: ServiceName(n), Name: n.Config.Name, Addr: node.AdvertiseAddr(ln.Addr().String()), Admin: node.AdvertiseAddr(admin)}
 	ttl := n.Config.LeaseTTL.Std()
 	if ttl <= 0 {
 		ttl = registry.DefaultTTL

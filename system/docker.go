@@ -1,0 +1,264 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/faultline-dev/faultline/reference-services/config"
+	"github.com/faultline-dev/faultline/runtime"
+	"github.com/faultline-dev/faultline/runtime/docker"
+)
+
+// Fixed ports inside every container: each container has its own network namespace, so
+// every component can use the same well-known ports, and peers dial "<name>:<port>".
+const (
+	ContainerRegistryPort = 2379
+	ContainerPeerPort     = 2380
+	ContainerBrokerPort   = 4222
+	ContainerServicePort  = 9000 // merchant, product, order (gRPC)
+	ContainerBalancerPort = 9100
+	ContainerGatewayPort  = 8080
+	ContainerAdminPort    = 9090
+)
+
+// Paths inside a container: the config, the JWT secret and the design are copied in
+// before the first start; the data directory is a mount.
+const (
+	containerConfigDir = "/config"
+	containerSecret    = "/secrets/jwt.key"
+	containerDesign    = "/config/design.yaml"
+	containerDataDir   = "/data"
+)
+
+// containerPorts are the in-container ports a component publishes on the host.
+type containerPorts struct{ listen, admin int }
+
+// WithKeepData keeps a container system's data after Stop, as the local runtime always
+// does: Dir/data/<service> on the host is bind-mounted instead of a run volume, which the
+// runtime removes on Close. The local runtime ignores it.
+func WithKeepData() Option {
+	return func(o *options) { o.keepData = true }
+}
+
+// Docker configures StartDocker.
+type Docker struct {
+	// Image holds the faultline binary at docker.BinaryPath. Empty builds it with
+	// docker.BuildImage from the module (tagged by the binary's hash, so an unchanged
+	// binary is only looked up, never rebuilt).
+	Image string
+	// ModuleRoot is the module BuildImage builds from; empty asks the go command from the
+	// working directory.
+	ModuleRoot string
+	// RunID labels the network, every container and volume; empty is random.
+	RunID string
+	// BuildLog receives the go build and image build output; nil discards it.
+	BuildLog io.Writer
+}
+
+// StartDocker starts the system as containers on a new runtime/docker runtime of its own:
+// one private network, every component listening on fixed ports inside its container and
+// dialling its peers by name, admin and main ports published on 127.0.0.1. Stop removes
+// every container, the network and (unless WithKeepData) the data volumes.
+func StartDocker(ctx context.Context, s Spec, d Docker, opts ...Option) (*System, error) {
+	o := options{log: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	image := d.Image
+	if image == "" {
+		tag, err := docker.BuildImage(ctx, docker.WithModuleRoot(d.ModuleRoot), docker.WithBuildLog(d.BuildLog))
+		if err != nil {
+			return nil, fmt.Errorf("start system: %w", err)
+		}
+		image = tag
+	}
+	rt, err := docker.New(ctx, docker.WithRunID(d.RunID), docker.WithImage(image), docker.WithLogger(o.log))
+	if err != nil {
+		return nil, fmt.Errorf("start system: %w", err)
+	}
+	sys, err := Start(ctx, rt, s, opts...)
+	if err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultStopTimeout)
+		defer cancel()
+		return nil, errors.Join(err, rt.Close(cctx))
+	}
+	sys.owned = rt
+	return sys, nil
+}
+
+// isContainerRuntime reports whether rt runs containers, which changes how the system
+// is planned: the harness's host addresses mean nothing inside a container.
+func isContainerRuntime(rt runtime.Runtime) bool {
+	_, ok := rt.(*docker.Runtime)
+	return ok
+}
+
+// withContainerCommand makes the default command the binary inside the image.
+func (s Spec) withContainerCommand() Spec {
+	if s.Command == "" {
+		s.Command = docker.BinaryPath
+		if s.Args == nil {
+			s.Args = []string{"serve"}
+		}
+	}
+	return s
+}
+
+// containerListenPort is the fixed port of kind's main listener.
+func containerListenPort(kind string) int {
+	switch kind {
+	case config.KindRegistry:
+		return ContainerRegistryPort
+	case config.KindBroker:
+		return ContainerBrokerPort
+	case config.KindBalancer:
+		return ContainerBalancerPort
+	case config.KindGateway:
+		return ContainerGatewayPort
+	default:
+		return ContainerServicePort
+	}
+}
+
+// containerAddrs plans every component on a container network: it listens on 0.0.0.0
+// (the container's network is the boundary) and is dialled by its name, which is its
+// alias on the run's network.
+func containerAddrs(plan []planned) map[string]string {
+	wild := func(port int) string { return net.JoinHostPort("0.0.0.0", strconv.Itoa(port)) }
+	addrs := map[string]string{}
+	for _, p := range plan {
+		port := containerListenPort(p.kind)
+		addrs[p.name+"/listen"] = wild(port)
+		addrs[p.name+"/net"] = net.JoinHostPort(p.name, strconv.Itoa(port))
+		addrs[p.name+"/admin"] = wild(ContainerAdminPort)
+	}
+	addrs["registry-1/peer"] = wild(ContainerPeerPort)
+	return addrs
+}
+
+// containerize rewrites a planned component for its container: in-container paths in the
+// config, host addresses unknown until the container runs.
+func (sys *System) containerize(c *Component, cfg *config.Component) {
+	cfg.DataDir = containerDataDir + "/" + c.Service
+	cfg.JWT.SecretFile = containerSecret
+	if cfg.Design != "" {
+		cfg.Design = containerDesign
+	}
+	c.ports = containerPorts{listen: containerListenPort(c.Kind), admin: ContainerAdminPort}
+	c.Listen, c.Admin = "", ""
+	if !sys.opts.keepData {
+		c.DataDir = ""
+	}
+}
+
+// containerSpec is the runtime spec of c: its config, the secret and the design go in as
+// files, its data directory is the service's volume (shared by the replicas, as the
+// SQLite WAL needs) or, with WithKeepData, the host's data directory.
+func (sys *System) containerSpec(c *Component) (runtime.Spec, error) {
+	s := sys.spec
+	cfgPath := containerConfigDir + "/" + c.Name + ".json"
+	cfgJSON, err := os.ReadFile(c.ConfigPath)
+	if err != nil {
+		return runtime.Spec{}, fmt.Errorf("read config: %w", err)
+	}
+	secret, err := os.ReadFile(filepath.Join(s.Dir, "secrets", "jwt.key"))
+	if err != nil {
+		return runtime.Spec{}, fmt.Errorf("read jwt secret: %w", err)
+	}
+	files := []runtime.File{
+		{Target: cfgPath, Content: cfgJSON, Mode: 0o600},
+		{Target: containerSecret, Content: secret, Mode: 0o600},
+	}
+	if s.DesignFile != "" {
+		b, err := os.ReadFile(s.DesignFile)
+		if err != nil {
+			return runtime.Spec{}, fmt.Errorf("read design: %w", err)
+		}
+		files = append(files, runtime.File{Target: containerDesign, Content: b})
+	}
+	data := runtime.Mount{Volume: "data-" + c.Service, Target: containerDataDir + "/" + c.Service}
+	if c.DataDir != "" {
+		data = runtime.Mount{HostPath: c.DataDir, Target: data.Target}
+	}
+	return runtime.Spec{
+		Name:    c.Name,
+		Command: s.Command,
+		Args:    append(slices.Clone(s.Args), "--config", cfgPath),
+		Env:     append(slices.Clone(s.Env), serveConfigEnv+"="+cfgPath),
+		LogFile: c.LogPath,
+		Labels:  map[string]string{"faultline.kind": c.Kind, "faultline.service": c.Service, "faultline.dir": s.Dir},
+		Container: &runtime.ContainerSpec{
+			Ports:  []int{c.ports.listen, c.ports.admin},
+			Mounts: []runtime.Mount{data},
+			Files:  files,
+		},
+	}, nil
+}
+
+// startContainers starts every container at once and learns their host ports; readiness
+// is waited for afterwards, over the published admin ports, like for processes.
+func (sys *System) startContainers(ctx context.Context) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, c := range sys.comps {
+		wg.Go(func() {
+			err := func() error {
+				spec, err := sys.containerSpec(c)
+				if err != nil {
+					return fmt.Errorf("start %s: %w", c.Name, err)
+				}
+				p, err := sys.rt.Start(ctx, spec)
+				if err != nil {
+					return fmt.Errorf("start %s: %w", c.Name, err)
+				}
+				sys.mu.Lock()
+				c.Process = p
+				sys.mu.Unlock()
+				return sys.publish(c)
+			}()
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// publish records the host addresses of a container's main and admin ports; the engine
+// picks them at every start. It does nothing for a process.
+func (sys *System) publish(c *Component) error {
+	if !sys.containers {
+		return nil
+	}
+	hp, ok := c.Process.(runtime.HostPorter)
+	if !ok {
+		return fmt.Errorf("publish %s: the container runtime does not map ports", c.Name)
+	}
+	listen, err := hp.HostPort(c.ports.listen)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", c.Name, err)
+	}
+	admin, err := hp.HostPort(c.ports.admin)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", c.Name, err)
+	}
+	sys.mu.Lock()
+	c.Listen, c.Admin = listen, admin
+	sys.mu.Unlock()
+	return nil
+}
