@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/client"
 )
@@ -60,6 +61,11 @@ func Clean(ctx context.Context, runID string, opts ...CleanOption) (Report, erro
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
 		_, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		if isRemovalInProgress(err) {
+			// Another remover (a Process.Stop racing with Close) got there first; the
+			// network below cannot go until the container has, so wait for it.
+			err = awaitContainerGone(ctx, cli, c.ID)
+		}
 		switch {
 		case err == nil:
 			rep.Containers = append(rep.Containers, name)
@@ -119,4 +125,28 @@ func Clean(ctx context.Context, runID string, opts ...CleanOption) (Report, erro
 		return rep, fmt.Errorf("clean docker resources: %w", err)
 	}
 	return rep, nil
+}
+
+// isRemovalInProgress reports the engine's 409 for a container another call is already
+// removing.
+func isRemovalInProgress(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "already in progress")
+}
+
+// awaitContainerGone polls until the engine no longer knows the container (bounded: a
+// removal that never finishes is reported, not waited on forever).
+func awaitContainerGone(ctx context.Context, cli client.APIClient, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if isNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("await container removal: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/moby/moby/client"
@@ -34,4 +35,19 @@ func TestRemoveImage(t *testing.T) {
 	assert.False(t, exists(tag), "the tag is gone")
 	assert.True(t, exists(toxi), "the image under its own tag stays")
 	assert.NoError(t, RemoveImage(ctx, tag), "removing a missing image is not an error")
+}
+
+func TestIsRemovalInProgress(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{errors.New("Error response from daemon: removal of container 3f2a is already in progress"), true},
+		{errors.New("Error response from daemon: No such container: 3f2a"), false},
+	} {
+		if got := isRemovalInProgress(tc.err); got != tc.want {
+			t.Errorf("isRemovalInProgress(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
 }
