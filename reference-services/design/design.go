@@ -175,7 +175,7 @@ type Hedge struct {
 func Default() Design {
 	budget := func() *Budget { return &Budget{MaxRatio: 0.2, MinConcurrency: 3} }
 	breaker := func() *Breaker {
-		return &Breaker{FailureRatio: 0.5, MinRequests: 10, Window: Duration(10 * time.Second), Delay: Duration(2 * time.Second), SuccessThreshold: 2}
+		return &Breaker{FailureRatio: 0.5, MinRequests: 10, Window: Duration(time.Second), Delay: Duration(2 * time.Second), SuccessThreshold: 2}
 	}
 	read := func(timeout time.Duration) Policy {
 		return Policy{
