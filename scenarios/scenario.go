@@ -16,27 +16,34 @@ import (
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/faultline-dev/faultline/topology"
 )
 
 // Scenario is one decoded scenario file.
 type Scenario struct {
-	Name          string          `yaml:"name" json:"name" doc:"short identifier, lower-case words joined by dashes" required:"true"`
-	Description   string          `yaml:"description" json:"description" doc:"what the scenario teaches and why; workshop teachers read it aloud" required:"true"`
-	System        System          `yaml:"system,omitempty" json:"system,omitempty" doc:"the system under test and its design"`
-	Seed          int64           `yaml:"seed,omitempty" json:"seed,omitempty" doc:"seed of every random choice, so a run can be reproduced"`
-	Load          LoadSpec        `yaml:"load" json:"load" doc:"the traffic sent through the gateway while faults run" required:"true"`
-	Faults        []FaultSpec     `yaml:"faults,omitempty" json:"faults,omitempty" doc:"the fault timeline; times count from the start of the load"`
-	SteadyState   []Check         `yaml:"steady_state,omitempty" json:"steady_state,omitempty" doc:"checks that must hold before the first fault and after the last heal"`
-	Expect        Expect          `yaml:"expect,omitempty" json:"expect,omitempty" doc:"checks per phase"`
-	AbortWhen     []Check         `yaml:"abort_when,omitempty" json:"abort_when,omitempty" doc:"checks evaluated continuously; the first to fail stops the run as invalid"`
-	ExpectFailure *ExpectFailure  `yaml:"expect_failure,omitempty" json:"expect_failure,omitempty" doc:"for a scenario that demonstrates a weak design: the check that must fail, and why"`
-	Compare       []DesignVariant `yaml:"compare,omitempty" json:"compare,omitempty" doc:"designs to run side by side with faultline compare: the same seeded load and fault schedule against each; faultline run uses system.design"`
+	Name          string             `yaml:"name" json:"name" doc:"short identifier, lower-case words joined by dashes" required:"true"`
+	Description   string             `yaml:"description" json:"description" doc:"what the scenario teaches and why; workshop teachers read it aloud" required:"true"`
+	System        System             `yaml:"system,omitempty" json:"system,omitempty" doc:"the system under test and its design"`
+	Seed          int64              `yaml:"seed,omitempty" json:"seed,omitempty" doc:"seed of every random choice, so a run can be reproduced"`
+	Load          LoadSpec           `yaml:"load" json:"load" doc:"the traffic sent through the gateway while faults run" required:"true"`
+	Faults        []FaultSpec        `yaml:"faults,omitempty" json:"faults,omitempty" doc:"the fault timeline; times count from the start of the load"`
+	SteadyState   []Check            `yaml:"steady_state,omitempty" json:"steady_state,omitempty" doc:"checks that must hold before the first fault and after the last heal"`
+	Expect        Expect             `yaml:"expect,omitempty" json:"expect,omitempty" doc:"checks per phase"`
+	AbortWhen     []Check            `yaml:"abort_when,omitempty" json:"abort_when,omitempty" doc:"checks evaluated continuously; the first to fail stops the run as invalid"`
+	ExpectFailure *ExpectFailure     `yaml:"expect_failure,omitempty" json:"expect_failure,omitempty" doc:"for a scenario that demonstrates a weak design: the check that must fail, and why"`
+	Compare       []DesignVariant    `yaml:"compare,omitempty" json:"compare,omitempty" doc:"designs to run side by side with faultline compare: the same seeded load and fault schedule against each; faultline run uses system.design"`
+	Topology      *topology.Topology `yaml:"topology,omitempty" json:"topology,omitempty" doc:"your own system instead of the reference system: components to start, their ports, readiness and the links faults act on"`
 
 	// File is the name the scenario was parsed from, used in every message.
 	File string `yaml:"-" json:"-"`
 
 	root      *yaml.Node
 	parseErrs ErrorList
+	// topoFile and topoRoot locate the topology's problems: the file system.topology
+	// names, or the scenario itself (topoRoot then being the topology: value).
+	topoFile string
+	topoRoot *yaml.Node
 }
 
 // Runtimes a system can run on.
@@ -56,6 +63,7 @@ type System struct {
 	Gateways int            `yaml:"gateways,omitempty" json:"gateways,omitempty" doc:"number of gateway instances, default 1" minimum:"1"`
 	Design   DesignRef      `yaml:"design,omitempty" json:"design,omitempty" doc:"design file path (designs/resilient.yaml) or the design inline; default design when absent"`
 	LeaseTTL Duration       `yaml:"lease_ttl,omitempty" json:"lease_ttl,omitempty" doc:"registry lease TTL, the heartbeat deadline; default 2s"`
+	Topology string         `yaml:"topology,omitempty" json:"topology,omitempty" doc:"path of a topology file (your own system), relative to the scenario; or write topology: inline"`
 }
 
 // ReplicasOf returns the instance count of service with its default.
@@ -212,6 +220,7 @@ func Parse(filename string, data []byte, opts ...Option) (*Scenario, error) {
 	} else {
 		d.decodeStruct(body, reflect.ValueOf(s).Elem(), nil, 0, "", nil, nil)
 	}
+	s.attachTopology(d)
 	s.parseErrs = d.errs.sorted()
 	if len(s.parseErrs) > 0 {
 		return s, s.parseErrs

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/faultline-dev/faultline/topology"
 )
 
 // Topology is what a scenario may target: services and their instance counts. Instances
@@ -13,6 +15,12 @@ import (
 type Topology struct {
 	// Services maps each service to its number of instances.
 	Services map[string]int
+	// Custom marks a user's own topology (see CustomTopology): checks that read the
+	// reference system's state are refused, and so are its built-in journeys.
+	Custom bool
+	// Links are a custom topology's declared links, "from->to"; a link whose caller is
+	// topology.Client makes "client" a valid link end.
+	Links []string
 }
 
 // ReferenceServices are the reference system's services, in start order.
@@ -35,6 +43,13 @@ func (t Topology) IsZero() bool { return len(t.Services) == 0 }
 func (t Topology) HasComponent(name string) bool {
 	if _, ok := t.Services[name]; ok {
 		return true
+	}
+	if t.Custom && name == topology.Client {
+		for _, l := range t.Links {
+			if strings.HasPrefix(l, topology.Client+"->") {
+				return true
+			}
+		}
 	}
 	i := strings.LastIndexByte(name, '-')
 	if i <= 0 {
@@ -94,6 +109,9 @@ func (t Topology) checkComponent(name string) error {
 	services := make([]string, 0, len(t.Services))
 	for s := range t.Services {
 		services = append(services, s)
+	}
+	if t.Custom {
+		return hint("the topology's components are "+joinSorted(services), "target %q is not in the topology", name)
 	}
 	return hint("services are "+joinSorted(services)+", instances <service>-<n>", "target %q is not in the topology", name)
 }

@@ -39,6 +39,9 @@ func (s *Scenario) Validate(topology Topology) []error {
 	if s == nil {
 		return []error{errors.New("validate scenario: no scenario")}
 	}
+	if s.Topology != nil {
+		topology = CustomTopology(s.Topology)
+	}
 	if topology.IsZero() {
 		topology = ReferenceTopology(s.System)
 	}
@@ -57,6 +60,7 @@ func (s *Scenario) Validate(topology Topology) []error {
 	v.checks()
 	v.expectFailure()
 	v.compare()
+	v.custom()
 	return v.errs.sorted().Errors()
 }
 
@@ -142,6 +146,9 @@ func (v *validation) system() {
 // journeys lists the names mix and checks may use: built-in journeys and declared targets.
 func (v *validation) journeys() []string {
 	out := append([]string(nil), Journeys...)
+	if v.topo.Custom {
+		out = nil // the built-in journeys call the reference gateway
+	}
 	for _, t := range v.s.Load.Targets {
 		if t.Name != "" && !contains(out, t.Name) {
 			out = append(out, t.Name)
@@ -209,8 +216,16 @@ func (v *validation) load() {
 			v.add(v.at(p.with("name"), false), "built-in journeys are "+strings.Join(Journeys, ", "), "%s: target name %q is a built-in journey", p, t.Name)
 		}
 		if t.URL != "" {
-			if err := checkURL(t.URL); err != nil {
-				v.add(v.at(p.with("url"), false), "", "%s: %v", p, err)
+			u, err := v.clientURL(t.URL)
+			if err == nil {
+				err = checkURL(u)
+			}
+			if err != nil {
+				msg, h := err.Error(), ""
+				if hd, ok := err.(*hinted); ok {
+					msg, h = hd.msg, hd.hint
+				}
+				v.add(v.at(p.with("url"), false), h, "%s: %s", p, msg)
 			}
 		}
 		if t.Method != "" && !contains(httpMethods, t.Method) {
@@ -469,7 +484,8 @@ func (v *validation) checkList(list []Check, base path, ph phase) {
 		if c.Spec == nil {
 			continue
 		}
-		v.specProblems(n, p, c.Spec, c.missing)
+		v.customCheck(n, p, c)
+		v.specProblems(n, p, v.forValidation(n, p, c.Spec), c.missing)
 		switch spec := c.Spec.(type) {
 		case *ErrorRateCheck:
 			v.journeyRef(p, spec.Journey)

@@ -1,0 +1,81 @@
+package scenarios
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestTopologyFileProblemsArePlacedInEitherFile(t *testing.T) {
+	file := filepath.Join("testdata", "topology", "uses-file.yaml")
+	topo := filepath.Join("testdata", "topology", "topo.yaml")
+	var got []string
+	for _, err := range ValidateFile(file, Topology{}) {
+		got = append(got, err.Error())
+	}
+	want := []string{
+		file + `:5:3: system.gateways does not apply to a custom topology (hint: system.gateways configures the reference system; your topology sets its own components)`,
+		file + `:9:18: load.mix: "browse" is neither a journey nor a declared target (hint: want one of home)`,
+		file + `:11:25: load.targets[0]: url "/index.html" is a path, but a custom topology has no gateway to resolve it against (hint: write http://{{.Addr "web" "http"}}/index.html)`,
+		file + `:13:41: faults[0]: link "api->web" is not declared in the topology, so no proxy sits on it (hint: declare it under topology.links ({from: api, to: web}); declared: web->api, client->web)`,
+		file + `:18:9: expect.during.slow[0]: breaker_opened applies only to the reference system, not to a custom topology (hint: it reads the reference system's own metrics or state; use error_rate, latency, metric, http_probe or command)`,
+		topo + `:4:12: topology: components[0].args[0]: render template: web has no port "htp" (ports: http) (hint: templates see .Dir, .Name, .Port "p", .Self "p", .Addr "component" "p" and .Addrs "component" "p")`,
+	}
+	assert.ElementsMatch(t, want, got)
+}
+
+func TestInlineAndFileTopologyCannotBothBeSet(t *testing.T) {
+	src := `name: both
+description: d
+system: {topology: testdata/topology/topo.yaml}
+topology: {components: [{name: web, command: x}]}
+load: {rate: 1/s, duration: 1s, mix: {a: 1}, targets: [{name: a, url: "http://127.0.0.1:1/"}]}
+`
+	s, err := Parse("both.yaml", []byte(src))
+	require.Error(t, err)
+	require.NotNil(t, s)
+	assert.Contains(t, err.Error(), "both.yaml:3:20: system.topology and topology cannot both be set")
+}
+
+func TestInlineTopologyValidScenarioHasNoProblems(t *testing.T) {
+	src := `name: ok
+description: d
+topology:
+  components:
+    - {name: web, command: httpd, args: ["{{.Self \"http\"}}"], ports: [http]}
+    - {name: api, command: httpd, ports: [http], replicas: 2}
+  links: [{from: client, to: web}, {from: web, to: api}]
+load: {rate: 1/s, duration: 5s, mix: {a: 1}, targets: [{name: a, url: "http://{{.Addr \"web\" \"http\"}}/x/{{.Seq}}"}]}
+faults:
+  - {name: f1, type: latency, target: web->api-2, latency: 10ms, at: 1s, for: 1s}
+  - {name: f2, type: crash, target: api-1, at: 1s, for: 1s}
+  - {name: f3, type: down, target: client->web, at: 2s, for: 1s}
+expect:
+  overall:
+    - {check: http_probe, url: "http://{{.Addr \"web\" \"http\"}}/"}
+    - {check: metric, component: api, metric: up, op: "==", value: 1}
+`
+	s, err := Parse("ok.yaml", []byte(src))
+	require.NoError(t, err)
+	assert.Empty(t, s.Validate(Topology{}))
+	assert.True(t, s.HasTopology())
+}
+
+func TestSchemaDescribesTheTopology(t *testing.T) {
+	var schema map[string]any
+	require.NoError(t, json.Unmarshal(Schema(), &schema))
+	props := schema["properties"].(map[string]any)
+	topo := props["topology"].(map[string]any)
+	comps := topo["properties"].(map[string]any)["components"].(map[string]any)["items"].(map[string]any)
+	fields := comps["properties"].(map[string]any)
+	for _, k := range []string{"name", "command", "args", "env", "dir", "files", "ports", "replicas", "ready", "metrics", "address"} {
+		assert.Contains(t, fields, k)
+	}
+	ready := fields["ready"].(map[string]any)["properties"].(map[string]any)
+	assert.Equal(t, map[string]any{"$ref": "#/$defs/duration", "description": "how long to wait, default 20s"}, ready["timeout"])
+	system := props["system"].(map[string]any)["properties"].(map[string]any)
+	assert.Contains(t, system, "topology")
+}
