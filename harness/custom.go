@@ -313,11 +313,7 @@ func (r *runner) customLoadSpec() (loadgen.Spec, []string, error) {
 	var journeys []loadgen.Journey
 	var bases []string
 	for _, t := range l.Targets {
-		method := t.Method
-		if method == "" {
-			method = http.MethodGet
-		}
-		j, err := loadgen.NewHTTPJourney(loadgen.HTTPTarget{Name: t.Name, Method: method, URL: t.URL, Headers: t.Headers, Body: t.Body})
+		j, err := loadgen.NewHTTPJourney(loadgen.HTTPTarget{Name: t.Name, Method: t.Method, URL: t.URL, Headers: t.Headers, Body: t.Body})
 		if err != nil {
 			return loadgen.Spec{}, nil, fmt.Errorf("build load: %w", err)
 		}

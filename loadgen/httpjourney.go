@@ -96,7 +96,12 @@ func compileTarget(t HTTPTarget) (*httpJourney, []error) {
 	if t.Name == "" {
 		errs = append(errs, errors.New("target name is empty"))
 	}
-	if t.Method == "" || strings.ContainsAny(t.Method, " \t\r\n") {
+	if t.Method == "" {
+		// The scenario schema documents GET as the default; every caller gets it here.
+		t.Method = http.MethodGet
+		j.t.Method = t.Method
+	}
+	if strings.ContainsAny(t.Method, " \t\r\n") {
 		errs = append(errs, fmt.Errorf("target %q: method %q is not an HTTP method", t.Name, t.Method))
 	}
 	parse := func(what, text string) *template.Template {

@@ -22,7 +22,8 @@ func TestHTTPTargetValidate(t *testing.T) {
 		want   []string
 	}{
 		{name: "valid", target: loadgen.HTTPTarget{Name: "cart", Method: "GET", URL: "/cart/{{.Client}}"}},
-		{name: "empty", target: loadgen.HTTPTarget{}, want: []string{"name is empty", "method", "url is empty"}},
+		{name: "empty", target: loadgen.HTTPTarget{}, want: []string{"name is empty", "url is empty"}},
+		{name: "method with a space", target: loadgen.HTTPTarget{Name: "x", Method: "GE T", URL: "/"}, want: []string{`method "GE T" is not an HTTP method`}},
 		{name: "bad template", target: loadgen.HTTPTarget{Name: "x", Method: "POST", URL: "/x/{{.Seq", Body: "{{end}}"},
 			want: []string{"parse url template", "parse body template"}},
 		{name: "bad header and status", target: loadgen.HTTPTarget{Name: "x", Method: "GET", URL: "/",
@@ -40,6 +41,20 @@ func TestHTTPTargetValidate(t *testing.T) {
 	}
 	_, err := loadgen.NewHTTPJourney(loadgen.HTTPTarget{})
 	assert.ErrorContains(t, err, "compile target")
+}
+
+// TestHTTPTargetMethodDefaultsToGET: the scenario schema documents GET as the default, so a
+// target without a method must plan GET requests, whoever builds it.
+func TestHTTPTargetMethodDefaultsToGET(t *testing.T) {
+	j, err := loadgen.NewHTTPJourney(loadgen.HTTPTarget{Name: "home", URL: "/"})
+	require.NoError(t, err)
+	plans, err := loadgen.Preview(loadgen.Spec{Rate: loadgen.Rate{Freq: 10, Per: time.Second}, Duration: time.Second,
+		Mix: map[string]int{"home": 1}, Journeys: []loadgen.Journey{j}}, 3)
+	require.NoError(t, err)
+	require.Len(t, plans, 3)
+	for _, p := range plans {
+		assert.Equal(t, http.MethodGet, p.Method)
+	}
 }
 
 func TestHTTPJourneyAgainstServer(t *testing.T) {
