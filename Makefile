@@ -13,7 +13,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 API_DIR      := reference-services/api/refv1
 
-.PHONY: all build up demo test test-race fuzz bench mocks generate vet fmt clean
+.PHONY: all build up demo test test-race fuzz suite bench bench-suite mocks generate vet fmt clean examples
 
 all: build
 
@@ -46,11 +46,28 @@ fuzz:
 	  echo "== fuzz $$fn in $$pkg for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; done
 
-## bench: startup time of the full default system (median and p90); overload at twice
+## examples: every scenario under examples/ against real nginx, Redis and webdis (Debian:
+## apt-get install nginx redis-server webdis); each must meet its expectation
+examples: build
+	./examples/run.sh
+
+## suite: the built-in catalog, one scenario after the other; exits non-zero when any
+## scenario misses its expectation (an expected failure that did not happen included)
+suite: build
+	./$(BIN) suite scenarios/
+
+## bench-suite: wall time of `faultline suite scenarios/` (target: 3 min on 2 cores)
+bench-suite: build
+	@mkdir -p .faultline; s=$$(date +%s); ./$(BIN) suite scenarios/ >.faultline/bench-suite.log 2>&1; rc=$$?; \
+	  e=$$(date +%s); sed -n '/^SCENARIO/,$$p' .faultline/bench-suite.log; \
+	  echo "bench: faultline suite scenarios/: $$((e - s)) s wall, exit $$rc"; exit $$rc
+
+## bench: startup time of the full default system (median and p90); the catalog's wall time; overload at twice
 ## capacity; a SOAK_DURATION soak (10m) of the catalog's faults under load (not in CI)
 bench: build
 	$(GO) test -run '^$$' -bench BenchmarkSystemStartup -benchtime $(BENCH_RUNS)x -timeout 10m ./system/
 	./$(BIN) bench startup --runs $(BENCH_RUNS)
+	$(MAKE) bench-suite
 	@if docker info >/dev/null 2>&1; then ./$(BIN) bench startup --runtime docker --cold --runs $(BENCH_RUNS); \
 	  else echo "bench: no docker engine, docker startup not measured"; fi
 	FAULTLINE_OVERLOAD=1 $(GO) test -count=1 -run '^TestOverloadShedsAndRecovers$$' -v -timeout 5m ./system/ | grep -E 'overload_test|^(---|ok|FAIL)'
