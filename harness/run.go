@@ -132,67 +132,14 @@ func (r *runner) fail(ctx context.Context, err error) error {
 
 func (r *runner) run(ctx context.Context) (err error) {
 	o := r.o
-	dir := o.dir
-	if dir == "" {
-		dir = filepath.Join(DefaultRunsDir, r.began.UTC().Format("20060102T150405Z")+"-"+r.sc.Name)
-	}
-	if dir, err = filepath.Abs(dir); err != nil {
-		return r.fail(ctx, fmt.Errorf("resolve run dir: %w", err))
-	}
-	r.dir = dir
-	r.res.RunDir = dir
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return r.fail(ctx, fmt.Errorf("create run dir: %w", err))
-	}
-	// Registered first, so it runs last: whatever happened, result.json says so.
-	defer func() {
-		r.setPhase("done")
-		r.mu.Lock()
-		if r.res.Faults == nil {
-			r.res.Faults = slices.Clone(r.faults) // an interrupted run still says what it did
-		}
-		r.mu.Unlock()
-		r.res.Duration = result.Duration(r.since())
-		if serr := r.res.Save(filepath.Join(dir, ResultFile)); serr != nil {
-			err = errors.Join(err, serr)
-		}
-	}()
-	cleanup := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	}
-	// The undo record exists before anything is created and goes once everything is gone.
-	journal, err := OpenJournal(DefaultUndoDir(), undoRunID(r.began, r.sc.Name), dir, r.res.Runtime)
+	done, err := r.prepare(ctx)
+	defer done(&err)
 	if err != nil {
-		return r.fail(ctx, err)
+		return err
 	}
-	r.journal = journal
-	defer func() {
-		cctx, cancel := cleanup()
-		defer cancel()
-		if jerr := journal.Close(cctx); jerr != nil {
-			o.log.Warn("close undo record", "err", jerr)
-		}
-	}()
-	r.setPhase("starting")
-
-	hist, err := history.Create(filepath.Join(dir, HistoryFile), r.began)
-	if err != nil {
-		return r.fail(ctx, fmt.Errorf("create history: %w", err))
-	}
-	defer func() {
-		if cerr := hist.Close(); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
-	}()
-	r.hist = hist
-	r.res.History = HistoryFile
-
-	links, err := faults.NewLinks(o.linkOpts...)
-	if err != nil {
-		return r.fail(ctx, fmt.Errorf("start fault proxies: %w", err))
-	}
-	defer links.Close()
-	r.links = links
+	cleanup := r.cleanupContext(ctx)
+	dir := r.dir
+	links := r.links
 	ip := NewInterposer(links, o.log)
 	defer ip.Close()
 
@@ -207,7 +154,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if err != nil {
 		return r.fail(ctx, err)
 	}
-	sys, err := system.Start(ctx, UndoRuntime(rt, journal), spec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
+	sys, err := system.Start(ctx, UndoRuntime(rt, r.journal), spec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
 	if err != nil {
 		return r.fail(ctx, err)
 	}
@@ -239,7 +186,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return r.fail(ctx, fmt.Errorf("publish routes: %w", err))
 	}
 	r.recordLinks()
-	if err := journal.RecordLinks(links); err != nil {
+	if err := r.journal.RecordLinks(links); err != nil {
 		return r.fail(ctx, err)
 	}
 
@@ -254,7 +201,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return r.fail(ctx, err)
 	}
 	r.loadStart = time.Now()
-	if err := journal.RecordFaults(r.undoFaults()); err != nil {
+	if err := r.journal.RecordFaults(r.undoFaults()); err != nil {
 		return r.fail(ctx, err)
 	}
 	ctx, stopAbort, releaseAbort := r.watchAbort(ctx)
@@ -289,7 +236,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	r.setPhase("converging")
 	final := r.converge(ctx)
 	stopScrape()
-	if err := hist.Flush(); err != nil {
+	if err := r.hist.Flush(); err != nil {
 		return r.fail(ctx, fmt.Errorf("flush history: %w", err))
 	}
 	if ctx.Err() != nil {

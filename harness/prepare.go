@@ -1,0 +1,97 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/faultline-dev/faultline/faults"
+	"github.com/faultline-dev/faultline/history"
+	"github.com/faultline-dev/faultline/result"
+)
+
+// prepare does what every run, reference or custom, starts with: the run directory, the
+// result file (saved last, whatever happens), the undo record (before anything is created),
+// the history and the fault proxies. The returned done undoes them in reverse order and
+// must be deferred with the run's error even when prepare fails (it then undoes what was
+// made so far); a failure has already been recorded through r.fail.
+func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
+	o := r.o
+	var undo []func(*error)
+	done = func(errp *error) {
+		for _, u := range slices.Backward(undo) {
+			u(errp)
+		}
+	}
+	dir := o.dir
+	if dir == "" {
+		dir = filepath.Join(DefaultRunsDir, r.began.UTC().Format("20060102T150405Z")+"-"+r.sc.Name)
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return done, r.fail(ctx, fmt.Errorf("resolve run dir: %w", err))
+	}
+	r.dir = dir
+	r.res.RunDir = dir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return done, r.fail(ctx, fmt.Errorf("create run dir: %w", err))
+	}
+	// First in, so last out: whatever happened, result.json says so.
+	undo = append(undo, func(errp *error) {
+		r.setPhase("done")
+		r.mu.Lock()
+		if r.res.Faults == nil {
+			r.res.Faults = slices.Clone(r.faults) // an interrupted run still says what it did
+		}
+		r.mu.Unlock()
+		r.res.Duration = result.Duration(r.since())
+		if serr := r.res.Save(filepath.Join(dir, ResultFile)); serr != nil {
+			*errp = errors.Join(*errp, serr)
+		}
+	})
+	// The undo record exists before anything is created and goes once everything is gone.
+	journal, err := OpenJournal(DefaultUndoDir(), undoRunID(r.began, r.sc.Name), dir, r.res.Runtime)
+	if err != nil {
+		return done, r.fail(ctx, err)
+	}
+	r.journal = journal
+	cleanup := r.cleanupContext(ctx)
+	undo = append(undo, func(*error) {
+		cctx, cancel := cleanup()
+		defer cancel()
+		if jerr := journal.Close(cctx); jerr != nil {
+			o.log.Warn("close undo record", "err", jerr)
+		}
+	})
+	r.setPhase("starting")
+
+	hist, err := history.Create(filepath.Join(dir, HistoryFile), r.began)
+	if err != nil {
+		return done, r.fail(ctx, fmt.Errorf("create history: %w", err))
+	}
+	undo = append(undo, func(errp *error) {
+		if cerr := hist.Close(); cerr != nil {
+			*errp = errors.Join(*errp, cerr)
+		}
+	})
+	r.hist = hist
+	r.res.History = HistoryFile
+
+	links, err := faults.NewLinks(o.linkOpts...)
+	if err != nil {
+		return done, r.fail(ctx, fmt.Errorf("start fault proxies: %w", err))
+	}
+	undo = append(undo, func(*error) { links.Close() })
+	r.links = links
+	return done, nil
+}
+
+// cleanupContext returns contexts for healing and stopping on the way out: they outlive an
+// interrupted ctx (Ctrl-C must still heal) but are bounded.
+func (r *runner) cleanupContext(ctx context.Context) func() (context.Context, context.CancelFunc) {
+	return func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	}
+}
