@@ -3,6 +3,7 @@ package checks
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/faultline-dev/faultline/result"
@@ -48,9 +49,10 @@ func Verdict(sc *scenarios.Scenario, checks []result.Check, faults []result.Faul
 		return result.Error, fmt.Sprintf("compile expect_failure reason: %v", err), ef
 	}
 	var named, failedOther []result.Check
+	longer := longerNames(sc, ef.Check)
 	for _, c := range checks {
 		switch {
-		case belongsTo(c.Name, ef.Check):
+		case belongsTo(c.Name, ef.Check) && !slices.ContainsFunc(longer, func(n string) bool { return belongsTo(c.Name, n) }):
 			named = append(named, c)
 		case !c.Passed:
 			failedOther = append(failedOther, c)
@@ -128,6 +130,28 @@ func notPassed(c result.Check) string {
 		return fmt.Sprintf("%s could not be evaluated: %s", c.Name, c.Message)
 	}
 	return fmt.Sprintf("%s failed: %s", c.Name, c.Message)
+}
+
+// longerNames lists the scenario's check names that extend want with "/": a result named
+// "errors/browse" belongs to the check named so, not to a check named "errors" whose
+// sub-results would share that prefix.
+func longerNames(sc *scenarios.Scenario, want string) []string {
+	var out []string
+	add := func(list []scenarios.Check) {
+		for _, c := range list {
+			if strings.HasPrefix(c.Name, want+"/") {
+				out = append(out, c.Name)
+			}
+		}
+	}
+	add(sc.SteadyState)
+	add(sc.Expect.Before)
+	for _, k := range sortedKeys(sc.Expect.During) {
+		add(sc.Expect.During[k])
+	}
+	add(sc.Expect.After)
+	add(sc.Expect.Overall)
+	return out
 }
 
 // belongsTo reports whether the result named got comes from the scenario check named

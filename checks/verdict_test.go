@@ -239,3 +239,25 @@ func TestRunCommand(t *testing.T) {
 		})
 	}
 }
+
+// A check named "errors/browse" is its own check, not a sub-result of one named "errors":
+// its failure must neither satisfy nor hide from an expect_failure naming "errors".
+func TestVerdictExpectFailureIgnoresLongerNamedCheck(t *testing.T) {
+	sc := scenario(func(sc *scenarios.Scenario) {
+		sc.Expect.Overall = []scenarios.Check{
+			named("errors", &scenarios.ErrorRateCheck{Max: 0.01}),
+			named("errors/browse", &scenarios.ErrorRateCheck{Max: 0.01, Journey: "browse"}),
+		}
+		sc.ExpectFailure = &scenarios.ExpectFailure{Check: "errors", Reason: "error rate", Explanation: "no retries"}
+	})
+	cks := []result.Check{
+		{Name: "errors", Kind: "error_rate", Phase: "overall", Passed: true, Message: "error rate 0.5% <= 1%"},
+		{Name: "errors/browse", Kind: "error_rate", Phase: "overall", Message: "error rate 7% > 1%"},
+	}
+	got, reason, ef := checks.Verdict(sc, cks, nil, result.Load{PlannedRate: 10, AchievedRate: 10})
+	want := result.Failed
+	assert.Equal(t, want, got, reason)
+	require.NotNil(t, ef)
+	assert.False(t, ef.Observed)
+	assert.Equal(t, "errors was expected to fail but passed: error rate 0.5% <= 1%", reason)
+}

@@ -83,7 +83,10 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 	case err != nil:
 		hf.Error = err.Error()
 		eff = &result.Effect{Detail: "inject: " + err.Error()}
-	case ok:
+	case !ok:
+		// Without a measurement the run cannot show the fault did anything: never "passed".
+		eff = &result.Effect{Detail: fmt.Sprintf("fault type %s cannot measure its effect", fs.Type)}
+	default:
 		// Measuring must not delay the heal: it gets the fault's window and no more.
 		mctx, cancel := context.WithDeadline(ctx, r.loadStart.Add(fs.End().Std()))
 		e, merr := m.Measure(mctx, env)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/result"
 )
 
 // soakFailedError is a soak whose processes grew: exit code 1, like a failed check.
@@ -23,6 +25,15 @@ func (e *soakFailedError) Error() string {
 
 // ExitCode maps a failed soak to exit 1.
 func (e *soakFailedError) ExitCode() int { return exitFailed }
+
+// soakErr makes a soak cut short by Ctrl-C or SIGTERM exit 4 (aborted), as a run does,
+// instead of 3, which would blame the harness for the interruption.
+func soakErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return &verdictError{verdict: result.Aborted, reason: err.Error()}
+	}
+	return err
+}
 
 func newSoakCmd() *cobra.Command {
 	var (
@@ -55,7 +66,7 @@ func newSoakCmd() *cobra.Command {
 			}
 			rep, err := harness.Soak(ctx, spec, opts...)
 			if err != nil {
-				return err
+				return soakErr(ctx, err)
 			}
 			out := cmd.OutOrStdout()
 			if err := rep.WriteTable(out); err != nil {
