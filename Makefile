@@ -42,9 +42,7 @@ FUZZTIME     ?= 60s
 FUZZ_TARGETS ?= ./scenarios:FuzzParse ./reference-services/design:FuzzParse ./result:FuzzRead \
                 ./history:FuzzReader ./reference-services/auth:FuzzVerify ./loadgen:FuzzRateOf
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
-	  echo "== fuzz $$fn in $$pkg for $(FUZZTIME)"; \
-	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; done
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh $(FUZZ_TARGETS)
 
 ## examples: every scenario under examples/ against real nginx, Redis and webdis (Debian:
 ## apt-get install nginx redis-server webdis); each must meet its expectation

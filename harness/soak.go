@@ -276,6 +276,19 @@ func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, erro
 		return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	}
 
+	// As in a run: the undo record exists before anything is created, so a soak killed
+	// with SIGKILL is healed by the next faultline command, and goes once everything is gone.
+	journal, err := OpenJournal(DefaultUndoDir(), undoRunID(began, "soak"), dir, "local")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		cctx, cancel := cleanup()
+		defer cancel()
+		if jerr := journal.Close(cctx); jerr != nil {
+			o.log.Warn("close undo record", "err", jerr)
+		}
+	}()
 	links, err := faults.NewLinks()
 	if err != nil {
 		return nil, fmt.Errorf("start fault proxies: %w", err)
@@ -290,7 +303,7 @@ func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, erro
 		_ = rt.Close(cctx)
 	}()
 	sysSpec := system.Spec{Dir: filepath.Join(dir, "system"), DesignFile: spec.DesignFile, Command: o.command, Args: o.args}
-	sys, err := system.Start(ctx, rt, sysSpec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
+	sys, err := system.Start(ctx, UndoRuntime(rt, journal), sysSpec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
 	if err != nil {
 		return nil, err
 	}
@@ -306,6 +319,9 @@ func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, erro
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("publish routes: %w", err)
+	}
+	if err := journal.RecordLinks(links); err != nil {
+		return nil, err
 	}
 
 	cycle := spec.Faults
