@@ -86,7 +86,13 @@ func Run(t testing.TB, path string, opts ...Option) *result.Run {
 	ctx := context.Background()
 	timeout := c.timeout
 	if d, ok := deadline(t); ok && timeout == 0 {
+		// Leave time to heal and stop before the test binary is killed at its deadline;
+		// with too little left, running would only leave faults behind.
 		timeout = time.Until(d) - 5*time.Second
+		if timeout <= 0 {
+			t.Fatalf("faultlinetest: not enough time left before the test deadline (%s) to run %s and heal it", time.Until(d).Round(time.Second), path)
+			return nil
+		}
 	}
 	if timeout <= 0 {
 		timeout = 10 * time.Minute

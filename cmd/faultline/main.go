@@ -28,8 +28,8 @@ func usagef(format string, args ...any) error {
 	return &usageError{err: fmt.Errorf(format, args...)}
 }
 
-// exitCode maps an error to the process exit code. Scenario verdicts (check failed, invalid
-// run) will map to 1 and 2 here once the harness returns them; everything else is 3.
+// exitCode maps an error to the process exit code: a run's verdict carries its own code
+// (0 passed, 1 failed, 2 invalid, 4 aborted); usage and harness errors are 3.
 func exitCode(err error) int {
 	var ue *usageError
 	var coded interface{ ExitCode() int } // a run's verdict (run.go)
@@ -83,5 +83,3 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-var _ = exitFailed
-var _ = exitInvalid
