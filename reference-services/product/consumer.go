@@ -34,7 +34,6 @@ type consumerOptions struct {
 	ackWait       time.Duration
 	maxAckPending int
 	batch         int
-	fetchWait     time.Duration
 	lagEvery      time.Duration
 	retryDelay    time.Duration
 	onReady       func()
@@ -70,7 +69,6 @@ func NewConsumer(db *sql.DB, js jetstream.JetStream, metrics *Metrics, log *slog
 		ackWait:       5 * time.Second,
 		maxAckPending: 256,
 		batch:         64,
-		fetchWait:     time.Second,
 		lagEvery:      250 * time.Millisecond,
 		retryDelay:    500 * time.Millisecond,
 	}
@@ -115,7 +113,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if c.opts.onReady != nil {
 				once.Do(c.opts.onReady)
 			}
-			err = c.fetchOnce(ctx, cons)
+			err = c.consume(ctx, cons)
 		}
 		if err == nil {
 			backoff = c.opts.retryDelay
@@ -160,23 +158,28 @@ func (c *Consumer) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
-// fetchOnce pulls one batch and applies each message as it arrives.
-func (c *Consumer) fetchOnce(ctx context.Context, cons jetstream.Consumer) error {
-	// The fetch context ends with Run's, so shutdown does not wait out a long poll.
-	fctx, cancel := context.WithTimeout(ctx, c.opts.fetchWait)
-	defer cancel()
-	batch, err := cons.Fetch(c.opts.batch, jetstream.FetchContext(fctx))
+// consume applies events from a continuous pull until ctx ends (nil) or the subscription
+// fails (an error; Run backs off and subscribes again). Messages() keeps pull requests
+// outstanding at all times, asking for more before the previous request runs out, so there
+// is no moment at which this replica cannot be handed an event. A fetch-per-batch loop has
+// such a gap after every batch: an outage that began in it found the replica holding
+// nothing, which looked like an idle replica rather than one that was cut off mid-work.
+func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(c.opts.batch))
 	if err != nil {
-		return fmt.Errorf("fetch events: %w", err)
+		return fmt.Errorf("pull events: %w", err)
 	}
-	for msg := range batch.Messages() {
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("pull events: %w", err)
+		}
 		c.handle(ctx, msg)
 	}
-	err = batch.Error()
-	if err == nil || errors.Is(err, jetstream.ErrNoMessages) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil) {
-		return nil
-	}
-	return fmt.Errorf("fetch events: %w", err)
 }
 
 // handle applies one message: commit first, then ack, so a crash in between only causes a
