@@ -416,20 +416,7 @@ func (r *runner) startCustomLive(ctx context.Context, loadStart time.Duration) f
 	if r.sc.File != "" {
 		env.Dir = filepath.Dir(r.sc.File)
 	}
-	out := make([]result.Check, len(lcs))
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i, lc := range lcs {
-			if !sleepUntil(ctx, r.began.Add(lc.At)) {
-				out[i] = result.Check{Name: lc.Name, Phase: lc.Phase, Kind: lc.Check.Type, Skipped: true, Message: "not run: the run was interrupted"}
-				continue
-			}
-			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			out[i] = lc.Run(cctx, env)
-			cancel()
-		}
-	})
-	return func() []result.Check { wg.Wait(); return out }
+	return r.runLive(ctx, lcs, env)
 }
 
 // customSystem is a started topology: it starts instances in the plan's order, waits

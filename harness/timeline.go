@@ -246,6 +246,13 @@ func (r *runner) startLive(ctx context.Context, loadStart time.Duration) func() 
 	if r.sc.File != "" {
 		env.Dir = filepath.Dir(r.sc.File)
 	}
+	return r.runLive(ctx, lcs, env)
+}
+
+// runLive runs each live check (http_probe, command) at its planned moment against env, in
+// one goroutine, and returns a function that waits for them and gives their results. A check
+// whose moment never comes because the run was interrupted is skipped, which never passes.
+func (r *runner) runLive(ctx context.Context, lcs []checks.LiveCheck, env checks.LiveEnv) func() []result.Check {
 	out := make([]result.Check, len(lcs))
 	var wg sync.WaitGroup
 	wg.Go(func() {
