@@ -14,10 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/Shopify/toxiproxy/v2/toxics"
-	"github.com/rs/zerolog"
-
 	"github.com/faultline-dev/faultline/reference-services/node"
 )
 
@@ -81,10 +77,12 @@ func WithProbeSamples(n int) Option { return func(l *Links) { l.samples = n } }
 // with a slower machine; it costs that long once per measurement of a silent upstream.
 func WithGreetingWait(d time.Duration) Option { return func(l *Links) { l.greetingWait = d } }
 
-// Links is a set of in-process Toxiproxy proxies, one per link, all listening on
-// 127.0.0.1. It is safe for concurrent use.
+// Links is a set of Toxiproxy proxies, one per link: by default in this process, all
+// listening on 127.0.0.1; with WithRemote in a Toxiproxy server elsewhere, driven through
+// its HTTP API. It is safe for concurrent use.
 type Links struct {
-	server       *toxiproxy.ApiServer
+	server       proxyServer
+	remote       *Remote
 	prober       Prober
 	probeTimeout time.Duration
 	greetingWait time.Duration
@@ -93,13 +91,21 @@ type Links struct {
 
 	mu     sync.Mutex
 	links  map[string]*linkEntry
-	api    *http.Server
-	closed bool
+	adding map[string]bool
+	// inflight counts Adds talking to the server, so Close never misses a proxy that was
+	// being created while it ran.
+	inflight sync.WaitGroup
+	api      *http.Server
+	closed   bool
 }
 
 type linkEntry struct {
 	link  Link
-	proxy *toxiproxy.Proxy
+	proxy proxy
+	// op serialises the changes of one proxy's state (upstream, enabled): with a remote
+	// server each is a read and a write over HTTP, and two interleaved ones would lose
+	// one, or bring a link up that a new holder has just taken down.
+	op sync.Mutex
 	// holders are the reasons the proxy is down; it comes back up when none remain, so
 	// healing one fault never lifts another fault's outage.
 	holders map[string]bool
@@ -107,15 +113,16 @@ type linkEntry struct {
 	timers map[string]*time.Timer
 }
 
-// NewLinks starts an empty Toxiproxy server in this process. Its logger is silenced:
-// Toxiproxy logs every connection, which would drown a run's own output.
+// NewLinks starts an empty Toxiproxy server in this process (its logger silenced:
+// Toxiproxy logs every connection, which would drown a run's own output) or, with
+// WithRemote, checks the remote server's description; it does not contact that server.
 func NewLinks(opts ...Option) (*Links, error) {
 	l := &Links{
-		server:       toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop()),
 		probeTimeout: time.Second,
 		greetingWait: 250 * time.Millisecond,
 		samples:      5,
 		links:        map[string]*linkEntry{},
+		adding:       map[string]bool{},
 	}
 	for _, o := range opts {
 		o(l)
@@ -134,11 +141,21 @@ func NewLinks(opts ...Option) (*Links, error) {
 	if l.samples <= 0 {
 		return nil, fmt.Errorf("new links: probe samples must be positive, got %d", l.samples)
 	}
+	if l.remote == nil {
+		l.server = newLocalServer()
+		return l, nil
+	}
+	srv, err := newRemoteServer(*l.remote)
+	if err != nil {
+		return nil, fmt.Errorf("new links: %w", err)
+	}
+	l.server = srv
 	return l, nil
 }
 
-// Add creates and starts the proxy for link on 127.0.0.1 and returns the address callers
-// should dial instead of link.Upstream.
+// Add creates and starts the proxy for link and returns the address callers should dial
+// instead of link.Upstream: "127.0.0.1:<port>" in this process, "<Remote.Host>:<port>"
+// on a remote server.
 func (l *Links) Add(ctx context.Context, link Link) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("add link: %w", err)
@@ -155,32 +172,32 @@ func (l *Links) Add(ctx context.Context, link Link) (string, error) {
 	if link.ToService == "" {
 		link.ToService = link.To
 	}
+	name := link.Name()
+	// The name is reserved, not the lock held, while the server creates the proxy: a
+	// remote server answers over HTTP, and All, Get and probes must not wait for it.
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return "", fmt.Errorf("add link %q: links are closed", name)
+	}
+	if _, dup := l.links[name]; dup || l.adding[name] {
+		l.mu.Unlock()
+		return "", fmt.Errorf("add link %q: already exists", name)
+	}
+	l.adding[name] = true
+	l.inflight.Add(1)
+	l.mu.Unlock()
+	defer l.inflight.Done()
+
+	p, err := l.server.create(ctx, name, link.Upstream)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return "", fmt.Errorf("add link %q: links are closed", link.Name())
+	delete(l.adding, name)
+	if err != nil {
+		return "", fmt.Errorf("add link %q: %w", name, err)
 	}
-	if _, dup := l.links[link.Name()]; dup {
-		return "", fmt.Errorf("add link %q: already exists", link.Name())
-	}
-	p := toxiproxy.NewProxy(l.server, link.Name(), "127.0.0.1:0", link.Upstream)
-	if err := l.server.Collection.Add(p, true); err != nil {
-		return "", fmt.Errorf("add link %q: %w", link.Name(), err)
-	}
-	l.links[link.Name()] = &linkEntry{link: link, proxy: p, holders: map[string]bool{}, timers: map[string]*time.Timer{}}
-	return listenOf(p), nil
-}
-
-func listenOf(p *toxiproxy.Proxy) string {
-	p.Lock()
-	defer p.Unlock()
-	return p.Listen
-}
-
-func enabledOf(p *toxiproxy.Proxy) bool {
-	p.Lock()
-	defer p.Unlock()
-	return p.Enabled
+	l.links[name] = &linkEntry{link: link, proxy: p, holders: map[string]bool{}, timers: map[string]*time.Timer{}}
+	return p.listen(), nil
 }
 
 func (l *Links) entry(name string) (*linkEntry, error) {
@@ -203,17 +220,19 @@ func (l *Links) SetUpstream(ctx context.Context, name, upstream string) error {
 		return fmt.Errorf("set upstream of %q: %w", name, err)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	e, ok := l.links[name]
+	l.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("set upstream of %q: no such link", name)
 	}
-	p := e.proxy
-	update := &toxiproxy.Proxy{Listen: listenOf(p), Upstream: upstream, Enabled: enabledOf(p)}
-	if err := p.Update(update); err != nil {
+	e.op.Lock()
+	defer e.op.Unlock()
+	if err := e.proxy.setUpstream(ctx, upstream); err != nil {
 		return fmt.Errorf("set upstream of %q: %w", name, err)
 	}
+	l.mu.Lock()
 	e.link.Upstream = upstream
+	l.mu.Unlock()
 	return nil
 }
 
@@ -240,13 +259,14 @@ func (l *Links) Get(name string) (Link, bool) {
 	return e.link, true
 }
 
-// ListenAddr is the proxy address callers dial for the link called name.
+// ListenAddr is the proxy address callers dial for the link called name, as Add
+// returned it.
 func (l *Links) ListenAddr(name string) (string, error) {
 	e, err := l.entry(name)
 	if err != nil {
 		return "", err
 	}
-	return listenOf(e.proxy), nil
+	return e.proxy.listen(), nil
 }
 
 // Match returns the links from a caller to a callee, sorted by name. from matches a
@@ -283,13 +303,10 @@ func (l *Links) AddToxic(ctx context.Context, name string, t Toxic) (string, err
 	if t.Name == "" {
 		t.Name = fmt.Sprintf("%s_%s_%d", t.Type, t.Stream, l.seq.Add(1))
 	}
-	body, err := json.Marshal(map[string]any{
-		"name": t.Name, "type": t.Type, "stream": t.Stream, "toxicity": t.Toxicity, "attributes": t.Attributes,
-	})
-	if err != nil {
+	if _, err := json.Marshal(t.Attributes); err != nil {
 		return "", fmt.Errorf("add toxic to %q: encode toxic: %w", name, err)
 	}
-	if _, err := e.proxy.Toxics.AddToxicJson(strings.NewReader(string(body))); err != nil {
+	if err := e.proxy.addToxic(ctx, t); err != nil {
 		return "", fmt.Errorf("add toxic %s to %q: %w", t.Type, name, err)
 	}
 	if t.TTL > 0 {
@@ -297,6 +314,17 @@ func (l *Links) AddToxic(ctx context.Context, name string, t Toxic) (string, err
 		l.arm(e, toxicName, t.TTL, func() { _ = l.RemoveToxic(context.Background(), name, toxicName) })
 	}
 	return t.Name, nil
+}
+
+// toxicJSON is a filled-in toxic the way Toxiproxy's API takes it.
+func toxicJSON(t Toxic) ([]byte, error) {
+	body, err := json.Marshal(map[string]any{
+		"name": t.Name, "type": t.Type, "stream": t.Stream, "toxicity": t.Toxicity, "attributes": t.Attributes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode toxic: %w", err)
+	}
+	return body, nil
 }
 
 func (l *Links) arm(e *linkEntry, key string, ttl time.Duration, fire func()) {
@@ -325,7 +353,7 @@ func (l *Links) RemoveToxic(ctx context.Context, name, toxic string) error {
 		return fmt.Errorf("remove toxic: %w", err)
 	}
 	l.disarm(e, toxic)
-	if err := e.proxy.Toxics.RemoveToxic(ctx, toxic); err != nil && !errors.Is(err, toxiproxy.ErrToxicNotFound) {
+	if err := e.proxy.removeToxic(ctx, toxic); err != nil {
 		return fmt.Errorf("remove toxic %s from %q: %w", toxic, name, err)
 	}
 	return nil
@@ -337,13 +365,10 @@ func (l *Links) ToxicNames(name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for _, t := range e.proxy.Toxics.GetToxicArray() {
-		if w, ok := t.(*toxics.ToxicWrapper); ok {
-			out = append(out, w.Name)
-		}
+	out, err := e.proxy.toxicNames(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("list toxics of %q: %w", name, err)
 	}
-	sort.Strings(out)
 	return out, nil
 }
 
@@ -358,10 +383,21 @@ func (l *Links) Disable(ctx context.Context, name, holder string, ttl time.Durat
 	if err != nil {
 		return fmt.Errorf("disable link: %w", err)
 	}
+	e.op.Lock()
+	defer e.op.Unlock()
 	l.mu.Lock()
+	held := e.holders[holder]
 	e.holders[holder] = true
 	l.mu.Unlock()
-	e.proxy.Stop()
+	if err := e.proxy.setEnabled(ctx, false); err != nil {
+		if !held {
+			// The link may still be up; a hold nobody placed must not keep it down later.
+			l.mu.Lock()
+			delete(e.holders, holder)
+			l.mu.Unlock()
+		}
+		return fmt.Errorf("disable link %q: %w", name, err)
+	}
 	if ttl > 0 {
 		l.arm(e, "down:"+holder, ttl, func() { _ = l.Enable(context.Background(), name, holder) })
 	}
@@ -376,6 +412,8 @@ func (l *Links) Enable(ctx context.Context, name, holder string) error {
 		return fmt.Errorf("enable link: %w", err)
 	}
 	l.disarm(e, "down:"+holder)
+	e.op.Lock()
+	defer e.op.Unlock()
 	l.mu.Lock()
 	delete(e.holders, holder)
 	remaining := len(e.holders)
@@ -383,47 +421,38 @@ func (l *Links) Enable(ctx context.Context, name, holder string) error {
 	if remaining > 0 {
 		return nil
 	}
-	return startProxy(e.proxy)
-}
-
-func startProxy(p *toxiproxy.Proxy) error {
-	if err := p.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
-		return fmt.Errorf("start proxy %q: %w", p.Name, err)
+	if err := e.proxy.setEnabled(ctx, true); err != nil {
+		return fmt.Errorf("enable link %q: %w", name, err)
 	}
 	return nil
 }
 
-// Enabled reports whether a link's proxy is up (accepting connections).
+// Enabled reports whether a link's proxy is up (accepting connections); false when it
+// cannot be told (no such link, or a remote server that does not answer).
 func (l *Links) Enabled(name string) bool {
 	e, err := l.entry(name)
 	if err != nil {
 		return false
 	}
-	return enabledOf(e.proxy)
+	on, err := e.proxy.enabled(context.Background())
+	return err == nil && on
 }
 
 // HealAll removes every toxic from every link (including hand-made ones), releases every
 // hold and brings every proxy back up: the last line of defence on every exit path.
 func (l *Links) HealAll(ctx context.Context) error {
 	l.mu.Lock()
-	entries := make([]*linkEntry, 0, len(l.links))
+	proxies := make([]proxy, 0, len(l.links))
 	for _, e := range l.links {
 		for k, t := range e.timers {
 			t.Stop()
 			delete(e.timers, k)
 		}
 		clear(e.holders)
-		entries = append(entries, e)
+		proxies = append(proxies, e.proxy)
 	}
 	l.mu.Unlock()
-	var errs []error
-	for _, e := range entries {
-		e.proxy.Toxics.ResetToxics(ctx)
-		if err := startProxy(e.proxy); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := l.server.healAll(ctx, proxies); err != nil {
 		return fmt.Errorf("heal all links: %w", err)
 	}
 	return nil
@@ -431,8 +460,9 @@ func (l *Links) HealAll(ctx context.Context) error {
 
 // ServeAPI exposes Toxiproxy's HTTP API on a loopback address (":0" picks a port) so a
 // workshop teacher can inject toxics by hand with toxiproxy-cli or curl while a run is
-// going. Proxies stay owned by the harness: requests that would create, delete or move
-// one are refused. It returns the address it listens on.
+// going; with WithRemote it forwards to the remote server's API. Proxies stay owned by
+// the harness: requests that would create, delete or move one are refused. It returns
+// the address it listens on.
 func (l *Links) ServeAPI(addr string) (string, error) {
 	if strings.HasPrefix(addr, ":") {
 		addr = "127.0.0.1" + addr
@@ -441,7 +471,7 @@ func (l *Links) ServeAPI(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("serve toxiproxy api: %w", err)
 	}
-	srv := &http.Server{Handler: guardAPI(l.server.Routes()), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: guardAPI(l.server.handler()), ReadHeaderTimeout: 5 * time.Second}
 	l.mu.Lock()
 	if l.closed || l.api != nil {
 		l.mu.Unlock()
@@ -491,8 +521,9 @@ func guardAPI(next http.Handler) http.Handler {
 	})
 }
 
-// Close stops every proxy, every dead-man timer and the API server. It does not heal
-// first: stopping a proxy already ends every fault on it.
+// Close stops every proxy (a remote server's are deleted), every dead-man timer and the
+// API server. It does not heal first: stopping a proxy already ends every fault on it.
+// A remote server that is already gone makes Close return an error, never hang.
 func (l *Links) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -514,7 +545,10 @@ func (l *Links) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := l.server.Collection.Clear(); err != nil {
+	l.inflight.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), remoteCloseTimeout)
+	defer cancel()
+	if err := l.server.close(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -523,17 +557,27 @@ func (l *Links) Close() error {
 	return nil
 }
 
-// Probe sends spec along the link through its proxy, the way a caller would.
+// Probe sends spec along the link through its proxy, the way a caller would. With
+// WithRemote the prober gets Remote.Dial of the proxy's address. When that mapping fails
+// the error comes with a failed Probe, so a caller that only looks at the Probe still
+// sees why nothing was measured.
 func (l *Links) Probe(ctx context.Context, name string, spec ProbeSpec) (Probe, error) {
 	e, err := l.entry(name)
 	if err != nil {
 		return Probe{}, fmt.Errorf("probe link: %w", err)
 	}
-	return l.prober(ctx, e.link, listenOf(e.proxy), l.fill(spec)), nil
+	addr, err := l.server.dial(e.proxy.listen())
+	if err != nil {
+		err = fmt.Errorf("probe link %q: %w", name, err)
+		return Probe{Outcome: OutcomeFailed, Err: err.Error()}, err
+	}
+	return l.prober(ctx, e.link, addr, l.fill(spec)), nil
 }
 
 // ProbeDirect sends spec straight to the link's upstream, bypassing the proxy: the
-// baseline a fault's effect is measured against.
+// baseline a fault's effect is measured against. With WithRemote the prober gets
+// Remote.Dial of the upstream, asked again at every probe because a restarted container
+// may be published elsewhere; a failed mapping is reported as in Probe.
 func (l *Links) ProbeDirect(ctx context.Context, name string, spec ProbeSpec) (Probe, error) {
 	e, err := l.entry(name)
 	if err != nil {
@@ -542,7 +586,12 @@ func (l *Links) ProbeDirect(ctx context.Context, name string, spec ProbeSpec) (P
 	l.mu.Lock()
 	upstream := e.link.Upstream
 	l.mu.Unlock()
-	return l.prober(ctx, e.link, upstream, l.fill(spec)), nil
+	addr, err := l.server.dial(upstream)
+	if err != nil {
+		err = fmt.Errorf("probe upstream of %q: %w", name, err)
+		return Probe{Outcome: OutcomeFailed, Err: err.Error()}, err
+	}
+	return l.prober(ctx, e.link, addr, l.fill(spec)), nil
 }
 
 func (l *Links) fill(spec ProbeSpec) ProbeSpec {
