@@ -42,15 +42,16 @@ const readyPoll = 100 * time.Millisecond
 // reference system: proxies first, then the components callees first, each waited for,
 // then the same load, fault timeline, scraping and checks as a reference run.
 func runCustom(ctx context.Context, sc *scenarios.Scenario, o options, res *result.Run, began time.Time) (*result.Run, error) {
-	res.Runtime = "local"
-	if sc.System.Runtime != "" {
-		res.Runtime = sc.System.Runtime
-	}
 	res.Design = "custom"
 	if errs := sc.Validate(scenarios.Topology{}); len(errs) > 0 {
 		res.Reason = fmt.Sprintf("the scenario has %d problem(s); the first: %v", len(errs), errs[0])
 		res.Hint = "run faultline validate " + sc.File
 		return res, &ValidationError{Errs: errs}
+	}
+	if res.Runtime != "local" {
+		res.Reason = fmt.Sprintf("runtime %q: %v", res.Runtime, errDockerTopology)
+		res.Hint = "run this scenario with --runtime local (or system.runtime: local)"
+		return res, fmt.Errorf("run scenario: %s", res.Reason)
 	}
 	if o.evaluator == nil {
 		o.evaluator = DefaultEvaluator()

@@ -37,6 +37,9 @@ var Callers = map[string][]string{
 type Interposer struct {
 	links *faults.Links
 	log   *slog.Logger
+	// resolve maps the registry's address on the system's network to one the harness
+	// can dial (containers); nil dials it as it is.
+	resolve func(addr string) (string, error)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -102,6 +105,20 @@ func serviceOf(name string) string {
 // gets a proxy per calling service and a route pointing at it. A missed step (the registry
 // still starting) is retried on the next tick.
 func (ip *Interposer) publish(endpoint string) {
+	for ip.resolve != nil {
+		// The registry's container may not exist yet: the system is still being planned.
+		addr, err := ip.resolve(endpoint)
+		if err == nil {
+			endpoint = addr
+			break
+		}
+		ip.fail(err)
+		select {
+		case <-ip.ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	cli, err := registry.Connect(ip.ctx, []string{endpoint}, nil, ip.log)
 	if err != nil {
 		ip.fail(fmt.Errorf("connect registry: %w", err))

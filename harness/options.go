@@ -8,6 +8,7 @@
 package harness
 
 import (
+	"io"
 	"log/slog"
 	"time"
 
@@ -44,6 +45,8 @@ type options struct {
 	evaluator     Evaluator
 	convergeBound time.Duration
 	readyTimeout  time.Duration
+	runtime       string
+	docker        Docker
 }
 
 func defaultOptions() options {
@@ -129,3 +132,24 @@ type Progress struct {
 	// ActiveFaults names the faults injected and not yet healed.
 	ActiveFaults []string
 }
+
+// WithRuntime runs the scenario on rt ("local" or "docker") whatever its system.runtime
+// says, so one scenario file serves both (faultline run --runtime docker). Empty keeps
+// the scenario's choice.
+func WithRuntime(rt string) Option { return func(o *options) { o.runtime = rt } }
+
+// Docker configures runs on the Docker runtime. Zero fields are built or found: images
+// are built FROM scratch from the module (and only rebuilt when the binary changed).
+type Docker struct {
+	// Image holds the faultline binary (docker.BuildImage); Toxiproxy holds Toxiproxy's
+	// server (docker.BuildToxiproxyImage). A suite builds them once and passes them on.
+	Image, Toxiproxy string
+	// ModuleRoot is where images are built from; empty asks the go command from the
+	// working directory.
+	ModuleRoot string
+	// BuildLog receives the image builds' output; nil discards it.
+	BuildLog io.Writer
+}
+
+// WithDocker sets how runs on the Docker runtime get their images.
+func WithDocker(d Docker) Option { return func(o *options) { o.docker = d } }

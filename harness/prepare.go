@@ -57,6 +57,7 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 		return done, r.fail(ctx, err)
 	}
 	r.journal = journal
+	r.res.RunID = journal.Record().RunID
 	cleanup := r.cleanupContext(ctx)
 	undo = append(undo, func(*error) {
 		cctx, cancel := cleanup()
@@ -79,7 +80,30 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 	r.hist = hist
 	r.res.History = HistoryFile
 
-	links, err := faults.NewLinks(o.linkOpts...)
+	linkOpts := o.linkOpts
+	if r.res.Runtime == "docker" {
+		proxies, err := r.dockerProxies()
+		if err != nil {
+			return done, r.fail(ctx, err)
+		}
+		d, closeDocker, err := r.startDocker(ctx, proxies)
+		// Registered before the error is checked: a half-made runtime is removed too.
+		undo = append(undo, func(*error) {
+			cctx, cancel := cleanup()
+			defer cancel()
+			closeDocker(cctx)
+		})
+		if err != nil {
+			return done, r.fail(ctx, err)
+		}
+		r.docker = d
+		remote, err := d.remote(proxies)
+		if err != nil {
+			return done, r.fail(ctx, err)
+		}
+		linkOpts = append(slices.Clone(linkOpts), faults.WithRemote(remote))
+	}
+	links, err := faults.NewLinks(linkOpts...)
 	if err != nil {
 		return done, r.fail(ctx, fmt.Errorf("start fault proxies: %w", err))
 	}
@@ -94,4 +118,16 @@ func (r *runner) cleanupContext(ctx context.Context) func() (context.Context, co
 	return func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	}
+}
+
+// dockerProxies is how many proxy ports the run's Toxiproxy container publishes.
+func (r *runner) dockerProxies() (int, error) {
+	if r.sc.HasTopology() {
+		return 0, errDockerTopology
+	}
+	spec, err := r.systemSpec()
+	if err != nil {
+		return 0, err
+	}
+	return proxyPorts(spec)
 }

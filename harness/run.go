@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/observe"
 	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/system"
@@ -59,9 +61,7 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*result.R
 	if o.seed != nil {
 		res.Seed = *o.seed
 	}
-	if sc.System.Runtime != "" {
-		res.Runtime = sc.System.Runtime
-	}
+	res.Runtime = cmp.Or(o.runtime, sc.System.Runtime, "local")
 	if sc.HasTopology() {
 		return runCustom(ctx, sc, o, res, began) // the user's own system: see custom.go
 	}
@@ -70,9 +70,9 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*result.R
 		res.Hint = "run faultline validate " + sc.File
 		return res, &ValidationError{Errs: errs}
 	}
-	if res.Runtime != "local" {
-		res.Reason = fmt.Sprintf("runtime %q is not supported by this harness yet", res.Runtime)
-		res.Hint = "use system.runtime: local"
+	if res.Runtime != "local" && res.Runtime != "docker" {
+		res.Reason = fmt.Sprintf("runtime %q is not supported", res.Runtime)
+		res.Hint = "use system.runtime: local or docker"
 		return res, fmt.Errorf("run scenario: %s", res.Reason)
 	}
 	if o.evaluator == nil {
@@ -91,9 +91,10 @@ type runner struct {
 	began time.Time
 	dir   string
 
-	hist  *history.Writer
-	links *faults.Links
-	sys   *system.System
+	hist   *history.Writer
+	links  *faults.Links
+	sys    *system.System
+	docker *dockerRun // nil on the local runtime
 
 	loadStart time.Time                    // zero until the load starts
 	journal   *Journal                     // the run's undo record
@@ -141,14 +142,23 @@ func (r *runner) run(ctx context.Context) (err error) {
 	dir := r.dir
 	links := r.links
 	ip := NewInterposer(links, o.log)
+	if r.docker != nil {
+		ip.resolve = r.docker.dial
+	}
 	defer ip.Close()
 
-	rt := local.New(local.WithLogger(o.log))
-	defer func() {
-		cctx, cancel := cleanup()
-		defer cancel()
-		_ = rt.Close(cctx)
-	}()
+	var rt runtime.Runtime
+	if r.docker != nil {
+		rt = r.docker.rt // removed with everything else of the run's docker side (prepare)
+	} else {
+		lrt := local.New(local.WithLogger(o.log))
+		defer func() {
+			cctx, cancel := cleanup()
+			defer cancel()
+			_ = lrt.Close(cctx)
+		}()
+		rt = lrt
+	}
 
 	spec, err := r.systemSpec()
 	if err != nil {
@@ -279,8 +289,10 @@ func (r *runner) systemSpec() (system.Spec, error) {
 		Gateways:   s.ReplicasOf("gateway"),
 		DesignFile: designFile,
 		LeaseTTL:   s.LeaseTTL.Std(),
-		Command:    r.o.command,
-		Args:       r.o.args,
+	}
+	if r.res.Runtime == "local" {
+		// In a container the command is the image's binary (system.Start's default).
+		spec.Command, spec.Args = r.o.command, r.o.args
 	}
 	if spec.LeaseTTL > 0 && spec.LeaseTTL < time.Second {
 		// etcd leases have a granularity of one second.

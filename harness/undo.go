@@ -114,6 +114,16 @@ type Journal struct {
 	path string
 	mu   sync.Mutex
 	rec  UndoRecord
+	// cleaner removes a container runtime's leftovers when the record is closed.
+	cleaner func(ctx context.Context, runID string) ([]string, error)
+}
+
+// SetContainerCleaner makes Close remove whatever a container runtime left of the run
+// (see WithContainerCleaner) before it drops the record.
+func (j *Journal) SetContainerCleaner(fn func(ctx context.Context, runID string) ([]string, error)) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.cleaner = fn
 }
 
 // OpenJournal writes a new record for runID in dir, owned by this process.
@@ -177,7 +187,10 @@ func (j *Journal) Update(fn func(*UndoRecord)) error {
 // survive the record that points at it.
 func (j *Journal) Close(ctx context.Context) error {
 	rec := j.Record()
-	rep := healRecord(ctx, &rec, healConfig{own: true})
+	j.mu.Lock()
+	cleaner := j.cleaner
+	j.mu.Unlock()
+	rep := healRecord(ctx, &rec, healConfig{own: true, cleaner: cleaner})
 	if rep.Err != nil {
 		return fmt.Errorf("close undo journal: %w (record kept at %s)", rep.Err, j.path)
 	}
@@ -609,6 +622,9 @@ func UndoRuntime(rt runtime.Runtime, j *Journal) runtime.Runtime {
 	return &undoRuntime{Runtime: rt, j: j, runID: j.Record().RunID}
 }
 
+// Unwrap returns the runtime underneath, so that callers can tell what kind it is.
+func (u *undoRuntime) Unwrap() runtime.Runtime { return u.Runtime }
+
 // Start records the name, starts the process, then records its pid and start time.
 func (u *undoRuntime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, error) {
 	s.Env = append(slices.Clone(s.Env), UndoMarkerEnv+"="+u.runID)
@@ -652,6 +668,10 @@ func (p *undoProcess) record(paused bool) error {
 		r.Processes = append(r.Processes, id)
 	})
 }
+
+// Unwrap returns the process underneath, whose optional capabilities (a container's
+// network and ports) this wrapper does not repeat.
+func (p *undoProcess) Unwrap() runtime.Process { return p.Process }
 
 // Pause records the pause before freezing the process.
 func (p *undoProcess) Pause() error {

@@ -88,17 +88,20 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 
 // Run is one scenario run.
 type Run struct {
-	Version     int       `json:"version"`
-	Scenario    string    `json:"scenario"`
-	File        string    `json:"file,omitempty"`
-	Description string    `json:"description,omitempty"`
-	Design      string    `json:"design,omitempty"` // design name (or file) the system ran
-	Runtime     string    `json:"runtime"`          // local | docker
-	Seed        int64     `json:"seed"`
-	StartedAt   time.Time `json:"started_at"`
-	Duration    Duration  `json:"duration"`
-	RunDir      string    `json:"run_dir,omitempty"`
-	History     string    `json:"history,omitempty"` // path of the history file, relative to RunDir when inside it
+	Version     int    `json:"version"`
+	Scenario    string `json:"scenario"`
+	File        string `json:"file,omitempty"`
+	Description string `json:"description,omitempty"`
+	Design      string `json:"design,omitempty"` // design name (or file) the system ran
+	Runtime     string `json:"runtime"`          // local | docker
+	// RunID is the id the run's undo record and, on Docker, its containers, network and
+	// volumes are labelled with.
+	RunID     string    `json:"run_id,omitempty"`
+	Seed      int64     `json:"seed"`
+	StartedAt time.Time `json:"started_at"`
+	Duration  Duration  `json:"duration"`
+	RunDir    string    `json:"run_dir,omitempty"`
+	History   string    `json:"history,omitempty"` // path of the history file, relative to RunDir when inside it
 
 	Verdict Verdict `json:"verdict"`
 	Reason  string  `json:"reason,omitempty"` // one line: why the verdict (the first failed check, the fault that did not land, the error)

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -55,6 +57,11 @@ type ContainerSpec struct {
 	// Ports are container TCP ports published on the host's loopback interface only, on
 	// ports the engine picks; a harness asks the process for the host address of each.
 	Ports []int
+	// HostPorts pins the host port of some of Ports (container port -> host port), so
+	// that the address stays the same when the container restarts: the engine picks a
+	// new port for an unpinned one at every start, and a load generator or an
+	// operator's browser would lose it.
+	HostPorts map[int]int
 	// Aliases are extra DNS names on the run's network besides Spec.Name.
 	Aliases []string
 	// Mounts hold data that must outlive the container (a restart keeps it anyway; a
@@ -104,6 +111,15 @@ func (c ContainerSpec) Validate() []error {
 			errs = append(errs, fmt.Errorf("ports[%d] %d is not a TCP port", i, p))
 		}
 		published[p] = true
+	}
+	for _, cp := range slices.Sorted(maps.Keys(c.HostPorts)) {
+		hp := c.HostPorts[cp]
+		if !published[cp] {
+			errs = append(errs, fmt.Errorf("host port for %d: %d is not in ports", cp, cp))
+		}
+		if hp < 1 || hp > 65535 {
+			errs = append(errs, fmt.Errorf("host port for %d: %d is not a TCP port", cp, hp))
+		}
 	}
 	for i, m := range c.Mounts {
 		switch {

@@ -18,7 +18,7 @@ import (
 var ReferenceOnlyChecks = []string{CheckBreakerOpened, CheckBreakerClosed, CheckFallbackServed, CheckConsistency}
 
 // processFaults act on processes, which an external component is not.
-var processFaults = []string{"crash", "pause", "restart", "crash_loop"}
+var processFaults = []string{"crash", "pause", "restart", "crash_loop", "disconnect"}
 
 // HasTopology reports whether s runs against a user's topology instead of the reference
 // system.

@@ -39,8 +39,9 @@ const (
 	containerDataDir   = "/data"
 )
 
-// containerPorts are the in-container ports a component publishes on the host.
-type containerPorts struct{ listen, admin int }
+// containerPorts are the in-container ports a component publishes on the host, and the
+// host ports they are pinned to (so a restarted container keeps its addresses).
+type containerPorts struct{ listen, admin, hostListen, hostAdmin int }
 
 // WithKeepData keeps a container system's data after Stop, as the local runtime always
 // does: Dir/data/<service> on the host is bind-mounted instead of a run volume, which the
@@ -96,10 +97,20 @@ func StartDocker(ctx context.Context, s Spec, d Docker, opts ...Option) (*System
 }
 
 // isContainerRuntime reports whether rt runs containers, which changes how the system
-// is planned: the harness's host addresses mean nothing inside a container.
+// is planned: the harness's host addresses mean nothing inside a container. A wrapper
+// (the harness's undo recorder) is looked through with an Unwrap method.
 func isContainerRuntime(rt runtime.Runtime) bool {
-	_, ok := rt.(*docker.Runtime)
-	return ok
+	for rt != nil {
+		if _, ok := rt.(*docker.Runtime); ok {
+			return true
+		}
+		u, ok := rt.(interface{ Unwrap() runtime.Runtime })
+		if !ok {
+			return false
+		}
+		rt = u.Unwrap()
+	}
+	return false
 }
 
 // withContainerCommand makes the default command the binary inside the image.
@@ -146,18 +157,31 @@ func containerAddrs(plan []planned) map[string]string {
 }
 
 // containerize rewrites a planned component for its container: in-container paths in the
-// config, host addresses unknown until the container runs.
-func (sys *System) containerize(c *Component, cfg *config.Component) {
+// config, and the host addresses (allocated like a process's) its ports are published on.
+func (sys *System) containerize(c *Component, cfg *config.Component, hostListen, hostAdmin string) error {
 	cfg.DataDir = containerDataDir + "/" + c.Service
 	cfg.JWT.SecretFile = containerSecret
 	if cfg.Design != "" {
 		cfg.Design = containerDesign
 	}
 	c.ports = containerPorts{listen: containerListenPort(c.Kind), admin: ContainerAdminPort}
-	c.Listen, c.Admin = "", ""
+	for _, hp := range []struct {
+		addr string
+		port *int
+	}{{hostListen, &c.ports.hostListen}, {hostAdmin, &c.ports.hostAdmin}} {
+		_, p, err := net.SplitHostPort(hp.addr)
+		if err != nil {
+			return fmt.Errorf("plan host port of %s: %w", c.Name, err)
+		}
+		if *hp.port, err = strconv.Atoi(p); err != nil {
+			return fmt.Errorf("plan host port of %s: %w", c.Name, err)
+		}
+	}
+	c.Listen, c.Admin = hostListen, hostAdmin
 	if !sys.opts.keepData {
 		c.DataDir = ""
 	}
+	return nil
 }
 
 // containerSpec is the runtime spec of c: its config, the secret and the design go in as
@@ -197,9 +221,10 @@ func (sys *System) containerSpec(c *Component) (runtime.Spec, error) {
 		LogFile: c.LogPath,
 		Labels:  map[string]string{"faultline.kind": c.Kind, "faultline.service": c.Service, "faultline.dir": s.Dir},
 		Container: &runtime.ContainerSpec{
-			Ports:  []int{c.ports.listen, c.ports.admin},
-			Mounts: []runtime.Mount{data},
-			Files:  files,
+			Ports:     []int{c.ports.listen, c.ports.admin},
+			HostPorts: map[int]int{c.ports.listen: c.ports.hostListen, c.ports.admin: c.ports.hostAdmin},
+			Mounts:    []runtime.Mount{data},
+			Files:     files,
 		},
 	}, nil
 }
@@ -245,7 +270,7 @@ func (sys *System) publish(c *Component) error {
 	if !sys.containers {
 		return nil
 	}
-	hp, ok := c.Process.(runtime.HostPorter)
+	hp, ok := capability[runtime.HostPorter](c.Process)
 	if !ok {
 		return fmt.Errorf("publish %s: the container runtime does not map ports", c.Name)
 	}
@@ -262,3 +287,62 @@ func (sys *System) publish(c *Component) error {
 	sys.mu.Unlock()
 	return nil
 }
+
+// capability finds an optional interface of p, looking through wrappers (the harness's
+// undo recorder) that offer Unwrap: a wrapper cannot know every capability underneath.
+func capability[T any](p runtime.Process) (T, bool) {
+	for p != nil {
+		if t, ok := p.(T); ok {
+			return t, true
+		}
+		u, ok := p.(interface{ Unwrap() runtime.Process })
+		if !ok {
+			break
+		}
+		p = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
+// Disconnect takes the named component off the network while it keeps running (a
+// container leaves the run's network: peers and published ports get no answer). It is
+// only offered where the runtime controls the network (containers).
+func (sys *System) Disconnect(ctx context.Context, name string) error {
+	c, err := sys.process(name)
+	if err != nil {
+		return fmt.Errorf("disconnect component: %w", err)
+	}
+	p, ok := capability[runtime.Partitioner](c.Process)
+	if !ok {
+		return fmt.Errorf("disconnect %s: %w", name, ErrNoNetworkControl)
+	}
+	return p.Disconnect(ctx)
+}
+
+// Reconnect puts a disconnected component back on the network.
+func (sys *System) Reconnect(ctx context.Context, name string) error {
+	c, err := sys.process(name)
+	if err != nil {
+		return fmt.Errorf("reconnect component: %w", err)
+	}
+	p, ok := capability[runtime.Partitioner](c.Process)
+	if !ok {
+		return fmt.Errorf("reconnect %s: %w", name, ErrNoNetworkControl)
+	}
+	return p.Reconnect(ctx)
+}
+
+// CanDisconnect reports whether Disconnect works on the named component.
+func (sys *System) CanDisconnect(name string) bool {
+	c, err := sys.process(name)
+	if err != nil {
+		return false
+	}
+	_, ok := capability[runtime.Partitioner](c.Process)
+	return ok
+}
+
+// ErrNoNetworkControl is returned by Disconnect on a runtime that does not control its
+// processes' network (local processes share the host's).
+var ErrNoNetworkControl = errors.New("the runtime does not control this component's network")

@@ -3,6 +3,7 @@ package system_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -212,11 +213,19 @@ func httpStatus(t *testing.T, url string) int {
 	return resp.StatusCode
 }
 
-type nopInterposer struct{}
+// recordingInterposer records what it is asked and then stops the plan, so that nothing
+// starts.
+type recordingInterposer struct{ asked []string }
 
-func (nopInterposer) Interpose(_ system.Component, _, addr string) (string, error) { return addr, nil }
+func (r *recordingInterposer) Interpose(c system.Component, target, addr string) (string, error) {
+	r.asked = append(r.asked, c.Name+"->"+target+"="+addr)
+	return "", errors.New("stop planning here")
+}
 
-func TestDockerRefusesHostProxies(t *testing.T) {
+// TestDockerInterposesInNetworkAddresses: on the container runtime the harness's proxies
+// sit on the run's network, so the interposer is handed the addresses a container dials
+// (peers by name and fixed port), never a host address.
+func TestDockerInterposesInNetworkAddresses(t *testing.T) {
 	requireImage(t)
 	rt, err := docker.New(t.Context())
 	require.NoError(t, err)
@@ -225,7 +234,10 @@ func TestDockerRefusesHostProxies(t *testing.T) {
 		defer cancel()
 		assert.NoError(t, rt.Close(ctx))
 	})
-	_, err = system.Start(t.Context(), rt, system.Spec{Dir: t.TempDir()}, system.WithInterposer(nopInterposer{}))
-	require.ErrorContains(t, err, "need the local runtime", "proxies on the host cannot sit between containers")
-	assert.Empty(t, rt.Processes(), "nothing may start")
+	ip := &recordingInterposer{}
+	_, err = system.Start(t.Context(), rt, system.Spec{Dir: t.TempDir()}, system.WithInterposer(ip))
+	require.ErrorContains(t, err, "stop planning here")
+	require.NotEmpty(t, ip.asked)
+	assert.Equal(t, "merchant-1->registry-1=registry-1:2379", ip.asked[0], "the first caller planned dials the registry by name")
+	assert.Empty(t, rt.Processes(), "a plan that fails starts nothing")
 }

@@ -1,7 +1,11 @@
 package system
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"time"
 
 	"github.com/faultline-dev/faultline/reference-services/config"
 )
@@ -95,8 +99,13 @@ func (sys *System) Instances(service string) []string {
 	return out
 }
 
-// PID is the operating-system pid of the named component's current process.
+// PID is the operating-system pid of the named component's current process. Containers
+// report none: a paused container is frozen by its cgroup, which /proc does not show as
+// stopped, so a pause is observed through the health endpoint instead (Healthy).
 func (sys *System) PID(name string) (int, bool) {
+	if sys.containers {
+		return 0, false
+	}
 	c, err := sys.process(name)
 	if err != nil {
 		return 0, false
@@ -104,3 +113,33 @@ func (sys *System) PID(name string) (int, bool) {
 	pid := c.Process.PID()
 	return pid, pid > 0
 }
+
+// healthTimeout bounds one health probe: a paused component accepts nothing, so its probe
+// only ends by timing out.
+const healthTimeout = 500 * time.Millisecond
+
+// Healthy reports whether the named component answers GET /healthz with 200 within
+// healthTimeout; it lets a pause be observed where no pid is visible (containers).
+func (sys *System) Healthy(ctx context.Context, name string) bool {
+	c, ok := sys.Component(name)
+	if !ok || c.Admin == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.AdminURL()+"/healthz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := healthClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode == http.StatusOK
+}
+
+// healthClient opens a connection per probe: a kept-alive connection to a frozen
+// container could answer from a buffer and hide the pause.
+var healthClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}

@@ -209,9 +209,6 @@ func Start(ctx context.Context, rt runtime.Runtime, s Spec, opts ...Option) (*Sy
 	}
 	containers := isContainerRuntime(rt)
 	if containers {
-		if o.interposer != nil {
-			return nil, errors.New("start system: interposed proxies run on the host and need the local runtime")
-		}
 		s = s.withContainerCommand()
 	}
 	s, d, err := s.withDefaults()
@@ -301,11 +298,15 @@ func (sys *System) prepare() error {
 	}
 	add(config.KindGateway, s.Gateways)
 
-	var addrs map[string]string
+	// Host ports are allocated for containers too: their published ports are pinned to
+	// them, so an address survives a restart.
+	hostAddrs, err := localAddrs(s.Dir, plan)
+	if err != nil {
+		return err
+	}
+	addrs := hostAddrs
 	if sys.containers {
 		addrs = containerAddrs(plan)
-	} else if addrs, err = localAddrs(s.Dir, plan); err != nil {
-		return err
 	}
 
 	registryEndpoints := []string{addrs["registry-1/net"]}
@@ -335,7 +336,9 @@ func (sys *System) prepare() error {
 			Catalog:  s.Catalog,
 		}
 		if sys.containers {
-			sys.containerize(c, &cfg)
+			if err := sys.containerize(c, &cfg, hostAddrs[p.name+"/listen"], hostAddrs[p.name+"/admin"]); err != nil {
+				return err
+			}
 		}
 		if c.DataDir != "" {
 			if err := os.MkdirAll(c.DataDir, 0o755); err != nil {

@@ -34,6 +34,7 @@ func newCompareCmd() *cobra.Command {
 		dir    string
 		seed   int64
 		repeat int
+		rf     runRuntimeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "compare FILE | FILE FILE...",
@@ -65,12 +66,17 @@ func newCompareCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return compareDesigns(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), variants, dir, repeat, seedOpt(cmd, seed)...)
+			rtOpts, err := rf.options(ctx, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			return compareDesigns(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), variants, dir, repeat, append(seedOpt(cmd, seed), rtOpts...)...)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "comparison directory (default "+harness.DefaultRunsDir+"/<UTC time>-compare-<scenario>)")
 	cmd.Flags().Int64Var(&seed, "seed", 0, "override the scenario's seed (every design and repeat gets the same one)")
 	cmd.Flags().IntVar(&repeat, "repeat", 1, "runs per design, to show each figure's spread")
+	rf.register(cmd)
 	return cmd
 }
 

@@ -69,16 +69,19 @@ func newRunCmd() *cobra.Command {
 		dir     string
 		seed    int64
 		jsonOut bool
+		rf      runRuntimeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run FILE|NAME",
 		Short: "Run one scenario against the reference system and print its verdict",
-		Long: "Run starts the reference system as local processes with a fault proxy on every edge,\n" +
+		Long: "Run starts the reference system (local processes, or containers with --runtime docker)\n" +
+			"with a fault proxy on every edge,\n" +
 			"sends the scenario's seeded load while its faults are injected and healed, checks\n" +
 			"the expectations and writes result.json and history.jsonl into the run directory.\n" +
 			"Exit codes: 0 passed, 1 a check failed, 2 invalid run, 3 error, 4 aborted.",
 		Example: "  faultline run scenarios/dependency-latency.yaml\n" +
-			"  faultline run baseline --seed 7 --json",
+			"  faultline run baseline --seed 7 --json\n" +
+			"  faultline run replica-crash --runtime docker",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usagef("%s takes exactly one scenario, got %d", cmd.CommandPath(), len(args))
@@ -92,7 +95,11 @@ func newRunCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			res, err := runOne(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), sc, dir, jsonOut, seedOpt(cmd, seed)...)
+			rtOpts, err := rf.options(ctx, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			res, err := runOne(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), sc, dir, jsonOut, append(seedOpt(cmd, seed), rtOpts...)...)
 			if err != nil {
 				return err
 			}
@@ -102,6 +109,7 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dir, "dir", "", "run directory (default "+harness.DefaultRunsDir+"/<UTC time>-<scenario>)")
 	cmd.Flags().Int64Var(&seed, "seed", 0, "override the scenario's seed")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print result.json to stdout instead of a summary")
+	rf.register(cmd)
 	return cmd
 }
 
@@ -266,5 +274,42 @@ func (p *progressPrinter) print(pr harness.Progress) {
 func (p *progressPrinter) done() {
 	if p.tty && p.drawn {
 		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+// runRuntimeFlags choose the runtime of run, suite and compare; empty keeps each
+// scenario's own system.runtime (local when it names none).
+type runRuntimeFlags struct {
+	runtime string
+	image   string
+}
+
+func (f *runRuntimeFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.runtime, "runtime", "", "where the system runs: local (OS processes) or docker (containers, faults through a Toxiproxy container); default: the scenario's system.runtime")
+	fl.StringVar(&f.image, "image", "", "docker: image holding the faultline binary (default: built from the source tree, reused while the binary is unchanged)")
+}
+
+// options validates the flags and, for docker, builds the images once so that every run
+// of a suite or comparison reuses them.
+func (f *runRuntimeFlags) options(ctx context.Context, errOut io.Writer) ([]harness.Option, error) {
+	switch f.runtime {
+	case "", runtimeLocal:
+		if f.image != "" {
+			return nil, usagef("--image needs --runtime docker")
+		}
+		if f.runtime == "" {
+			return nil, nil
+		}
+		return []harness.Option{harness.WithRuntime(runtimeLocal)}, nil
+	case runtimeDocker:
+		fmt.Fprintln(errOut, "faultline: building the docker images (reused while the binaries are unchanged) ...")
+		d, err := harness.DockerImages(ctx, harness.Docker{Image: f.image})
+		if err != nil {
+			return nil, fmt.Errorf("prepare docker runtime: %w", err)
+		}
+		return []harness.Option{harness.WithRuntime(runtimeDocker), harness.WithDocker(d)}, nil
+	default:
+		return nil, usagef("--runtime %q: want %s or %s", f.runtime, runtimeLocal, runtimeDocker)
 	}
 }

@@ -50,6 +50,7 @@ func newSuiteCmd() *cobra.Command {
 	var (
 		dir  string
 		seed int64
+		rf   runRuntimeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "suite DIR|FILE...",
@@ -57,7 +58,7 @@ func newSuiteCmd() *cobra.Command {
 		Long: "Suite runs every scenario in order (one at a time: each starts a whole system) and\n" +
 			"prints a table. It exits with the worst verdict; a scenario that demonstrates a weak\n" +
 			"design passes when its expected failure happened.",
-		Example: "  faultline suite scenarios/\n  faultline suite baseline replica-crash",
+		Example: "  faultline suite scenarios/\n  faultline suite baseline replica-crash\n  faultline suite scenarios/ --runtime docker",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usagef("%s needs a directory or scenario files", cmd.CommandPath())
@@ -71,6 +72,10 @@ func newSuiteCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			rtOpts, err := rf.options(ctx, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			if dir == "" {
 				dir = filepath.Join(".faultline", "suites", time.Now().UTC().Format("20060102T150405Z"))
 			}
@@ -93,7 +98,7 @@ func newSuiteCmd() *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "== %s\n", sc.Name)
 				runDir := filepath.Join(dir, sanitize(sc.Name))
 				t0 := time.Now()
-				res, err := runOne(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), sc, runDir, false, seedOpt(cmd, seed)...)
+				res, err := runOne(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), sc, runDir, false, append(seedOpt(cmd, seed), rtOpts...)...)
 				row.took = time.Since(t0)
 				row.verdict, row.reason = res.Verdict, res.Reason
 				if err != nil && res.Reason == "" {
@@ -116,6 +121,7 @@ func newSuiteCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the runs, one subdirectory per scenario (default .faultline/suites/<UTC time>)")
 	cmd.Flags().Int64Var(&seed, "seed", 0, "override every scenario's seed")
+	rf.register(cmd)
 	return cmd
 }
 

@@ -150,3 +150,50 @@ func awaitContainerGone(ctx context.Context, cli client.APIClient, id string) er
 		}
 	}
 }
+
+// Leftovers lists, without removing anything, the containers, networks, volumes and
+// images labelled with runID (every labelled one when runID is empty): what a test or an
+// operator checks after a run to prove nothing of it was left behind.
+func Leftovers(ctx context.Context, runID string) (Report, error) {
+	p, err := newProvider(nil)
+	if err != nil {
+		return Report{}, err
+	}
+	defer func() { _ = p.Close() }()
+	cli := p.Client()
+	filter := labelFilter(runID)
+	var rep Report
+	var errs []error
+	ctrs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: filter})
+	errs = append(errs, err)
+	for _, c := range ctrs.Items {
+		name := c.ID[:12]
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		rep.Containers = append(rep.Containers, name)
+	}
+	nets, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: filter})
+	errs = append(errs, err)
+	for _, n := range nets.Items {
+		rep.Networks = append(rep.Networks, n.Name)
+	}
+	vols, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: filter})
+	errs = append(errs, err)
+	for _, v := range vols.Items {
+		rep.Volumes = append(rep.Volumes, v.Name)
+	}
+	imgs, err := cli.ImageList(ctx, client.ImageListOptions{Filters: filter})
+	errs = append(errs, err)
+	for _, img := range imgs.Items {
+		name := img.ID
+		if len(img.RepoTags) > 0 {
+			name = img.RepoTags[0]
+		}
+		rep.Images = append(rep.Images, name)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return rep, fmt.Errorf("list docker leftovers: %w", err)
+	}
+	return rep, nil
+}

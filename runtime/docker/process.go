@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -392,6 +393,26 @@ func (p *Process) HostPort(containerPort int) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("map port %s:%d: not published (is the container running and connected?)", p.spec.Name, containerPort)
+}
+
+// NetworkAddr returns "ip:port", the container's address on the run's network: what its
+// peers reach. A harness on the engine's host can usually route to it too, and sees
+// exactly what a peer sees (a refused connection is refused, where a published port's
+// forwarder accepts and then resets it). It asks the engine each time: a restart may
+// change the address.
+func (p *Process) NetworkAddr(containerPort int) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	info, err := p.rt.cli.ContainerInspect(ctx, p.ContainerID(), client.ContainerInspectOptions{})
+	if err != nil {
+		return "", fmt.Errorf("inspect container %s: %w", p.spec.Name, err)
+	}
+	if ns := info.Container.NetworkSettings; ns != nil {
+		if ep := ns.Networks[p.rt.network]; ep != nil && ep.IPAddress.IsValid() {
+			return net.JoinHostPort(ep.IPAddress.String(), strconv.Itoa(containerPort)), nil
+		}
+	}
+	return "", fmt.Errorf("find %s on network %s: not connected", p.spec.Name, p.rt.network)
 }
 
 // remove deletes the container (not its named volumes, which the runtime owns).

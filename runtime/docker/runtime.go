@@ -308,7 +308,11 @@ func (r *Runtime) request(s runtime.Spec) testcontainers.ContainerRequest {
 	for _, port := range cs.Ports {
 		pp := network.MustParsePort(strconv.Itoa(port) + "/tcp")
 		exposed = append(exposed, pp.String())
-		bindings[pp] = []network.PortBinding{{HostIP: loopback}}
+		b := network.PortBinding{HostIP: loopback}
+		if hp := cs.HostPorts[port]; hp > 0 {
+			b.HostPort = strconv.Itoa(hp)
+		}
+		bindings[pp] = []network.PortBinding{b}
 	}
 	var mounts []mount.Mount
 	for _, m := range cs.Mounts {

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/runtime/docker"
+)
+
+// TestSIGKILLedDockerRunIsCleaned kills `faultline run --runtime docker` once its
+// containers are up and shows that `faultline clean` removes every container, network,
+// volume and image labelled with that run.
+func TestSIGKILLedDockerRunIsCleaned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the system as containers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := docker.Available(ctx); err != nil {
+		t.Skip("docker: no engine: " + err.Error())
+	}
+	bin := faultlineBinary(t)
+	undo := t.TempDir()
+	env := append(os.Environ(), harness.UndoDirEnv+"="+undo)
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "run", filepath.Join("testdata", "killpoints.yaml"), "--runtime", "docker", "--dir", t.TempDir())
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, &out, &out
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+
+	// Kill it once the gateway container runs: by then the network, the Toxiproxy
+	// container, every component and the volumes exist.
+	var runID string
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		require.True(t, time.Now().Before(deadline), "the run never started its gateway container:\n%s", &out)
+		if paths, _ := harness.Pending(undo); len(paths) == 1 {
+			if rec, err := harness.ReadUndo(paths[0]); err == nil && len(rec.Networks) > 0 {
+				runID = rec.RunID
+				rep, err := docker.Leftovers(context.Background(), runID)
+				if err == nil && containsSuffix(rep.Containers, "-gateway-1") {
+					break
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+
+	before, err := docker.Leftovers(context.Background(), runID)
+	require.NoError(t, err)
+	require.NotEmpty(t, before.Containers, "a SIGKILLed harness leaves its containers")
+	require.NotEmpty(t, before.Networks, "and its network")
+	t.Logf("left by the killed run: %d containers, %d networks, %d volumes", len(before.Containers), len(before.Networks), len(before.Volumes))
+
+	clean := exec.Command(bin, "clean")
+	clean.Env = env
+	cleaned, err := clean.CombinedOutput()
+	require.NoError(t, err, "%s", cleaned)
+	assert.Contains(t, string(cleaned), "healed run "+runID)
+
+	after, err := docker.Leftovers(context.Background(), runID)
+	require.NoError(t, err)
+	assert.True(t, after.Empty(), "labelled with run %s and still there: %+v", runID, after)
+	left, err := harness.Pending(undo)
+	require.NoError(t, err)
+	assert.Empty(t, left, "the record goes once everything is removed")
+}
+
+func containsSuffix(names []string, suffix string) bool {
+	for _, n := range names {
+		if len(n) >= len(suffix) && n[len(n)-len(suffix):] == suffix {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,239 @@
+package harness
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/faultline-dev/faultline/faults"
+	"github.com/faultline-dev/faultline/reference-services/design"
+	"github.com/faultline-dev/faultline/runtime"
+	"github.com/faultline-dev/faultline/runtime/docker"
+	"github.com/faultline-dev/faultline/system"
+)
+
+// On the Docker runtime the fault proxies live in one Toxiproxy container on the run's
+// network, reached by its callers as toxiproxyName:<port> and by the harness through the
+// ports that container publishes on 127.0.0.1.
+const (
+	toxiproxyName = "toxiproxy"
+	// proxyPortBase is the first port, inside the Toxiproxy container, that a proxy
+	// listens on; a run publishes as many as its system can need (proxyPorts).
+	proxyPortBase = 20000
+)
+
+// dockerRun is what a run on the Docker runtime adds to a local one: the runtime (its
+// network, containers and volumes, all labelled with the run's undo id, so that a killed
+// run is removed by the next faultline command) and the Toxiproxy container.
+type dockerRun struct {
+	rt   *docker.Runtime
+	toxi runtime.Process
+	// direct is set when the harness routes to the containers' own addresses on the
+	// run's network (an engine on this host): probes then see exactly what a peer sees.
+	// Otherwise they go through the ports published on 127.0.0.1, whose forwarder turns a
+	// refused connection into an accepted-then-reset one.
+	direct bool
+}
+
+var (
+	_ faults.HealthProber = (*system.System)(nil)
+	_ faults.PIDs         = (*system.System)(nil)
+	_ faults.Networker    = (*system.System)(nil)
+)
+
+// DockerImages builds (or finds, when the binaries have not changed) the faultline and
+// Toxiproxy images a Docker run needs, so that a suite builds them once for all its runs.
+func DockerImages(ctx context.Context, d Docker) (Docker, error) {
+	opts := []docker.BuildOption{docker.WithModuleRoot(d.ModuleRoot), docker.WithBuildLog(d.BuildLog)}
+	var err error
+	if d.Image == "" {
+		if d.Image, err = docker.BuildImage(ctx, opts...); err != nil {
+			return d, fmt.Errorf("build faultline image: %w", err)
+		}
+	}
+	if d.Toxiproxy == "" {
+		if d.Toxiproxy, err = docker.BuildToxiproxyImage(ctx, opts...); err != nil {
+			return d, fmt.Errorf("build toxiproxy image: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// startDocker creates the run's Docker runtime and its Toxiproxy container. The returned
+// close removes every container, the network and the volumes; it must be called even
+// when startDocker fails (it then removes what was made).
+func (r *runner) startDocker(ctx context.Context, proxies int) (*dockerRun, func(context.Context), error) {
+	d := &dockerRun{}
+	closeFn := func(ctx context.Context) {
+		if d.rt != nil {
+			if err := d.rt.Close(ctx); err != nil {
+				r.o.log.Warn("remove docker resources", "err", err)
+			}
+		}
+	}
+	imgs, err := DockerImages(ctx, r.o.docker)
+	if err != nil {
+		return nil, closeFn, err
+	}
+	runID := r.journal.Record().RunID
+	r.journal.SetContainerCleaner(CleanDocker)
+	rt, err := docker.New(ctx, docker.WithRunID(runID), docker.WithImage(imgs.Image), docker.WithLogger(r.o.log),
+		docker.WithStartTimeout(r.o.readyTimeout))
+	if err != nil {
+		return nil, closeFn, fmt.Errorf("start docker runtime: %w", err)
+	}
+	d.rt = rt
+	if err := r.journal.Update(func(rec *UndoRecord) { rec.Networks = append(rec.Networks, rt.Network()) }); err != nil {
+		return nil, closeFn, err
+	}
+	ports := []int{docker.ToxiproxyAPIPort}
+	for i := range proxies {
+		ports = append(ports, proxyPortBase+i)
+	}
+	began := time.Now()
+	toxi, err := rt.Start(ctx, runtime.Spec{
+		Name:    toxiproxyName,
+		Command: docker.ToxiproxyPath,
+		Args:    []string{"-host", "0.0.0.0", "-port", strconv.Itoa(docker.ToxiproxyAPIPort)},
+		// Toxiproxy logs every connection at info level.
+		Env:     []string{"LOG_LEVEL=warn"},
+		LogFile: filepath.Join(r.dir, "toxiproxy.log"),
+		Labels:  map[string]string{"faultline.kind": toxiproxyName},
+		Container: &runtime.ContainerSpec{
+			Image: imgs.Toxiproxy, Ports: ports,
+			Ready: &runtime.HTTPReady{Port: docker.ToxiproxyAPIPort, Path: "/version"},
+		},
+	})
+	if err != nil {
+		return nil, closeFn, fmt.Errorf("start toxiproxy container: %w", err)
+	}
+	d.toxi = toxi
+	d.direct = reachable(ctx, toxi, docker.ToxiproxyAPIPort)
+	r.o.log.Info("toxiproxy container ready", "proxy ports", proxies, "took", time.Since(began), "direct", d.direct)
+	return d, closeFn, nil
+}
+
+// remote is the links' view of the Toxiproxy container.
+func (d *dockerRun) remote(proxies int) (faults.Remote, error) {
+	api, err := d.dial(net.JoinHostPort(toxiproxyName, strconv.Itoa(docker.ToxiproxyAPIPort)))
+	if err != nil {
+		return faults.Remote{}, fmt.Errorf("find toxiproxy api: %w", err)
+	}
+	ports := make([]int, proxies)
+	for i := range ports {
+		ports[i] = proxyPortBase + i
+	}
+	return faults.Remote{API: "http://" + api, Host: toxiproxyName, Ports: ports, Dial: d.dial}, nil
+}
+
+// dial maps an address on the run's network ("order-1:9000", "toxiproxy:20003") to the
+// host address its container publishes it on. It asks the engine each time: a container
+// started after the call before, or restarted, is found all the same.
+func (d *dockerRun) dial(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", addr, err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", addr, err)
+	}
+	for _, p := range d.rt.Processes() {
+		if p.Name() != host {
+			continue
+		}
+		if na, ok := p.(networkAddresser); ok && d.direct {
+			if a, err := na.NetworkAddr(n); err == nil {
+				return a, nil
+			}
+			// Not on the network (disconnected, stopped): its published port says so.
+		}
+		hp, ok := p.(runtime.HostPorter)
+		if !ok {
+			return "", fmt.Errorf("resolve %s: the runtime does not publish ports", addr)
+		}
+		return hp.HostPort(n)
+	}
+	return "", fmt.Errorf("resolve %s: no container %q on the run's network (yet)", addr, host)
+}
+
+// proxyPorts is how many proxies the reference system of spec can need: one per caller
+// instance to the registry, the broker and the balancer, and one per (calling service,
+// callee instance) route. Publishing a port costs the engine a helper process, so the
+// count is worked out rather than guessed large.
+func proxyPorts(spec system.Spec) (int, error) {
+	d, err := design.Load(spec.DesignFile)
+	if err != nil {
+		return 0, fmt.Errorf("load design: %w", err)
+	}
+	m := cmp.Or(spec.Merchants, system.DefaultReplicas)
+	p := cmp.Or(spec.Products, system.DefaultReplicas)
+	o := cmp.Or(spec.Orders, system.DefaultReplicas)
+	g := cmp.Or(spec.Gateways, d.Gateways, 1)
+	callers := m + p + o + g
+	shared := 2 // registry and broker
+	routeCallers := 2
+	if d.Discovery == design.DiscoveryServer {
+		callers++ // the balancer dials the registry and the broker too
+		shared++
+		routeCallers++
+	}
+	routes := (m+p)*routeCallers + o*(routeCallers-1)
+	return callers*shared + routes, nil
+}
+
+// errDockerTopology refuses a custom topology on the Docker runtime, which would otherwise
+// run the user's commands as local processes under a docker label.
+var errDockerTopology = errors.New("a topology runs on the local runtime only; components given as images are not supported yet")
+
+// CleanDocker removes every container, network and volume labelled with runID and names
+// what it removed: the container cleaner of a Docker run's undo record.
+func CleanDocker(ctx context.Context, runID string) ([]string, error) {
+	if runID == "" {
+		return nil, errors.New("clean docker run: empty run id would remove every run's resources")
+	}
+	rep, err := docker.Clean(ctx, runID)
+	var out []string
+	out = append(out, rep.Containers...)
+	out = append(out, rep.Networks...)
+	out = append(out, rep.Volumes...)
+	return out, err
+}
+
+// networkAddresser is a container that can name its address on the run's network.
+type networkAddresser interface {
+	NetworkAddr(containerPort int) (string, error)
+}
+
+var _ networkAddresser = (*docker.Process)(nil)
+
+// reachable reports whether the harness can open a connection to p's own address on the
+// run's network and get an HTTP answer there.
+func reachable(ctx context.Context, p runtime.Process, port int) bool {
+	na, ok := p.(networkAddresser)
+	if !ok {
+		return false
+	}
+	addr, err := na.NetworkAddr(port)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/version", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
