@@ -13,7 +13,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 API_DIR      := reference-services/api/refv1
 
-.PHONY: all build up demo test test-race fuzz suite suite-docker bench bench-suite mocks generate vet fmt clean examples
+.PHONY: all build up demo test test-race fuzz suite suite-docker examples-docker bench bench-suite mocks generate vet fmt clean examples
 
 all: build
 
@@ -49,6 +49,12 @@ fuzz:
 examples: build
 	./examples/run.sh
 
+## examples-docker: the same examples as containers (each component's image built FROM
+## scratch of the host's binaries), the same expectations
+examples-docker: build
+	FAULTLINE_RUNTIME=docker ./examples/run.sh
+	./scripts/docker-leftovers.sh examples-docker
+
 ## suite: the built-in catalog, one scenario after the other; exits non-zero when any
 ## scenario misses its expectation (an expected failure that did not happen included)
 suite: build
@@ -58,11 +64,7 @@ suite: build
 ## run's containers, network and volumes removed at its end: the check after proves it)
 suite-docker: build
 	./$(BIN) suite scenarios/ --runtime docker
-	@left=$$(docker ps -aq --filter label=dev.faultline.managed=true; \
-	  docker network ls -q --filter label=dev.faultline.managed=true; \
-	  docker volume ls -q --filter label=dev.faultline.managed=true); \
-	  if [ -n "$$left" ]; then echo "suite-docker: labelled docker resources left behind: $$left" >&2; exit 1; fi; \
-	  echo "suite-docker: no labelled container, network or volume left"
+	./scripts/docker-leftovers.sh suite-docker
 
 ## bench-suite: wall time of `faultline suite scenarios/` (target: 3 min on 2 cores)
 bench-suite: build

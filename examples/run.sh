@@ -3,10 +3,13 @@
 # (nginx, redis-server, webdis) and requires each to meet its expectation. A
 # scenario that declares expect_failure exits 0 when its check fails for the stated
 # reason, so every line below must exit 0. Arguments replace the list.
+# FAULTLINE_RUNTIME=docker runs them as containers (images built FROM scratch of the same
+# host binaries: make examples-docker).
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 BIN="${BIN:-bin/faultline}"
+RUNTIME="${FAULTLINE_RUNTIME:-local}"
 
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
@@ -37,16 +40,16 @@ fi
 summary=()
 failed=0
 for s in "${scenarios[@]}"; do
-  echo "== $s"
+  echo "== $s ($RUNTIME)"
   start=$(date +%s.%N)
-  "$BIN" run "$s"
+  "$BIN" run "$s" --runtime "$RUNTIME"
   rc=$?
   secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   summary+=("$(printf 'exit %d  %6ss  %s' "$rc" "$secs" "$s")")
   [ "$rc" -eq 0 ] || failed=$((failed + 1))
 done
 
-echo "== examples"
+echo "== examples ($RUNTIME runtime)"
 printf '%s\n' "${summary[@]}"
 if [ "$failed" -gt 0 ]; then
   echo "examples: $failed of ${#scenarios[@]} did not meet their expectation" >&2

@@ -48,10 +48,10 @@ func runCustom(ctx context.Context, sc *scenarios.Scenario, o options, res *resu
 		res.Hint = "run faultline validate " + sc.File
 		return res, &ValidationError{Errs: errs}
 	}
-	if res.Runtime != "local" {
-		res.Reason = fmt.Sprintf("runtime %q: %v", res.Runtime, errDockerTopology)
-		res.Hint = "run this scenario with --runtime local (or system.runtime: local)"
-		return res, fmt.Errorf("run scenario: %s", res.Reason)
+	if err := runnableOn(sc.Topology, res.Runtime); err != nil {
+		res.Reason = err.Error()
+		res.Hint = "on the local runtime every component needs a command; on docker an image or a build (see examples/)"
+		return res, fmt.Errorf("run scenario: %w", err)
 	}
 	if o.evaluator == nil {
 		o.evaluator = DefaultEvaluator()
@@ -72,7 +72,11 @@ func (r *runner) runCustom(ctx context.Context) (err error) {
 	dir := r.dir
 	links := r.links
 
-	plan, err := topology.NewPlan(r.sc.Topology, dir, nil)
+	var planOpts []topology.PlanOption
+	if r.docker != nil {
+		planOpts = append(planOpts, topology.InNetwork())
+	}
+	plan, err := topology.NewPlan(r.sc.Topology, dir, nil, planOpts...)
 	if err != nil {
 		return r.fail(ctx, err)
 	}
@@ -85,6 +89,16 @@ func (r *runner) runCustom(ctx context.Context) (err error) {
 		if err := plan.SetListen(px.Name(), listen); err != nil {
 			return r.fail(ctx, err)
 		}
+		if r.docker != nil {
+			// The load generator and the checks dial it from the host.
+			host, err := r.docker.dial(listen)
+			if err != nil {
+				return r.fail(ctx, fmt.Errorf("find proxy %s: %w", px.Name(), err))
+			}
+			if err := plan.SetHostListen(px.Name(), host); err != nil {
+				return r.fail(ctx, err)
+			}
+		}
 	}
 	r.recordLinks()
 	if err := r.journal.RecordLinks(links); err != nil {
@@ -96,13 +110,22 @@ func (r *runner) runCustom(ctx context.Context) (err error) {
 	}
 	r.sc = rendered
 
-	rt := local.New(local.WithLogger(o.log))
-	defer func() {
-		cctx, cancel := cleanup()
-		defer cancel()
-		_ = rt.Close(cctx)
-	}()
-	cs := &customSystem{rt: UndoRuntime(rt, r.journal), plan: plan, procs: map[string]runtime.Process{}, readyCap: o.readyTimeout}
+	cs := &customSystem{plan: plan, procs: map[string]runtime.Process{}, readyCap: o.readyTimeout}
+	if r.docker != nil {
+		// The runtime is removed with the rest of the run's docker side (prepare).
+		cs.rt = UndoRuntime(r.docker.rt, r.journal)
+		if cs.images, err = r.componentImages(ctx); err != nil {
+			return r.fail(ctx, err)
+		}
+	} else {
+		rt := local.New(local.WithLogger(o.log))
+		defer func() {
+			cctx, cancel := cleanup()
+			defer cancel()
+			_ = rt.Close(cctx)
+		}()
+		cs.rt = UndoRuntime(rt, r.journal)
+	}
 	defer func() {
 		r.setPhase("stopping")
 		cctx, cancel := cleanup()
@@ -349,7 +372,7 @@ func (r *runner) startCustomScraper(ctx context.Context, cs *customSystem) (func
 			continue
 		}
 		for _, inst := range cs.plan.Instances(name) {
-			u, err := cs.plan.Render(inst.Name, c.Metrics.URL)
+			u, err := cs.plan.RenderHost(inst.Name, c.Metrics.URL)
 			if err != nil {
 				return nil, fmt.Errorf("start scraper: %w", err)
 			}
@@ -426,6 +449,8 @@ type customSystem struct {
 	rt       runtime.Runtime
 	plan     *topology.Plan
 	readyCap time.Duration
+	// images maps each component to its image on the Docker runtime; nil on the local one.
+	images map[string]string
 
 	mu      sync.Mutex
 	procs   map[string]runtime.Process
@@ -433,8 +458,10 @@ type customSystem struct {
 }
 
 var (
-	_ faults.Processes = (*customSystem)(nil)
-	_ faults.PIDs      = (*customSystem)(nil)
+	_ faults.Processes    = (*customSystem)(nil)
+	_ faults.PIDs         = (*customSystem)(nil)
+	_ faults.HealthProber = (*customSystem)(nil)
+	_ faults.Networker    = (*customSystem)(nil)
 )
 
 // Start starts every component, callees first, and returns once each instance is ready.
@@ -528,10 +555,30 @@ func (cs *customSystem) spec(c topology.Component, inst *topology.Instance) (run
 	for _, k := range keys {
 		spec.Env = append(spec.Env, k+"="+render("env "+k, c.Env[k]))
 	}
+	if cs.images != nil {
+		spec.Container = cs.containerSpec(c, inst)
+	}
 	if len(errs) > 0 {
 		return spec, fmt.Errorf("start %s: %w", inst.Name, errors.Join(errs...))
 	}
 	return spec, nil
+}
+
+// containerSpec runs an instance in its component's image: every port published on the
+// same port of 127.0.0.1 (so the plan's host view holds, and survives a restart), and the
+// instance's run directory bind-mounted at the same path, so {{.Dir}} means one place.
+func (cs *customSystem) containerSpec(c topology.Component, inst *topology.Instance) *runtime.ContainerSpec {
+	ctr := &runtime.ContainerSpec{
+		Image:     cs.images[c.Name],
+		HostPorts: map[int]int{},
+		Mounts:    []runtime.Mount{{HostPath: inst.Dir, Target: inst.Dir}},
+	}
+	for _, name := range c.Ports {
+		port := inst.Ports[name]
+		ctr.Ports = append(ctr.Ports, port)
+		ctr.HostPorts[port] = port
+	}
+	return ctr
 }
 
 // waitReady polls the component's readiness check until it passes, the process exits,
@@ -581,7 +628,7 @@ func (cs *customSystem) readyCheck(c topology.Component, name string) (func(cont
 		return func(context.Context) error { return nil }, nil
 	}
 	render := func(s string) (string, error) {
-		out, err := cs.plan.Render(name, s)
+		out, err := cs.plan.RenderHost(name, s)
 		if err != nil {
 			return "", fmt.Errorf("wait for %s: %w", name, err)
 		}
@@ -721,13 +768,70 @@ func (cs *customSystem) Instances(service string) []string {
 	return c.Instances()
 }
 
-// PID is the instance's current operating-system process id.
+// PID is the instance's current operating-system process id. A container offers none:
+// its freezer does not show as a stopped process, so a pause is observed with Healthy.
 func (cs *customSystem) PID(name string) (int, bool) {
 	p := cs.proc(name)
-	if p == nil || !p.Running() {
+	if p == nil || !p.Running() || cs.images != nil {
 		return 0, false
 	}
 	return p.PID(), p.PID() > 0
+}
+
+// healthTimeout bounds one health check of a component: a paused one never answers.
+const healthTimeout = time.Second
+
+// Healthy runs one attempt of the instance's readiness check: a component that answers it
+// is healthy; one without a check is healthy while it runs.
+func (cs *customSystem) Healthy(ctx context.Context, name string) bool {
+	c, ok := cs.plan.Topology().ComponentOf(name)
+	if !ok || !cs.Running(name) {
+		return false
+	}
+	check, err := cs.readyCheck(c, name)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	return check(ctx) == nil
+}
+
+// Disconnect takes the instance's container off the run's network.
+func (cs *customSystem) Disconnect(ctx context.Context, name string) error {
+	p, err := cs.must(name)
+	if err != nil {
+		return err
+	}
+	nw, ok := runtime.As[runtime.Partitioner](p)
+	if !ok {
+		return fmt.Errorf("disconnect %s: the runtime does not control its network", name)
+	}
+	return nw.Disconnect(ctx)
+}
+
+// Reconnect puts the instance's container back on the run's network.
+func (cs *customSystem) Reconnect(ctx context.Context, name string) error {
+	p, err := cs.must(name)
+	if err != nil {
+		return err
+	}
+	nw, ok := runtime.As[runtime.Partitioner](p)
+	if !ok {
+		return fmt.Errorf("reconnect %s: the runtime does not control its network", name)
+	}
+	return nw.Reconnect(ctx)
+}
+
+// CanDisconnect reports whether the instance runs where its network can be cut (a
+// container).
+func (cs *customSystem) CanDisconnect(name string) bool {
+	p := cs.proc(name)
+	if p == nil {
+		return false
+	}
+	_, ok := runtime.As[runtime.Partitioner](p)
+	return ok
 }
 
 // Stop stops every instance, callers first, so a callee never disappears under a

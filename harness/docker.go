@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/faultline-dev/faultline/faults"
@@ -16,6 +17,7 @@ import (
 	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/runtime/docker"
 	"github.com/faultline-dev/faultline/system"
+	"github.com/faultline-dev/faultline/topology"
 )
 
 // On the Docker runtime the fault proxies live in one Toxiproxy container on the run's
@@ -47,12 +49,13 @@ var (
 	_ faults.Networker    = (*system.System)(nil)
 )
 
-// DockerImages builds (or finds, when the binaries have not changed) the faultline and
-// Toxiproxy images a Docker run needs, so that a suite builds them once for all its runs.
-func DockerImages(ctx context.Context, d Docker) (Docker, error) {
+// DockerImages builds (or finds, when the binaries have not changed) the images a Docker
+// run needs — Toxiproxy's always, faultline's for the reference system (reference) — so
+// that a suite builds them once for all its runs.
+func DockerImages(ctx context.Context, d Docker, reference bool) (Docker, error) {
 	opts := []docker.BuildOption{docker.WithModuleRoot(d.ModuleRoot), docker.WithBuildLog(d.BuildLog)}
 	var err error
-	if d.Image == "" {
+	if d.Image == "" && reference {
 		if d.Image, err = docker.BuildImage(ctx, opts...); err != nil {
 			return d, fmt.Errorf("build faultline image: %w", err)
 		}
@@ -77,7 +80,7 @@ func (r *runner) startDocker(ctx context.Context, proxies int) (*dockerRun, func
 			}
 		}
 	}
-	imgs, err := DockerImages(ctx, r.o.docker)
+	imgs, err := DockerImages(ctx, r.o.docker, !r.sc.HasTopology())
 	if err != nil {
 		return nil, closeFn, err
 	}
@@ -188,9 +191,56 @@ func proxyPorts(spec system.Spec) (int, error) {
 	return callers*shared + routes, nil
 }
 
-// errDockerTopology refuses a custom topology on the Docker runtime, which would otherwise
-// run the user's commands as local processes under a docker label.
-var errDockerTopology = errors.New("a topology runs on the local runtime only; components given as images are not supported yet")
+// runnableOn reports what stops topo from running on rt: on the local runtime every
+// component it starts needs a command, on docker an image or a build as well.
+func runnableOn(topo *topology.Topology, rt string) error {
+	var missing []string
+	for _, c := range topo.Components {
+		switch {
+		case c.External():
+		case rt == "docker" && !c.Containerised():
+			missing = append(missing, c.Name+" has no image or build")
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("run topology on %s: %s", rt, strings.Join(missing, "; "))
+	}
+	return nil
+}
+
+// topologyProxies is how many proxies a topology's links need: one per callee instance.
+func topologyProxies(topo *topology.Topology) int {
+	n := 0
+	for _, l := range topo.Links {
+		if c, ok := topo.Component(l.To); ok {
+			n += len(c.Instances())
+		}
+	}
+	return n
+}
+
+// componentImages finds or builds every component's image before anything starts: a
+// build takes seconds, a missing image is an error before the run, not in the middle.
+func (r *runner) componentImages(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
+	for _, c := range r.sc.Topology.Components {
+		switch {
+		case c.External():
+		case c.Image != "":
+			if err := docker.ImageExists(ctx, c.Image); err != nil {
+				return nil, fmt.Errorf("find image of %s: %w", c.Name, err)
+			}
+			out[c.Name] = c.Image
+		case c.Build != nil:
+			tag, err := docker.BuildHostImage(ctx, docker.HostImage{Binaries: c.Build.Binaries, Files: c.Build.Files, Dirs: c.Build.Dirs})
+			if err != nil {
+				return nil, fmt.Errorf("build image of %s: %w", c.Name, err)
+			}
+			out[c.Name] = tag
+		}
+	}
+	return out, nil
+}
 
 // CleanDocker removes every container, network and volume labelled with runID and names
 // what it removed: the container cleaner of a Docker run's undo record.

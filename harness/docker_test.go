@@ -2,6 +2,8 @@ package harness_test
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime/docker"
+	"github.com/faultline-dev/faultline/scenarios"
 )
 
 // requireDocker skips with one line when no engine answers.
@@ -67,4 +70,58 @@ func undoRunIDOf(t *testing.T, dir string) string {
 	require.NotEmpty(t, res.RunID, "a docker run records its run id")
 	require.False(t, strings.ContainsAny(res.RunID, "/ "), res.RunID)
 	return res.RunID
+}
+
+// TestCustomTopologyOnDocker runs a user's topology as containers: the test's own HTTP
+// server, built static, becomes an image FROM scratch (build: binaries), and the link
+// fault on web->api lands in the Toxiproxy container exactly as it does locally.
+func TestCustomTopologyOnDocker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts containers")
+	}
+	requireDocker(t)
+	dir := t.TempDir()
+	httpd := filepath.Join(dir, "httpd")
+	cmd := exec.Command("go", "build", "-o", httpd, "./testdata/custom/httpd")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "build httpd: %s", out)
+
+	src, err := os.ReadFile(filepath.Join("testdata", "custom", "link-latency.yaml"))
+	require.NoError(t, err)
+	text := strings.ReplaceAll(string(src), "command: httpd", "command: "+httpd+"\n      build: {binaries: ["+httpd+"]}")
+	file := filepath.Join(dir, "link-latency-docker.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(text), 0o644))
+	sc, err := scenarios.Load(file)
+	require.NoError(t, err)
+
+	res, runDir := runScenario(t, sc, harness.WithRuntime("docker"))
+	require.Equal(t, "docker", res.Runtime)
+	assert.Equal(t, result.Passed, res.Verdict, res.Reason)
+	require.Len(t, res.Faults, 1)
+	eff := res.Faults[0].Effect
+	require.NotNil(t, eff)
+	t.Logf("web->api latency in the toxiproxy container: landed=%t measured %.1f ms", eff.Landed, eff.Measured)
+	assert.True(t, eff.Landed, "%+v", eff)
+	assert.InDelta(t, 300, eff.Measured, 150)
+	byName := map[string]result.Check{}
+	for _, c := range res.Checks {
+		byName[c.Name] = c
+	}
+	assert.True(t, byName["web-counted"].Passed, "metric scraped from the container's published port: %+v", byName["web-counted"])
+	assert.False(t, byName["slowed"].Passed, "calls through web->api were slowed by the fault")
+
+	rep, err := docker.Leftovers(context.Background(), undoRunIDOf(t, runDir))
+	require.NoError(t, err)
+	assert.True(t, rep.Empty(), "left behind: %+v", rep)
+}
+
+// TestTopologyWithoutImagesIsRefusedOnDocker: a component that only has a command cannot
+// run as a container; the run says which, before anything starts.
+func TestTopologyWithoutImagesIsRefusedOnDocker(t *testing.T) {
+	sc := loadTestdata(t, "custom/link-latency.yaml")
+	res, err := harness.Run(t.Context(), sc, harness.WithRuntime("docker"), harness.WithDir(t.TempDir()))
+	require.Error(t, err)
+	assert.Equal(t, result.Error, res.Verdict)
+	assert.Contains(t, res.Reason, "run topology on docker: api has no image or build; web has no image or build")
 }

@@ -123,7 +123,7 @@ func (r *runner) cleanupContext(ctx context.Context) func() (context.Context, co
 // dockerProxies is how many proxy ports the run's Toxiproxy container publishes.
 func (r *runner) dockerProxies() (int, error) {
 	if r.sc.HasTopology() {
-		return 0, errDockerTopology
+		return topologyProxies(r.sc.Topology), nil
 	}
 	spec, err := r.systemSpec()
 	if err != nil {

@@ -243,3 +243,21 @@ type Partitioner interface {
 type HostPorter interface {
 	HostPort(containerPort int) (string, error)
 }
+
+// As finds an optional capability T of p (Partitioner, HostPorter, ...), looking through
+// wrappers that offer Unwrap() Process: a wrapper (a harness's recorder) cannot repeat
+// every capability of what it wraps.
+func As[T any](p Process) (T, bool) {
+	for p != nil {
+		if t, ok := p.(T); ok {
+			return t, true
+		}
+		u, ok := p.(interface{ Unwrap() Process })
+		if !ok {
+			break
+		}
+		p = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}

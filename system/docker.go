@@ -270,7 +270,7 @@ func (sys *System) publish(c *Component) error {
 	if !sys.containers {
 		return nil
 	}
-	hp, ok := capability[runtime.HostPorter](c.Process)
+	hp, ok := runtime.As[runtime.HostPorter](c.Process)
 	if !ok {
 		return fmt.Errorf("publish %s: the container runtime does not map ports", c.Name)
 	}
@@ -288,23 +288,6 @@ func (sys *System) publish(c *Component) error {
 	return nil
 }
 
-// capability finds an optional interface of p, looking through wrappers (the harness's
-// undo recorder) that offer Unwrap: a wrapper cannot know every capability underneath.
-func capability[T any](p runtime.Process) (T, bool) {
-	for p != nil {
-		if t, ok := p.(T); ok {
-			return t, true
-		}
-		u, ok := p.(interface{ Unwrap() runtime.Process })
-		if !ok {
-			break
-		}
-		p = u.Unwrap()
-	}
-	var zero T
-	return zero, false
-}
-
 // Disconnect takes the named component off the network while it keeps running (a
 // container leaves the run's network: peers and published ports get no answer). It is
 // only offered where the runtime controls the network (containers).
@@ -313,7 +296,7 @@ func (sys *System) Disconnect(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("disconnect component: %w", err)
 	}
-	p, ok := capability[runtime.Partitioner](c.Process)
+	p, ok := runtime.As[runtime.Partitioner](c.Process)
 	if !ok {
 		return fmt.Errorf("disconnect %s: %w", name, ErrNoNetworkControl)
 	}
@@ -326,7 +309,7 @@ func (sys *System) Reconnect(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("reconnect component: %w", err)
 	}
-	p, ok := capability[runtime.Partitioner](c.Process)
+	p, ok := runtime.As[runtime.Partitioner](c.Process)
 	if !ok {
 		return fmt.Errorf("reconnect %s: %w", name, ErrNoNetworkControl)
 	}
@@ -339,7 +322,7 @@ func (sys *System) CanDisconnect(name string) bool {
 	if err != nil {
 		return false
 	}
-	_, ok := capability[runtime.Partitioner](c.Process)
+	_, ok := runtime.As[runtime.Partitioner](c.Process)
 	return ok
 }
 

@@ -19,6 +19,7 @@ import (
 type Plan struct {
 	topo      *Topology
 	runDir    string
+	network   bool // InNetwork
 	instances map[string]*Instance
 	order     []string
 	proxies   []*Proxy
@@ -37,6 +38,19 @@ type Instance struct {
 	External bool
 	// Address is an external component's host:port.
 	Address string
+}
+
+// NetAddr is the address its peers dial on a container network: "<instance>:<port>" (the
+// instance's name is its alias there), or an external component's address.
+func (i *Instance) NetAddr(port string) (string, error) {
+	if i.External {
+		return i.Address, nil
+	}
+	n, ok := i.Ports[port]
+	if !ok {
+		return "", fmt.Errorf("%s has no port %q (ports: %s)", i.Name, port, strings.Join(sortedKeys(i.Ports), ", "))
+	}
+	return net.JoinHostPort(i.Name, strconv.Itoa(n)), nil
 }
 
 // Addr is the instance's own address for port: host:port on 127.0.0.1, or an external
@@ -62,10 +76,23 @@ type Proxy struct {
 	Port, Upstream string
 	// Listen is where callers dial, known once the proxy exists (SetListen).
 	Listen string
+	// HostListen is where the harness and the load generator dial it when that differs
+	// from Listen (a proxy in a container: SetHostListen); empty means Listen.
+	HostListen string
 }
 
 // Name is the proxy's name and a link fault's target: "<from>-><to instance>".
 func (p Proxy) Name() string { return p.From + "->" + p.To }
+
+// PlanOption configures NewPlan.
+type PlanOption func(*Plan)
+
+// InNetwork lays the topology out for containers on one network: each component listens
+// on 0.0.0.0 (its container is the boundary) on its allocated port, published on the same
+// port of 127.0.0.1, and its templates reach peers by instance name ("api-1:20001") and
+// proxies at their address on that network. Readiness checks, metrics and the load
+// generator run on the host and still see 127.0.0.1 (RenderHost, RenderClient).
+func InNetwork() PlanOption { return func(p *Plan) { p.network = true } }
 
 // PortsFunc allocates n free ports on 127.0.0.1.
 type PortsFunc func(n int) ([]int, error)
@@ -93,7 +120,7 @@ func FreePorts(n int) ([]int, error) {
 
 // NewPlan lays t out under runDir with ports from alloc (FreePorts when nil). t should be
 // valid (Validate returns nothing); a plan of an invalid topology is refused.
-func NewPlan(t *Topology, runDir string, alloc PortsFunc) (*Plan, error) {
+func NewPlan(t *Topology, runDir string, alloc PortsFunc, opts ...PlanOption) (*Plan, error) {
 	if t == nil {
 		return nil, errors.New("plan topology: no topology")
 	}
@@ -114,6 +141,9 @@ func NewPlan(t *Topology, runDir string, alloc PortsFunc) (*Plan, error) {
 		return nil, fmt.Errorf("plan topology: allocated %d ports, want %d", len(ports), total)
 	}
 	p := &Plan{topo: t, runDir: runDir, instances: map[string]*Instance{}}
+	for _, o := range opts {
+		o(p)
+	}
 	for _, c := range t.Components {
 		for r, name := range c.Instances() {
 			inst := &Instance{Name: name, Component: c.Name, Replica: r + 1, Ports: map[string]int{},
@@ -136,7 +166,11 @@ func NewPlan(t *Topology, runDir string, alloc PortsFunc) (*Plan, error) {
 			port = to.Ports[0]
 		}
 		for _, name := range to.Instances() {
-			up, err := p.instances[name].Addr(port)
+			upstream := p.instances[name].Addr
+			if p.network {
+				upstream = p.instances[name].NetAddr // the proxy dials from the network too
+			}
+			up, err := upstream(port)
 			if err != nil {
 				return nil, fmt.Errorf("plan topology: link %q: %w", l.Name(), err)
 			}
@@ -258,7 +292,8 @@ func (p *Plan) proxyFor(caller, instance, port string) *Proxy {
 	return nil
 }
 
-// Render executes text as a template seen by instance (one of the plan's instances).
+// Render executes text as a template seen by instance (one of the plan's instances),
+// for its own command line, environment and files.
 func (p *Plan) Render(instance, text string) (string, error) {
 	inst, ok := p.instances[instance]
 	if !ok {
@@ -267,19 +302,42 @@ func (p *Plan) Render(instance, text string) (string, error) {
 	return render(text, &Data{plan: p, caller: inst.Component, self: inst})
 }
 
+// RenderHost executes text as a template about instance seen from the harness's host:
+// its readiness check and metrics URL. It differs from Render only InNetwork, where
+// .Self is the published 127.0.0.1 address instead of the in-container 0.0.0.0 one.
+func (p *Plan) RenderHost(instance, text string) (string, error) {
+	inst, ok := p.instances[instance]
+	if !ok {
+		return "", fmt.Errorf("render template: no instance %q", instance)
+	}
+	return render(text, &Data{plan: p, caller: inst.Component, self: inst, host: true})
+}
+
+// SetHostListen records where the harness reaches the proxy called name, when that is
+// not its Listen address (a proxy inside a container).
+func (p *Plan) SetHostListen(name, addr string) error {
+	for _, px := range p.proxies {
+		if px.Name() == name {
+			px.HostListen = addr
+			return nil
+		}
+	}
+	return fmt.Errorf("set proxy host address: no proxy %q", name)
+}
+
 // RenderClient executes text as a template seen by the load generator (the caller
 // Client): .Addr gives the proxy when a link from client is declared. The load
 // generator's own template functions ({{.Seq}}, {{.Client}}, {{.Key}}, {{.Token}},
 // {{.Rand lo hi}}, {{.Pick ...}}) are left in place for it to fill per request.
 func (p *Plan) RenderClient(text string) (string, error) {
-	return render(text, &ClientData{Data: Data{plan: p, caller: Client}})
+	return render(text, &ClientData{Data: Data{plan: p, caller: Client, host: true}})
 }
 
 func render(text string, data any) (string, error) {
 	if !strings.Contains(text, "{{") {
 		return text, nil
 	}
-	tm, err := template.New("t").Option("missingkey=error").Parse(text)
+	tm, err := template.New("t").Option("missingkey=error").Funcs(templateFuncs).Parse(text)
 	if err != nil {
 		return "", fmt.Errorf("parse template: %w", trimTemplateErr(err))
 	}
@@ -303,11 +361,39 @@ func trimTemplateErr(err error) error {
 	return errors.New(msg)
 }
 
+// templateFuncs split an address for configurations that want host and port apart
+// ("redis_host": "{{host (.Addr "redis" "redis")}}").
+var templateFuncs = template.FuncMap{
+	"host": func(addr string) (string, error) {
+		h, _, err := net.SplitHostPort(addr)
+		return h, err
+	},
+	"port": func(addr string) (string, error) {
+		_, port, err := net.SplitHostPort(addr)
+		return port, err
+	},
+}
+
 // Data is what a component's templates see.
 type Data struct {
 	plan   *Plan
 	caller string
 	self   *Instance
+	// host is set when the text is used on the harness's host (readiness, metrics, the
+	// load), not inside the component.
+	host bool
+}
+
+// inside reports whether the text is read inside a container on the run's network.
+func (d *Data) inside() bool { return d.plan.network && !d.host }
+
+// Bind is the host the component listens on: 127.0.0.1, or 0.0.0.0 inside a container
+// (whose network is the boundary; the port is published on 127.0.0.1 only).
+func (d *Data) Bind() string {
+	if d.inside() {
+		return "0.0.0.0"
+	}
+	return Host
 }
 
 // Dir is the instance's run directory.
@@ -346,13 +432,14 @@ func (d *Data) Port(name string) (int, error) {
 	return n, nil
 }
 
-// Self is the instance's own host:port for the port called name.
+// Self is the instance's own listen address for the port called name: 127.0.0.1:port, or
+// 0.0.0.0:port inside a container (InNetwork).
 func (d *Data) Self(name string) (string, error) {
 	n, err := d.Port(name)
 	if err != nil {
 		return "", err
 	}
-	return net.JoinHostPort(Host, strconv.Itoa(n)), nil
+	return net.JoinHostPort(d.Bind(), strconv.Itoa(n)), nil
 }
 
 // Addr is the host:port the caller dials to reach target (a component with one instance,
@@ -390,10 +477,18 @@ func (d *Data) addrs(target, port string) ([]string, error) {
 			if px.Listen == "" {
 				return nil, fmt.Errorf("the proxy %s does not exist yet", px.Name())
 			}
-			out = append(out, px.Listen)
+			if d.host && px.HostListen != "" {
+				out = append(out, px.HostListen)
+			} else {
+				out = append(out, px.Listen)
+			}
 			continue
 		}
-		a, err := inst.Addr(port)
+		addr := inst.Addr
+		if d.inside() {
+			addr = inst.NetAddr
+		}
+		a, err := addr(port)
 		if err != nil {
 			return nil, err
 		}

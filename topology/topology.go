@@ -57,7 +57,20 @@ type Component struct {
 	Ready    *Ready            `yaml:"ready,omitempty" json:"ready,omitempty" doc:"how to tell the component is ready; callers start only after"`
 	Metrics  *Metrics          `yaml:"metrics,omitempty" json:"metrics,omitempty" doc:"a Prometheus endpoint to scrape during the run, for metric checks"`
 	Address  string            `yaml:"address,omitempty" json:"address,omitempty" doc:"host:port of an external component that is already running; only link faults apply to it"`
+	Image    string            `yaml:"image,omitempty" json:"image,omitempty" doc:"Docker runtime: an image present on this machine to run the command in (nothing is pulled)"`
+	Build    *Build            `yaml:"build,omitempty" json:"build,omitempty" doc:"Docker runtime: build the component's image FROM scratch from executables installed on this machine"`
 }
+
+// Build makes a component's image FROM scratch out of what is installed on the host, for
+// machines where no image can be pulled: each binary with the shared libraries it loads.
+type Build struct {
+	Binaries []string `yaml:"binaries" json:"binaries" doc:"absolute paths of host executables, copied to the same path with their shared libraries" required:"true"`
+	Files    []string `yaml:"files,omitempty" json:"files,omitempty" doc:"extra host files or directories (absolute paths) copied to the same path"`
+	Dirs     []string `yaml:"dirs,omitempty" json:"dirs,omitempty" doc:"empty directories the software expects, such as /var/lib/nginx"`
+}
+
+// Containerised reports whether c says how to run it as a container (image or build).
+func (c Component) Containerised() bool { return c.Image != "" || c.Build != nil }
 
 // File is a configuration file rendered before a component starts.
 type File struct {

@@ -73,7 +73,7 @@ func (t *Topology) component(ps *problems, p []any, c Component, instances map[s
 		instances[inst] = c.Name
 	}
 	if c.External() {
-		if c.Command != "" || len(c.Args) > 0 || len(c.Files) > 0 || c.Ready != nil || c.Replicas > 1 || len(c.Env) > 0 || c.Dir != "" {
+		if c.Command != "" || len(c.Args) > 0 || len(c.Files) > 0 || c.Ready != nil || c.Replicas > 1 || len(c.Env) > 0 || c.Dir != "" || c.Containerised() {
 			ps.add(with("address"), "an external component is already running: give it address only, or remove address and give a command", "component %q has both an address and something to start", c.Name)
 		}
 		if !strings.HasPrefix(c.Address, "127.0.0.1:") && !strings.HasPrefix(c.Address, "localhost:") && !strings.HasPrefix(c.Address, "[::1]:") {
@@ -86,6 +86,24 @@ func (t *Topology) component(ps *problems, p []any, c Component, instances map[s
 	}
 	if strings.TrimSpace(c.Command) == "" {
 		ps.add(with("command"), "give the executable to start, or address: host:port for a component that is already running", "component %q has neither command nor address", c.Name)
+	}
+	if c.Image != "" && c.Build != nil {
+		ps.add(with("image"), "keep image for an image this machine has, or build to make one from host binaries", "component %q has both image and build", c.Name)
+	}
+	if b := c.Build; b != nil {
+		if len(b.Binaries) == 0 {
+			ps.add(with("build", "binaries"), "list the executables the command needs, such as /usr/sbin/nginx", "build has no binaries")
+		}
+		for _, list := range []struct {
+			key   string
+			paths []string
+		}{{"binaries", b.Binaries}, {"files", b.Files}, {"dirs", b.Dirs}} {
+			for j, path := range list.paths {
+				if !filepath.IsAbs(path) {
+					ps.add(with("build", list.key, j), "paths in an image are absolute, the same as on this machine", "%q is not an absolute path", path)
+				}
+			}
+		}
 	}
 	if len(c.Ports) > MaxPorts {
 		ps.add(with("ports"), "", "%d ports is more than the limit of %d", len(c.Ports), MaxPorts)

@@ -95,7 +95,7 @@ func newRunCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			rtOpts, err := rf.options(ctx, cmd.ErrOrStderr())
+			rtOpts, err := rf.options(ctx, cmd.ErrOrStderr(), sc)
 			if err != nil {
 				return err
 			}
@@ -292,7 +292,7 @@ func (f *runRuntimeFlags) register(cmd *cobra.Command) {
 
 // options validates the flags and, for docker, builds the images once so that every run
 // of a suite or comparison reuses them.
-func (f *runRuntimeFlags) options(ctx context.Context, errOut io.Writer) ([]harness.Option, error) {
+func (f *runRuntimeFlags) options(ctx context.Context, errOut io.Writer, scs ...*scenarios.Scenario) ([]harness.Option, error) {
 	switch f.runtime {
 	case "", runtimeLocal:
 		if f.image != "" {
@@ -304,7 +304,11 @@ func (f *runRuntimeFlags) options(ctx context.Context, errOut io.Writer) ([]harn
 		return []harness.Option{harness.WithRuntime(runtimeLocal)}, nil
 	case runtimeDocker:
 		fmt.Fprintln(errOut, "faultline: building the docker images (reused while the binaries are unchanged) ...")
-		d, err := harness.DockerImages(ctx, harness.Docker{Image: f.image})
+		reference := false // a user's topology needs only Toxiproxy's image
+		for _, sc := range scs {
+			reference = reference || sc == nil || !sc.HasTopology()
+		}
+		d, err := harness.DockerImages(ctx, harness.Docker{Image: f.image}, reference || len(scs) == 0)
 		if err != nil {
 			return nil, fmt.Errorf("prepare docker runtime: %w", err)
 		}

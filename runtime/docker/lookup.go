@@ -1,0 +1,29 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/moby/moby/client"
+)
+
+// ImageExists reports, as an error, that the engine does not hold image: nothing can be
+// pulled on the machines Faultline runs on, so a missing image is a mistake to name before
+// a run starts, with what to do about it.
+func ImageExists(ctx context.Context, image string) error {
+	p, err := newProvider(nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = p.Close() }()
+	found, err := p.Client().ImageList(ctx, client.ImageListOptions{
+		Filters: make(client.Filters).Add("reference", image),
+	})
+	if err != nil {
+		return fmt.Errorf("list images: %w", err)
+	}
+	if len(found.Items) == 0 {
+		return fmt.Errorf("find image %s: not on this machine, and images are never pulled (build it locally, or use build: with host binaries)", image)
+	}
+	return nil
+}
