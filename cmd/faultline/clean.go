@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/runtime/docker"
 )
 
 // healTimeout bounds healing leftovers before a command runs: killing processes takes
@@ -70,8 +71,8 @@ func cleanContainers(ctx context.Context, runID string) ([]string, error) {
 
 func newCleanCmd() *cobra.Command {
 	var (
-		dir          string
-		force, alldk bool
+		dir                  string
+		force, alldk, images bool
 	)
 	cmd := &cobra.Command{
 		Use:   "clean",
@@ -82,9 +83,12 @@ func newCleanCmd() *cobra.Command {
 			"and removes the containers and networks of container runs. Runs still in progress\n" +
 			"are left alone unless --force. Every other faultline command does the same first.\n" +
 			"Exit code 3 when something could not be healed (its record is kept).",
-		Example: "  faultline clean\n  faultline clean --force --docker",
+		Example: "  faultline clean\n  faultline clean --force --docker\n  faultline clean --docker --images",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if images && !alldk {
+				return usagef("clean: --images needs --docker (an image goes only with every container of every run)")
+			}
 			if dir == "" {
 				dir = harness.DefaultUndoDir()
 			}
@@ -104,7 +108,14 @@ func newCleanCmd() *cobra.Command {
 				}
 				err = errors.Join(err, derr)
 			}
-			if len(reps) == 0 && !alldk && err == nil {
+			if images {
+				rep, derr := docker.Clean(ctx, "", docker.WithImages())
+				if len(rep.Images) > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "faultline: removed images: %s\n", strings.Join(rep.Images, ", "))
+				}
+				err = errors.Join(err, derr)
+			}
+			if len(reps) == 0 && !alldk && !images && err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "faultline: nothing to clean in %s\n", dir)
 			}
 			if err != nil {
@@ -116,5 +127,6 @@ func newCleanCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dir, "undo-dir", "", "where undo records are (default $"+harness.UndoDirEnv+", else $XDG_STATE_HOME/faultline/undo)")
 	cmd.Flags().BoolVar(&force, "force", false, "also heal runs whose harness is still alive, killing that harness first")
 	cmd.Flags().BoolVar(&alldk, "docker", false, "also remove every container, network and volume labelled by faultline, whatever its run")
+	cmd.Flags().BoolVar(&images, "images", false, "with --docker: also remove the images faultline built (a cache: the next docker run builds them again)")
 	return cmd
 }

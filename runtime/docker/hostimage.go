@@ -17,9 +17,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/moby/moby/client"
-	"github.com/testcontainers/testcontainers-go"
 )
 
 // HostImageRepo is the repository of the images BuildHostImage makes; their tag is a hash
@@ -156,14 +153,8 @@ func BuildHostImage(ctx context.Context, h HostImage, opts ...BuildOption) (stri
 	}
 	defer func() { _ = p.Close() }()
 	tag := HostImageRepo + ":" + sum
-	found, err := p.Client().ImageList(ctx, client.ImageListOptions{
-		Filters: make(client.Filters).Add("reference", tag),
-	})
-	if err != nil {
-		return "", fmt.Errorf("list images: %w", err)
-	}
-	if len(found.Items) > 0 {
-		return tag, nil
+	if found, err := hasImage(ctx, p.Client(), tag); err != nil || found {
+		return tag, err
 	}
 
 	archive, sum, err := hostBuildContext(tree)
@@ -173,20 +164,8 @@ func BuildHostImage(ctx context.Context, h HostImage, opts ...BuildOption) (stri
 	// The context is hashed again as it is written: a host file that changed since the
 	// lookup gets the tag of what the image really holds.
 	tag = HostImageRepo + ":" + sum
-	_, err = p.BuildImage(ctx, &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
-		ContextArchive: bytes.NewReader(archive),
-		Repo:           HostImageRepo,
-		Tag:            sum,
-		KeepImage:      true,
-		BuildLogWriter: cfg.log,
-		BuildOptionsModifier: func(o *client.ImageBuildOptions) {
-			o.Labels = managedLabels("")
-			o.Remove = true
-			o.ForceRemove = true
-		},
-	}})
-	if err != nil {
-		return "", fmt.Errorf("build image %s: %w", tag, err)
+	if err := buildArchive(ctx, p, HostImageRepo, sum, archive, cfg.log); err != nil {
+		return "", err
 	}
 	return tag, nil
 }

@@ -120,26 +120,37 @@ func buildScratchImage(ctx context.Context, r imageRecipe, opts []BuildOption) (
 		return "", err
 	}
 	defer func() { _ = p.Close() }()
-	found, err := p.Client().ImageList(ctx, client.ImageListOptions{
-		Filters: make(client.Filters).Add("reference", tag),
-	})
-	if err != nil {
-		return "", fmt.Errorf("list images: %w", err)
-	}
-	if len(found.Items) > 0 {
-		return tag, nil
+	if found, err := hasImage(ctx, p.Client(), tag); err != nil || found {
+		return tag, err
 	}
 
 	archive, err := buildContext(bin, r)
 	if err != nil {
 		return "", err
 	}
-	_, err = p.BuildImage(ctx, &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
+	return tag, buildArchive(ctx, p, r.repo, sum, archive, cfg.log)
+}
+
+// hasImage reports whether the engine holds the image ref.
+func hasImage(ctx context.Context, cli client.APIClient, ref string) (bool, error) {
+	found, err := cli.ImageList(ctx, client.ImageListOptions{
+		Filters: make(client.Filters).Add("reference", ref),
+	})
+	if err != nil {
+		return false, fmt.Errorf("list images: %w", err)
+	}
+	return len(found.Items) > 0, nil
+}
+
+// buildArchive builds repo:tag from an in-memory build context, labelled LabelManaged so
+// that `faultline clean --docker --images` finds it, keeping no intermediate container.
+func buildArchive(ctx context.Context, p *testcontainers.DockerProvider, repo, tag string, archive []byte, log io.Writer) error {
+	_, err := p.BuildImage(ctx, &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
 		ContextArchive: bytes.NewReader(archive),
-		Repo:           r.repo,
-		Tag:            sum,
+		Repo:           repo,
+		Tag:            tag,
 		KeepImage:      true,
-		BuildLogWriter: cfg.log,
+		BuildLogWriter: log,
 		BuildOptionsModifier: func(o *client.ImageBuildOptions) {
 			o.Labels = managedLabels("")
 			o.Remove = true
@@ -147,9 +158,9 @@ func buildScratchImage(ctx context.Context, r imageRecipe, opts []BuildOption) (
 		},
 	}})
 	if err != nil {
-		return "", fmt.Errorf("build image %s: %w", tag, err)
+		return fmt.Errorf("build image %s:%s: %w", repo, tag, err)
 	}
-	return tag, nil
+	return nil
 }
 
 // moduleRoot asks the go command where the module is, so BuildImage works from any

@@ -3,8 +3,6 @@ package docker
 import (
 	"context"
 	"fmt"
-
-	"github.com/moby/moby/client"
 )
 
 // ImageExists reports, as an error, that the engine does not hold image: nothing can be
@@ -16,13 +14,11 @@ func ImageExists(ctx context.Context, image string) error {
 		return err
 	}
 	defer func() { _ = p.Close() }()
-	found, err := p.Client().ImageList(ctx, client.ImageListOptions{
-		Filters: make(client.Filters).Add("reference", image),
-	})
+	found, err := hasImage(ctx, p.Client(), image)
 	if err != nil {
-		return fmt.Errorf("list images: %w", err)
+		return err
 	}
-	if len(found.Items) == 0 {
+	if !found {
 		return fmt.Errorf("find image %s: not on this machine, and images are never pulled (build it locally, or use build: with host binaries)", image)
 	}
 	return nil
