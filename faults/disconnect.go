@@ -26,8 +26,10 @@ type Networker interface {
 // Disconnect cuts components off the network while they keep running: the nastiest
 // partition, one side alive and unreachable. On a runtime that controls the network (a
 // container leaves the run's network: peers cannot resolve or reach it and its published
-// ports stop answering) that is what happens; elsewhere every link to and from the
-// component is taken down instead, which callers see the same way. Healing reconnects.
+// ports stop answering) that is what happens. Elsewhere the links are taken down instead:
+// every link to the component and every link it calls through alone; a link its whole
+// service shares with other replicas (order->product-1 for order-1 of two) stays, since
+// cutting it would cut the replicas too. Healing reconnects.
 type Disconnect struct {
 	Target   string        `yaml:"target" json:"target"`
 	Pick     string        `yaml:"pick,omitempty" json:"pick,omitempty"`
@@ -64,6 +66,10 @@ func (f *Disconnect) Inject(ctx context.Context, env Env) error {
 	if err != nil {
 		return fmt.Errorf("inject disconnect: %w", err)
 	}
+	// Engine calls are bounded: heals wait on this fault's lock, and a hung engine must not
+	// hold them past their own deadline.
+	ctx, cancel := context.WithTimeout(ctx, networkOpTimeout)
+	defer cancel()
 	f.st.mu.Lock()
 	defer f.st.mu.Unlock()
 	if len(f.st.names) > 0 {
@@ -77,15 +83,15 @@ func (f *Disconnect) Inject(ctx context.Context, env Env) error {
 		if hasNet && nw.CanDisconnect(n) {
 			f.networked = append(f.networked, n)
 			if err := nw.Disconnect(ctx, n); err != nil {
-				errs = append(errs, fmt.Errorf("disconnect %s: %w", n, err))
+				errs = append(errs, err) // it names the component already
 			}
 			continue
 		}
 		if env.Links() == nil {
-			errs = append(errs, fmt.Errorf("disconnect %s: the runtime cannot and there are no links to take down", n))
+			errs = append(errs, fmt.Errorf("disconnect %s: the runtime cannot take it off the network and no link reaches it", n))
 			continue
 		}
-		touching := linksTouching(env.Links(), n)
+		touching := linksTouching(env.Links(), procs, n)
 		if len(touching) == 0 {
 			errs = append(errs, fmt.Errorf("disconnect %s: no link reaches it", n))
 		}
@@ -103,13 +109,21 @@ func (f *Disconnect) Inject(ctx context.Context, env Env) error {
 	return nil
 }
 
-// linksTouching lists every link whose caller or callee is the component name (or whose
-// caller is its whole service, which a component cannot leave alone: the proxy is shared,
-// so that link stays).
-func linksTouching(links *Links, name string) []Link {
+// networkOpTimeout bounds one disconnect or reconnect of a fault.
+const networkOpTimeout = 30 * time.Second
+
+// linksTouching lists every link whose callee is the component name, or whose caller is
+// name or a service of which name is the only instance. A service's link shared by
+// several replicas is left out: cutting it would cut the others too.
+func linksTouching(links *Links, procs Processes, name string) []Link {
 	var out []Link
 	for _, l := range links.All() {
-		if l.From == name || l.To == name {
+		alone := false
+		if l.From != name {
+			inst := procs.Instances(l.From)
+			alone = len(inst) == 1 && inst[0] == name
+		}
+		if l.From == name || l.To == name || alone {
 			out = append(out, l)
 		}
 	}
@@ -126,6 +140,8 @@ func (f *Disconnect) Heal(ctx context.Context, env Env) error {
 	if len(names) == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, networkOpTimeout)
+	defer cancel()
 	var errs []error
 	if len(networked) > 0 {
 		procs, err := procsOf(env, "heal", "disconnect")
@@ -169,10 +185,13 @@ func (f *Disconnect) Measure(ctx context.Context, env Env) (Effect, error) {
 			return !healthy, fmt.Sprintf("healthy=%t", healthy), true
 		}
 		links := env.Links()
+		mine := map[string]bool{}
+		for _, l := range linksTouching(links, procs, n) {
+			mine[l.Name()] = true
+		}
 		var refused, total int
 		for _, ln := range downLinks {
-			l, ok := links.Get(ln)
-			if !ok || (l.From != n && l.To != n) {
+			if !mine[ln] {
 				continue
 			}
 			total++

@@ -98,6 +98,10 @@ func procState(pid int) (byte, error) {
 // stopped reports whether name is observably stopped, and how it was observed. ok is
 // false when the Processes offers no way to tell.
 func stopped(ctx context.Context, procs Processes, name string) (isStopped bool, how string, ok bool) {
+	if !procs.Running(name) {
+		// Dead is not paused, and an unanswered health check would say it was.
+		return false, "not running", true
+	}
 	if p, has := procs.(PIDs); has {
 		if pid, known := p.PID(name); known {
 			st, err := procState(pid)

@@ -24,6 +24,7 @@ import (
 	"github.com/faultline-dev/faultline/observe"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime"
+	"github.com/faultline-dev/faultline/runtime/docker"
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/topology"
@@ -781,12 +782,24 @@ func (cs *customSystem) PID(name string) (int, bool) {
 // healthTimeout bounds one health check of a component: a paused one never answers.
 const healthTimeout = time.Second
 
-// Healthy runs one attempt of the instance's readiness check: a component that answers it
-// is healthy; one without a check is healthy while it runs.
+// Healthy runs one attempt of the instance's HTTP or command readiness check. Without
+// one (no check, or a TCP port, which a frozen process's kernel and a container's port
+// forwarder both accept) a container is healthy while the engine has it running, not
+// paused and on the run's network, and a process while it runs.
 func (cs *customSystem) Healthy(ctx context.Context, name string) bool {
 	c, ok := cs.plan.Topology().ComponentOf(name)
 	if !ok || !cs.Running(name) {
 		return false
+	}
+	if c.Ready == nil || c.Ready.TCP != "" {
+		st, ok := runtime.As[interface {
+			State(context.Context) (docker.State, error)
+		}](cs.proc(name))
+		if !ok {
+			return true
+		}
+		s, err := st.State(ctx)
+		return err == nil && s.Running && !s.Paused && s.Attached
 	}
 	check, err := cs.readyCheck(c, name)
 	if err != nil {

@@ -197,6 +197,9 @@ func runnableOn(topo *topology.Topology, rt string) error {
 	var missing []string
 	for _, c := range topo.Components {
 		switch {
+		case c.External() && rt == "docker":
+			// Its loopback address is the container's own loopback there.
+			missing = append(missing, c.Name+" is an external address, which containers cannot reach")
 		case c.External():
 		case rt == "docker" && !c.Containerised():
 			missing = append(missing, c.Name+" has no image or build")
@@ -228,7 +231,7 @@ func (r *runner) componentImages(ctx context.Context) (map[string]string, error)
 		case c.External():
 		case c.Image != "":
 			if err := docker.ImageExists(ctx, c.Image); err != nil {
-				return nil, fmt.Errorf("find image of %s: %w", c.Name, err)
+				return nil, fmt.Errorf("component %s: %w", c.Name, err)
 			}
 			out[c.Name] = c.Image
 		case c.Build != nil:

@@ -80,21 +80,7 @@ func TestCustomTopologyOnDocker(t *testing.T) {
 		t.Skip("starts containers")
 	}
 	requireDocker(t)
-	dir := t.TempDir()
-	httpd := filepath.Join(dir, "httpd")
-	cmd := exec.Command("go", "build", "-o", httpd, "./testdata/custom/httpd")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "build httpd: %s", out)
-
-	src, err := os.ReadFile(filepath.Join("testdata", "custom", "link-latency.yaml"))
-	require.NoError(t, err)
-	text := strings.ReplaceAll(string(src), "command: httpd", "command: "+httpd+"\n      build: {binaries: ["+httpd+"]}")
-	file := filepath.Join(dir, "link-latency-docker.yaml")
-	require.NoError(t, os.WriteFile(file, []byte(text), 0o644))
-	sc, err := scenarios.Load(file)
-	require.NoError(t, err)
-
+	sc := dockerTopology(t, "link-latency.yaml")
 	res, runDir := runScenario(t, sc, harness.WithRuntime("docker"))
 	require.Equal(t, "docker", res.Runtime)
 	assert.Equal(t, result.Passed, res.Verdict, res.Reason)
@@ -124,4 +110,45 @@ func TestTopologyWithoutImagesIsRefusedOnDocker(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, result.Error, res.Verdict)
 	assert.Contains(t, res.Reason, "run topology on docker: api has no image or build; web has no image or build")
+}
+
+// dockerTopology loads a custom testdata scenario whose components run the test's HTTP
+// server, built static and packed into an image FROM scratch (build: binaries).
+func dockerTopology(t *testing.T, name string) *scenarios.Scenario {
+	t.Helper()
+	dir := t.TempDir()
+	httpd := filepath.Join(dir, "httpd")
+	cmd := exec.Command("go", "build", "-o", httpd, "./testdata/custom/httpd")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "build httpd: %s", out)
+	src, err := os.ReadFile(filepath.Join("testdata", "custom", name))
+	require.NoError(t, err)
+	text := strings.ReplaceAll(string(src), "command: httpd", "command: "+httpd+"\n      build: {binaries: ["+httpd+"]}")
+	file := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(file, []byte(text), 0o644))
+	sc, err := scenarios.Load(file)
+	require.NoError(t, err)
+	return sc
+}
+
+// TestCustomContainersWithoutHTTPChecksShowPauseAndDisconnect: a TCP port answers even
+// for a frozen or disconnected container (the port forwarder accepts), so those faults
+// are observed through the engine; both land.
+func TestCustomContainersWithoutHTTPChecksShowPauseAndDisconnect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts containers")
+	}
+	requireDocker(t)
+	res, runDir := runScenario(t, dockerTopology(t, "docker-process.yaml"), harness.WithRuntime("docker"))
+	assert.Equal(t, result.Passed, res.Verdict, res.Reason)
+	require.Len(t, res.Faults, 2)
+	for _, f := range res.Faults {
+		require.NotNil(t, f.Effect, f.Name)
+		t.Logf("%s: landed=%t (%s)", f.Name, f.Effect.Landed, f.Effect.Detail)
+		assert.True(t, f.Effect.Landed, "%s: %+v", f.Name, f.Effect)
+	}
+	rep, err := docker.Leftovers(context.Background(), undoRunIDOf(t, runDir))
+	require.NoError(t, err)
+	assert.True(t, rep.Empty(), "left behind: %+v", rep)
 }

@@ -86,6 +86,7 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 		if err != nil {
 			return done, r.fail(ctx, err)
 		}
+		proxies = max(proxies, 1) // a topology without links still gets a (quiet) server
 		d, closeDocker, err := r.startDocker(ctx, proxies)
 		// Registered before the error is checked: a half-made runtime is removed too.
 		undo = append(undo, func(*error) {

@@ -72,8 +72,10 @@ type UndoRecord struct {
 	// Processes are the children started, with their start times so a recycled pid is
 	// never killed.
 	Processes []UndoProcess `json:"processes,omitempty"`
-	// Proxies are the Toxiproxy proxies on the run's links; they live in the harness's
-	// memory, so a dead harness took them and their toxics with it.
+	// Proxies are the Toxiproxy proxies on the run's links. On the local runtime they live
+	// in the harness's memory, so a dead harness took them and their toxics with it; on
+	// Docker they live in the run's Toxiproxy container, which the container cleaner
+	// removes with the rest.
 	Proxies []UndoProxy `json:"proxies,omitempty"`
 	// Faults are the scheduled faults with the time each must be healed by: the
 	// dead-man deadline that holds even if the harness is gone.
@@ -627,7 +629,11 @@ func (u *undoRuntime) Unwrap() runtime.Runtime { return u.Runtime }
 
 // Start records the name, starts the process, then records its pid and start time.
 func (u *undoRuntime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, error) {
-	s.Env = append(slices.Clone(s.Env), UndoMarkerEnv+"="+u.runID)
+	if s.Container == nil {
+		// A container is found by its run label instead: its pid may belong to another
+		// pid namespace (an engine in a VM), where the marker would find a stranger.
+		s.Env = append(slices.Clone(s.Env), UndoMarkerEnv+"="+u.runID)
+	}
 	if s.Labels == nil {
 		s.Labels = map[string]string{}
 	}
@@ -653,6 +659,11 @@ type undoProcess struct {
 }
 
 func (p *undoProcess) record(paused bool) error {
+	if _, container := runtime.As[runtime.HostPorter](p.Process); container {
+		// Removed by the record's container cleaner, by label: its pid is the engine's,
+		// which need not be this host's (and a frozen container ignores SIGKILL).
+		return nil
+	}
 	pid := p.PID()
 	if pid <= 0 {
 		return nil

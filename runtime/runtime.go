@@ -55,7 +55,8 @@ type ContainerSpec struct {
 	// Image is the image reference; empty means the runtime's default image.
 	Image string
 	// Ports are container TCP ports published on the host's loopback interface only, on
-	// ports the engine picks; a harness asks the process for the host address of each.
+	// the port HostPorts pins or else one the engine picks; a harness asks the process for
+	// the host address of each.
 	Ports []int
 	// HostPorts pins the host port of some of Ports (container port -> host port), so
 	// that the address stays the same when the container restarts: the engine picks a
@@ -115,10 +116,10 @@ func (c ContainerSpec) Validate() []error {
 	for _, cp := range slices.Sorted(maps.Keys(c.HostPorts)) {
 		hp := c.HostPorts[cp]
 		if !published[cp] {
-			errs = append(errs, fmt.Errorf("host port for %d: %d is not in ports", cp, cp))
+			errs = append(errs, fmt.Errorf("host ports: container port %d is not in ports", cp))
 		}
 		if hp < 1 || hp > 65535 {
-			errs = append(errs, fmt.Errorf("host port for %d: %d is not a TCP port", cp, hp))
+			errs = append(errs, fmt.Errorf("host ports: host port %d for container port %d is not a TCP port", hp, cp))
 		}
 	}
 	for i, m := range c.Mounts {

@@ -129,8 +129,8 @@ func (v *validation) custom() {
 	ref("gateways", sys.Gateways != 0)
 	ref("design", !sys.Design.IsZero())
 	ref("lease_ttl", sys.LeaseTTL != 0)
-	if sys.Runtime != "" && sys.Runtime != "local" {
-		v.add(v.at(path{"system", "runtime"}, false), "a custom topology runs as local processes", "system.runtime %q is not supported with a custom topology", sys.Runtime)
+	if sys.Runtime != "" && sys.Runtime != "local" && sys.Runtime != "docker" {
+		v.add(v.at(path{"system", "runtime"}, false), "local runs the components' commands; docker runs them in their image: or build:", "system.runtime %q is not supported with a custom topology", sys.Runtime)
 	}
 	if len(s.Compare) > 0 {
 		v.add(v.at(path{"compare"}, true), "compare runs designs of the reference system", "compare does not apply to a custom topology")

@@ -296,7 +296,7 @@ func (p *Process) stop(ctx context.Context) error {
 
 // Restart stops the container if it runs and starts the same container again: its
 // writable layer, volumes, aliases and network state (a disconnected container stays
-// disconnected) survive; the host ports may change.
+// disconnected) survive; host ports the spec did not pin (HostPorts) may change.
 func (p *Process) Restart(ctx context.Context) error {
 	p.ctl.Lock()
 	defer p.ctl.Unlock()
@@ -393,6 +393,33 @@ func (p *Process) HostPort(containerPort int) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("map port %s:%d: not published (is the container running and connected?)", p.spec.Name, containerPort)
+}
+
+// State is what the engine says of a container now.
+type State struct {
+	Running  bool
+	Paused   bool // frozen by docker pause
+	Attached bool // on the run's network
+}
+
+// State asks the engine: a check of last resort for a fault's effect where the container
+// has no health endpoint to probe (a TCP port is accepted by the forwarder even when the
+// container is frozen or off the network).
+func (p *Process) State(ctx context.Context) (State, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	info, err := p.rt.cli.ContainerInspect(ctx, p.ContainerID(), client.ContainerInspectOptions{})
+	if err != nil {
+		return State{}, fmt.Errorf("inspect container %s: %w", p.spec.Name, notRunning(err))
+	}
+	var st State
+	if s := info.Container.State; s != nil {
+		st.Running, st.Paused = s.Running, s.Paused
+	}
+	if ns := info.Container.NetworkSettings; ns != nil {
+		st.Attached = ns.Networks[p.rt.network] != nil
+	}
+	return st, nil
 }
 
 // NetworkAddr returns "ip:port", the container's address on the run's network: what its
