@@ -294,12 +294,15 @@ func (f *runRuntimeFlags) register(cmd *cobra.Command) {
 // of a suite or comparison reuses them.
 func (f *runRuntimeFlags) options(ctx context.Context, errOut io.Writer, scs ...*scenarios.Scenario) ([]harness.Option, error) {
 	switch f.runtime {
-	case "", runtimeLocal:
+	case "":
+		// Each scenario's own system.runtime decides; --image serves those on docker.
 		if f.image != "" {
-			return nil, usagef("--image needs --runtime docker")
+			return []harness.Option{harness.WithDocker(harness.Docker{Image: f.image})}, nil
 		}
-		if f.runtime == "" {
-			return nil, nil
+		return nil, nil
+	case runtimeLocal:
+		if f.image != "" {
+			return nil, usagef("--image needs --runtime docker (or scenarios with system.runtime: docker)")
 		}
 		return []harness.Option{harness.WithRuntime(runtimeLocal)}, nil
 	case runtimeDocker:

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRunRuntimeFlags(t *testing.T) {
+	tests := []struct {
+		name, runtime, image string
+		wantOpts             int
+		wantErr              string
+	}{
+		{name: "the scenario decides", wantOpts: 0},
+		{name: "an image for scenarios on docker", image: "faultline:abc", wantOpts: 1},
+		{name: "local", runtime: "local", wantOpts: 1},
+		{name: "an image is meaningless locally", runtime: "local", image: "faultline:abc", wantErr: "--image needs --runtime docker"},
+		{name: "unknown runtime", runtime: "kubernetes", wantErr: `--runtime "kubernetes": want local or docker`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := runRuntimeFlags{runtime: tt.runtime, image: tt.image}
+			got, err := f.options(context.Background(), io.Discard)
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				assert.Equal(t, 3, exitCode(err), "a usage error")
+				return
+			}
+			require.NoError(t, err)
+			assert.Len(t, got, tt.wantOpts)
+		})
+	}
+}
