@@ -86,8 +86,20 @@ func (r *runner) startDocker(ctx context.Context, proxies int) (*dockerRun, func
 	}
 	runID := r.journal.Record().RunID
 	r.journal.SetContainerCleaner(CleanDocker)
-	rt, err := docker.New(ctx, docker.WithRunID(runID), docker.WithImage(imgs.Image), docker.WithLogger(r.o.log),
-		docker.WithStartTimeout(r.o.readyTimeout))
+	opts := []docker.Option{docker.WithRunID(runID), docker.WithImage(imgs.Image), docker.WithLogger(r.o.log),
+		docker.WithStartTimeout(r.o.readyTimeout)}
+	reaper := imgs.Image
+	if reaper == "" {
+		// A topology needs no faultline image but its reaper does; without one (no source
+		// tree to build from) a killed run waits for the next faultline command instead.
+		if reaper, err = docker.BuildImage(ctx, docker.WithModuleRoot(r.o.docker.ModuleRoot), docker.WithBuildLog(r.o.docker.BuildLog)); err != nil {
+			r.o.log.Warn("no reaper for this run", "err", err)
+		}
+	}
+	if reaper != "" {
+		opts = append(opts, docker.WithReaper(reaper, 0))
+	}
+	rt, err := docker.New(ctx, opts...)
 	if err != nil {
 		return nil, closeFn, fmt.Errorf("start docker runtime: %w", err)
 	}

@@ -82,7 +82,8 @@ func StartDocker(ctx context.Context, s Spec, d Docker, opts ...Option) (*System
 		}
 		image = tag
 	}
-	rt, err := docker.New(ctx, docker.WithRunID(d.RunID), docker.WithImage(image), docker.WithLogger(o.log))
+	// The reaper removes the system if whoever started it is killed before Stop.
+	rt, err := docker.New(ctx, docker.WithRunID(d.RunID), docker.WithImage(image), docker.WithLogger(o.log), docker.WithReaper(image, 0))
 	if err != nil {
 		return nil, fmt.Errorf("start system: %w", err)
 	}

@@ -32,36 +32,7 @@ func TestSIGKILLedDockerRunIsCleaned(t *testing.T) {
 	bin := faultlineBinary(t)
 	undo := t.TempDir()
 	env := append(os.Environ(), harness.UndoDirEnv+"="+undo)
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "run", filepath.Join("testdata", "killpoints.yaml"), "--runtime", "docker", "--dir", t.TempDir())
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, &out, &out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-
-	// Kill it once the gateway container runs: by then the network, the Toxiproxy
-	// container, every component and the volumes exist.
-	var runID string
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		require.True(t, time.Now().Before(deadline), "the run never started its gateway container:\n%s", &out)
-		if paths, _ := harness.Pending(undo); len(paths) == 1 {
-			if rec, err := harness.ReadUndo(paths[0]); err == nil && len(rec.Networks) > 0 {
-				runID = rec.RunID
-				rep, err := docker.Leftovers(context.Background(), runID)
-				if err == nil && containsSuffix(rep.Containers, "-gateway-1") {
-					break
-				}
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	_ = cmd.Wait()
+	runID := killDockerRun(t, bin, env, undo)
 
 	before, err := docker.Leftovers(context.Background(), runID)
 	require.NoError(t, err)
@@ -81,6 +52,70 @@ func TestSIGKILLedDockerRunIsCleaned(t *testing.T) {
 	left, err := harness.Pending(undo)
 	require.NoError(t, err)
 	assert.Empty(t, left, "the record goes once everything is removed")
+}
+
+// killDockerRun starts `faultline run --runtime docker` and SIGKILLs it once its gateway
+// container runs (by then the network, the Toxiproxy container, every component and the
+// volumes exist); it returns the run id.
+func killDockerRun(t *testing.T, bin string, env []string, undo string) string {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "run", filepath.Join("testdata", "killpoints.yaml"), "--runtime", "docker", "--dir", t.TempDir())
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, &out, &out
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	var runID string
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		require.True(t, time.Now().Before(deadline), "the run never started its gateway container:\n%s", &out)
+		if paths, _ := harness.Pending(undo); len(paths) == 1 {
+			if rec, err := harness.ReadUndo(paths[0]); err == nil && len(rec.Networks) > 0 {
+				runID = rec.RunID
+				rep, err := docker.Leftovers(context.Background(), runID)
+				if err == nil && containsSuffix(rep.Containers, "-gateway-1") {
+					break
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Cleanup(func() { _, _ = docker.Clean(context.Background(), runID) })
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	return runID
+}
+
+// TestSIGKILLedDockerRunIsReapedWithoutACommand: nobody runs faultline after the kill; the
+// run's reaper container removes the run once the harness's connection has been gone for
+// its grace period.
+func TestSIGKILLedDockerRunIsReapedWithoutACommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the system as containers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := docker.Available(ctx); err != nil {
+		t.Skip("docker: no engine: " + err.Error())
+	}
+	bin := faultlineBinary(t)
+	undo := t.TempDir()
+	runID := killDockerRun(t, bin, append(os.Environ(), harness.UndoDirEnv+"="+undo), undo)
+	killed := time.Now()
+	for {
+		rep, err := docker.Leftovers(context.Background(), runID)
+		require.NoError(t, err)
+		if rep.Empty() {
+			break
+		}
+		require.Less(t, time.Since(killed), docker.DefaultReaperGrace+30*time.Second, "still there: %+v", rep)
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("the reaper removed run %s %s after its harness was killed (grace %s)", runID, time.Since(killed).Round(100*time.Millisecond), docker.DefaultReaperGrace)
 }
 
 func containsSuffix(names []string, suffix string) bool {

@@ -69,7 +69,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	root.AddCommand(newUpCmd(), newTokenCmd(), newServeCmd(), newVersionCmd(), newBenchCmd(), newDemoCmd())
 	root.AddCommand(newRunCmd(), newSuiteCmd(), newValidateCmd(), newSchemaCmd())
-	root.AddCommand(newCleanCmd())
+	root.AddCommand(newCleanCmd(), newReapCmd())
 	root.AddCommand(newCompareCmd(), newReportCmd())
 	root.AddCommand(newSoakCmd())
 	return root

@@ -26,7 +26,10 @@ func (r Report) Empty() bool {
 // CleanOption configures Clean.
 type CleanOption func(*cleanConfig)
 
-type cleanConfig struct{ images bool }
+type cleanConfig struct {
+	images bool
+	keep   string // a container id prefix to leave alone (the reaper's own)
+}
 
 // WithImages also removes the images BuildImage and BuildToxiproxyImage made; they are
 // shared by every run, so only an explicit request deletes them.
@@ -56,6 +59,9 @@ func Clean(ctx context.Context, runID string, opts ...CleanOption) (Report, erro
 		errs = append(errs, fmt.Errorf("list containers: %w", err))
 	}
 	for _, c := range ctrs.Items {
+		if cfg.keep != "" && strings.HasPrefix(c.ID, cfg.keep) {
+			continue
+		}
 		name := c.ID[:12]
 		if len(c.Names) > 0 {
 			name = strings.TrimPrefix(c.Names[0], "/")

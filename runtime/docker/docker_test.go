@@ -347,3 +347,53 @@ func BenchmarkKillRestart(b *testing.B) {
 		}
 	}
 }
+
+// TestReaperRemovesARunWhoseHarnessWasKilled: with a reaper, a SIGKILLed harness's
+// container, network and volume are gone within the grace period, with no command run.
+func TestReaperRemovesARunWhoseHarnessWasKilled(t *testing.T) {
+	faultline, toxi := requireImages(t)
+	runID := "reaped-" + NewRunID()
+	t.Cleanup(func() { _, _ = Clean(context.Background(), runID) })
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+runID, childImageEnv+"="+toxi, childReaperEnv+"="+faultline)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err, "the child harness started its reaper and container")
+	require.Equal(t, "ready\n", line)
+	c, n, v := leftovers(t, runID)
+	require.Equal(t, []int{2, 1, 1}, []int{c, n, v}, "the container and the reaper, the network, the volume")
+
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	killed := time.Now()
+	for {
+		c, n, v = leftovers(t, runID)
+		if c+n+v == 0 {
+			break
+		}
+		require.Less(t, time.Since(killed), 30*time.Second, "the reaper removed the run (left: %d containers, %d networks, %d volumes)", c, n, v)
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("run removed by its reaper %s after the harness was killed (grace 1s)", time.Since(killed).Round(100*time.Millisecond))
+}
+
+// TestReaperLeavesARunThatIsClosedNormally: Close removes everything (the reaper first),
+// and the reaper does not outlive it.
+func TestReaperLeavesARunThatIsClosedNormally(t *testing.T) {
+	faultline, toxi := requireImages(t)
+	rt := newRuntime(t, WithReaper(faultline, time.Second))
+	_, err := rt.Start(context.Background(), toxiproxySpec("toxiproxy", toxi, nil))
+	require.NoError(t, err)
+	c, _, _ := leftovers(t, rt.RunID())
+	require.Equal(t, 2, c, "the container and the reaper")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, rt.Close(ctx))
+	c, n, v := leftovers(t, rt.RunID())
+	assert.Equal(t, []int{0, 0, 0}, []int{c, n, v})
+}

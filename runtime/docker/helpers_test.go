@@ -23,22 +23,27 @@ import (
 // childEnv turns the test binary into a harness that starts containers and then waits to
 // be SIGKILLed (TestCleanAfterKilledHarness).
 const (
-	childEnv      = "FAULTLINE_DOCKER_TEST_CHILD_RUN"
-	childImageEnv = "FAULTLINE_DOCKER_TEST_CHILD_IMAGE"
+	childEnv       = "FAULTLINE_DOCKER_TEST_CHILD_RUN"
+	childImageEnv  = "FAULTLINE_DOCKER_TEST_CHILD_IMAGE"
+	childReaperEnv = "FAULTLINE_DOCKER_TEST_CHILD_REAPER" // the faultline image, for a reaper
 )
 
 func TestMain(m *testing.M) {
 	if run := os.Getenv(childEnv); run != "" {
-		os.Exit(runChild(run, os.Getenv(childImageEnv)))
+		os.Exit(runChild(run, os.Getenv(childImageEnv), os.Getenv(childReaperEnv)))
 	}
 	os.Exit(m.Run())
 }
 
 // runChild starts a labelled container with a volume on a labelled network and then
 // blocks, like a harness in the middle of a run.
-func runChild(runID, image string) int {
+func runChild(runID, image, reaper string) int {
 	ctx := context.Background()
-	rt, err := New(ctx, WithRunID(runID))
+	opts := []Option{WithRunID(runID)}
+	if reaper != "" {
+		opts = append(opts, WithReaper(reaper, time.Second))
+	}
+	rt, err := New(ctx, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

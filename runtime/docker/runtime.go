@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -71,6 +72,12 @@ type Runtime struct {
 	procs    map[string]*Process
 	volumes  map[string]bool
 	closed   bool
+
+	// reaperImage, when set, starts the run's reaper (WithReaper); reaper is the
+	// connection that keeps it waiting, closed last by Close.
+	reaperImage string
+	reaperGrace time.Duration
+	reaper      net.Conn
 }
 
 var (
@@ -160,6 +167,16 @@ func New(ctx context.Context, opts ...Option) (*Runtime, error) {
 	}
 	r.netID = res.ID
 	r.bg, r.cancelBg = context.WithCancel(context.Background())
+	if r.reaperImage != "" {
+		if err := r.startReaper(ctx); err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			_, cerr := Clean(cctx, r.runID)
+			r.cancelBg()
+			_ = p.Close()
+			return nil, errors.Join(err, cerr)
+		}
+	}
 	return r, nil
 }
 
@@ -395,8 +412,13 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	wg.Wait()
 	r.tails.Wait()
+	// The sweep removes the reaper's container too, before its connection closes: a
+	// reaper never races the runtime that is cleaning up by itself.
 	if _, err := Clean(ctx, r.runID); err != nil {
 		errs = append(errs, err)
+	}
+	if r.reaper != nil {
+		_ = r.reaper.Close()
 	}
 	r.cancelBg()
 	_ = r.provider.Close()
