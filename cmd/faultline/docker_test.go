@@ -21,16 +21,7 @@ import (
 // containers are up and shows that `faultline clean` removes every container, network,
 // volume and image labelled with that run.
 func TestSIGKILLedDockerRunIsCleaned(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the system as containers")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := docker.Available(ctx); err != nil {
-		t.Skip("docker: no engine: " + err.Error())
-	}
-	bin := faultlineBinary(t)
-	undo := t.TempDir()
+	bin, undo := dockerRunSetup(t)
 	env := append(os.Environ(), harness.UndoDirEnv+"="+undo)
 	runID := killDockerRun(t, bin, env, undo)
 
@@ -52,6 +43,21 @@ func TestSIGKILLedDockerRunIsCleaned(t *testing.T) {
 	left, err := harness.Pending(undo)
 	require.NoError(t, err)
 	assert.Empty(t, left, "the record goes once everything is removed")
+}
+
+// dockerRunSetup skips without an engine (or with -short) and returns the faultline
+// binary and an undo directory of the test's own.
+func dockerRunSetup(t *testing.T) (bin, undo string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts the system as containers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := docker.Available(ctx); err != nil {
+		t.Skip("docker: no engine: " + err.Error())
+	}
+	return faultlineBinary(t), t.TempDir()
 }
 
 // killDockerRun starts `faultline run --runtime docker` and SIGKILLs it once its gateway
@@ -94,16 +100,7 @@ func killDockerRun(t *testing.T, bin string, env []string, undo string) string {
 // run's reaper container removes the run once the harness's connection has been gone for
 // its grace period.
 func TestSIGKILLedDockerRunIsReapedWithoutACommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the system as containers")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := docker.Available(ctx); err != nil {
-		t.Skip("docker: no engine: " + err.Error())
-	}
-	bin := faultlineBinary(t)
-	undo := t.TempDir()
+	bin, undo := dockerRunSetup(t)
 	runID := killDockerRun(t, bin, append(os.Environ(), harness.UndoDirEnv+"="+undo), undo)
 	killed := time.Now()
 	for {

@@ -231,18 +231,7 @@ func TestCleanAfterKilledHarness(t *testing.T) {
 	runID := "killed-" + NewRunID()
 	t.Cleanup(func() { _, _ = Clean(context.Background(), runID) })
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+runID, childImageEnv+"="+toxi)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	require.NoError(t, err, "the child harness started its container")
-	require.Equal(t, "ready\n", line)
-	require.NoError(t, cmd.Process.Kill())
-	_ = cmd.Wait()
+	killChild(t, startChild(t, childEnv+"="+runID, childImageEnv+"="+toxi))
 
 	c, n, v := leftovers(t, runID)
 	require.Equal(t, []int{1, 1, 1}, []int{c, n, v}, "a SIGKILLed harness leaves its container, network and volume")
@@ -355,21 +344,10 @@ func TestReaperRemovesARunWhoseHarnessWasKilled(t *testing.T) {
 	runID := "reaped-" + NewRunID()
 	t.Cleanup(func() { _, _ = Clean(context.Background(), runID) })
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+runID, childImageEnv+"="+toxi, childReaperEnv+"="+faultline)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	require.NoError(t, err, "the child harness started its reaper and container")
-	require.Equal(t, "ready\n", line)
+	child := startChild(t, childEnv+"="+runID, childImageEnv+"="+toxi, childReaperEnv+"="+faultline)
 	c, n, v := leftovers(t, runID)
 	require.Equal(t, []int{2, 1, 1}, []int{c, n, v}, "the container and the reaper, the network, the volume")
-
-	require.NoError(t, cmd.Process.Kill())
-	_ = cmd.Wait()
+	killChild(t, child)
 	killed := time.Now()
 	for {
 		c, n, v = leftovers(t, runID)
@@ -396,4 +374,28 @@ func TestReaperLeavesARunThatIsClosedNormally(t *testing.T) {
 	require.NoError(t, rt.Close(ctx))
 	c, n, v := leftovers(t, rt.RunID())
 	assert.Equal(t, []int{0, 0, 0}, []int{c, n, v})
+}
+
+// startChild runs this test binary as a harness (runChild) with env added and returns once
+// it says it is ready: its containers run.
+func startChild(t *testing.T, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err, "the child harness started its containers")
+	require.Equal(t, "ready\n", line)
+	return cmd
+}
+
+// killChild SIGKILLs the child harness: no Close, no cleanup of its own.
+func killChild(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
 }
