@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/reference-services/config"
 	"github.com/faultline-dev/faultline/reports"
 	"github.com/faultline-dev/faultline/result"
@@ -33,17 +34,19 @@ func newDemoCmd() *cobra.Command {
 	var (
 		dir      string
 		scenario string
+		rf       runRuntimeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run a showcase scenario against the reference system and write its HTML report",
 		Long: "Demo runs a built-in scenario (default " + DefaultDemoScenario + ") against the reference\n" +
-			"system as local processes: it explains what the scenario teaches, shows live progress,\n" +
+			"system (local processes, or containers with --runtime docker): it explains what the\n" +
+			"scenario teaches, shows live progress,\n" +
 			"prints the verdict and the measured figures, and ends with the path of the HTML report\n" +
 			"(charts of latency, errors, breaker state and convergence, with the fault shaded).\n" +
 			"It exits 0 whenever the report was written, whatever the verdict: a demo shows, it does\n" +
 			"not gate. `faultline demo orders` is the step-by-step walk through placing orders.",
-		Example: "  faultline demo\n  faultline demo --scenario cascading-failure-with-breaker\n  faultline demo orders --place 5",
+		Example: "  faultline demo\n  faultline demo --scenario cascading-failure-with-breaker\n  faultline demo --runtime docker\n  faultline demo orders --place 5",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sc, err := loadScenario(scenario)
@@ -52,25 +55,30 @@ func newDemoCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			rtOpts, err := rf.options(ctx, cmd.ErrOrStderr(), sc)
+			if err != nil {
+				return err
+			}
 			runDir := filepath.Join(dir, time.Now().UTC().Format("20060102T150405Z")+"-"+sc.Name)
-			return showcase(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), sc, runDir)
+			return showcase(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), sc, runDir, rtOpts...)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", ".faultline/demo", "directory for the demo's runs, one subdirectory per run")
 	cmd.Flags().StringVar(&scenario, "scenario", DefaultDemoScenario, "built-in scenario name or scenario file to show")
+	rf.register(cmd)
 	cmd.AddCommand(newDemoOrdersCmd())
 	return cmd
 }
 
 // showcase runs sc, prints its outcome and, as the very last line, the HTML report's
 // path, which is what a workshop opens next.
-func showcase(ctx context.Context, out, errOut io.Writer, sc *scenarios.Scenario, runDir string) error {
+func showcase(ctx context.Context, out, errOut io.Writer, sc *scenarios.Scenario, runDir string, extra ...harness.Option) error {
 	fmt.Fprintf(out, "# %s\n%s\n\n", sc.Name, wrap(strings.TrimSpace(sc.Description), 88))
 	for _, f := range sc.Faults {
 		fmt.Fprintf(out, "fault %s: %s at %s for %s\n", f.Name, f.Type, f.At, f.For)
 	}
 	fmt.Fprintf(out, "load: %s for %s\n\n", sc.Load.Rate, sc.Load.Duration)
-	res, err := runOne(ctx, out, errOut, sc, runDir, false)
+	res, err := runOne(ctx, out, errOut, sc, runDir, false, extra...)
 	if err != nil {
 		return err
 	}
