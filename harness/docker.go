@@ -50,13 +50,15 @@ var (
 )
 
 // DockerImages builds (or finds, when the binaries have not changed) the images a Docker
-// run needs — Toxiproxy's always, faultline's for the reference system (reference) — so
-// that a suite builds them once for all its runs.
+// run needs, so that a suite builds them once for all its runs: Toxiproxy's, and
+// faultline's, which the reference system runs and every run's reaper is. Without
+// reference (a user's topology) faultline's image is only the reaper's: when it cannot be
+// built (no source tree) Image stays empty and the run goes without a reaper.
 func DockerImages(ctx context.Context, d Docker, reference bool) (Docker, error) {
 	opts := []docker.BuildOption{docker.WithModuleRoot(d.ModuleRoot), docker.WithBuildLog(d.BuildLog)}
 	var err error
-	if d.Image == "" && reference {
-		if d.Image, err = docker.BuildImage(ctx, opts...); err != nil {
+	if d.Image == "" {
+		if d.Image, err = docker.BuildImage(ctx, opts...); err != nil && reference {
 			return d, fmt.Errorf("build faultline image: %w", err)
 		}
 	}
@@ -88,16 +90,10 @@ func (r *runner) startDocker(ctx context.Context, proxies int) (*dockerRun, func
 	r.journal.SetContainerCleaner(CleanDocker)
 	opts := []docker.Option{docker.WithRunID(runID), docker.WithImage(imgs.Image), docker.WithLogger(r.o.log),
 		docker.WithStartTimeout(r.o.readyTimeout)}
-	reaper := imgs.Image
-	if reaper == "" {
-		// A topology needs no faultline image but its reaper does; without one (no source
-		// tree to build from) a killed run waits for the next faultline command instead.
-		if reaper, err = docker.BuildImage(ctx, docker.WithModuleRoot(r.o.docker.ModuleRoot), docker.WithBuildLog(r.o.docker.BuildLog)); err != nil {
-			r.o.log.Warn("no reaper for this run", "err", err)
-		}
-	}
-	if reaper != "" {
-		opts = append(opts, docker.WithReaper(reaper, 0))
+	if imgs.Image != "" {
+		opts = append(opts, docker.WithReaper(imgs.Image, 0))
+	} else {
+		r.o.log.Warn("no reaper for this run: the faultline image could not be built (run from the source tree, or give its image); a killed run waits for the next faultline command")
 	}
 	rt, err := docker.New(ctx, opts...)
 	if err != nil {

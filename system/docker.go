@@ -230,8 +230,9 @@ func (sys *System) containerSpec(c *Component) (runtime.Spec, error) {
 	}, nil
 }
 
-// startContainers starts every container at once and learns their host ports; readiness
-// is waited for afterwards, over the published admin ports, like for processes.
+// startContainers starts every container at once; their host ports were pinned when the
+// system was planned, and readiness is waited for afterwards over the published admin
+// ports, like for processes.
 func (sys *System) startContainers(ctx context.Context) error {
 	var (
 		wg   sync.WaitGroup
@@ -252,7 +253,7 @@ func (sys *System) startContainers(ctx context.Context) error {
 				sys.mu.Lock()
 				c.Process = p
 				sys.mu.Unlock()
-				return sys.publish(c)
+				return nil
 			}()
 			if err != nil {
 				mu.Lock()
@@ -263,30 +264,6 @@ func (sys *System) startContainers(ctx context.Context) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// publish records the host addresses of a container's main and admin ports; the engine
-// picks them at every start. It does nothing for a process.
-func (sys *System) publish(c *Component) error {
-	if !sys.containers {
-		return nil
-	}
-	hp, ok := runtime.As[runtime.HostPorter](c.Process)
-	if !ok {
-		return fmt.Errorf("publish %s: the container runtime does not map ports", c.Name)
-	}
-	listen, err := hp.HostPort(c.ports.listen)
-	if err != nil {
-		return fmt.Errorf("publish %s: %w", c.Name, err)
-	}
-	admin, err := hp.HostPort(c.ports.admin)
-	if err != nil {
-		return fmt.Errorf("publish %s: %w", c.Name, err)
-	}
-	sys.mu.Lock()
-	c.Listen, c.Admin = listen, admin
-	sys.mu.Unlock()
-	return nil
 }
 
 // Disconnect takes the named component off the network while it keeps running (a

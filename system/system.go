@@ -640,9 +640,6 @@ func (sys *System) Restart(ctx context.Context, name string) error {
 	if err := c.Process.Restart(ctx); err != nil {
 		return fmt.Errorf("restart component: %w", err)
 	}
-	if err := sys.publish(c); err != nil { // a restarted container may get new host ports
-		return fmt.Errorf("restart component: %w", err)
-	}
 	return sys.WaitReady(ctx, name)
 }
 

@@ -295,22 +295,22 @@ func (p *Plan) proxyFor(caller, instance, port string) *Proxy {
 // Render executes text as a template seen by instance (one of the plan's instances),
 // for its own command line, environment and files.
 func (p *Plan) Render(instance, text string) (string, error) {
-	inst, ok := p.instances[instance]
-	if !ok {
-		return "", fmt.Errorf("render template: no instance %q", instance)
-	}
-	return render(text, &Data{plan: p, caller: inst.Component, self: inst})
+	return p.renderAs(instance, text, false)
 }
 
 // RenderHost executes text as a template about instance seen from the harness's host:
 // its readiness check and metrics URL. It differs from Render only InNetwork, where
 // .Self is the published 127.0.0.1 address instead of the in-container 0.0.0.0 one.
 func (p *Plan) RenderHost(instance, text string) (string, error) {
+	return p.renderAs(instance, text, true)
+}
+
+func (p *Plan) renderAs(instance, text string, host bool) (string, error) {
 	inst, ok := p.instances[instance]
 	if !ok {
 		return "", fmt.Errorf("render template: no instance %q", instance)
 	}
-	return render(text, &Data{plan: p, caller: inst.Component, self: inst, host: true})
+	return render(text, &Data{plan: p, caller: inst.Component, self: inst, host: host})
 }
 
 // SetHostListen records where the harness reaches the proxy called name, when that is

@@ -307,7 +307,7 @@ func (f *runRuntimeFlags) options(ctx context.Context, errOut io.Writer, scs ...
 		return []harness.Option{harness.WithRuntime(runtimeLocal)}, nil
 	case runtimeDocker:
 		fmt.Fprintln(errOut, "faultline: building the docker images (reused while the binaries are unchanged) ...")
-		reference := false // a user's topology needs only Toxiproxy's image
+		reference := false // a user's topology needs faultline's image only for its reaper
 		for _, sc := range scs {
 			reference = reference || sc == nil || !sc.HasTopology()
 		}
