@@ -230,18 +230,31 @@ func plannedRequests(load scenarios.LoadSpec, a, b time.Duration) float64 {
 	if len(load.Ramp) == 0 {
 		return load.Rate.PerSecond() * (b - a).Seconds()
 	}
-	var total float64
+	var total, prev float64
 	var t time.Duration
 	for i, step := range load.Ramp {
-		end := t + step.For.Std()
+		stepEnd := t + step.For.Std()
+		end := stepEnd
 		if i == len(load.Ramp)-1 {
 			end = max(end, b)
 		}
+		r := step.Rate.PerSecond()
+		// rateAt is the planned rate at offset x: a linear step slopes from the previous
+		// step's rate (0 before the first) to its own, and holds it past its end.
+		rateAt := func(x time.Duration) float64 {
+			if step.Shape != "linear" || x >= stepEnd || step.For <= 0 {
+				return r
+			}
+			return prev + (r-prev)*(x-t).Seconds()/step.For.Std().Seconds()
+		}
 		lo, hi := max(a, t), min(b, end)
 		if hi > lo {
-			total += step.Rate.PerSecond() * (hi - lo).Seconds()
+			// The rate is linear on [lo, min(hi, stepEnd)] and flat after it.
+			mid := max(lo, min(hi, stepEnd))
+			total += (rateAt(lo) + rateAt(mid)) / 2 * (mid - lo).Seconds()
+			total += r * (hi - mid).Seconds()
 		}
-		t = end
+		prev, t = r, end
 	}
 	return total
 }

@@ -321,12 +321,7 @@ func (r *runner) customLoadSpec() (loadgen.Spec, []string, error) {
 	if spec.Timeout == 0 {
 		spec.Timeout = 2 * time.Second
 	}
-	for _, st := range l.Ramp {
-		spec.Ramp = append(spec.Ramp, loadgen.Step{Rate: loadgen.Rate{Freq: st.Rate.Freq, Per: st.Rate.Per}, Duration: st.For.Std()})
-	}
-	if len(spec.Ramp) > 0 && spec.Rate.Freq == 0 {
-		spec.Rate = spec.Ramp[0].Rate
-	}
+	spec.Ramp = rampOf(l)
 	if errs := spec.Validate(); len(errs) > 0 {
 		return spec, nil, fmt.Errorf("build load: %w", errors.Join(errs...))
 	}

@@ -69,3 +69,36 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+// A scenario's ramp means steps unless a step says linear, and the plan printed before a
+// run says so with the requests it will send.
+func TestLoadPlanOfScenario(t *testing.T) {
+	parse := func(yaml string) scenarios.LoadSpec {
+		t.Helper()
+		sc, err := scenarios.Parse("ramp.yaml", []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sc.Load
+	}
+	head := "name: ramp\ndescription: A ramp.\nload:\n  mix: {browse: 1}\n"
+	tests := []struct {
+		name, load, want string
+		planned          uint64
+	}{
+		{"steps", head + "  duration: 20s\n  ramp:\n" +
+			"    - {rate: 20/s, for: 4s}\n    - {rate: 65/s, for: 4s}\n    - {rate: 110/s, for: 4s}\n    - {rate: 155/s, for: 4s}\n    - {rate: 200/s, for: 4s}\n",
+			"20→200/s in 5 steps of 4s: 20, 65, 110, 155, 200/s; 2,200 requests planned", 2200},
+		{"linear from zero", head + "  duration: 4s\n  ramp:\n    - {rate: 100/s, for: 2s, shape: linear}\n",
+			"linear from 0/s to 100/s over 2s, then 100/s until 4s; 300 requests planned", 300},
+		{"constant", head + "  duration: 10s\n  rate: 50/s\n", "50/s for 10s; 500 requests planned", 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := parse(tt.load)
+			assert.Equal(t, tt.want, LoadPlan(l))
+			spec := loadgen.Spec{Rate: loadgen.Rate{Freq: l.Rate.Freq, Per: l.Rate.Per}, Ramp: rampOf(l), Duration: l.Duration.Std()}
+			assert.Equal(t, tt.planned, spec.Pacer().Planned())
+		})
+	}
+}

@@ -70,6 +70,10 @@ func TestSpecValidate(t *testing.T) {
 		{name: "bad step", mutate: func(s *loadgen.Spec) {
 			s.Ramp = []loadgen.Step{{Rate: loadgen.Rate{Freq: -1, Per: time.Second}, Duration: 0}}
 		}, want: []string{"ramp step 1 rate: frequency -1", "ramp step 1: duration 0s"}},
+		{name: "unknown shape", mutate: func(s *loadgen.Spec) {
+			s.Duration = 0
+			s.Ramp = []loadgen.Step{{Rate: mustRate(t, "10/s"), Duration: time.Second, Shape: "curvy"}}
+		}, want: []string{`ramp step 1: shape "curvy" is neither "step" nor "linear"`}},
 		{name: "duration shorter than ramp", mutate: func(s *loadgen.Spec) {
 			s.Ramp = []loadgen.Step{{Rate: mustRate(t, "10/s"), Duration: 2 * time.Second}}
 		}, want: []string{"shorter than the ramp"}},
@@ -451,7 +455,7 @@ func TestRampReachesTargetRate(t *testing.T) {
 	spec := refSpec(t, 2, "1/s", 0)
 	spec.Rate = loadgen.Rate{}
 	spec.Ramp = []loadgen.Step{
-		{Rate: mustRate(t, "200/s"), Duration: time.Second},
+		{Rate: mustRate(t, "200/s"), Duration: time.Second, Shape: loadgen.ShapeLinear},
 		{Rate: mustRate(t, "200/s"), Duration: time.Second},
 	}
 	_, sum := collect(t, spec, target)

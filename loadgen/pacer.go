@@ -41,8 +41,8 @@ func (s segment) at(h float64) float64 {
 	return 2 * h / den
 }
 
-// Pacer paces an attack along a piecewise-linear rate curve (a constant rate is one flat
-// piece). Request i (from 0) is due at the moment the curve's integral reaches i, so the
+// Pacer paces an attack along a piecewise-linear rate curve (a constant rate and each
+// step of a ramp are flat pieces; a linear step is a sloped one). Request i (from 0) is due at the moment the curve's integral reaches i, so the
 // planned time of every request is a pure function of the spec. It implements
 // vegeta.Pacer; vegeta's own LinearPacer cannot start a ramp at zero (it reads a zero start
 // rate as "unlimited") nor chain several ramps.
@@ -71,7 +71,11 @@ func newPacer(rate Rate, ramp []Step, duration time.Duration) *Pacer {
 	prev := rate.PerSecond()
 	for _, st := range ramp {
 		next := st.Rate.PerSecond()
-		add(prev, next, st.Duration)
+		if st.Shape.Linear() {
+			add(prev, next, st.Duration)
+		} else {
+			add(next, next, st.Duration)
+		}
 		prev = next
 	}
 	if duration > at {

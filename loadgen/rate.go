@@ -120,10 +120,27 @@ func (r Rate) validate(what string) error {
 	return nil
 }
 
-// Step is one stage of a ramp: the rate moves linearly from the previous stage's rate (the
-// spec's Rate for the first stage) to Rate over Duration. Two consecutive steps with the same
-// Rate hold it constant.
+// Shape says how a ramp step reaches its rate.
+type Shape string
+
+// Shapes of a ramp step.
+const (
+	// ShapeStep (also the zero value) holds the step's rate for its whole duration: the
+	// rate jumps at the step's start, so five steps of 4 s from 20/s to 200/s send
+	// 4 × (20+65+110+155+200) requests and the last step runs at 200/s throughout.
+	ShapeStep Shape = "step"
+	// ShapeLinear moves the rate in a straight line from the previous step's rate (the
+	// spec's Rate for the first step, zero when it has none) to the step's rate.
+	ShapeLinear Shape = "linear"
+)
+
+// Linear reports whether s is a slope rather than a plateau.
+func (s Shape) Linear() bool { return s == ShapeLinear }
+
+// Step is one stage of a ramp: Rate held for Duration, or, with Shape ShapeLinear, reached
+// in a straight line over Duration.
 type Step struct {
 	Rate     Rate          `json:"rate"`
 	Duration time.Duration `json:"duration"`
+	Shape    Shape         `json:"shape,omitempty"`
 }

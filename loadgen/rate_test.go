@@ -92,13 +92,13 @@ func TestPacerPlansExactCounts(t *testing.T) {
 	}{
 		{name: "constant", spec: loadgen.Spec{Rate: rate("50/s"), Duration: 2 * time.Second}, want: 100, duration: 2 * time.Second},
 		{name: "per minute", spec: loadgen.Spec{Rate: rate("3000/m"), Duration: 10 * time.Second}, want: 500, duration: 10 * time.Second},
-		{name: "ramp from zero", spec: loadgen.Spec{Ramp: []loadgen.Step{{Rate: rate("100/s"), Duration: 2 * time.Second}}}, want: 100, duration: 2 * time.Second},
-		{name: "ramp then hold", spec: loadgen.Spec{Ramp: []loadgen.Step{
-			{Rate: rate("200/s"), Duration: time.Second}, {Rate: rate("200/s"), Duration: time.Second},
+		{name: "linear ramp from zero", spec: loadgen.Spec{Ramp: []loadgen.Step{{Rate: rate("100/s"), Duration: 2 * time.Second, Shape: loadgen.ShapeLinear}}}, want: 100, duration: 2 * time.Second},
+		{name: "linear ramp then hold", spec: loadgen.Spec{Ramp: []loadgen.Step{
+			{Rate: rate("200/s"), Duration: time.Second, Shape: loadgen.ShapeLinear}, {Rate: rate("200/s"), Duration: time.Second},
 		}}, want: 300, duration: 2 * time.Second},
-		{name: "ramp then hold until duration", spec: loadgen.Spec{Rate: rate("10/s"), Duration: 3 * time.Second,
-			Ramp: []loadgen.Step{{Rate: rate("30/s"), Duration: time.Second}}}, want: 20 + 60, duration: 3 * time.Second},
-		{name: "ramp down", spec: loadgen.Spec{Rate: rate("100/s"), Ramp: []loadgen.Step{{Rate: rate("0/s"), Duration: 2 * time.Second}}}, want: 100, duration: 2 * time.Second},
+		{name: "linear ramp then hold until duration", spec: loadgen.Spec{Rate: rate("10/s"), Duration: 3 * time.Second,
+			Ramp: []loadgen.Step{{Rate: rate("30/s"), Duration: time.Second, Shape: loadgen.ShapeLinear}}}, want: 20 + 60, duration: 3 * time.Second},
+		{name: "linear ramp down", spec: loadgen.Spec{Rate: rate("100/s"), Ramp: []loadgen.Step{{Rate: rate("0/s"), Duration: 2 * time.Second, Shape: loadgen.ShapeLinear}}}, want: 100, duration: 2 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,7 +122,7 @@ func TestPacerPlansExactCounts(t *testing.T) {
 func TestPacerFollowsTheRamp(t *testing.T) {
 	r, err := loadgen.RateOf("100/s")
 	require.NoError(t, err)
-	p := loadgen.Spec{Ramp: []loadgen.Step{{Rate: r, Duration: 2 * time.Second}}}.Pacer()
+	p := loadgen.Spec{Ramp: []loadgen.Step{{Rate: r, Duration: 2 * time.Second, Shape: loadgen.ShapeLinear}}}.Pacer()
 	// The integral of a 0→100/s ramp over its first second is a quarter of the whole.
 	assert.Equal(t, uint64(25), p.DueBy(time.Second))
 	assert.InDelta(t, 50, p.Rate(time.Second), 1e-9)

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -26,7 +28,8 @@ const (
 type Spec struct {
 	// Rate is the constant rate, or the rate a Ramp starts from.
 	Rate Rate
-	// Ramp, when set, moves the rate through its steps one after the other.
+	// Ramp, when set, moves the rate through its steps one after the other: each holds its
+	// rate for its duration, unless its Shape is ShapeLinear.
 	Ramp []Step
 	// Duration is the length of the load. With a Ramp it may be zero (the ramp's length)
 	// or longer (the last rate is held until Duration).
@@ -78,6 +81,9 @@ func (s Spec) Validate() []error {
 		}
 		if st.Duration <= 0 {
 			errs = append(errs, fmt.Errorf("ramp step %d: duration %s is not positive", i+1, st.Duration))
+		}
+		if st.Shape != "" && st.Shape != ShapeStep && st.Shape != ShapeLinear {
+			errs = append(errs, fmt.Errorf("ramp step %d: shape %q is neither %q nor %q", i+1, st.Shape, ShapeStep, ShapeLinear))
 		}
 		rampLen += st.Duration
 	}
@@ -140,3 +146,100 @@ func (s Spec) Validate() []error {
 
 // Pacer returns the rate curve of s: how many requests it plans and when each is due.
 func (s Spec) Pacer() *Pacer { return newPacer(s.Rate, s.Ramp, s.Duration) }
+
+// Plan describes the shape of the load in one line for people, before it runs: "50/s for
+// 20s; 1,000 requests planned", or for a ramp of equal steps "20→200/s in 5 steps of 4s:
+// 20, 65, 110, 155, 200/s; 2,200 requests planned". Call it on a spec whose Validate passed.
+func (s Spec) Plan() string {
+	p := s.Pacer()
+	var b strings.Builder
+	var rampLen time.Duration
+	for _, st := range s.Ramp {
+		rampLen += st.Duration
+	}
+	switch {
+	case len(s.Ramp) == 0:
+		fmt.Fprintf(&b, "%s for %s", s.Rate, s.Duration)
+	case equalSteps(s.Ramp):
+		first, last := s.Ramp[0].Rate, s.Ramp[len(s.Ramp)-1].Rate
+		rates := make([]Rate, len(s.Ramp))
+		for i, st := range s.Ramp {
+			rates[i] = st.Rate
+		}
+		fmt.Fprintf(&b, "%s→%s in %d steps of %s: %s", rateNumber(first, last), last, len(s.Ramp), s.Ramp[0].Duration, rateList(rates))
+	default:
+		prev := s.Rate
+		for i, st := range s.Ramp {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			switch {
+			case !st.Shape.Linear():
+				fmt.Fprintf(&b, "%s for %s", st.Rate, st.Duration)
+			case i == 0:
+				fmt.Fprintf(&b, "linear from %s to %s over %s", cmpRate(prev), st.Rate, st.Duration)
+			default:
+				fmt.Fprintf(&b, "linear to %s over %s", st.Rate, st.Duration)
+			}
+			prev = st.Rate
+		}
+	}
+	if len(s.Ramp) > 0 && s.Duration > rampLen {
+		fmt.Fprintf(&b, ", then %s until %s", s.Ramp[len(s.Ramp)-1].Rate, s.Duration)
+	}
+	fmt.Fprintf(&b, "; %s requests planned", thousands(p.Planned()))
+	return b.String()
+}
+
+// equalSteps reports whether a ramp is two or more plateaus of one duration, which Plan
+// writes as a staircase.
+func equalSteps(ramp []Step) bool {
+	if len(ramp) < 2 {
+		return false
+	}
+	for _, st := range ramp {
+		if st.Shape.Linear() || st.Duration != ramp[0].Duration {
+			return false
+		}
+	}
+	return true
+}
+
+// rateNumber writes r without its unit when it shares the unit of other ("20" before
+// "200/s"), and in full otherwise.
+func rateNumber(r, other Rate) string {
+	if r.Per == other.Per {
+		return strconv.Itoa(r.Freq)
+	}
+	return r.String()
+}
+
+// rateList writes rates of one unit as "20, 65, 110/s", and mixed ones in full.
+func rateList(rates []Rate) string {
+	parts := make([]string, len(rates))
+	last := rates[len(rates)-1]
+	for i, r := range rates {
+		parts[i] = rateNumber(r, last)
+	}
+	if strings.HasSuffix(parts[len(parts)-1], last.String()) {
+		return strings.Join(parts, ", ")
+	}
+	return strings.Join(parts, ", ") + strings.TrimPrefix(last.String(), strconv.Itoa(last.Freq))
+}
+
+// cmpRate writes a rate, "0/s" for the zero rate a ramp starts from.
+func cmpRate(r Rate) string {
+	if r.IsZero() {
+		return "0/s"
+	}
+	return r.String()
+}
+
+// thousands writes n with a comma every three digits: 2,200.
+func thousands(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

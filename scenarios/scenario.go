@@ -80,7 +80,7 @@ func (s System) ReplicasOf(service string) int {
 // LoadSpec describes the traffic.
 type LoadSpec struct {
 	Rate       Rate               `yaml:"rate,omitempty" json:"rate,omitempty" doc:"constant open-model rate, such as 50/s; or use ramp"`
-	Ramp       []RampStep         `yaml:"ramp,omitempty" json:"ramp,omitempty" doc:"rate steps, in order; the last holds until the end"`
+	Ramp       []RampStep         `yaml:"ramp,omitempty" json:"ramp,omitempty" doc:"rate steps, in order: each holds its rate for its for (or, with shape: linear, reaches it in a straight line); the last rate holds until the end"`
 	Duration   Duration           `yaml:"duration" json:"duration" doc:"how long load runs; faults must end by then" required:"true"`
 	MaxWorkers int                `yaml:"max_workers,omitempty" json:"max_workers,omitempty" doc:"bound on concurrent requests, so a slow system cannot exhaust the harness; default 64" minimum:"1"`
 	Timeout    Duration           `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"per-request client timeout; default 2s"`
@@ -93,7 +93,12 @@ type LoadSpec struct {
 type RampStep struct {
 	Rate Rate     `yaml:"rate" json:"rate" doc:"rate during this step" required:"true"`
 	For  Duration `yaml:"for" json:"for" doc:"how long the step lasts" required:"true"`
+	// Shape is "step" (the default) or "linear".
+	Shape string `yaml:"shape,omitempty" json:"shape,omitempty" doc:"step (default): hold rate for the whole step, so the rate jumps at its start; linear: move in a straight line from the previous step's rate (0 for the first step) to rate over for" enum:"step,linear"`
 }
+
+// RampShapes are the shapes a ramp step can take.
+var RampShapes = []string{"step", "linear"}
 
 // HTTPTarget is a request a user declares, so the load can exercise their own services.
 type HTTPTarget struct {

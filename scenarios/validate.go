@@ -183,6 +183,9 @@ func (v *validation) load() {
 	for i, st := range l.Ramp {
 		p := lp.with("ramp").with(i)
 		rateLimit(st.Rate, p.with("rate"))
+		if st.Shape != "" && !contains(RampShapes, st.Shape) {
+			v.add(v.at(p.with("shape"), false), choiceHint(st.Shape, RampShapes), "%s %q is not a ramp shape", p.with("shape"), st.Shape)
+		}
 		if st.For <= 0 && !v.emptyReported(p.with("for")) {
 			v.add(v.at(p.with("for"), false), "each step lasts a positive time", "%s must be above 0", p.with("for"))
 		}

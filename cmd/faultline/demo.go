@@ -77,7 +77,7 @@ func showcase(ctx context.Context, out, errOut io.Writer, sc *scenarios.Scenario
 	for _, f := range sc.Faults {
 		fmt.Fprintf(out, "fault %s: %s at %s for %s\n", f.Name, f.Type, f.At, f.For)
 	}
-	fmt.Fprintf(out, "load: %s for %s\n\n", sc.Load.Rate, sc.Load.Duration)
+	fmt.Fprintln(out) // runOne prints the load's plan
 	res, err := runOne(ctx, out, errOut, sc, runDir, false, extra...)
 	if err != nil {
 		return err

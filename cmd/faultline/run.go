@@ -125,6 +125,8 @@ func seedOpt(cmd *cobra.Command, seed int64) []harness.Option {
 // returns an error only when the scenario was refused before it ran.
 func runOne(ctx context.Context, out, errOut io.Writer, sc *scenarios.Scenario, dir string, jsonOut bool, extra ...harness.Option) (*result.Run, error) {
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The plan's shape first, so what the file means is visible before it is sent.
+	fmt.Fprintf(errOut, "%s load: %s\n", sc.Name, harness.LoadPlan(sc.Load))
 	pp := newProgressPrinter(errOut, sc.Name)
 	opts := append([]harness.Option{harness.WithLogger(log), harness.WithProgress(pp.print)}, extra...)
 	if dir != "" {
