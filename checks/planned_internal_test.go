@@ -35,7 +35,7 @@ func TestPlannedRequestsFollowRampShape(t *testing.T) {
 		{"plateau before the slope", slope, 0, 4 * s, 80},
 		{"the slope", slope, 4 * s, 8 * s, 440},
 		{"half the slope", slope, 4 * s, 6 * s, (20 + 110) / 2.0 * 2},
-		{"slope then hold", slope, 6 * s, 10 * s, (110 + 200) / 2.0 * 2 + 400},
+		{"slope then hold", slope, 6 * s, 10 * s, (110+200)/2.0*2 + 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
