@@ -102,3 +102,14 @@ func TestLoadPlanOfScenario(t *testing.T) {
 		})
 	}
 }
+
+// The result says where on its own clock the load started, so reports can count every
+// time from load start as the scenario does.
+func TestClosePhasesRecordsLoadStart(t *testing.T) {
+	sc := &scenarios.Scenario{Name: "s", Faults: []scenarios.FaultSpec{{Name: "f", Type: "latency", At: scenarios.Duration(6 * time.Second), For: scenarios.Duration(2 * time.Second)}}}
+	r := &runner{sc: sc, res: &result.Run{}}
+	r.faults = []result.Fault{{Name: "f", At: result.Duration(6 * time.Second), For: result.Duration(2 * time.Second),
+		Injected: result.Duration(7450 * time.Millisecond), Healed: result.Duration(9450 * time.Millisecond)}}
+	r.closePhases(1450*time.Millisecond, 11450*time.Millisecond)
+	assert.Equal(t, result.Duration(1450*time.Millisecond), r.res.LoadStart)
+}

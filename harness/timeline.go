@@ -212,7 +212,8 @@ func (r *runner) healAll(ctx context.Context, env faults.Env) {
 }
 
 // closePhases closes the phases in the history and records the run's phases, as the
-// checks package computes them from the actual inject and heal times.
+// checks package computes them from the actual inject and heal times, and where on the
+// run's clock the load started.
 func (r *runner) closePhases(loadStart, loadEnd time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -228,6 +229,9 @@ func (r *runner) closePhases(loadStart, loadEnd time.Duration) {
 		r.phaseEdge(checks.PhaseAfter, history.PhaseEnd)
 	}
 	r.res.Phases = checks.Phases(r.sc, slices.Clone(r.faults), loadStart, loadEnd)
+	// Reports count every time from load start, as the scenario does; the result keeps the
+	// run's own clock and says where on it the load began.
+	r.res.LoadStart = result.Duration(loadStart)
 }
 
 // startLive runs the live checks (http_probe, command) against the running system at the

@@ -122,8 +122,9 @@ func newAggregator(bucket time.Duration) *aggregator {
 	}
 }
 
-// addFile streams one history file into the aggregate.
-func (a *aggregator) addFile(ctx context.Context, path string) error {
+// addFile streams one history file into the aggregate. offset is when the load began on
+// the history's clock.
+func (a *aggregator) addFile(ctx context.Context, path string, offset time.Duration) error {
 	hr, err := history.Open(path)
 	if err != nil {
 		return err
@@ -149,6 +150,12 @@ func (a *aggregator) addFile(ctx context.Context, path string) error {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("read history: %w", err)
 			}
+		}
+		// The history counts from the harness's start; a reader counts from load start.
+		ev.T -= offset
+		if ev.Request != nil {
+			ev.Request.Start -= offset
+			ev.Request.Planned -= offset
 		}
 		a.add(ev)
 	}
@@ -264,6 +271,9 @@ type faultWindow struct {
 	Start, End time.Duration // End 0: not healed within the record
 	Targets    []string
 	Link       bool // the target was a caller->callee link
+	// Color is 1 + the palette index of the design the window belongs to on a comparison,
+	// so each design's windows are told apart; 0 is the fault red of a run's page.
+	Color int
 }
 
 func (a *aggregator) addFault(t time.Duration, f *history.Fault) {
@@ -345,7 +355,7 @@ func (a *aggregator) finish(run *result.Run, repeats int) *timeline {
 	}
 	end := a.lastT
 	if run != nil {
-		end = max(end, run.Duration.Std())
+		end = max(end, onLoadClock(run, run.Duration))
 	}
 	n = max(n, int((end+a.bucket-1)/a.bucket))
 	tl.Buckets = n
@@ -428,15 +438,19 @@ func (a *aggregator) finish(run *result.Run, repeats int) *timeline {
 	return tl
 }
 
-// windows merges the result's fault timings (authoritative) with the history's.
+// windows merges the result's fault timings (authoritative) with the history's, from load
+// start: a fault never injected is shown where the scenario planned it.
 func (a *aggregator) windows(run *result.Run) []faultWindow {
 	var out []faultWindow
 	seen := map[string]bool{}
 	if run != nil {
 		for _, f := range run.Faults {
-			w := faultWindow{Name: f.Name, Start: f.Injected.Std(), End: f.Healed.Std(), Targets: f.Targets}
-			if w.Start == 0 {
-				w.Start = f.At.Std()
+			w := faultWindow{Name: f.Name, Start: f.At.Std(), Targets: f.Targets}
+			if f.Injected > 0 {
+				w.Start = onLoadClock(run, f.Injected)
+			}
+			if f.Healed > 0 {
+				w.End = onLoadClock(run, f.Healed)
 			}
 			if h := a.faults[f.Name]; h != nil {
 				w.Link = h.Link

@@ -86,7 +86,7 @@ func (ch chart) render() (svg string, err error) {
 	p.Legend.Left = false
 	p.Legend.XOffs = -vg.Points(6)
 	p.Legend.YOffs = -vg.Points(2)
-	p.X.Label.Text = "seconds since start"
+	p.X.Label.Text = "seconds since load start"
 	p.Y.Label.Text = ch.YLabel
 	end := ch.End.Seconds()
 	if !(end > 0) {
@@ -217,7 +217,8 @@ func (b faultBands) Plot(c draw.Canvas, p *plot.Plot) {
 		Color: faultText, Font: font.From(sansFont, 8),
 		XAlign: draw.XLeft, YAlign: draw.YTop, Handler: p.TextHandler,
 	}
-	for i, f := range b.faults {
+	labels := 0
+	for _, f := range b.faults {
 		x0, x1 := f.Start.Seconds(), f.End.Seconds()
 		name := f.Name
 		if f.End <= f.Start {
@@ -228,9 +229,21 @@ func (b faultBands) Plot(c draw.Canvas, p *plot.Plot) {
 			{X: trX(x0), Y: c.Min.Y}, {X: trX(x1), Y: c.Min.Y},
 			{X: trX(x1), Y: c.Max.Y}, {X: trX(x0), Y: c.Max.Y},
 		}
-		c.FillPolygon(faultFill, c.ClipPolygonX(pts))
-		y := c.Max.Y - vg.Points(2+10*float64(i%3))
-		c.FillText(sty, vg.Point{X: trX(x0) + vg.Points(2), Y: y}, name)
+		fill, text := faultFill, faultText
+		if f.Color > 0 {
+			text = palette[(f.Color-1)%len(palette)]
+			fill = text
+			fill.A = faultFill.A
+		}
+		c.FillPolygon(fill, c.ClipPolygonX(pts))
+		if f.Name == "" {
+			continue // a further repeat of a window already named
+		}
+		s := sty
+		s.Color = text
+		y := c.Max.Y - vg.Points(2+10*float64(labels%3))
+		labels++
+		c.FillText(s, vg.Point{X: trX(x0) + vg.Points(2), Y: y}, name)
 	}
 }
 

@@ -318,12 +318,12 @@ func Compare(ctx context.Context, w io.Writer, groups []DesignRuns, opts ...Opti
 	}
 	tls := make([]*timeline, len(groups))
 	var end time.Duration
-	var faults []faultWindow
+	faults := compareWindows(groups)
 	anyHistory := false
 	for i, g := range groups {
 		agg := newAggregator(o.bucket)
-		for _, h := range g.Histories {
-			if err := agg.addFile(ctx, h); err != nil {
+		for hi, h := range g.Histories {
+			if err := agg.addFile(ctx, h, loadStartOf(runOfHistory(g, hi, h))); err != nil {
 				return fmt.Errorf("compare designs: %s: %w", cmp.Designs[i].Name, err)
 			}
 			anyHistory = true
@@ -334,9 +334,6 @@ func Compare(ctx context.Context, w io.Writer, groups []DesignRuns, opts ...Opti
 		}
 		tls[i] = agg.finish(first, len(g.Histories))
 		end = max(end, tls[i].End)
-		if faults == nil {
-			faults = tls[i].Faults
-		}
 		if tls[i].BadLines > 0 {
 			page.Notes = append(page.Notes, fmt.Sprintf("%s: %d history lines could not be read and were skipped.", cmp.Designs[i].Name, tls[i].BadLines))
 		}
@@ -395,4 +392,43 @@ func compareCharts(cmp *comparison, tls []*timeline, end time.Duration, faults [
 		out = append(out, renderedChart{ID: ch.ID, Title: ch.Title, SVG: template.HTML(svg)})
 	}
 	return out, nil
+}
+
+// compareWindows returns the fault windows a comparison shades: every run's own, from its
+// own load start, in its design's colour. Runs of different designs are not injected at the
+// same instant, and a spike must be read against the window of the run that had it. The
+// first repeat of each design names its windows; further repeats only shade theirs.
+func compareWindows(groups []DesignRuns) []faultWindow {
+	var out []faultWindow
+	for gi, g := range groups {
+		design := g.Design
+		if design == "" {
+			design = fmt.Sprintf("design %d", gi+1)
+		}
+		for ri, r := range g.Runs {
+			for _, w := range newAggregator(time.Second).windows(r) {
+				w.Color = gi + 1
+				w.Name = design + ": " + w.Name
+				if ri > 0 {
+					w.Name = ""
+				}
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}
+
+// runOfHistory is the run that wrote a design's history i, whose load start the history's
+// times are shifted by.
+func runOfHistory(g DesignRuns, i int, path string) *result.Run {
+	for _, r := range g.Runs {
+		if r != nil && historyOf(r) == path {
+			return r
+		}
+	}
+	if len(g.Histories) == len(g.Runs) {
+		return g.Runs[i]
+	}
+	return nil
 }

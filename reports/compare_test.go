@@ -93,7 +93,8 @@ func TestCompareHTML(t *testing.T) {
 		svg := chartSVG(t, page, id)
 		assert.Contains(t, svg, ">with-breaker", id)
 		assert.Contains(t, svg, ">no-breaker", id)
-		assert.Contains(t, svg, ">slow-product</text>", "%s shows the fault window", id)
+		assert.Contains(t, svg, ">with-breaker: slow-product</text>", "%s shows each design's fault window", id)
+		assert.Contains(t, svg, ">no-breaker: slow-product</text>", id)
 		// One stroke colour per design: both designs are drawn.
 		assert.Contains(t, svg, "stroke:#0072B2", id)
 		assert.Contains(t, svg, "stroke:#D55E00", id)

@@ -125,6 +125,9 @@ type synth struct {
 	faultFor time.Duration
 	seed     uint64
 	slow     float64 // multiplies latency during the fault
+	// offset is when the load starts on the history's clock (the harness's, which starts
+	// before the system is up); every other time of synth counts from load start.
+	offset time.Duration
 }
 
 var fixtureSynth = synth{requests: 356, duration: 9 * time.Second, faultAt: 2010 * time.Millisecond, faultFor: 3010 * time.Millisecond, seed: 1, slow: 40}
@@ -144,7 +147,7 @@ func writeHistory(tb testing.TB, path string, s synth) {
 	rng := rand.New(rand.NewPCG(s.seed, 7))
 	heal := s.faultAt + s.faultFor
 	put := func(t time.Duration, ev history.Event) {
-		ev.T = max(t, 1)
+		ev.T = max(t+s.offset, 1)
 		require.NoError(tb, w.Write(ev))
 	}
 	put(0, history.PhaseEvent("before", history.PhaseStart))
@@ -185,7 +188,7 @@ func writeHistory(tb testing.TB, path string, s synth) {
 			}
 		}
 		put(start+lat, history.RequestEvent(loadgen.Result{Seq: uint64(i), Journey: j, Method: "GET", Path: "/products",
-			Planned: start, Start: start, Latency: lat, Status: status, OK: ok, Fallback: fallback}))
+			Planned: start + s.offset, Start: start + s.offset, Latency: lat, Status: status, OK: ok, Fallback: fallback}))
 	}
 	for nextMetric <= s.duration {
 		writeMetrics(put, nextMetric, s.faultAt, heal)

@@ -150,3 +150,27 @@ func historyOf(r *result.Run) string {
 	}
 	return filepath.Join(r.RunDir, r.History)
 }
+
+// loadStartOf is when the run's load began on the run's own clock (the clock of its
+// history, phases and injection times). Every time a report shows has it subtracted, so
+// that times count from load start as the scenario's at: does. A result written before
+// the run recorded it falls back on the start of its overall phase, which is the load's.
+func loadStartOf(r *result.Run) time.Duration {
+	if r == nil {
+		return 0
+	}
+	if r.LoadStart > 0 {
+		return r.LoadStart.Std()
+	}
+	for _, p := range r.Phases {
+		if p.Name == "overall" {
+			return p.Start.Std()
+		}
+	}
+	return 0
+}
+
+// onLoadClock turns an instant on the run's clock into one from load start.
+func onLoadClock(r *result.Run, d result.Duration) time.Duration {
+	return d.Std() - loadStartOf(r)
+}

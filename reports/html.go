@@ -106,6 +106,10 @@ type runPage struct {
 	Generated   string
 }
 
+// OnLoad writes an instant of the run's clock counted from load start, the clock of the
+// scenario file and of every chart.
+func (p runPage) OnLoad(d result.Duration) string { return formatDur(onLoadClock(p.Run, d)) }
+
 type journeyRow struct {
 	Name string
 	J    result.Journey
@@ -145,7 +149,7 @@ func HTML(ctx context.Context, w io.Writer, run *result.Run, historyPath string,
 
 	agg := newAggregator(o.bucket)
 	if historyPath != "" {
-		if err := agg.addFile(ctx, historyPath); err != nil {
+		if err := agg.addFile(ctx, historyPath, loadStartOf(run)); err != nil {
 			return fmt.Errorf("render html: %w", err)
 		}
 	} else {

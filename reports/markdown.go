@@ -154,9 +154,12 @@ func runMarkdown(w *bufio.Writer, r *result.Run, level, htmlPath string) {
 					meas += " (" + e.Detail + ")"
 				}
 			}
-			window := formatDur(f.Injected.Std()) + " – "
+			window := formatDur(onLoadClock(r, f.Injected)) + " – "
+			if f.Injected == 0 {
+				window = "not injected (planned at " + formatDur(f.At.Std()) + ") – "
+			}
 			if f.Healed > 0 {
-				window += formatDur(f.Healed.Std())
+				window += formatDur(onLoadClock(r, f.Healed))
 			} else {
 				window += "never healed"
 			}

@@ -110,6 +110,11 @@ type Run struct {
 	// ExpectedFailure is set for a scenario that demonstrates a weak design.
 	ExpectedFailure *ExpectedFailure `json:"expected_failure,omitempty"`
 
+	// LoadStart is when the load began on the run's clock (the clock of Phases, of the
+	// faults' Injected and Healed, and of the history's T). A scenario's times count from
+	// load start, so reports subtract it from every time they show.
+	LoadStart Duration `json:"load_start,omitempty"`
+
 	Phases   []Phase     `json:"phases,omitempty"`
 	Faults   []Fault     `json:"faults,omitempty"`
 	Checks   []Check     `json:"checks,omitempty"`
