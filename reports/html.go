@@ -160,7 +160,7 @@ func HTML(ctx context.Context, w io.Writer, run *result.Run, historyPath string,
 		page.HistoryNote = fmt.Sprintf("%d history lines could not be read and were skipped (a run killed mid-write leaves a truncated last line).", tl.BadLines)
 	}
 	if historyPath != "" {
-		charts, err := runCharts(tl)
+		charts, err := runCharts(tl, run)
 		if err != nil {
 			return fmt.Errorf("render html: %w", err)
 		}
@@ -179,7 +179,7 @@ func HTML(ctx context.Context, w io.Writer, run *result.Run, historyPath string,
 }
 
 // runCharts builds every chart of one run's page.
-func runCharts(tl *timeline) ([]renderedChart, error) {
+func runCharts(tl *timeline, run *result.Run) ([]renderedChart, error) {
 	base := chart{Bucket: tl.Bucket, End: tl.End, Faults: tl.Faults}
 	var specs []chart
 	var notes []renderedChart
@@ -237,10 +237,14 @@ func runCharts(tl *timeline) ([]renderedChart, error) {
 		for i, l := range tl.Backlog {
 			cv.Series = append(cv.Series, series{line: l, color: i, step: true})
 		}
-		if tl.Converged {
-			cv.Markers = []marker{{at: tl.Convergence, label: "converged at " + formatDur(tl.Convergence)}}
-		} else {
-			cv.Title += " (did not converge)"
+		verdict, at, ok := convergenceVerdict(run, tl)
+		cv.Title += verdict
+		switch {
+		case ok:
+			cv.Markers = []marker{{at: at, label: "converged at " + formatDur(at)}}
+		case tl.Converged:
+			// What the series show, not a verdict: the checks above judge consistency.
+			cv.Markers = []marker{{at: tl.Convergence, label: "drained at " + formatDur(tl.Convergence)}}
 		}
 		specs = append(specs, cv)
 	}
@@ -277,4 +281,68 @@ func maxOf(ss []series, floor float64) float64 {
 		}
 	}
 	return m
+}
+
+// convergenceVerdict states in the convergence chart's title what the run's consistency
+// checks concluded, the same checks its verdict comes from, so that the chart never says
+// "did not converge" beside checks that passed (the backlog and lag series are sampled,
+// and their last sample can catch a message in flight). With a converge_within check it
+// also gives the moment of convergence, from load start, for the marker. A run without
+// consistency checks gets no claim.
+func convergenceVerdict(run *result.Run, tl *timeline) (title string, at time.Duration, ok bool) {
+	if run == nil {
+		return "", 0, false
+	}
+	var passed int
+	var failed []string
+	converge := math.NaN() // converge_within's figure: seconds after the last heal, -1 never
+	for _, c := range run.Checks {
+		if c.Kind != "consistency" || c.Skipped {
+			continue
+		}
+		switch {
+		case strings.HasSuffix(c.Name, "/converge_within"):
+			converge = c.Figure
+		case c.Passed:
+			passed++
+		default:
+			failed = append(failed, c.Name)
+		}
+	}
+	if converge >= 0 {
+		after := time.Duration(converge * float64(time.Second))
+		at, ok = convergenceRef(run, tl)+after, true
+		title = fmt.Sprintf(" (converged %s after the last heal)", formatDur(after))
+	}
+	switch {
+	case converge < 0:
+		return " (did not converge)", 0, false
+	case len(failed) > 0:
+		return " (inconsistent at the end: " + strings.Join(failed, ", ") + " failed)", at, ok
+	case ok:
+		return title, at, ok
+	case passed == 1:
+		return " (consistent at the end: 1 consistency check passed)", 0, false
+	case passed > 1:
+		return fmt.Sprintf(" (consistent at the end: %d consistency checks passed)", passed), 0, false
+	}
+	return "", 0, false
+}
+
+// convergenceRef is what converge_within counts from, from load start: the last heal, or
+// the end of the load in a run without faults.
+func convergenceRef(run *result.Run, tl *timeline) time.Duration {
+	var last time.Duration
+	for _, f := range tl.Faults {
+		last = max(last, f.End)
+	}
+	if last > 0 {
+		return last
+	}
+	for _, p := range run.Phases {
+		if p.Name == "overall" {
+			return onLoadClock(run, p.End)
+		}
+	}
+	return 0
 }

@@ -56,7 +56,7 @@ func TestHTMLCharts(t *testing.T) {
 			assert.Contains(t, svg, ">slow-product</text>", "the fault window is labelled")
 		})
 	}
-	assert.Contains(t, chartSVG(t, page, "convergence"), ">converged at 7.5s</text>", "the convergence moment is marked")
+	assert.Contains(t, chartSVG(t, page, "convergence"), ">drained at 7.5s</text>", "the moment the series drained is marked")
 	assert.Contains(t, chartSVG(t, page, "breakers"), ">half-open</text>")
 	assert.Contains(t, chartSVG(t, page, "breakers"), "gateway → product")
 	for _, j := range []string{"browse", "place_order", "view_order"} {
