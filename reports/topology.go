@@ -27,10 +27,13 @@ func topologySVG(r *result.Run, faults []faultWindow) string {
 		boxW   = 110.0
 		boxH   = 40.0
 		margin = 30.0
+		// linkLabelW bounds the label written at the middle of a faulted link.
+		linkLabelW = 180.0
 	)
 	type node struct {
 		c    result.Component
 		x, y float64 // centre
+		span float64 // width of the node's column, which its fault label may use
 	}
 	nodes := map[string]*node{}
 	var ordered []*node
@@ -43,7 +46,7 @@ func topologySVG(r *result.Run, faults []faultWindow) string {
 		usedRows++
 		step := (width - 2*margin) / float64(len(row))
 		for i, c := range row {
-			n := &node{c: c, x: margin + step*(float64(i)+0.5), y: y}
+			n := &node{c: c, x: margin + step*(float64(i)+0.5), y: y, span: step}
 			nodes[c.Name] = n
 			ordered = append(ordered, n)
 		}
@@ -147,8 +150,7 @@ func topologySVG(r *result.Run, faults []faultWindow) string {
 		}
 		fmt.Fprintf(&b, `<line class="link faulted" x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#c0392b" stroke-width="3" stroke-dasharray="6 3" marker-end="url(#arrow-f)"><title>%s</title></line>`,
 			x1, y1, x2, y2, html.EscapeString(strings.Join(names, ", ")))
-		fmt.Fprintf(&b, `<text class="fault-label" x="%.1f" y="%.1f" fill="#c0392b" font-size="11" text-anchor="middle">%s</text>`,
-			(x1+x2)/2, (y1+y2)/2-4, html.EscapeString(strings.Join(names, ", ")))
+		b.WriteString(svgLabel(`class="fault-label" fill="#c0392b"`, (x1+x2)/2, (y1+y2)/2-4, 11, linkLabelW, width, strings.Join(names, ", ")))
 	}
 	for _, n := range ordered {
 		names := faultedNode(n)
@@ -158,11 +160,10 @@ func topologySVG(r *result.Run, faults []faultWindow) string {
 		}
 		fmt.Fprintf(&b, `<g class="node"><rect x="%.1f" y="%.1f" width="%.0f" height="%.0f" rx="6" fill="%s" stroke="%s" stroke-width="%.1f"/>`,
 			n.x-boxW/2, n.y-boxH/2, boxW, boxH, fill, stroke, sw)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="12" text-anchor="middle" font-weight="bold">%s</text>`, n.x, n.y-2, html.EscapeString(n.c.Name))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10" text-anchor="middle" fill="#555">%s</text>`, n.x, n.y+12, html.EscapeString(n.c.Kind))
+		b.WriteString(svgLabel(`font-weight="bold"`, n.x, n.y-2, 12, boxW-8, width, n.c.Name))
+		b.WriteString(svgLabel(`fill="#555"`, n.x, n.y+12, 10, boxW-8, width, n.c.Kind))
 		if len(names) > 0 {
-			fmt.Fprintf(&b, `<text class="fault-label" x="%.1f" y="%.1f" font-size="11" text-anchor="middle" fill="#c0392b">%s</text>`,
-				n.x, n.y+boxH/2+14, html.EscapeString(strings.Join(names, ", ")))
+			b.WriteString(svgLabel(`class="fault-label" fill="#c0392b"`, n.x, n.y+boxH/2+14, 11, n.span-8, width, strings.Join(names, ", ")))
 		}
 		b.WriteString(`</g>`)
 	}
@@ -201,4 +202,35 @@ func abs(v float64) float64 {
 		return -v
 	}
 	return v
+}
+
+// charWidth is a generous average advance of a sans-serif character, in ems: SVG text does
+// not wrap, so a label is shortened to what surely fits rather than measured.
+const charWidth = 0.64
+
+// svgLabel writes a centred label at (x, y), shortened with an ellipsis to fit maxW (and
+// the drawing's width); a shortened label keeps its full text as its title, which a
+// browser shows on hover and a screen reader reads.
+func svgLabel(attrs string, x, y, fontSize, maxW, drawingW float64, text string) string {
+	// A centred label must also stay inside the drawing.
+	maxW = min(maxW, 2*x, 2*(drawingW-x))
+	short, cut := fitText(text, maxW, fontSize)
+	var b strings.Builder
+	fmt.Fprintf(&b, `<text %s x="%.1f" y="%.1f" font-size="%g" text-anchor="middle">%s`, attrs, x, y, fontSize, html.EscapeString(short))
+	if cut {
+		fmt.Fprintf(&b, `<title>%s</title>`, html.EscapeString(text))
+	}
+	b.WriteString(`</text>`)
+	return b.String()
+}
+
+// fitText shortens s to about maxW pixels at fontSize, ending it with an ellipsis, and
+// reports whether it did.
+func fitText(s string, maxW, fontSize float64) (string, bool) {
+	n := max(int(maxW/(charWidth*fontSize)), 2)
+	r := []rune(s)
+	if len(r) <= n {
+		return s, false
+	}
+	return string(r[:n-1]) + "…", true
 }
