@@ -122,3 +122,21 @@ func TestSpecPlan(t *testing.T) {
 		})
 	}
 }
+
+// The summary holds a run to the plan of steps: 50/s then 150/s for a second each plans
+// 200 requests, a mean of 100/s, and the second second is planned at 150.
+func TestStepRampSummaryPlansSteps(t *testing.T) {
+	target := serve(t, newGateway())
+	spec := refSpec(t, 3, "1/s", 0)
+	spec.Rate = loadgen.Rate{}
+	spec.Ramp = []loadgen.Step{
+		{Rate: mustRate(t, "50/s"), Duration: time.Second},
+		{Rate: mustRate(t, "150/s"), Duration: time.Second},
+	}
+	_, sum := collect(t, spec, target)
+	assert.Equal(t, uint64(200), sum.Planned)
+	require.Len(t, sum.Windows, 2)
+	assert.Equal(t, uint64(50), sum.Windows[0].Planned)
+	assert.Equal(t, uint64(150), sum.Windows[1].Planned)
+	assert.InDelta(t, 100, sum.PlannedRate, 1e-9)
+}
