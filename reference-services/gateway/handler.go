@@ -23,6 +23,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,9 +283,12 @@ func (h *handler) readBody(next http.Handler) http.Handler {
 			h.m.shed.WithLabelValues(ShedBodySize).Inc()
 			h.refuseBody(w, r, http.StatusRequestEntityTooLarge, "request body too large")
 			return
-		case err != nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			h.m.shed.WithLabelValues(ShedBodyTimeout).Inc()
 			h.refuseBody(w, r, http.StatusRequestTimeout, "request body not received in time")
+			return
+		case err != nil: // cut short or malformed (a bad chunk)
+			h.refuseBody(w, r, http.StatusBadRequest, "request body unreadable")
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

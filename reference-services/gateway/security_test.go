@@ -492,3 +492,23 @@ func TestBodyDeadlineEndsWithTheBody(t *testing.T) {
 	defer func() { _ = resp.Body.Close() }()
 	assert.Equal(t, http.StatusCreated, resp.StatusCode)
 }
+
+// A body that cannot be read (a malformed chunk) is the client's error, 400, not a timeout.
+func TestUnreadableBody(t *testing.T) {
+	l := startLive(t, design.Default().Gateway)
+	c, err := net.Dial("tcp", strings.TrimPrefix(l.url, "http://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	_, err = fmt.Fprintf(c, "POST /orders HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nIdempotency-Key: k\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", token(t, "alice"))
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	var v map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
+	assert.Equal(t, "request body unreadable", v["error"])
+	assert.Zero(t, l.orders(t))
+}
