@@ -52,13 +52,13 @@ type gateway struct {
 	seen   []received
 	orders map[string]string // idempotency key -> order id
 	bodies map[string]string // idempotency key -> first body
-	ids    map[string]bool
+	ids    map[string]string // order id -> the Authorization that placed it: orders are their owner's
 }
 
 func newGateway() *gateway { return newNamedGateway("gw-1") }
 
 func newNamedGateway(name string) *gateway {
-	return &gateway{name: name, orders: map[string]string{}, bodies: map[string]string{}, ids: map[string]bool{}}
+	return &gateway{name: name, orders: map[string]string{}, bodies: map[string]string{}, ids: map[string]string{}}
 }
 
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -72,8 +72,8 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Served-By", g.name)
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/orders":
-		key := r.Header.Get("Idempotency-Key")
-		if id, ok := g.orders[key]; ok {
+		key := r.Header.Get("Idempotency-Key") // keys are scoped per client, as the reference gateway's
+		if id, ok := g.orders[key]; ok && g.ids[id] == r.Header.Get("Authorization") {
 			w.Header().Set("Idempotent-Replayed", "true")
 			writeJSON(w, http.StatusOK, map[string]string{"id": id})
 			return
@@ -88,11 +88,11 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		id := fmt.Sprintf("o-%d", len(g.orders)+1)
-		g.orders[key], g.bodies[key], g.ids[id] = id, string(body), true
+		g.orders[key], g.bodies[key], g.ids[id] = id, string(body), r.Header.Get("Authorization")
 		writeJSON(w, http.StatusCreated, map[string]string{"id": id, "status": "accepted"})
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/orders/"):
 		id := strings.TrimPrefix(r.URL.Path, "/orders/")
-		if !g.ids[id] {
+		if owner, ok := g.ids[id]; !ok || owner != r.Header.Get("Authorization") {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such order"})
 			return
 		}

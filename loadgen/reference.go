@@ -18,11 +18,16 @@ const (
 )
 
 // Tags under which the reference journeys share run state: placements remembers planned
-// POST /orders (for retry_order), orders learns acknowledged order ids (for view_order).
+// POST /orders (for retry_order), orders learns acknowledged order ids (for view_order),
+// per client (see ordersOf).
 const (
 	TagPlacements = "placements"
 	TagOrders     = "orders"
 )
+
+// ordersOf is the tag of the order ids client has placed: an order is visible to the client
+// that placed it only, so a client views its own orders.
+func ordersOf(client int) string { return TagOrders + "/" + strconv.Itoa(client) }
 
 // ReferenceMix is a plausible shop: mostly browsing, some order pages, a steady trickle of
 // purchases and a few client retries of a purchase.
@@ -96,8 +101,8 @@ func (browse) Resolve(*Plan, *State) error { return nil }
 
 func (browse) Observe(_ *Plan, r *Result, _ []byte, _ *State) { r.OK = r.Status == http.StatusOK }
 
-// viewOrder reads an order acknowledged earlier in the run; before any is acknowledged it
-// browses a product instead (Performed says so).
+// viewOrder reads an order its client placed earlier in the run; before any is acknowledged
+// it browses a product instead (Performed says so).
 type viewOrder struct{ c *refConfig }
 
 func (viewOrder) Name() string { return JourneyViewOrder }
@@ -110,7 +115,7 @@ func (v viewOrder) Plan(p *Plan, s *State) error {
 }
 
 func (viewOrder) Resolve(p *Plan, s *State) error {
-	if id, ok := s.Known(TagOrders, p.Pick); ok {
+	if id, ok := s.Known(ordersOf(p.Client), p.Pick); ok {
 		p.Path = "/orders/" + url.PathEscape(id)
 		return nil
 	}
@@ -151,7 +156,7 @@ func (o placeOrder) Plan(p *Plan, s *State) error {
 
 func (placeOrder) Resolve(*Plan, *State) error { return nil }
 
-func (placeOrder) Observe(_ *Plan, r *Result, body []byte, s *State) { observePlacement(r, body, s) }
+func (placeOrder) Observe(p *Plan, r *Result, body []byte, s *State) { observePlacement(p, r, body, s) }
 
 // retryOrder re-sends an earlier placement byte for byte, with the same key and the same
 // client, as a client that never saw the first answer would. With no earlier placement it
@@ -175,17 +180,17 @@ func (o retryOrder) Plan(p *Plan, s *State) error {
 
 func (retryOrder) Resolve(*Plan, *State) error { return nil }
 
-func (retryOrder) Observe(_ *Plan, r *Result, body []byte, s *State) {
-	observePlacement(r, body, s)
+func (retryOrder) Observe(p *Plan, r *Result, body []byte, s *State) {
+	observePlacement(p, r, body, s)
 }
 
-func observePlacement(r *Result, body []byte, s *State) {
+func observePlacement(p *Plan, r *Result, body []byte, s *State) {
 	r.OK = r.Status >= 200 && r.Status < 300
 	if !r.OK {
 		return
 	}
 	if r.OrderID = orderID(body); r.OrderID != "" {
-		s.Learn(TagOrders, r.OrderID)
+		s.Learn(ordersOf(p.Client), r.OrderID)
 	}
 }
 

@@ -1,5 +1,6 @@
 // Package gateway is the reference system's only REST entry: bearer-token authentication,
-// admission control (in-flight cap, per-client rate limit, body size), routing to the
+// admission control (bodies read under a deadline and a per-client cap before admission,
+// in-flight cap, per-client rate limit, body size), routing to the
 // merchant, product and order services over gRPC, an aggregated order page, and the one
 // place where gRPC codes become HTTP statuses.
 //
@@ -9,15 +10,20 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +56,19 @@ const (
 	ShedInFlight  = "in_flight"
 	ShedRateLimit = "rate_limit"
 	ShedBodySize  = "body_size"
+	// ShedBodyTimeout: the body did not arrive within the body deadline (408).
+	ShedBodyTimeout = "body_timeout"
+	// ShedClientBodies: the client already had its cap of bodies being read (429).
+	ShedClientBodies = "client_bodies"
+)
+
+// Body reading defaults: a body arrives whole within DefaultBodyTimeout of the handler
+// starting to read it, and one client reads at most DefaultMaxBodiesPerClient at once. Both
+// bound what slow senders can hold: the body is read before admission, so a slow body holds
+// a goroutine and a connection, never one of the in-flight slots.
+const (
+	DefaultBodyTimeout        = 5 * time.Second
+	DefaultMaxBodiesPerClient = 16
 )
 
 // Deps are the gateway's dependencies. The clients are usually gRPC connections carrying
@@ -68,10 +87,12 @@ type Deps struct {
 type Option func(*options)
 
 type options struct {
-	name   string
-	log    *slog.Logger
-	reg    prometheus.Registerer
-	limits design.GatewayLimits
+	name        string
+	log         *slog.Logger
+	reg         prometheus.Registerer
+	limits      design.GatewayLimits
+	bodyTimeout time.Duration
+	maxBodies   int
 }
 
 // WithName sets the X-Served-By value, so that clients of two gateways can tell them apart.
@@ -86,12 +107,20 @@ func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) 
 // WithLimits sets the admission limits (default: none, and a 1 MiB body limit).
 func WithLimits(l design.GatewayLimits) Option { return func(o *options) { o.limits = l } }
 
+// WithBodyLimits sets how long a request body may take to arrive and how many bodies one
+// client (token subject, else remote IP) may be sending at once (defaults
+// DefaultBodyTimeout, DefaultMaxBodiesPerClient).
+func WithBodyLimits(timeout time.Duration, perClient int) Option {
+	return func(o *options) { o.bodyTimeout, o.maxBodies = timeout, perClient }
+}
+
 type handler struct {
 	deps     Deps
 	o        options
 	mux      *http.ServeMux
 	inflight chan struct{} // nil when unlimited
 	clients  *clientLimiter
+	bodies   *clientCounter
 	m        httpMetrics
 }
 
@@ -104,9 +133,12 @@ type httpMetrics struct {
 
 // NewHandler builds the REST handler.
 func NewHandler(deps Deps, opts ...Option) (http.Handler, error) {
-	o := options{name: "gateway", log: slog.New(slog.DiscardHandler)}
+	o := options{name: "gateway", log: slog.New(slog.DiscardHandler), bodyTimeout: DefaultBodyTimeout, maxBodies: DefaultMaxBodiesPerClient}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.bodyTimeout <= 0 || o.maxBodies < 1 {
+		return nil, fmt.Errorf("build gateway: body timeout %s and bodies per client %d must be positive", o.bodyTimeout, o.maxBodies)
 	}
 	if deps.Merchants == nil || deps.Products == nil || deps.Orders == nil || deps.Verifier == nil {
 		return nil, errors.New("build gateway: merchant, product and order clients and a verifier are required")
@@ -117,7 +149,7 @@ func NewHandler(deps Deps, opts ...Option) (http.Handler, error) {
 	if o.limits.MaxBodyBytes == 0 {
 		o.limits.MaxBodyBytes = design.DefaultMaxBodyBytes
 	}
-	h := &handler{deps: deps, o: o, mux: http.NewServeMux()}
+	h := &handler{deps: deps, o: o, mux: http.NewServeMux(), bodies: &clientCounter{n: map[string]int{}}}
 	if o.limits.MaxInFlight > 0 {
 		h.inflight = make(chan struct{}, o.limits.MaxInFlight)
 	}
@@ -139,7 +171,7 @@ func NewHandler(deps Deps, opts ...Option) (http.Handler, error) {
 			Name: "faultline_http_shed_total", Help: "Requests the gateway refused to protect itself, by reason.",
 		}, []string{"reason"}),
 	}
-	for _, r := range []string{ShedInFlight, ShedRateLimit, ShedBodySize} {
+	for _, r := range []string{ShedInFlight, ShedRateLimit, ShedBodySize, ShedBodyTimeout, ShedClientBodies} {
 		h.m.shed.WithLabelValues(r)
 	}
 	if o.reg != nil {
@@ -169,11 +201,13 @@ const (
 
 func requestID(ctx context.Context) string { s, _ := ctx.Value(keyRequestID).(string); return s }
 
-// route wraps a handler with, in order: metrics, in-flight admission, authentication and
-// the per-client rate limit. Admission comes before authentication so that a flood is shed
-// before it costs anything; the per-client limit needs the token's subject, so it follows.
+// route wraps a handler with, in order: metrics, reading the body, in-flight admission,
+// authentication and the per-client rate limit. The body is read before admission so that
+// a client sending it slowly holds no in-flight slot; admission comes before authentication
+// so that a flood is shed before it costs anything; the per-client limit needs the token's
+// subject, so it follows.
 func (h *handler) route(pattern string, fn func(http.ResponseWriter, *http.Request)) {
-	h.mux.Handle(pattern, h.instrument(pattern, h.admit(h.authenticate(h.limitClient(http.HandlerFunc(fn))))))
+	h.mux.Handle(pattern, h.instrument(pattern, h.readBody(h.admit(h.authenticate(h.limitClient(http.HandlerFunc(fn)))))))
 }
 
 type statusRecorder struct {
@@ -187,6 +221,9 @@ func (s *statusRecorder) WriteHeader(code int) {
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (the body deadline needs it).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.code == 0 {
@@ -214,14 +251,87 @@ func (h *handler) instrument(route string, next http.Handler) http.Handler {
 	})
 }
 
-func (h *handler) admit(next http.Handler) http.Handler {
+// readBody reads the whole body, bounded in size, before the request is admitted: within
+// the body deadline, and at most maxBodies at once per client. A client that announces a
+// body and sends it slowly (or never) so holds one goroutine per connection for at most the
+// deadline, up to its cap, and never an in-flight slot that other clients need. The client
+// is the token's subject when the token verifies, else the remote IP: the cap must hold
+// before authentication has answered, and a forged token only lands on the IP's cap.
+func (h *handler) readBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > h.o.limits.MaxBodyBytes {
 			h.m.shed.WithLabelValues(ShedBodySize).Inc()
-			h.writeError(w, r, http.StatusRequestEntityTooLarge, "request body too large")
+			h.refuseBody(w, r, http.StatusRequestEntityTooLarge, "request body too large")
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, h.o.limits.MaxBodyBytes)
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		client := h.clientOf(r)
+		if !h.bodies.acquire(client, h.o.maxBodies) {
+			h.m.shed.WithLabelValues(ShedClientBodies).Inc()
+			w.Header().Set("Retry-After", "1")
+			h.refuseBody(w, r, http.StatusTooManyRequests, "too many requests being sent at once, retry later")
+			return
+		}
+		body, err := h.readAll(w, r)
+		h.bodies.release(client)
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			h.m.shed.WithLabelValues(ShedBodySize).Inc()
+			h.refuseBody(w, r, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			h.m.shed.WithLabelValues(ShedBodyTimeout).Inc()
+			h.refuseBody(w, r, http.StatusRequestTimeout, "request body not received in time")
+			return
+		case err != nil: // cut short or malformed (a bad chunk)
+			h.refuseBody(w, r, http.StatusBadRequest, "request body unreadable")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readAll reads r's body within the body deadline. Where the connection offers no read
+// deadline (tests' recorders), the body is already in memory.
+func (h *handler) readAll(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(h.o.bodyTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return nil, fmt.Errorf("set body deadline: %w", err)
+	}
+	// Once the body is read to its end the server clears the deadline itself (it then
+	// watches the connection for the client going away), so handling may outlast it.
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, h.o.limits.MaxBodyBytes))
+}
+
+// refuseBody answers without the body and closes the connection: the rest of the body
+// would otherwise be waited for, by the server, before the next request.
+func (h *handler) refuseBody(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	h.writeError(w, r, code, msg)
+}
+
+// clientOf names the client a body is read for: its verified token subject, else its IP.
+func (h *handler) clientOf(r *http.Request) string {
+	if token, err := bearer(r.Header.Get("Authorization")); err == nil {
+		if c, err := h.deps.Verifier.Verify(token); err == nil {
+			return "sub:" + c.Subject
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "ip:" + host
+}
+
+func (h *handler) admit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h.inflight != nil {
 			select {
 			case h.inflight <- struct{}{}:
@@ -366,16 +476,15 @@ func (h *handler) placeOrder(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, http.StatusBadRequest, fmt.Sprintf("Idempotency-Key must be 1 to %d printable characters", maxIdempotencyKeyLen))
 		return
 	}
+	body, err := io.ReadAll(r.Body) // read whole, within its deadline, by readBody
+	if err != nil {
+		h.writeError(w, r, http.StatusBadRequest, "request body unreadable")
+		return
+	}
 	var in placeOrderJSON
-	dec := json.NewDecoder(r.Body)
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.m.shed.WithLabelValues(ShedBodySize).Inc()
-			h.writeError(w, r, http.StatusRequestEntityTooLarge, "request body too large")
-			return
-		}
 		h.writeError(w, r, http.StatusBadRequest, "body must be JSON {merchant_id, product_id, quantity}")
 		return
 	}
@@ -397,9 +506,17 @@ func (h *handler) placeOrder(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, http.StatusBadRequest, strings.Join(problems, "; "))
 		return
 	}
+	subject, _ := r.Context().Value(keySubject).(string)
 	resp, err := h.deps.Orders.PlaceOrder(r.Context(), &refv1.PlaceOrderRequest{
 		IdempotencyKey: key, MerchantId: in.MerchantID, ProductId: in.ProductID, Quantity: in.Quantity,
+		Owner: subject, Fingerprint: Fingerprint(r.Method, r.URL.RequestURI(), body),
 	})
+	if status.Code(err) == codes.AlreadyExists {
+		// The order service's one AlreadyExists: this subject's key was first used with
+		// another request (draft-ietf-httpapi-idempotency-key-header: 422).
+		h.writeError(w, r, http.StatusUnprocessableEntity, "Idempotency-Key was already used with a different request")
+		return
+	}
 	if err != nil {
 		h.writeGRPCError(w, r, "order", err)
 		return
@@ -411,6 +528,15 @@ func (h *handler) placeOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, toOrder(resp.GetOrder()))
+}
+
+// Fingerprint identifies a request for its idempotency key: a hash of its method, path and
+// body, so that a key reused for any other request is told apart from a retry.
+func Fingerprint(method, path string, body []byte) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %s\n", method, path)
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 type orderPageJSON struct {
@@ -429,7 +555,8 @@ func (h *handler) orderPage(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, http.StatusBadRequest, "invalid order id")
 		return
 	}
-	o, err := h.deps.Orders.GetOrder(r.Context(), &refv1.GetOrderRequest{Id: id})
+	subject, _ := r.Context().Value(keySubject).(string)
+	o, err := h.deps.Orders.GetOrder(r.Context(), &refv1.GetOrderRequest{Id: id, Owner: subject})
 	if err != nil {
 		h.writeGRPCError(w, r, "order", err)
 		return
@@ -594,6 +721,33 @@ type orderJSON struct {
 
 func toOrder(o *refv1.Order) orderJSON {
 	return orderJSON{ID: o.GetId(), IdempotencyKey: o.GetIdempotencyKey(), MerchantID: o.GetMerchantId(), ProductID: o.GetProductId(), Quantity: o.GetQuantity(), Status: o.GetStatus(), CreatedUnixMs: o.GetCreatedUnixMs()}
+}
+
+// --- per-client body cap ---
+
+// clientCounter counts what each client has under way; a client with nothing under way
+// is forgotten, so the map holds only clients sending a body right now.
+type clientCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *clientCounter) acquire(client string, limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[client] >= limit {
+		return false
+	}
+	c.n[client]++
+	return true
+}
+
+func (c *clientCounter) release(client string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[client]--; c.n[client] <= 0 {
+		delete(c.n, client)
+	}
 }
 
 // --- per-client rate limit ---

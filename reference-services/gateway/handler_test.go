@@ -169,24 +169,28 @@ func TestPlaceOrderIdempotency(t *testing.T) {
 		key      string
 		body     string
 		replayed bool
+		err      error // the order service's answer
 		want     int
 	}{
-		{"no key", "", body, false, http.StatusBadRequest},
-		{"key too long", strings.Repeat("k", 129), body, false, http.StatusBadRequest},
-		{"first time", "k-1", body, false, http.StatusCreated},
-		{"repeated key", "k-1", body, true, http.StatusOK},
-		{"bad json", "k-2", `{"merchant_id":`, false, http.StatusBadRequest},
-		{"unknown field", "k-2", `{"merchant_id":"m-01","product_id":"p-001","quantity":1,"price":0}`, false, http.StatusBadRequest},
-		{"zero quantity", "k-2", `{"merchant_id":"m-01","product_id":"p-001","quantity":0}`, false, http.StatusBadRequest},
-		{"missing ids", "k-2", `{"quantity":1}`, false, http.StatusBadRequest},
+		{"no key", "", body, false, nil, http.StatusBadRequest},
+		{"key too long", strings.Repeat("k", 129), body, false, nil, http.StatusBadRequest},
+		{"first time", "k-1", body, false, nil, http.StatusCreated},
+		{"repeated key", "k-1", body, true, nil, http.StatusOK},
+		{"repeated key, another request", "k-1", body, false, status.Error(codes.AlreadyExists, "key k-1 used"), http.StatusUnprocessableEntity},
+		{"bad json", "k-2", `{"merchant_id":`, false, nil, http.StatusBadRequest},
+		{"unknown field", "k-2", `{"merchant_id":"m-01","product_id":"p-001","quantity":1,"price":0}`, false, nil, http.StatusBadRequest},
+		{"zero quantity", "k-2", `{"merchant_id":"m-01","product_id":"p-001","quantity":0}`, false, nil, http.StatusBadRequest},
+		{"missing ids", "k-2", `{"quantity":1}`, false, nil, http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
-			if tt.want < 300 {
+			if tt.want < 300 || tt.err != nil {
+				// The key is the subject's, and the request's fingerprint goes along.
 				f.orders.EXPECT().PlaceOrder(mock.Anything, &refv1.PlaceOrderRequest{
 					IdempotencyKey: tt.key, MerchantId: "m-01", ProductId: "p-001", Quantity: 2,
-				}).Return(&refv1.PlaceOrderResponse{Order: order, Replayed: tt.replayed}, nil).Once()
+					Owner: "alice", Fingerprint: gateway.Fingerprint(http.MethodPost, "/orders", []byte(tt.body)),
+				}).Return(&refv1.PlaceOrderResponse{Order: order, Replayed: tt.replayed}, tt.err).Once()
 			}
 			rec := f.do(t, http.MethodPost, "/orders", tt.body, map[string]string{gateway.HeaderIdempotencyKey: tt.key})
 			require.Equal(t, tt.want, rec.Code, rec.Body.String())
@@ -269,7 +273,7 @@ func TestReadRoutes(t *testing.T) {
 
 func TestOrderPageWithFailedMerchant(t *testing.T) {
 	f := newFixture(t)
-	f.orders.EXPECT().GetOrder(mock.Anything, &refv1.GetOrderRequest{Id: "o-1"}).
+	f.orders.EXPECT().GetOrder(mock.Anything, &refv1.GetOrderRequest{Id: "o-1", Owner: "alice"}).
 		Return(&refv1.Order{Id: "o-1", MerchantId: "m-01", ProductId: "p-001", Quantity: 1}, nil).Once()
 	f.products.EXPECT().GetProduct(mock.Anything, &refv1.GetProductRequest{Id: "p-001"}).Return(&refv1.Product{Id: "p-001", Name: "Kettle"}, nil).Once()
 	f.merchants.EXPECT().GetMerchant(mock.Anything, &refv1.GetMerchantRequest{Id: "m-01"}).Return(nil, status.Error(codes.Unavailable, "down")).Once()

@@ -107,13 +107,7 @@ func Run(ctx context.Context, n *node.Node) (err error) {
 	if err != nil {
 		return fmt.Errorf("listen gateway: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-	}
+	srv := NewServer(h)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	n.Ready(condListening)
@@ -158,6 +152,18 @@ func Run(ctx context.Context, n *node.Node) (err error) {
 	derr := reg.Close(stopCtx)
 	serr := srv.Shutdown(stopCtx)
 	return errors.Join(closeErr("deregister gateway", derr), closeErr("drain gateway", serr))
+}
+
+// NewServer is the HTTP server Run serves h with: its timeouts are part of the gateway's
+// protection against slow clients.
+func NewServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 func closeErr(what string, err error) error {

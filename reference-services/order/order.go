@@ -1,5 +1,7 @@
 // Package order is the order service of the reference system. PlaceOrder is idempotent per
-// idempotency key (a UNIQUE constraint decides races, even between replicas), validates the
+// owner and idempotency key (a UNIQUE constraint decides races, even between replicas; a key
+// reused with another request is refused, as draft-ietf-httpapi-idempotency-key-header
+// asks), validates the
 // merchant and the product synchronously over gRPC, and then either writes the order and an
 // outbox row in one transaction (the "async" inventory design; Relay publishes the row) or
 // reserves stock synchronously before committing the order (the "sync" design).
@@ -8,7 +10,9 @@ package order
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +54,40 @@ var Migrations = []string{
 		order_id        TEXT NOT NULL UNIQUE,
 		created_unix_ms INTEGER NOT NULL
 	)`,
+	// Keys belong to their owner (the client that placed the order) and remember the request
+	// they were first used with: two clients picking the same key get two orders, and one
+	// client reusing a key for another request is refused instead of answered with an
+	// unrelated order. SQLite cannot change a UNIQUE constraint in place, so both tables are
+	// rebuilt; rows from before have no owner and an empty fingerprint, which matches any
+	// request as it did then.
+	`CREATE TABLE orders_v3 (
+		id              TEXT PRIMARY KEY,
+		owner           TEXT NOT NULL DEFAULT '',
+		idempotency_key TEXT NOT NULL,
+		fingerprint     TEXT NOT NULL DEFAULT '',
+		merchant_id     TEXT NOT NULL,
+		product_id      TEXT NOT NULL,
+		quantity        INTEGER NOT NULL CHECK (quantity > 0),
+		status          TEXT NOT NULL,
+		created_unix_ms INTEGER NOT NULL,
+		UNIQUE (owner, idempotency_key)
+	);
+	INSERT INTO orders_v3 (id, idempotency_key, merchant_id, product_id, quantity, status, created_unix_ms)
+		SELECT id, idempotency_key, merchant_id, product_id, quantity, status, created_unix_ms FROM orders;
+	DROP TABLE orders;
+	ALTER TABLE orders_v3 RENAME TO orders;
+	CREATE TABLE reservations_v3 (
+		owner           TEXT NOT NULL DEFAULT '',
+		idempotency_key TEXT NOT NULL,
+		fingerprint     TEXT NOT NULL DEFAULT '',
+		order_id        TEXT NOT NULL UNIQUE,
+		created_unix_ms INTEGER NOT NULL,
+		PRIMARY KEY (owner, idempotency_key)
+	);
+	INSERT INTO reservations_v3 (idempotency_key, order_id, created_unix_ms)
+		SELECT idempotency_key, order_id, created_unix_ms FROM reservations;
+	DROP TABLE reservations;
+	ALTER TABLE reservations_v3 RENAME TO reservations`,
 }
 
 // Prepare migrates the schema. Orders have no seed data.
@@ -139,38 +177,67 @@ func scanOrder(row interface{ Scan(...any) error }) (*refv1.Order, error) {
 	return o, err
 }
 
-// byKey returns the order stored under key, or nil.
-func (s *Server) byKey(ctx context.Context, key string) (*refv1.Order, error) {
-	o, err := scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE idempotency_key = ?`, key))
+// byKey returns the order owner stored under key and the fingerprint of the request that
+// placed it, or a nil order.
+func (s *Server) byKey(ctx context.Context, owner, key string) (*refv1.Order, string, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+orderColumns+`, fingerprint FROM orders WHERE owner = ? AND idempotency_key = ?`, owner, key)
+	o := &refv1.Order{}
+	var fp string
+	err := row.Scan(&o.Id, &o.IdempotencyKey, &o.MerchantId, &o.ProductId, &o.Quantity, &o.Status, &o.CreatedUnixMs, &fp)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+		return nil, "", nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read order by key: %w", err)
+		return nil, "", fmt.Errorf("read order by key: %w", err)
 	}
-	return o, nil
+	return o, fp, nil
 }
 
-// PlaceOrder accepts an order once per idempotency key. A repeated key answers the stored
-// order with replayed=true, whatever the rest of the request says, so that a client retrying
-// after a timeout can never create a second order.
+// Fingerprint is the request a key stands for: the caller's (the gateway hashes method,
+// path and body), or, when it sends none, a hash of what the order would be.
+func Fingerprint(req *refv1.PlaceOrderRequest) string {
+	if fp := req.GetFingerprint(); fp != "" {
+		return fp
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d", req.GetMerchantId(), req.GetProductId(), req.GetQuantity()))
+	return "fields:" + hex.EncodeToString(sum[:])
+}
+
+// replay answers a stored order for a repeated key, or AlreadyExists when the key was first
+// used with another request: answering that order would tell the client a request it never
+// placed succeeded.
+func replay(o *refv1.Order, stored, fp string) (*refv1.PlaceOrderResponse, error) {
+	if stored != "" && stored != fp {
+		return nil, status.Errorf(codes.AlreadyExists, "idempotency key %q was used with another request", o.GetIdempotencyKey())
+	}
+	return &refv1.PlaceOrderResponse{Order: o, Replayed: true}, nil
+}
+
+// PlaceOrder accepts an order once per owner and idempotency key. A repeated key with the
+// same request answers the stored order with replayed=true, so that a client retrying after
+// a timeout can never create a second order; a repeated key with another request is
+// AlreadyExists. Another owner's key of the same name is another key.
 func (s *Server) PlaceOrder(ctx context.Context, req *refv1.PlaceOrderRequest) (*refv1.PlaceOrderResponse, error) {
 	if errs := validatePlace(req); len(errs) > 0 {
 		return nil, status.Error(codes.InvalidArgument, errors.Join(errs...).Error())
 	}
-	existing, err := s.byKey(ctx, req.GetIdempotencyKey())
+	owner, fp := req.GetOwner(), Fingerprint(req)
+	existing, stored, err := s.byKey(ctx, owner, req.GetIdempotencyKey())
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
 	if existing != nil {
-		return &refv1.PlaceOrderResponse{Order: existing, Replayed: true}, nil
+		return replay(existing, stored, fp)
 	}
 	if err := s.validateRefs(ctx, req); err != nil {
 		return nil, err
 	}
 	id := NewID(s.opts.now())
 	if s.opts.inventory == InventorySync {
-		if id, err = s.reservationID(ctx, req.GetIdempotencyKey(), id); err != nil {
+		if id, err = s.reservationID(ctx, owner, req.GetIdempotencyKey(), fp, id); err != nil {
+			if _, ok := status.FromError(err); ok {
+				return nil, err
+			}
 			return nil, status.Error(codes.Unavailable, err.Error())
 		}
 	}
@@ -183,15 +250,15 @@ func (s *Server) PlaceOrder(ctx context.Context, req *refv1.PlaceOrderRequest) (
 		Status:         StatusPlaced,
 		CreatedUnixMs:  s.opts.now().UnixMilli(),
 	}
-	err = s.insert(ctx, o)
+	err = s.insert(ctx, o, owner, fp)
 	if store.IsUniqueViolation(err) {
 		// A concurrent request with the same key (here or in the other replica) won.
-		existing, rerr := s.byKey(ctx, req.GetIdempotencyKey())
+		existing, stored, rerr := s.byKey(ctx, owner, req.GetIdempotencyKey())
 		if rerr != nil {
 			return nil, status.Error(codes.Unavailable, rerr.Error())
 		}
 		if existing != nil {
-			return &refv1.PlaceOrderResponse{Order: existing, Replayed: true}, nil
+			return replay(existing, stored, fp)
 		}
 	}
 	if err != nil {
@@ -206,19 +273,23 @@ func (s *Server) PlaceOrder(ctx context.Context, req *refv1.PlaceOrderRequest) (
 	return &refv1.PlaceOrderResponse{Order: o}, nil
 }
 
-// reservationID returns the order id that key reserves stock under, recording id for key on
-// first use. It is committed before ReserveStock is called: when product applied a
+// reservationID returns the order id that owner's key reserves stock under, recording id for
+// it on first use. It is committed before ReserveStock is called: when product applied a
 // reservation but its reply was lost (the order then rolls back), the client's retry with the
 // same key asks again under the same order id, which product's applied_events answers as a
-// replay instead of decrementing stock a second time.
-func (s *Server) reservationID(ctx context.Context, key, id string) (string, error) {
-	if _, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO reservations (idempotency_key, order_id, created_unix_ms) VALUES (?, ?, ?)`,
-		key, id, s.opts.now().UnixMilli()); err != nil {
+// replay instead of decrementing stock a second time. A retry with another request under
+// that key is AlreadyExists: its reservation would be answered as the first one's replay.
+func (s *Server) reservationID(ctx context.Context, owner, key, fp, id string) (string, error) {
+	if _, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO reservations (owner, idempotency_key, fingerprint, order_id, created_unix_ms) VALUES (?, ?, ?, ?, ?)`,
+		owner, key, fp, id, s.opts.now().UnixMilli()); err != nil {
 		return "", fmt.Errorf("record reservation id: %w", err)
 	}
-	var got string
-	if err := s.db.QueryRowContext(ctx, `SELECT order_id FROM reservations WHERE idempotency_key = ?`, key).Scan(&got); err != nil {
+	var got, stored string
+	if err := s.db.QueryRowContext(ctx, `SELECT order_id, fingerprint FROM reservations WHERE owner = ? AND idempotency_key = ?`, owner, key).Scan(&got, &stored); err != nil {
 		return "", fmt.Errorf("read reservation id: %w", err)
+	}
+	if stored != "" && stored != fp {
+		return "", status.Errorf(codes.AlreadyExists, "idempotency key %q was used with another request", key)
 	}
 	return got, nil
 }
@@ -277,14 +348,14 @@ func dependencyError(dep string, err error) error {
 // ReserveStock call: that is what makes "order committed only if stock reserved" and
 // "one order per key" hold together, and its cost (placements serialise behind a slow
 // product) is exactly what the design comparison is meant to show.
-func (s *Server) insert(ctx context.Context, o *refv1.Order) error {
+func (s *Server) insert(ctx context.Context, o *refv1.Order, owner, fp string) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin order: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		o.Id, o.IdempotencyKey, o.MerchantId, o.ProductId, o.Quantity, o.Status, o.CreatedUnixMs); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`, owner, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		o.Id, o.IdempotencyKey, o.MerchantId, o.ProductId, o.Quantity, o.Status, o.CreatedUnixMs, owner, fp); err != nil {
 		return fmt.Errorf("insert order: %w", err)
 	}
 	switch s.opts.inventory {
@@ -312,12 +383,13 @@ func (s *Server) insert(ctx context.Context, o *refv1.Order) error {
 	return nil
 }
 
-// GetOrder returns one order, NotFound for an unknown id.
+// GetOrder returns one order of req's owner, NotFound for an unknown id and for another
+// owner's order alike, so that an id reveals nothing to whoever does not own it.
 func (s *Server) GetOrder(ctx context.Context, req *refv1.GetOrderRequest) (*refv1.Order, error) {
 	if req.GetId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "id is required")
 	}
-	o, err := scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, req.GetId()))
+	o, err := scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ? AND owner = ?`, req.GetId(), req.GetOwner()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, status.Errorf(codes.NotFound, "order %q not found", req.GetId())
 	}

@@ -20,6 +20,7 @@ import (
 	refv1 "github.com/faultline-dev/faultline/reference-services/api/refv1"
 	"github.com/faultline-dev/faultline/reference-services/config"
 	"github.com/faultline-dev/faultline/reference-services/order"
+	"github.com/faultline-dev/faultline/reference-services/store"
 )
 
 func TestPlaceOrderRejects(t *testing.T) {
@@ -64,13 +65,15 @@ func TestPlaceOrderWritesOrderAndOutbox(t *testing.T) {
 	assert.Equal(t, config.ProductID(4), o.GetProductId())
 	assert.Len(t, notified, 1)
 
-	// The retry carries a different quantity: the key decides, the stored order is answered.
-	again, err := s.PlaceOrder(ctx, place("key-1", 4, 9))
+	// The retry is the same request: the stored order is answered.
+	again, err := s.PlaceOrder(ctx, place("key-1", 4, 3))
 	require.NoError(t, err)
 	assert.True(t, again.GetReplayed())
 	assert.Equal(t, o.GetId(), again.GetOrder().GetId())
-	assert.Equal(t, int64(3), again.GetOrder().GetQuantity())
 	assert.Len(t, notified, 1, "a replay writes nothing for the relay")
+	// The key reused with another quantity is refused, not answered with the first order.
+	_, err = s.PlaceOrder(ctx, place("key-1", 4, 9))
+	assert.Equal(t, codes.AlreadyExists, status.Code(err), "%v", err)
 
 	assert.Equal(t, 1, count(t, db, `SELECT COUNT(*) FROM orders`))
 	var msgID, subject string
@@ -246,4 +249,119 @@ func TestPlaceOrderSyncRetryAfterLostReplyReservesOnce(t *testing.T) {
 	assert.Equal(t, 1, count(t, e.productDB, `SELECT COUNT(*) FROM applied_events`))
 	assert.Equal(t, 1, count(t, e.productDB, `SELECT COUNT(*) FROM applied_events WHERE order_id = ?`, r.GetOrder().GetId()),
 		"product's record names the order that exists")
+}
+
+// Keys belong to their owner and stand for the request first sent with them: each step is
+// one placement, answered as a new order, a replay of an earlier step's order, or refused.
+func TestPlaceOrderKeysPerOwner(t *testing.T) {
+	e := newEnv(t)
+	s, db := e.orderReplica(t)
+	ctx := context.Background()
+	steps := []struct {
+		name   string
+		owner  string
+		key    string
+		qty    int64
+		fp     string
+		want   codes.Code
+		replay int // 1-based step whose order is answered again; 0: a new order
+	}{
+		{"alice places", "alice", "k", 1, "", codes.OK, 0},
+		{"bob, same key", "bob", "k", 1, "", codes.OK, 0},
+		{"alice retries", "alice", "k", 1, "", codes.OK, 1},
+		{"bob retries", "bob", "k", 1, "", codes.OK, 2},
+		{"alice, same key, another quantity", "alice", "k", 2, "", codes.AlreadyExists, 0},
+		{"no owner, same key", "", "k", 1, "", codes.OK, 0},
+		{"carol with a caller's fingerprint", "carol", "k", 1, "f1", codes.OK, 0},
+		{"carol, same fingerprint", "carol", "k", 1, "f1", codes.OK, 7},
+		{"carol, another fingerprint, same fields", "carol", "k", 1, "f2", codes.AlreadyExists, 0},
+	}
+	ids := make([]string, len(steps))
+	for i, st := range steps {
+		req := place(st.key, 0, st.qty)
+		req.Owner, req.Fingerprint = st.owner, st.fp
+		r, err := s.PlaceOrder(ctx, req)
+		require.Equal(t, st.want, status.Code(err), "%s: %v", st.name, err)
+		if err != nil {
+			continue
+		}
+		ids[i] = r.GetOrder().GetId()
+		assert.Equal(t, st.replay != 0, r.GetReplayed(), st.name)
+		if st.replay != 0 {
+			assert.Equal(t, ids[st.replay-1], ids[i], st.name)
+		}
+	}
+	assert.Equal(t, 4, count(t, db, `SELECT COUNT(*) FROM orders`), "alice, bob, no owner, carol")
+}
+
+// GetOrder shows an order to its owner only; to anyone else it does not exist.
+func TestGetOrderOwnerOnly(t *testing.T) {
+	e := newEnv(t)
+	s, _ := e.orderReplica(t)
+	ctx := context.Background()
+	req := place("k", 0, 1)
+	req.Owner = "alice"
+	r, err := s.PlaceOrder(ctx, req)
+	require.NoError(t, err)
+	id := r.GetOrder().GetId()
+	tests := []struct {
+		owner string
+		want  codes.Code
+	}{
+		{"alice", codes.OK},
+		{"bob", codes.NotFound},
+		{"", codes.NotFound},
+		{"ALICE", codes.NotFound},
+	}
+	for _, tt := range tests {
+		_, err := s.GetOrder(ctx, &refv1.GetOrderRequest{Id: id, Owner: tt.owner})
+		assert.Equal(t, tt.want, status.Code(err), "owner %q: %v", tt.owner, err)
+	}
+}
+
+// In the sync design, a retry after a lost reservation reply that changes the request is
+// refused: under the first request's order id, product would answer its reservation as a
+// replay of the first one and reserve nothing for it.
+func TestPlaceOrderSyncKeyReusedWithAnotherRequest(t *testing.T) {
+	e := newEnv(t)
+	db := openDB(t, e.orderPath)
+	require.NoError(t, order.Prepare(context.Background(), db))
+	s, err := order.NewServer(db, e.merchants, &lostReply{ProductServiceClient: e.products}, order.WithInventory(order.InventorySync))
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	_, err = s.PlaceOrder(ctx, place("retry-me", 3, 10))
+	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	_, err = s.PlaceOrder(ctx, place("retry-me", 3, 20))
+	assert.Equal(t, codes.AlreadyExists, status.Code(err), "%v", err)
+	assert.Zero(t, count(t, db, `SELECT COUNT(*) FROM orders`))
+	_, err = s.PlaceOrder(ctx, place("retry-me", 3, 10))
+	require.NoError(t, err, "the same request still goes through")
+	assert.Equal(t, testCatalog.InitialStock-10, stockOf(t, e.productDB, config.ProductID(3)))
+}
+
+// A database written before keys had owners keeps its orders and reservations; their keys
+// still replay (they have no owner and match any request, as they did then).
+func TestMigrationKeepsEarlierOrders(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	db := openDB(t, e.orderPath)
+	require.NoError(t, store.Migrate(ctx, db, order.Migrations[:2]))
+	_, err := db.ExecContext(ctx, `INSERT INTO orders (id, idempotency_key, merchant_id, product_id, quantity, status, created_unix_ms)
+		VALUES ('01OLD', 'old-key', ?, ?, 2, 'placed', 1)`, testCatalog.ProductMerchant(0), config.ProductID(0))
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, `INSERT INTO reservations (idempotency_key, order_id, created_unix_ms) VALUES ('old-key', '01OLD', 1)`)
+	require.NoError(t, err)
+
+	require.NoError(t, order.Prepare(ctx, db))
+	s, err := order.NewServer(db, e.merchants, e.products)
+	require.NoError(t, err)
+	r, err := s.PlaceOrder(ctx, place("old-key", 0, 2))
+	require.NoError(t, err)
+	assert.True(t, r.GetReplayed())
+	assert.Equal(t, "01OLD", r.GetOrder().GetId())
+	o, err := s.GetOrder(ctx, &refv1.GetOrderRequest{Id: "01OLD"})
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), o.GetQuantity())
+	assert.Equal(t, 1, count(t, db, `SELECT COUNT(*) FROM reservations WHERE owner = '' AND idempotency_key = 'old-key'`))
 }

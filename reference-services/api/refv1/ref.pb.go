@@ -733,14 +733,22 @@ func (x *Order) GetCreatedUnixMs() int64 {
 	return 0
 }
 
+// PlaceOrder answers ALREADY_EXISTS when the owner's idempotency key was first used with a
+// request of another fingerprint (the gateway's 422).
 type PlaceOrderRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	IdempotencyKey string                 `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	MerchantId     string                 `protobuf:"bytes,2,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
 	ProductId      string                 `protobuf:"bytes,3,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
 	Quantity       int64                  `protobuf:"varint,4,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// owner is the client the order belongs to (the gateway's authenticated subject): keys
+	// are scoped per owner, and GetOrder shows the order to its owner only.
+	Owner string `protobuf:"bytes,5,opt,name=owner,proto3" json:"owner,omitempty"`
+	// fingerprint identifies the request the key was first used with (the gateway hashes
+	// method, path and body); empty means one derived from merchant, product and quantity.
+	Fingerprint   string `protobuf:"bytes,6,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlaceOrderRequest) Reset() {
@@ -801,6 +809,20 @@ func (x *PlaceOrderRequest) GetQuantity() int64 {
 	return 0
 }
 
+func (x *PlaceOrderRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *PlaceOrderRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
 type PlaceOrderResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Order *Order                 `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
@@ -855,8 +877,11 @@ func (x *PlaceOrderResponse) GetReplayed() bool {
 }
 
 type GetOrderRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// owner must be the order's owner (empty for orders placed without one), or the order is
+	// NOT_FOUND, not PERMISSION_DENIED, so that ids reveal nothing.
+	Owner         string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -894,6 +919,13 @@ func (*GetOrderRequest) Descriptor() ([]byte, []int) {
 func (x *GetOrderRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *GetOrderRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
 	}
 	return ""
 }
@@ -989,19 +1021,22 @@ const file_ref_proto_rawDesc = "" +
 	"product_id\x18\x04 \x01(\tR\tproductId\x12\x1a\n" +
 	"\bquantity\x18\x05 \x01(\x03R\bquantity\x12\x16\n" +
 	"\x06status\x18\x06 \x01(\tR\x06status\x12&\n" +
-	"\x0fcreated_unix_ms\x18\a \x01(\x03R\rcreatedUnixMs\"\x98\x01\n" +
+	"\x0fcreated_unix_ms\x18\a \x01(\x03R\rcreatedUnixMs\"\xd0\x01\n" +
 	"\x11PlaceOrderRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x1f\n" +
 	"\vmerchant_id\x18\x02 \x01(\tR\n" +
 	"merchantId\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x03 \x01(\tR\tproductId\x12\x1a\n" +
-	"\bquantity\x18\x04 \x01(\x03R\bquantity\"_\n" +
+	"\bquantity\x18\x04 \x01(\x03R\bquantity\x12\x14\n" +
+	"\x05owner\x18\x05 \x01(\tR\x05owner\x12 \n" +
+	"\vfingerprint\x18\x06 \x01(\tR\vfingerprint\"_\n" +
 	"\x12PlaceOrderResponse\x12-\n" +
 	"\x05order\x18\x01 \x01(\v2\x17.faultline.ref.v1.OrderR\x05order\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"!\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"7\n" +
 	"\x0fGetOrderRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x13\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\"\x13\n" +
 	"\x11ListOrdersRequest2\xc4\x01\n" +
 	"\x0fMerchantService\x12O\n" +
 	"\vGetMerchant\x12$.faultline.ref.v1.GetMerchantRequest\x1a\x1a.faultline.ref.v1.Merchant\x12`\n" +
