@@ -123,7 +123,7 @@ func TestLatency(t *testing.T) {
 	)
 	runKindCases(t, []kindCase{
 		{
-			name: "percentiles of successful requests",
+			name: "percentiles of every request, a failed one at its time to failure",
 			during: []scenarios.Check{
 				check(&scenarios.LatencyCheck{Percentile: "p99", Max: scenarios.Duration(300 * ms), Journey: "browse"}),
 				check(&scenarios.LatencyCheck{Percentile: "p50", Max: scenarios.Duration(300 * ms)}),
@@ -131,14 +131,24 @@ func TestLatency(t *testing.T) {
 			},
 			events: events,
 			want: map[string]want{
-				"during:slow/latency_p99/browse": {figure: 812, threshold: 300, msg: "browse p99 latency 812 ms > 300 ms during slow"},
-				"during:slow/latency_p50":        {passed: true, figure: 20, threshold: 300, msg: "p50 latency 20 ms <= 300 ms during slow"},
+				"during:slow/latency_p99/browse": {figure: 812, threshold: 300, msg: "browse p99 latency 812 ms > 300 ms during slow (1 of 101 requests failed and count with their time to failure)"},
+				"during:slow/latency_p50":        {passed: true, figure: 20, threshold: 300, msg: "p50 latency 20 ms <= 300 ms during slow (1 of 111 requests failed and count with their time to failure)"},
 				"orders-fast":                    {figure: 20, threshold: 10, msg: "GET /orders/{id} p90 latency 20 ms > 10 ms during slow"},
 			},
 		},
 		{
-			name:   "no successful request",
+			name:   "only a failed request",
 			after:  []scenarios.Check{check(&scenarios.LatencyCheck{Percentile: "p99", Max: scenarios.Duration(300 * ms)})},
+			events: []history.Event{req(7*sec, sec, failed(0, "timeout"))},
+			want: map[string]want{
+				"after/latency_p99": {figure: 1000, threshold: 300,
+					msg: "p99 latency 1000 ms > 300 ms after the last heal (1 of 1 requests failed and count with their time to failure)"},
+			},
+		},
+		{
+			name: "no successful request, successful_only",
+			after: []scenarios.Check{check(&scenarios.LatencyCheck{Percentile: "p99", Max: scenarios.Duration(300 * ms),
+				SuccessfulOnly: true})},
 			events: []history.Event{req(7*sec, sec, failed(0, "timeout"))},
 			want: map[string]want{
 				"after/latency_p99": {skipped: true, msg: "no successful requests started after the last heal (1 failed)"},
