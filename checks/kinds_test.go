@@ -174,21 +174,21 @@ func TestBreakerOpened(t *testing.T) {
 				breakerSample(2700*ms, "gateway-1", 2),
 			},
 			want: map[string]want{"during:slow/breaker_opened/gateway->product": {passed: true, figure: 0.7, threshold: 2,
-				msg: "breaker gateway->product opened 0.70 s after slow was injected, <= 2.00 s"}},
+				msg: "breaker gateway->product opened 0.70 s after slow was injected (seen open at 2.70 s), <= 2.00 s"}},
 		},
 		{
 			name:   "opens too late",
 			during: []scenarios.Check{check(opened)},
 			events: []history.Event{breakerSample(2500*ms, "gateway-1", 1), breakerSample(5*sec, "gateway-2", 2)},
 			want: map[string]want{"during:slow/breaker_opened/gateway->product": {figure: 3, threshold: 2,
-				msg: "breaker gateway->product opened 3.00 s after slow was injected, > 2.00 s"}},
+				msg: "breaker gateway->product opened 3.00 s after slow was injected (seen open at 5.00 s), > 2.00 s"}},
 		},
 		{
 			name:   "never opens",
 			during: []scenarios.Check{check(opened)},
 			events: []history.Event{breakerSample(2500*ms, "gateway-1", 0), breakerSample(3500*ms, "gateway-1", 1)},
 			want: map[string]want{"during:slow/breaker_opened/gateway->product": {figure: -1, threshold: 2,
-				msg: "breaker gateway->product never opened after slow was injected (2 samples, none open)"}},
+				msg: "breaker gateway->product did not open while slow was active (2.00 s to 6.00 s, grace 1.00 s; 2 samples, none open)"}},
 		},
 		{
 			name:   "never sampled",
@@ -212,7 +212,7 @@ func TestBreakerClosed(t *testing.T) {
 				breakerSample(7200*ms, "gateway-2", 0),
 			}),
 			want: map[string]want{"after/breaker_closed/gateway->product": {passed: true, figure: 1.2, threshold: 3,
-				msg: "breaker gateway->product closed on every instance 1.20 s after slow was healed, <= 3.00 s"}},
+				msg: "breaker gateway->product closed on every instance 1.20 s after slow was healed (at 7.20 s), <= 3.00 s"}},
 		},
 		{
 			name:  "a half-open breaker without traffic is not closed",
