@@ -527,7 +527,7 @@ func (ev *failoverEval) results() []result.Check {
 		l.Skipped = true
 		l.Message = fmt.Sprintf("no %s{service=%q} samples before %s was injected", metricDiscovery, ev.service, ev.fault.name)
 	case !ev.drop:
-		l.Figure = -1
+		l.Figure, l.Never = -1, true
 		l.Message = fmt.Sprintf("the lost %s instance was never seen leaving any discovery cache after %s (lease TTL %s)", ev.service, ev.fault.name, ev.ttl)
 	default:
 		l.Figure = secs(ev.dropped)
