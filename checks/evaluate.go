@@ -40,9 +40,9 @@ type FinalState struct {
 	Orders   []Order
 	Products map[string]Product // by product id
 	Applied  []Applied
-	// ConvergedAfter is the first moment after the last heal (after the load's end when
-	// there was no fault) at which stock matched the orders, measured by the harness
-	// polling; negative when it never did.
+	// ConvergedAfter is how long after the last heal (after the load's end when there was
+	// no fault) the state converged, as the harness observed it by polling the live system
+	// from the heal on, during the load too (docs/CHECKS.md); negative when it never did.
 	ConvergedAfter time.Duration
 }
 
