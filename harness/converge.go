@@ -177,6 +177,7 @@ func (r *runner) watchConvergence(ctx context.Context) *convergeWatch {
 			}
 		}
 		for {
+			began := time.Now()
 			rctx, rcancel := context.WithTimeout(wctx, 5*time.Second)
 			st, err := ReadFinalState(rctx, r.sys)
 			rcancel()
@@ -184,13 +185,25 @@ func (r *runner) watchConvergence(ctx context.Context) *convergeWatch {
 				return // stopped mid-read: the read says nothing about the system
 			}
 			w.tr.observe(r.since(), st, err, false)
-			if !sleepUntil(wctx, time.Now().Add(convergePoll)) {
+			if !sleepUntil(wctx, time.Now().Add(watchInterval(w.tr.holding, time.Since(began)))) {
 				return
 			}
 		}
 	}()
 	w.stop = func() { cancel(); <-done }
 	return w
+}
+
+// watchInterval is the pause before the next read while the load runs. The moment a run
+// of holding polls begins needs the fine interval; once the state holds, a break is still
+// seen within a few polls. Reading every order costs the system work while it is under
+// test, so the watch never spends more than a fifth of its time reading.
+func watchInterval(holding bool, read time.Duration) time.Duration {
+	d := convergePoll
+	if holding {
+		d = 5 * convergePoll
+	}
+	return max(d, 4*read)
 }
 
 // allHealed reports whether every fault of the scenario was injected and healed.
