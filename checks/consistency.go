@@ -289,7 +289,7 @@ func (ev *consistencyEval) converge() result.Check {
 	c := ev.sub("converge_within")
 	c.Op, c.Threshold, c.Unit = "<=", secs(ev.spec.ConvergeWithin.Std()), "s"
 	if ev.final.ConvergedAfter < 0 {
-		c.Figure = -1
+		c.Figure, c.Never = -1, true
 		c.Message = "stock never converged to the orders after the last heal"
 		return c
 	}

@@ -40,9 +40,9 @@ type FinalState struct {
 	Orders   []Order
 	Products map[string]Product // by product id
 	Applied  []Applied
-	// ConvergedAfter is the first moment after the last heal (after the load's end when
-	// there was no fault) at which stock matched the orders, measured by the harness
-	// polling; negative when it never did.
+	// ConvergedAfter is how long after the last heal (after the load's end when there was
+	// no fault) the state converged, as the harness observed it by polling the live system
+	// from the heal on, during the load too (docs/CHECKS.md); negative when it never did.
 	ConvergedAfter time.Duration
 }
 
@@ -332,7 +332,8 @@ type reqAcc struct {
 	n, errs   uint64
 	fallbacks uint64
 	failed    map[int]uint64 // failed requests by status (0: no answer)
-	lat       sketch         // successful requests only
+	lat       sketch         // every request, a failed one with its time to failure
+	okLat     sketch         // successful requests only
 }
 
 func (e *engine) acc(w window, journey, rt string, byStart bool) *reqAcc {
@@ -360,12 +361,13 @@ func (a *reqAcc) add(r *loadgen.Result) {
 	if r.Fallback != "" {
 		a.fallbacks++
 	}
+	a.lat.add(r.Latency)
 	if !r.OK {
 		a.errs++
 		a.failed[r.Status]++
 		return
 	}
-	a.lat.add(r.Latency)
+	a.okLat.add(r.Latency)
 }
 
 func (a *reqAcc) filterWords() string {
@@ -475,17 +477,38 @@ func (ev *latencyEval) results() []result.Check {
 	if !ok {
 		return []result.Check{skip(p, fmt.Sprintf("percentile %q is not one of p50, p90, p95, p99", ev.spec.Percentile))}
 	}
-	if a.lat.n == 0 {
-		return []result.Check{skip(p, fmt.Sprintf("no successful %srequests started %s (%d failed)", a.filterWords(), describePhase(p.phase), a.errs))}
+	lat, what := &a.lat, "requests"
+	if ev.spec.SuccessfulOnly {
+		lat, what = &a.okLat, "successful requests"
+	}
+	if lat.n == 0 {
+		if ev.spec.SuccessfulOnly {
+			return []result.Check{skip(p, fmt.Sprintf("no successful %srequests started %s (%d failed)", a.filterWords(), describePhase(p.phase), a.errs))}
+		}
+		return []result.Check{skip(p, fmt.Sprintf("no %srequests started %s", a.filterWords(), describePhase(p.phase)))}
 	}
 	c := newCheck(p)
-	c.Figure = ms(a.lat.quantile(q))
+	c.Figure = ms(lat.quantile(q))
 	c.Op, c.Threshold, c.Unit = "<=", ms(ev.spec.Max.Std()), "ms"
 	c.Passed = c.Figure <= c.Threshold
 	c.Message = fmt.Sprintf("%s%s latency %s %s %s %s", a.filterWords(), ev.spec.Percentile, fmtMS(c.Figure),
 		verdictOp("<=", c.Passed), fmtMS(c.Threshold), describePhase(p.phase))
-	c.Detail = fmt.Sprintf("%d successful requests (%d failed ones are not timed); p50 %s, p99 %s",
-		a.lat.n, a.errs, fmtMS(ms(a.lat.quantile(0.5))), fmtMS(ms(a.lat.quantile(0.99))))
+	if ev.spec.SuccessfulOnly {
+		c.Message += fmt.Sprintf(" (successful requests only; %d failed ones not timed)", a.errs)
+		c.Detail = fmt.Sprintf("%d %s; p50 %s, p99 %s", lat.n, what, fmtMS(ms(lat.quantile(0.5))), fmtMS(ms(lat.quantile(0.99))))
+		if a.errs > 0 {
+			c.Detail += fmt.Sprintf("; with the %d failed ones at their time to failure: %s %s", a.errs, ev.spec.Percentile, fmtMS(ms(a.lat.quantile(q))))
+		}
+		return []result.Check{c}
+	}
+	if a.errs > 0 {
+		c.Message += fmt.Sprintf(" (%d of %d requests failed and count with their time to failure)", a.errs, a.n)
+	}
+	c.Detail = fmt.Sprintf("%d %s, %d failed timed to their failure; p50 %s, p99 %s", lat.n, what, a.errs,
+		fmtMS(ms(lat.quantile(0.5))), fmtMS(ms(lat.quantile(0.99))))
+	if a.errs > 0 && a.okLat.n > 0 {
+		c.Detail += fmt.Sprintf("; successful requests alone: %s %s", ev.spec.Percentile, fmtMS(ms(a.okLat.quantile(q))))
+	}
 	return []result.Check{c}
 }
 

@@ -123,7 +123,7 @@ func TestLatency(t *testing.T) {
 	)
 	runKindCases(t, []kindCase{
 		{
-			name: "percentiles of successful requests",
+			name: "percentiles of every request, a failed one at its time to failure",
 			during: []scenarios.Check{
 				check(&scenarios.LatencyCheck{Percentile: "p99", Max: scenarios.Duration(300 * ms), Journey: "browse"}),
 				check(&scenarios.LatencyCheck{Percentile: "p50", Max: scenarios.Duration(300 * ms)}),
@@ -131,14 +131,24 @@ func TestLatency(t *testing.T) {
 			},
 			events: events,
 			want: map[string]want{
-				"during:slow/latency_p99/browse": {figure: 812, threshold: 300, msg: "browse p99 latency 812 ms > 300 ms during slow"},
-				"during:slow/latency_p50":        {passed: true, figure: 20, threshold: 300, msg: "p50 latency 20 ms <= 300 ms during slow"},
+				"during:slow/latency_p99/browse": {figure: 812, threshold: 300, msg: "browse p99 latency 812 ms > 300 ms during slow (1 of 101 requests failed and count with their time to failure)"},
+				"during:slow/latency_p50":        {passed: true, figure: 20, threshold: 300, msg: "p50 latency 20 ms <= 300 ms during slow (1 of 111 requests failed and count with their time to failure)"},
 				"orders-fast":                    {figure: 20, threshold: 10, msg: "GET /orders/{id} p90 latency 20 ms > 10 ms during slow"},
 			},
 		},
 		{
-			name:   "no successful request",
+			name:   "only a failed request",
 			after:  []scenarios.Check{check(&scenarios.LatencyCheck{Percentile: "p99", Max: scenarios.Duration(300 * ms)})},
+			events: []history.Event{req(7*sec, sec, failed(0, "timeout"))},
+			want: map[string]want{
+				"after/latency_p99": {figure: 1000, threshold: 300,
+					msg: "p99 latency 1000 ms > 300 ms after the last heal (1 of 1 requests failed and count with their time to failure)"},
+			},
+		},
+		{
+			name: "no successful request, successful_only",
+			after: []scenarios.Check{check(&scenarios.LatencyCheck{Percentile: "p99", Max: scenarios.Duration(300 * ms),
+				SuccessfulOnly: true})},
 			events: []history.Event{req(7*sec, sec, failed(0, "timeout"))},
 			want: map[string]want{
 				"after/latency_p99": {skipped: true, msg: "no successful requests started after the last heal (1 failed)"},
@@ -164,21 +174,21 @@ func TestBreakerOpened(t *testing.T) {
 				breakerSample(2700*ms, "gateway-1", 2),
 			},
 			want: map[string]want{"during:slow/breaker_opened/gateway->product": {passed: true, figure: 0.7, threshold: 2,
-				msg: "breaker gateway->product opened 0.70 s after slow was injected, <= 2.00 s"}},
+				msg: "breaker gateway->product opened 0.70 s after slow was injected (seen open at 2.70 s), <= 2.00 s"}},
 		},
 		{
 			name:   "opens too late",
 			during: []scenarios.Check{check(opened)},
 			events: []history.Event{breakerSample(2500*ms, "gateway-1", 1), breakerSample(5*sec, "gateway-2", 2)},
 			want: map[string]want{"during:slow/breaker_opened/gateway->product": {figure: 3, threshold: 2,
-				msg: "breaker gateway->product opened 3.00 s after slow was injected, > 2.00 s"}},
+				msg: "breaker gateway->product opened 3.00 s after slow was injected (seen open at 5.00 s), > 2.00 s"}},
 		},
 		{
 			name:   "never opens",
 			during: []scenarios.Check{check(opened)},
 			events: []history.Event{breakerSample(2500*ms, "gateway-1", 0), breakerSample(3500*ms, "gateway-1", 1)},
 			want: map[string]want{"during:slow/breaker_opened/gateway->product": {figure: -1, threshold: 2,
-				msg: "breaker gateway->product never opened after slow was injected (2 samples, none open)"}},
+				msg: "breaker gateway->product did not open while slow was active (2.00 s to 6.00 s, grace 1.00 s; 2 samples, none open)"}},
 		},
 		{
 			name:   "never sampled",
@@ -202,7 +212,7 @@ func TestBreakerClosed(t *testing.T) {
 				breakerSample(7200*ms, "gateway-2", 0),
 			}),
 			want: map[string]want{"after/breaker_closed/gateway->product": {passed: true, figure: 1.2, threshold: 3,
-				msg: "breaker gateway->product closed on every instance 1.20 s after slow was healed, <= 3.00 s"}},
+				msg: "breaker gateway->product closed on every instance 1.20 s after slow was healed (at 7.20 s), <= 3.00 s"}},
 		},
 		{
 			name:  "a half-open breaker without traffic is not closed",

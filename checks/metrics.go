@@ -86,13 +86,86 @@ func (c *counterSum) add(t time.Duration, key string, v float64) bool {
 
 // --- breaker_opened ---
 
+// faultWindow is when a breaker opening counts as a fault's: from the injection to the
+// heal, and up to grace after the heal for an opening that may have happened before the
+// heal but was sampled after it.
+type faultWindow struct {
+	fault        string
+	inject, heal time.Duration
+	grace        time.Duration
+}
+
+// openingTracker finds the first sample, per instance of one breaker, showing the breaker
+// not closed (open, or half-open with want == breakerHalfOpen) inside a fault's window.
+// The breaker is sampled, so the state changed somewhere between two samples: an opening
+// first seen after the heal counts only when it was seen within the grace and no sample
+// of that instance taken at or after the heal showed it in another state first (then the
+// change may have happened before the heal); otherwise it happened after the heal and is
+// not the fault's doing.
+type openingTracker struct {
+	w          faultWindow
+	halfOpen   bool // a half-open sample counts as opened (it was open before)
+	lastOther  map[string]time.Duration
+	found      bool
+	at         time.Duration // sample time of the counted opening
+	late       time.Duration // first opening seen after the heal that did not count
+	lateSeen   bool
+	n          int // samples inside the window that did not count as an opening
+	seenBefore bool
+}
+
+func newOpeningTracker(w faultWindow, halfOpen bool) *openingTracker {
+	return &openingTracker{w: w, halfOpen: halfOpen, lastOther: map[string]time.Duration{}}
+}
+
+func (o *openingTracker) isOpen(v float64) bool {
+	return v == breakerOpen || (o.halfOpen && v == breakerHalfOpen)
+}
+
+func (o *openingTracker) add(t time.Duration, comp string, v float64) {
+	if o.found {
+		return
+	}
+	if t < o.w.inject {
+		o.seenBefore = true
+		if !o.isOpen(v) {
+			o.lastOther[comp] = t
+		}
+		return
+	}
+	if !o.isOpen(v) {
+		o.lastOther[comp] = t
+		if t <= o.w.heal+o.w.grace {
+			o.n++
+		}
+		return
+	}
+	other, ok := o.lastOther[comp]
+	counts := t <= o.w.heal || (t <= o.w.heal+o.w.grace && (!ok || other < o.w.heal))
+	if counts {
+		o.found, o.at = true, t
+		return
+	}
+	if !o.lateSeen {
+		o.late, o.lateSeen = t, true
+	}
+}
+
+// describe says the window in words on the load's clock.
+func (o *openingTracker) describe(e *engine) string {
+	return fmt.Sprintf("%s to %s, grace %s", e.clock(o.w.inject), e.clock(o.w.heal), fmtS(secs(o.w.grace)))
+}
+
+// clock renders an instant of the run's clock on the user's clock: seconds from the load's
+// start, as the scenario file counts them.
+func (e *engine) clock(t time.Duration) string { return fmtS(secs(t - e.loadStart)) }
+
 type breakerOpenedEval struct {
-	p      planned
-	spec   *scenarios.BreakerOpenedCheck
-	fault  faultTimes
-	opened time.Duration
-	found  bool
-	n      int
+	p     planned
+	e     *engine
+	spec  *scenarios.BreakerOpenedCheck
+	fault faultTimes
+	open  *openingTracker
 }
 
 func (e *engine) phaseFault(p planned) (faultTimes, bool) {
@@ -116,50 +189,62 @@ func (e *engine) buildBreakerOpened(p planned, s *scenarios.BreakerOpenedCheck) 
 	if !ok {
 		return fixed{skip(p, "the run has no fault for the breaker to open on")}
 	}
-	ev := &breakerOpenedEval{p: p, spec: s, fault: f}
+	w := faultWindow{fault: f.name, inject: f.inject, heal: f.heal, grace: s.GraceOrDefault().Std()}
+	ev := &breakerOpenedEval{p: p, e: e, spec: s, fault: f, open: newOpeningTracker(w, false)}
 	e.onMetric(metricBreakerState, ev)
 	return ev
 }
 
 func (ev *breakerOpenedEval) onMetric(t time.Duration, m *history.Metric) {
-	if ev.found || t < ev.fault.inject || m.Labels["caller"] != ev.spec.Caller || m.Labels["dependency"] != ev.spec.Dependency {
+	if m.Labels["caller"] != ev.spec.Caller || m.Labels["dependency"] != ev.spec.Dependency {
 		return
 	}
-	ev.n++
-	if m.Value == breakerOpen {
-		ev.opened, ev.found = t-ev.fault.inject, true
-	}
+	ev.open.add(t, m.Component, m.Value)
 }
 
 func (ev *breakerOpenedEval) results() []result.Check {
 	c := newCheck(ev.p)
+	o := ev.open
 	edge := ev.spec.Caller + "->" + ev.spec.Dependency
 	c.Op, c.Threshold, c.Unit = "<=", secs(ev.spec.Within.Std()), "s"
-	if !ev.found {
-		c.Figure = -1
-		if ev.n == 0 {
+	if !o.found {
+		c.Figure, c.Never = -1, true
+		if o.n == 0 && !o.lateSeen {
 			c.Skipped = true
-			c.Message = fmt.Sprintf("breaker %s was never sampled after %s was injected (no %s samples)", edge, ev.fault.name, metricBreakerState)
+			c.Message = fmt.Sprintf("breaker %s was never sampled while %s was active (%s; no %s samples)", edge, ev.fault.name, o.describe(ev.e), metricBreakerState)
 			return []result.Check{c}
 		}
-		c.Message = fmt.Sprintf("breaker %s never opened after %s was injected (%d samples, none open)", edge, ev.fault.name, ev.n)
+		c.Message = fmt.Sprintf("breaker %s did not open while %s was active (%s; %d samples, none open)", edge, ev.fault.name, o.describe(ev.e), o.n)
+		if o.lateSeen {
+			c.Message += fmt.Sprintf("; it opened at %s, after the heal", ev.e.clock(o.late))
+		}
 		return []result.Check{c}
 	}
-	c.Figure = secs(ev.opened)
+	c.Figure = secs(o.at - ev.fault.inject)
 	c.Passed = c.Figure <= c.Threshold
-	c.Message = fmt.Sprintf("breaker %s opened %s after %s was injected, %s %s", edge, fmtS(c.Figure), ev.fault.name, verdictOp("<=", c.Passed), fmtS(c.Threshold))
+	where := ""
+	if o.at > ev.fault.heal {
+		where = fmt.Sprintf(" (seen open at %s; grace %s after the heal at %s)", ev.e.clock(o.at), fmtS(secs(o.w.grace)), ev.e.clock(ev.fault.heal))
+	} else {
+		where = fmt.Sprintf(" (seen open at %s)", ev.e.clock(o.at))
+	}
+	c.Message = fmt.Sprintf("breaker %s opened %s after %s was injected%s, %s %s", edge, fmtS(c.Figure), ev.fault.name, where, verdictOp("<=", c.Passed), fmtS(c.Threshold))
 	return []result.Check{c}
 }
 
 // --- breaker_closed ---
 
 // breakerClosedEval finds the first sample after the heal at which every instance that
-// ever reported the edge's breaker was last seen closed.
+// ever reported the edge's breaker was last seen closed. The breaker must have opened
+// (or half-opened) while a fault it recovers from was active (see openingTracker), unless
+// the check says it may not open: closing proves recovery only after an opening.
 type breakerClosedEval struct {
 	p      planned
+	e      *engine
 	spec   *scenarios.BreakerClosedCheck
 	heal   time.Duration
 	fault  string
+	opens  []*openingTracker  // one per fault the breaker may have opened on
 	last   map[string]float64 // by component
 	closed time.Duration
 	found  bool
@@ -167,13 +252,15 @@ type breakerClosedEval struct {
 }
 
 func (e *engine) buildBreakerClosed(p planned, s *scenarios.BreakerClosedCheck) evaluator {
-	ev := &breakerClosedEval{p: p, spec: s, last: map[string]float64{}}
+	ev := &breakerClosedEval{p: p, e: e, spec: s, last: map[string]float64{}}
+	grace := scenarios.DefaultBreakerGrace.Std()
 	if p.fault != "" {
 		f, ok := e.fault(p.fault)
 		if !ok {
 			return fixed{skip(p, fmt.Sprintf("fault %s is not in the timeline", p.fault))}
 		}
 		ev.heal, ev.fault = f.heal, f.name
+		ev.opens = append(ev.opens, newOpeningTracker(faultWindow{fault: f.name, inject: f.inject, heal: f.heal, grace: grace}, true))
 	} else {
 		if len(e.faults) == 0 {
 			return fixed{skip(p, "the run has no fault for the breaker to recover from")}
@@ -182,6 +269,7 @@ func (e *engine) buildBreakerClosed(p planned, s *scenarios.BreakerClosedCheck) 
 			if f.heal >= ev.heal {
 				ev.heal, ev.fault = f.heal, f.name
 			}
+			ev.opens = append(ev.opens, newOpeningTracker(faultWindow{fault: f.name, inject: f.inject, heal: f.heal, grace: grace}, true))
 		}
 	}
 	e.onMetric(metricBreakerState, ev)
@@ -191,6 +279,9 @@ func (e *engine) buildBreakerClosed(p planned, s *scenarios.BreakerClosedCheck) 
 func (ev *breakerClosedEval) onMetric(t time.Duration, m *history.Metric) {
 	if m.Labels["caller"] != ev.spec.Caller || m.Labels["dependency"] != ev.spec.Dependency {
 		return
+	}
+	for _, o := range ev.opens {
+		o.add(t, m.Component, m.Value)
 	}
 	ev.last[m.Component] = m.Value
 	if t < ev.heal || ev.found {
@@ -205,6 +296,24 @@ func (ev *breakerClosedEval) onMetric(t time.Duration, m *history.Metric) {
 	ev.closed, ev.found = t-ev.heal, true
 }
 
+// opened reports whether the breaker opened while one of its faults was active.
+func (ev *breakerClosedEval) opened() bool {
+	for _, o := range ev.opens {
+		if o.found {
+			return true
+		}
+	}
+	return false
+}
+
+func (ev *breakerClosedEval) windows() string {
+	parts := make([]string, 0, len(ev.opens))
+	for _, o := range ev.opens {
+		parts = append(parts, fmt.Sprintf("%s (%s)", o.w.fault, o.describe(ev.e)))
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (ev *breakerClosedEval) results() []result.Check {
 	c := newCheck(ev.p)
 	edge := ev.spec.Caller + "->" + ev.spec.Dependency
@@ -212,13 +321,23 @@ func (ev *breakerClosedEval) results() []result.Check {
 	if ev.found {
 		c.Figure = secs(ev.closed)
 		c.Passed = c.Figure <= c.Threshold
-		c.Message = fmt.Sprintf("breaker %s closed on every instance %s after %s was healed, %s %s", edge, fmtS(c.Figure), ev.fault, verdictOp("<=", c.Passed), fmtS(c.Threshold))
+		closedAt := ev.e.clock(ev.heal + ev.closed)
+		if !ev.opened() && !ev.spec.MayNotOpen {
+			c.Passed = false
+			c.Message = fmt.Sprintf("breaker %s never opened while %s was active, so its being closed %s after the heal (at %s) shows no recovery; say may_not_open: true if it may stay closed",
+				edge, ev.windows(), fmtS(c.Figure), closedAt)
+			return []result.Check{c}
+		}
+		c.Message = fmt.Sprintf("breaker %s closed on every instance %s after %s was healed (at %s), %s %s", edge, fmtS(c.Figure), ev.fault, closedAt, verdictOp("<=", c.Passed), fmtS(c.Threshold))
+		if !ev.opened() {
+			c.Message += "; it never opened, which may_not_open allows"
+		}
 		return []result.Check{c}
 	}
-	c.Figure = -1
+	c.Figure, c.Never = -1, true
 	if ev.after == 0 {
 		c.Skipped = true
-		c.Message = fmt.Sprintf("breaker %s was never sampled after %s was healed (no %s samples)", edge, ev.fault, metricBreakerState)
+		c.Message = fmt.Sprintf("breaker %s was never sampled after %s was healed at %s (no %s samples)", edge, ev.fault, ev.e.clock(ev.heal), metricBreakerState)
 		return []result.Check{c}
 	}
 	var half, open []string
@@ -408,7 +527,7 @@ func (ev *failoverEval) results() []result.Check {
 		l.Skipped = true
 		l.Message = fmt.Sprintf("no %s{service=%q} samples before %s was injected", metricDiscovery, ev.service, ev.fault.name)
 	case !ev.drop:
-		l.Figure = -1
+		l.Figure, l.Never = -1, true
 		l.Message = fmt.Sprintf("the lost %s instance was never seen leaving any discovery cache after %s (lease TTL %s)", ev.service, ev.fault.name, ev.ttl)
 	default:
 		l.Figure = secs(ev.dropped)

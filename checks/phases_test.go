@@ -175,7 +175,7 @@ func TestInFlightRequestsAreTheFaults(t *testing.T) {
 		{"before/fallback_served", false, 0, "0 fallbacks served before the first fault, < 1"},
 		{"before/throughput", true, 22.0 / 20, "throughput 110% of plan >= 10% before the first fault (22 requests started of 20 planned)"},
 		{"during:slow/error_rate", false, 1.0 / 12, "error rate 8.33% > 0% during slow (1 of 12 requests failed)"},
-		{"during:slow/latency_p99", false, 900, "p99 latency 900 ms > 100 ms during slow"},
+		{"during:slow/latency_p99", false, 5000, "p99 latency 5000 ms > 100 ms during slow (1 of 12 requests failed and count with their time to failure)"},
 		{"during:slow/fallback_served", true, 1, "1 fallbacks served during slow, >= 1"},
 		{"during:slow/throughput", true, 10.0 / 40, "throughput 25% of plan >= 10% during slow (10 requests started of 40 planned)"},
 	}

@@ -16,8 +16,11 @@ import (
 	"github.com/faultline-dev/faultline/system"
 )
 
-// convergePoll is how often the final state is read while waiting for it to add up.
-const convergePoll = 200 * time.Millisecond
+// convergePoll is how often the system's state is read while its convergence is watched.
+const convergePoll = 100 * time.Millisecond
+
+// healPoll is how often the watch looks whether every fault has been healed.
+const healPoll = 10 * time.Millisecond
 
 // FinalState is the system's state after the load, read straight from the services: every
 // order, stock per product and the inventory events product applied.
@@ -25,9 +28,9 @@ type FinalState struct {
 	Orders   []Order        `json:"orders"`
 	Products []ProductStock `json:"products"`
 	Applied  []Applied      `json:"applied"`
-	// Converged reports that stock equalled initial stock minus the ordered quantities
-	// before the bound; ConvergedAt is that moment on the run's clock and ConvergedAfter
-	// how long after the load ended (when nothing new could be ordered) it was.
+	// Converged reports that the state converged (see convergeTracker) before the bound;
+	// ConvergedAt is that moment on the run's clock, ConvergedAfter how long after the
+	// last heal (after the load's end when the run had no fault) it was.
 	Converged      bool          `json:"converged"`
 	ConvergedAt    time.Duration `json:"converged_at"`
 	ConvergedAfter time.Duration `json:"converged_after"`
@@ -55,10 +58,178 @@ type Applied struct {
 	Quantity, Deliveries int64
 }
 
-// converge reads the final state until stock adds up or the bound passes, and notes the
-// outcome in the history.
-func (r *runner) converge(ctx context.Context) FinalState {
+// convergeTracker decides when a live system's state converged, from snapshots read every
+// convergePoll from the last heal on, while the load continues and after it.
+//
+// While orders are still placed, the state never adds up exactly at an instant: an order
+// placed a millisecond before a read has not reached stock yet, and orders, stock and
+// applied events are read one after the other. So a poll holds when everything the
+// previous poll saw has settled: every order of the previous snapshot (of this one, for
+// the first poll, which has none before it) was applied exactly once, with its product
+// and quantity, and every product's stock is at most its initial stock minus the
+// quantities of those orders. A system that records no applied events is judged by the
+// stock bound alone. A read that fails does not hold.
+//
+// The state converged at the first poll of the last unbroken run of holding polls, if
+// that run reaches a poll after the load (nothing new placed) at which every order read
+// is applied and stock equals initial stock minus the quantities of every order exactly. The moment is therefore at
+// most one poll late, and never earlier than the backlog left by the faults drained.
+type convergeTracker struct {
+	prev    []Order // the orders of the last successful read; nil before it
+	holding bool
+	since   time.Duration // first poll of the current run of holding polls
+	polls   int
+	reason  string // why the last poll did not hold, or why the state did not add up
+}
+
+// observe folds in one poll, read at at on the run's clock (err when it failed); quiet
+// says the load has ended. It reports whether the state has converged.
+func (c *convergeTracker) observe(at time.Duration, st FinalState, err error, quiet bool) bool {
+	c.polls++
+	if err != nil {
+		c.holding, c.reason = false, err.Error()
+		return false
+	}
+	prev := c.prev
+	if prev == nil {
+		prev = st.Orders
+	}
+	c.prev = st.Orders
+	if msg := settled(prev, st); msg != "" {
+		c.holding, c.reason = false, msg
+		return false
+	}
+	if !c.holding {
+		c.holding, c.since = true, at
+	}
+	if !quiet {
+		c.reason = ""
+		return false
+	}
+	// Every order now read must be applied too: an order still in flight could otherwise
+	// hide an order applied twice from the stock comparison.
+	if msg := settled(st.Orders, st); msg != "" {
+		c.reason = msg
+		return false
+	}
+	if msg := mismatch(st); msg != "" {
+		c.reason = msg
+		return false
+	}
+	return true
+}
+
+// settled returns "" when every order of prev is applied in st exactly once with its
+// product and quantity and stock reflects them, else the first that is not.
+func settled(prev []Order, st FinalState) string {
+	rows := make(map[string]int, len(st.Applied))
+	byOrder := make(map[string]Applied, len(st.Applied))
+	for _, a := range st.Applied {
+		rows[a.OrderID]++
+		byOrder[a.OrderID] = a
+	}
+	ordered := map[string]int64{}
+	for _, o := range prev {
+		ordered[o.Product] += o.Quantity
+		if len(st.Applied) == 0 {
+			continue
+		}
+		a, ok := byOrder[o.ID]
+		switch {
+		case !ok:
+			return fmt.Sprintf("order %s is not applied to stock yet", o.ID)
+		case rows[o.ID] > 1:
+			return fmt.Sprintf("order %s is applied %d times", o.ID, rows[o.ID])
+		case a.Product != o.Product || a.Quantity != o.Quantity:
+			return fmt.Sprintf("order %s is applied as %d of %s, but is %d of %s", o.ID, a.Quantity, a.Product, o.Quantity, o.Product)
+		}
+	}
+	for _, p := range st.Products {
+		if most := p.Initial - ordered[p.ID]; p.Stock > most {
+			return fmt.Sprintf("%s: stock %d, at most %d once its orders are not applied yet (initial %d - ordered %d)", p.ID, p.Stock, most, p.Initial, ordered[p.ID])
+		}
+	}
+	return ""
+}
+
+// convergeWatch observes the state from the last heal on while the load runs.
+type convergeWatch struct {
+	tr   convergeTracker
+	stop func()
+}
+
+// watchConvergence starts observing the system's state as soon as every fault of the
+// scenario is healed, while the load continues; converge takes the observation over when
+// the load ends. Without faults there is nothing to watch during the load: convergence
+// then counts from the load's end.
+func (r *runner) watchConvergence(ctx context.Context) *convergeWatch {
+	w := &convergeWatch{stop: func() {}}
+	if len(r.sc.Faults) == 0 {
+		return w
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !r.allHealed() {
+			if !sleepUntil(wctx, time.Now().Add(healPoll)) {
+				return
+			}
+		}
+		for {
+			began := time.Now()
+			rctx, rcancel := context.WithTimeout(wctx, 5*time.Second)
+			st, err := ReadFinalState(rctx, r.sys)
+			rcancel()
+			if wctx.Err() != nil {
+				return // stopped mid-read: the read says nothing about the system
+			}
+			w.tr.observe(r.since(), st, err, false)
+			if !sleepUntil(wctx, time.Now().Add(watchInterval(w.tr.holding, time.Since(began)))) {
+				return
+			}
+		}
+	}()
+	w.stop = func() { cancel(); <-done }
+	return w
+}
+
+// watchInterval is the pause before the next read while the load runs. The moment a run
+// of holding polls begins needs the fine interval; once the state holds, a break is still
+// seen within a few polls. Reading every order costs the system work while it is under
+// test, so the watch never spends more than a fifth of its time reading.
+func watchInterval(holding bool, read time.Duration) time.Duration {
+	d := convergePoll
+	if holding {
+		d = 5 * convergePoll
+	}
+	return max(d, 4*read)
+}
+
+// allHealed reports whether every fault of the scenario was injected and healed.
+func (r *runner) allHealed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range r.faults {
+		if f.Healed <= 0 {
+			return false
+		}
+	}
+	return len(r.faults) > 0
+}
+
+// converge stops the watch, then reads the state until it converged (see convergeTracker)
+// or the bound after the load's end passes, and notes the outcome in the history.
+func (r *runner) converge(ctx context.Context, w *convergeWatch) FinalState {
+	w.stop()
+	tr := &w.tr
 	loadEnd := r.since()
+	ref := loadEnd
+	r.mu.Lock()
+	if len(r.sc.Faults) > 0 && r.lastHeal > 0 {
+		ref = r.lastHeal
+	}
+	r.mu.Unlock()
 	deadline := time.Now().Add(r.o.convergeBound)
 	var st FinalState
 	for {
@@ -69,13 +240,15 @@ func (r *runner) converge(ctx context.Context) FinalState {
 		if err != nil {
 			st.Err = err.Error()
 		} else {
-			st = got
-			if msg := mismatch(st); msg == "" {
-				st.Converged, st.ConvergedAt, st.ConvergedAfter = true, at, max(at-loadEnd, 0)
-				break
-			} else {
-				st.Mismatch = msg
-			}
+			st, st.Err = got, ""
+		}
+		if tr.observe(at, got, err, true) {
+			st.Converged, st.ConvergedAt, st.ConvergedAfter = true, tr.since, max(tr.since-ref, 0)
+			st.Mismatch = ""
+			break
+		}
+		if err == nil {
+			st.Mismatch = tr.reason
 		}
 		if time.Now().After(deadline) || !sleepUntil(ctx, time.Now().Add(convergePoll)) {
 			break
@@ -84,7 +257,11 @@ func (r *runner) converge(ctx context.Context) FinalState {
 	note := history.NoteEvent("final state")
 	note.Note.Attrs = map[string]string{
 		"converged": fmt.Sprint(st.Converged), "converged_after": st.ConvergedAfter.String(),
+		"polls":  fmt.Sprint(tr.polls),
 		"orders": fmt.Sprint(len(st.Orders)), "applied": fmt.Sprint(len(st.Applied)),
+	}
+	if st.Converged {
+		note.Note.Attrs["converged_at"] = (st.ConvergedAt - r.loadStart.Sub(r.began)).String() + " from the load's start"
 	}
 	if st.Mismatch != "" && !st.Converged {
 		note.Note.Attrs["mismatch"] = st.Mismatch

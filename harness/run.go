@@ -223,6 +223,8 @@ func (r *runner) run(ctx context.Context) (err error) {
 	r.phaseEdge("before", history.PhaseStart)
 	r.setPhase("before")
 	sched := r.startTimeline(ctx, env)
+	watch := r.watchConvergence(ctx)
+	defer watch.stop()
 	live := r.startLive(ctx, loadOff)
 	sum, lerr := loadgen.RunTargets(ctx, spec2, sys.GatewayURLs(), r.sink, loadgen.WithEpoch(r.began))
 	stopAbort()
@@ -245,7 +247,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 
 	r.rps.Store(0)
 	r.setPhase("converging")
-	final := r.converge(ctx)
+	final := r.converge(ctx, watch)
 	stopScrape()
 	if err := r.hist.Flush(); err != nil {
 		return r.fail(ctx, fmt.Errorf("flush history: %w", err))

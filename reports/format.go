@@ -72,16 +72,24 @@ func bound(c result.Check) string {
 	return op + " " + formatValue(c.Threshold, c.Unit)
 }
 
-// figureText is a check's figure in its unit; a skipped check has none.
+// figureText is a check's figure in its unit; a skipped check has none, and neither has
+// one whose awaited moment never came.
 func figureText(c result.Check) string {
-	if c.Skipped {
+	switch {
+	case c.Skipped:
 		return "n/a"
+	case c.Never:
+		return "never observed"
 	}
 	return formatValue(c.Figure, c.Unit)
 }
 
-// figureVsBound is the one-line comparison JUnit puts in a failure message.
+// figureVsBound is the one-line comparison JUnit puts in a failure message; a check that
+// was not evaluated has nothing to compare.
 func figureVsBound(c result.Check) string {
+	if c.Skipped {
+		return "not evaluated"
+	}
 	return fmt.Sprintf("%s vs %s", figureText(c), bound(c))
 }
 

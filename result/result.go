@@ -161,11 +161,15 @@ type Effect struct {
 
 // Check is one evaluated check.
 type Check struct {
-	Name      string  `json:"name"`           // unique within the run, e.g. "during:slow-product/latency p99"
-	Kind      string  `json:"kind"`           // error_rate, latency, breaker_opened, consistency, ...
-	Phase     string  `json:"phase"`          // before | during:<fault> | after | overall | steady_state
-	Passed    bool    `json:"passed"`         //
-	Skipped   bool    `json:"skipped"`        // could not be evaluated (no data); counts as not passed
+	Name    string `json:"name"`    // unique within the run, e.g. "during:slow-product/latency p99"
+	Kind    string `json:"kind"`    // error_rate, latency, breaker_opened, consistency, ...
+	Phase   string `json:"phase"`   // before | during:<fault> | after | overall | steady_state
+	Passed  bool   `json:"passed"`  //
+	Skipped bool   `json:"skipped"` // could not be evaluated (no data); counts as not passed
+	// Never reports that the moment the check waits for (a breaker opening or closing,
+	// convergence, a lease expiring) was never observed: Figure is then no measurement,
+	// and a report says "never observed" rather than printing it.
+	Never     bool    `json:"never,omitempty"`
 	Figure    float64 `json:"figure"`         // the measured value
 	Op        string  `json:"op"`             // <=, >=, ==
 	Threshold float64 `json:"threshold"`      // the bound the figure was held to

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // CheckSpec is the type-specific part of a check: what it measures and its threshold.
@@ -112,12 +113,16 @@ func (c *ErrorRateCheck) Validate() []error {
 	return nil
 }
 
-// LatencyCheck bounds a latency percentile of successful requests in its phase.
+// LatencyCheck bounds a latency percentile of the requests of its phase. A failed or
+// timed-out request counts with its time to failure, since that is what its client waited:
+// leaving it out would let a fault that turns slow answers into timeouts pass a latency
+// bound. SuccessfulOnly restricts the percentile to the requests that succeeded.
 type LatencyCheck struct {
-	Percentile string   `yaml:"percentile" json:"percentile" doc:"which percentile" enum:"p50,p90,p95,p99" required:"true"`
-	Max        Duration `yaml:"max" json:"max" doc:"highest acceptable value of that percentile" required:"true"`
-	Journey    string   `yaml:"journey,omitempty" json:"journey,omitempty" doc:"only requests of this journey or declared target"`
-	Route      string   `yaml:"route,omitempty" json:"route,omitempty" doc:"only requests to this gateway route"`
+	Percentile     string   `yaml:"percentile" json:"percentile" doc:"which percentile" enum:"p50,p90,p95,p99" required:"true"`
+	Max            Duration `yaml:"max" json:"max" doc:"highest acceptable value of that percentile" required:"true"`
+	Journey        string   `yaml:"journey,omitempty" json:"journey,omitempty" doc:"only requests of this journey or declared target"`
+	Route          string   `yaml:"route,omitempty" json:"route,omitempty" doc:"only requests to this gateway route"`
+	SuccessfulOnly bool     `yaml:"successful_only,omitempty" json:"successful_only,omitempty" doc:"time only the requests that succeeded; by default a failed or timed-out request counts with its time to failure"`
 }
 
 // Validate checks the percentile name and threshold.
@@ -135,26 +140,51 @@ func (c *LatencyCheck) Validate() []error {
 	return errs
 }
 
+// DefaultBreakerGrace is how long after a fault's heal an opening of a breaker still
+// counts as the fault's when the check does not say (see BreakerOpenedCheck.Grace).
+const DefaultBreakerGrace = Duration(time.Second)
+
 // BreakerOpenedCheck asserts that the caller's breaker towards dependency opened within
-// Within of the phase's fault being injected (faultline_breaker_state reaching 2).
+// Within of the phase's fault being injected (faultline_breaker_state reaching 2), while
+// the fault was active. The breaker is sampled, so an opening first seen after the heal
+// still counts when it may have happened before it (no sample after the heal showed the
+// breaker not open before the open one) and was seen at most Grace after the heal.
 type BreakerOpenedCheck struct {
 	Caller     string   `yaml:"caller" json:"caller" doc:"service whose breaker it is, such as gateway" required:"true"`
 	Dependency string   `yaml:"dependency" json:"dependency" doc:"service the breaker protects calls to" required:"true"`
 	Within     Duration `yaml:"within" json:"within" doc:"how soon after injection it must open" required:"true"`
+	Grace      Duration `yaml:"grace,omitempty" json:"grace,omitempty" doc:"how late after the fault's heal an opening may be sampled and still count as the fault's, when no sample after the heal showed it closed first; default 1s"`
 }
 
 // Validate checks the names and window.
-func (c *BreakerOpenedCheck) Validate() []error { return breakerErrs(c.Caller, c.Dependency, c.Within) }
+func (c *BreakerOpenedCheck) Validate() []error {
+	errs := breakerErrs(c.Caller, c.Dependency, c.Within)
+	if c.Grace < 0 {
+		errs = append(errs, errors.New("grace must not be negative"))
+	}
+	return errs
+}
+
+// GraceOrDefault is the grace the check applies: Grace, or DefaultBreakerGrace.
+func (c *BreakerOpenedCheck) GraceOrDefault() Duration {
+	if c.Grace > 0 {
+		return c.Grace
+	}
+	return DefaultBreakerGrace
+}
 
 // Targets names the components the check observes, so they are checked against the topology.
 func (c *BreakerOpenedCheck) Targets() []string { return nonEmpty(c.Caller, c.Dependency) }
 
 // BreakerClosedCheck asserts that the breaker closed again within Within of the fault
-// being healed, proving the system recovers on its own.
+// being healed, proving the system recovers on its own. A breaker that never left the
+// closed state during the fault proves no recovery, so the check fails unless
+// MayNotOpen says that is acceptable.
 type BreakerClosedCheck struct {
 	Caller     string   `yaml:"caller" json:"caller" doc:"service whose breaker it is" required:"true"`
 	Dependency string   `yaml:"dependency" json:"dependency" doc:"service the breaker protects calls to" required:"true"`
 	Within     Duration `yaml:"within" json:"within" doc:"how soon after heal it must close" required:"true"`
+	MayNotOpen bool     `yaml:"may_not_open,omitempty" json:"may_not_open,omitempty" doc:"pass when the breaker never opened (by default a breaker that never opened fails: there was nothing to recover from)"`
 }
 
 // Validate checks the names and window.

@@ -206,7 +206,7 @@ func printResult(w io.Writer, res *result.Run, err error, paths *reports.Paths) 
 		if c.Skipped {
 			state = "SKIPPED"
 		}
-		fmt.Fprintf(w, "    %s %s: %.4g %s %s %.4g %s — %s\n", state, c.Name, c.Figure, c.Unit, negate(c.Op), c.Threshold, c.Unit, c.Message)
+		fmt.Fprintf(w, "    %s %s: %s — %s\n", state, c.Name, failedFigure(c), c.Message)
 	}
 	if res.RunDir != "" {
 		fmt.Fprintf(w, "  result:  %s\n", filepath.Join(res.RunDir, harness.ResultFile))
@@ -217,6 +217,18 @@ func printResult(w io.Writer, res *result.Run, err error, paths *reports.Paths) 
 	if paths != nil {
 		printPaths(w, *paths)
 	}
+}
+
+// failedFigure shows how a check that did not pass missed its bound: nothing for a check
+// that could not be evaluated, and no number for a moment that never came.
+func failedFigure(c result.Check) string {
+	switch {
+	case c.Skipped:
+		return "not evaluated"
+	case c.Never:
+		return fmt.Sprintf("never observed (want %s %.4g %s)", c.Op, c.Threshold, c.Unit)
+	}
+	return fmt.Sprintf("%.4g %s %s %.4g %s", c.Figure, c.Unit, negate(c.Op), c.Threshold, c.Unit)
 }
 
 // negate shows how a failed figure relates to its bound ("<=" failed means ">").

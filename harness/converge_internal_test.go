@@ -1,0 +1,101 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// liveSystem simulates the reference system's state under load: orders are placed at a
+// steady pace and each is applied to stock lag after it was placed; orders placed before
+// backlogUntil are applied only at backlogUntil (a broker outage healed then).
+type liveSystem struct {
+	every, lag   time.Duration
+	backlogUntil time.Duration
+	loadEnd      time.Duration
+	lost         string // an order id whose event is never applied
+	double       string // an order id applied twice to stock
+}
+
+func (s liveSystem) at(t time.Duration) FinalState {
+	st := FinalState{Products: []ProductStock{{ID: "p1", Initial: 1000, Stock: 1000}}}
+	for i, placed := 0, time.Duration(0); placed <= min(t, s.loadEnd); i, placed = i+1, placed+s.every {
+		id := fmt.Sprintf("o%d", i)
+		st.Orders = append(st.Orders, Order{ID: id, Key: "k" + id, Product: "p1", Quantity: 1})
+		applied := placed + s.lag
+		if placed < s.backlogUntil {
+			applied = max(applied, s.backlogUntil)
+		}
+		if applied > t || id == s.lost {
+			continue
+		}
+		st.Applied = append(st.Applied, Applied{OrderID: id, Product: "p1", Quantity: 1, Deliveries: 1})
+		st.Products[0].Stock--
+		if id == s.double {
+			st.Products[0].Stock--
+		}
+	}
+	return st
+}
+
+// observeRun polls sys every poll from from until the tracker says it converged or until
+// bound after the load's end, as the harness does, and returns when it converged.
+func observeRun(sys liveSystem, from, poll, bound time.Duration, readErrAt time.Duration) (time.Duration, bool) {
+	var tr convergeTracker
+	for at := from; at <= sys.loadEnd+bound; at += poll {
+		var err error
+		if readErrAt > 0 && at == readErrAt {
+			err = errors.New("read final state: unavailable")
+		}
+		if tr.observe(at, sys.at(at), err, at > sys.loadEnd) {
+			return tr.since, true
+		}
+	}
+	return 0, false
+}
+
+// The run: the last heal at 5 s, load until 17 s. The state is consistent (each
+// order applied 30 ms after it was placed) from the heal on; it must be seen converging
+// then, not at the end of the load.
+func TestConvergenceObservedDuringTheLoad(t *testing.T) {
+	const poll = 200 * time.Millisecond
+	base := liveSystem{every: 25 * time.Millisecond, lag: 30 * time.Millisecond, loadEnd: 17 * time.Second}
+	withBacklog := base
+	withBacklog.backlogUntil = 6500 * time.Millisecond
+	lost := base
+	lost.lost = "o300"
+	double := base
+	double.double = "o300"
+	tests := []struct {
+		name      string
+		sys       liveSystem
+		readErrAt time.Duration
+		converged bool
+		at        time.Duration
+	}{
+		{"consistent from the heal", base, 0, true, 5220 * time.Millisecond},
+		{"a backlog drained 1.5 s after the heal", withBacklog, 0, true, 6620 * time.Millisecond},
+		{"a failed read restarts the observation", base, 7020 * time.Millisecond, true, 7220 * time.Millisecond},
+		{"an event never applied", lost, 0, false, 0},
+		{"an event applied twice", double, 0, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at, ok := observeRun(tt.sys, 5020*time.Millisecond, poll, 10*time.Second, tt.readErrAt)
+			assert.Equal(t, tt.converged, ok)
+			assert.Equal(t, tt.at, at)
+		})
+	}
+}
+
+// The first poll has no earlier snapshot: every order it reads must already be applied.
+func TestConvergenceFirstPollIsStrict(t *testing.T) {
+	var tr convergeTracker
+	st := liveSystem{every: 25 * time.Millisecond, lag: 30 * time.Millisecond, loadEnd: 10 * time.Second}.at(5 * time.Second)
+	assert.False(t, tr.observe(5*time.Second, st, nil, false))
+	assert.False(t, tr.holding, "the orders of the last 30 ms are not applied yet")
+	assert.Contains(t, tr.reason, "not applied")
+}
