@@ -118,8 +118,9 @@ type FaultSpec struct {
 	missing []string // required attributes reported missing while decoding
 }
 
-// End is when the fault is healed, from the start of the load.
-func (f FaultSpec) End() Duration { return f.At + f.For }
+// End is when the fault is healed, from the start of the load. It saturates instead of
+// wrapping around, so an absurd at or for still ends after the load.
+func (f FaultSpec) End() Duration { return addSat(f.At, f.For) }
 
 // Check is one check: Type names its kind, Name lets expect_failure and reports refer to
 // it, and the remaining keys are decoded into Spec.

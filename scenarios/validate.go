@@ -21,6 +21,22 @@ const (
 
 var scenarioName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
+// MaxNameLength bounds scenario and design names: they name run directories (with a
+// timestamp in front), and a file system refuses a name of more than 255 bytes at mkdir,
+// long after validate said the file was fine.
+const MaxNameLength = 64
+
+// checkName reports what is wrong with a name that becomes a directory name; what says
+// whose name it is ("name", "compare[1]: name"), example is a good one.
+func (v *validation) checkName(p path, what, name, kind, example string) {
+	switch {
+	case len(name) > MaxNameLength:
+		v.add(v.at(p, false), fmt.Sprintf("use at most %d characters, such as %s; it names the run directory", MaxNameLength, example), "%s is %d characters long, more than %d", what, len(name), MaxNameLength)
+	case !scenarioName.MatchString(name):
+		v.add(v.at(p, false), "use lower-case letters, digits and dashes, such as "+example, "%s %q is not a valid %s name", what, name, kind)
+	}
+}
+
 // validation collects semantic problems of one scenario.
 type validation struct {
 	s     *Scenario
@@ -98,8 +114,8 @@ func (v *validation) scenario() {
 	switch {
 	case s.Name == "" && !v.emptyReported(path{"name"}):
 		v.add(v.at(path{"name"}, false), "name it after what it shows, such as replica-crash", "name is empty")
-	case s.Name != "" && !scenarioName.MatchString(s.Name):
-		v.add(v.at(path{"name"}, false), "use lower-case letters, digits and dashes, such as replica-crash", "name %q is not a valid scenario name", s.Name)
+	case s.Name != "":
+		v.checkName(path{"name"}, "name", s.Name, "scenario", "replica-crash")
 	}
 	if strings.TrimSpace(s.Description) == "" && !v.emptyReported(path{"description"}) {
 		v.add(v.at(path{"description"}, false), "say what the scenario teaches and why; workshop teachers read it aloud", "description is empty")
@@ -186,7 +202,7 @@ func (v *validation) load() {
 		if st.For <= 0 && !v.emptyReported(p.with("for")) {
 			v.add(v.at(p.with("for"), false), "each step lasts a positive time", "%s must be above 0", p.with("for"))
 		}
-		rampTotal += st.For
+		rampTotal = addSat(rampTotal, st.For)
 	}
 	switch {
 	case l.Duration <= 0 && !v.emptyReported(lp.with("duration")):
@@ -291,6 +307,7 @@ func (v *validation) faults() {
 			continue
 		}
 		v.specProblems(fn, p, f.Spec, f.missing)
+		v.edge(fn, p, f.Spec)
 		for j := range i {
 			g := s.Faults[j]
 			if g.Spec != nil && g.Type == f.Type && f.At < g.End() && g.At < f.End() && sameTargets(f.Spec, g.Spec) {
@@ -302,6 +319,26 @@ func (v *validation) faults() {
 	if len(s.SteadyState) > 0 && len(s.Faults) > 0 && s.Load.Duration > 0 && lastEnd >= s.Load.Duration {
 		v.add(v.at(path{"steady_state"}, true), "end the last fault a few seconds before load.duration",
 			"steady_state is checked after the last heal, but the last fault heals at %s when the load stops", lastEnd)
+	}
+}
+
+// edge reports a link fault on an edge the system does not have: both ends exist, but
+// the caller never calls the callee, so no proxy sits between them and the fault would be
+// refused only after the system started. A custom topology's links are checked with the
+// topology (see custom); a topology without edges (a caller's own) is not checked.
+func (v *validation) edge(n *yaml.Node, p path, spec any) {
+	target := targetField(spec)
+	from, to, ok := strings.Cut(target, "->")
+	if !ok || v.topo.Custom || len(v.topo.Edges) == 0 || v.topo.CheckTarget(target) != nil {
+		return
+	}
+	if err := v.topo.CheckEdge(strings.TrimSpace(from), strings.TrimSpace(to)); err != nil {
+		msg, h := err.Error(), ""
+		var hd *hinted
+		if errors.As(err, &hd) {
+			msg, h = hd.msg, hd.hint
+		}
+		v.add(scalarWith(n, target), h, "%s: %s", p, msg)
 	}
 }
 
@@ -589,8 +626,8 @@ func (v *validation) compare() {
 		switch {
 		case d.Name == "" && !v.emptyReported(p.with("name")):
 			v.add(v.at(p.with("name"), false), "name it after what it changes, such as breaker-on", "%s: name is empty", p)
-		case d.Name != "" && !scenarioName.MatchString(d.Name):
-			v.add(v.at(p.with("name"), false), "use lower-case letters, digits and dashes, such as breaker-on", "%s: name %q is not a valid design name", p, d.Name)
+		case d.Name != "":
+			v.checkName(p.with("name"), p.String()+": name", d.Name, "design", "breaker-on")
 		}
 		if j, dup := byName[d.Name]; dup && d.Name != "" {
 			v.add(v.at(p.with("name"), false), "give each design its own name; the comparison's columns are named after them",
