@@ -19,9 +19,10 @@ import (
 	"github.com/faultline-dev/faultline/result"
 )
 
-// suiteFiles expands the arguments of suite: a directory means its *.yaml and *.yml
-// files, sorted; anything else is a scenario file or a built-in name.
-func suiteFiles(args []string) ([]string, error) {
+// scenarioArgs expands the arguments of suite and validate the same way: a directory means
+// its *.yaml and *.yml files, sorted; anything else is a scenario file or a built-in name
+// (see loadScenario).
+func scenarioArgs(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
 		st, err := os.Stat(a)
@@ -38,7 +39,7 @@ func suiteFiles(args []string) ([]string, error) {
 			found = append(found, m...)
 		}
 		if len(found) == 0 {
-			return nil, usagef("suite: %s holds no *.yaml scenario", a)
+			return nil, usagef("%s holds no *.yaml scenario", a)
 		}
 		sort.Strings(found)
 		out = append(out, found...)
@@ -66,7 +67,7 @@ func newSuiteCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			files, err := suiteFiles(args)
+			files, err := scenarioArgs(args)
 			if err != nil {
 				return err
 			}
