@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/faultline-dev/faultline/faults"
 	"github.com/faultline-dev/faultline/history"
@@ -26,19 +26,34 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 			u(errp)
 		}
 	}
-	dir := o.dir
+	// The run directory is claimed before anything is written: a directory another run
+	// holds is refused, and RunDir stays empty so that nobody writes this run's ERROR
+	// result or reports into the other run's directory.
+	stamp := r.began.UTC().Format("20060102T150405Z")
+	dir, runName := o.dir, r.sc.Name
+	var release func()
 	if dir == "" {
-		dir = filepath.Join(DefaultRunsDir, r.began.UTC().Format("20060102T150405Z")+"-"+r.sc.Name)
+		base, aerr := filepath.Abs(filepath.Join(DefaultRunsDir, stamp+"-"+r.sc.Name))
+		if aerr != nil {
+			return done, r.fail(ctx, fmt.Errorf("resolve run dir: %w", aerr))
+		}
+		dir, release, err = ClaimNewDir(base)
+		// Two runs of one scenario in the same second: base and base-2 get undo records
+		// of their own too.
+		runName = strings.TrimPrefix(filepath.Base(dir), stamp+"-")
+	} else {
+		if dir, err = filepath.Abs(dir); err != nil {
+			return done, r.fail(ctx, fmt.Errorf("resolve run dir: %w", err))
+		}
+		release, err = ClaimDir(dir)
 	}
-	if dir, err = filepath.Abs(dir); err != nil {
-		return done, r.fail(ctx, fmt.Errorf("resolve run dir: %w", err))
-	}
-	r.dir = dir
-	r.res.RunDir = dir
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err != nil {
 		return done, r.fail(ctx, fmt.Errorf("create run dir: %w", err))
 	}
-	// First in, so last out: whatever happened, result.json says so.
+	undo = append(undo, func(*error) { release() })
+	r.dir = dir
+	r.res.RunDir = dir
+	// First in after the claim, so last out before it: whatever happened, result.json says so.
 	undo = append(undo, func(errp *error) {
 		r.setPhase("done")
 		r.mu.Lock()
@@ -52,7 +67,7 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 		}
 	})
 	// The undo record exists before anything is created and goes once everything is gone.
-	journal, err := OpenJournal(DefaultUndoDir(), undoRunID(r.began, r.sc.Name), dir, r.res.Runtime)
+	journal, err := OpenJournal(DefaultUndoDir(), undoRunID(r.began, runName), dir, r.res.Runtime)
 	if err != nil {
 		return done, r.fail(ctx, err)
 	}

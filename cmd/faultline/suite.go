@@ -83,6 +83,7 @@ func newSuiteCmd() *cobra.Command {
 			began := time.Now()
 			var rows []suiteRow
 			var runs []*result.Run
+			used := map[string]bool{}
 			for _, f := range files {
 				if ctx.Err() != nil {
 					rows = append(rows, suiteRow{name: f, verdict: result.Aborted, reason: "not run: the suite was interrupted"})
@@ -97,7 +98,7 @@ func newSuiteCmd() *cobra.Command {
 				}
 				row.name = sc.Name
 				fmt.Fprintf(cmd.ErrOrStderr(), "== %s\n", sc.Name)
-				runDir := filepath.Join(dir, sanitize(sc.Name))
+				runDir := filepath.Join(dir, uniqueName(used, sanitize(sc.Name)))
 				t0 := time.Now()
 				res, err := runOne(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), sc, runDir, false, append(seedOpt(cmd, seed), rtOpts...)...)
 				row.took = time.Since(t0)
@@ -150,6 +151,17 @@ func printSuite(w io.Writer, rows []suiteRow, took time.Duration) result.Verdict
 	worst := result.Worst(vs...)
 	fmt.Fprintf(w, "%d scenario(s) in %s: %s\n", len(rows), took.Round(time.Second), worst)
 	return worst
+}
+
+// uniqueName returns name, or name-2, name-3, ... when a scenario of the suite already
+// used it, so that two files with one scenario name do not share a run directory.
+func uniqueName(used map[string]bool, name string) string {
+	out := name
+	for i := 2; used[out]; i++ {
+		out = fmt.Sprintf("%s-%d", name, i)
+	}
+	used[out] = true
+	return out
 }
 
 func sanitize(name string) string {

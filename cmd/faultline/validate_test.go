@@ -42,3 +42,11 @@ func TestValidateTakesWhatSuiteTakes(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, out, bad+":1:1: scenario: missing required field")
 }
+
+// TestSuiteRunDirsAreUnique: two files of one suite with the same scenario name ran into
+// one directory, the second overwriting the first's records.
+func TestSuiteRunDirsAreUnique(t *testing.T) {
+	used := map[string]bool{}
+	got := []string{uniqueName(used, "baseline"), uniqueName(used, "baseline"), uniqueName(used, "other"), uniqueName(used, "baseline")}
+	assert.Equal(t, []string{"baseline", "baseline-2", "other", "baseline-3"}, got)
+}
