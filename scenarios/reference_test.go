@@ -2,7 +2,10 @@ package scenarios
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -115,4 +118,39 @@ func TestWithoutAttribute(t *testing.T) {
 	_, ok = withoutAttribute("a\n", "target")
 	assert.False(t, ok)
 	assert.False(t, strings.Contains(out, "target"))
+}
+
+var updateReference = flag.Bool("update-reference", false, "rewrite docs/SCENARIOS.md")
+
+// TestReferenceIsGenerated: docs/SCENARIOS.md is exactly what the generator produces from
+// the schema; regenerate with ReferenceCommand.
+func TestReferenceIsGenerated(t *testing.T) {
+	file := filepath.Join("..", "docs", "SCENARIOS.md")
+	want := append(Reference(), '\n')
+	if *updateReference {
+		require.NoError(t, os.WriteFile(file, want, 0o644))
+	}
+	got, err := os.ReadFile(file)
+	require.NoError(t, err, "docs/SCENARIOS.md is missing; run %s", ReferenceCommand)
+	assert.Equal(t, string(want), string(got), "docs/SCENARIOS.md is stale; run %s", ReferenceCommand)
+}
+
+// TestReferenceExamplesValidate: every YAML block of docs/SCENARIOS.md is a whole
+// scenario that validates against the reference system, and every fault kind has one.
+func TestReferenceExamplesValidate(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "SCENARIOS.md"))
+	require.NoError(t, err)
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
+	covered := map[string]bool{}
+	for i, b := range blocks {
+		s, err := Parse(fmt.Sprintf("SCENARIOS.md#example-%d", i+1), []byte(b[1]))
+		require.NotNil(t, s, "%v", err)
+		assert.Empty(t, s.Validate(Topology{}), "example %d:\n%s", i+1, b[1])
+		for _, f := range s.Faults {
+			covered[f.Type] = true
+		}
+	}
+	for _, kind := range DefaultFaultDecoder().Kinds() {
+		assert.True(t, covered[kind], "docs/SCENARIOS.md has no example of %s", kind)
+	}
 }

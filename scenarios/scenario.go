@@ -110,7 +110,7 @@ type HTTPTarget struct {
 type FaultSpec struct {
 	Name string   `yaml:"name" json:"name" doc:"unique name; expect.during refers to it" required:"true"`
 	Type string   `yaml:"type" json:"type" doc:"fault type" required:"true"`
-	At   Duration `yaml:"at" json:"at" doc:"injection time from the start of the load" required:"true"`
+	At   Duration `yaml:"at" json:"at" doc:"injection time, counted from load start (0 = load start)" required:"true"`
 	For  Duration `yaml:"for" json:"for" doc:"how long until heal" required:"true"`
 
 	Spec any `yaml:"-" json:"-"`
