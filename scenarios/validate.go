@@ -3,6 +3,7 @@ package scenarios
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -327,6 +328,10 @@ func (v *validation) faults() {
 // refused only after the system started. A custom topology's links are checked with the
 // topology (see custom); a topology without edges (a caller's own) is not checked.
 func (v *validation) edge(n *yaml.Node, p path, spec any) {
+	if groups, ok := groupsField(spec); ok {
+		v.crossing(n, p, groups)
+		return
+	}
 	target := targetField(spec)
 	from, to, ok := strings.Cut(target, "->")
 	if !ok || v.topo.Custom || len(v.topo.Edges) == 0 || v.topo.CheckTarget(target) != nil {
@@ -340,6 +345,68 @@ func (v *validation) edge(n *yaml.Node, p path, spec any) {
 		}
 		v.add(scalarWith(n, target), h, "%s: %s", p, msg)
 	}
+}
+
+// crossing reports a partition no edge crosses: every link stays inside one group (or
+// touches no group), so there is nothing to cut and the run would fail at injection.
+// A service's route link whose instances are grouped one by one is counted as crossing:
+// the fault layer decides that case with the running instances.
+func (v *validation) crossing(n *yaml.Node, p path, groups [][]string) {
+	if v.topo.Custom || len(v.topo.Edges) == 0 || len(groups) < 2 {
+		return
+	}
+	groupOf := func(name, service string) int {
+		for i, g := range groups {
+			for _, m := range g {
+				if m == name || (service != "" && m == service) {
+					return i
+				}
+			}
+		}
+		for i, g := range groups {
+			for _, m := range g {
+				if serviceOf(m) == name && m != name {
+					return len(groups) + i // instances of a shared caller: undecided here
+				}
+			}
+		}
+		return -1
+	}
+	for _, e := range v.topo.Edges {
+		gf, gt := groupOf(e.From, e.FromService), groupOf(e.To, e.ToService)
+		if gf >= len(groups) || (gf >= 0 && gt >= 0 && gf != gt) {
+			return
+		}
+	}
+	for _, g := range groups {
+		for _, m := range g {
+			if v.topo.CheckTarget(m) != nil {
+				return // already reported as unknown
+			}
+		}
+	}
+	v.add(lookup(n, path{"groups"}, false), "group components that call each other, such as [[order], [broker]]; see the links in docs/SCENARIOS.md",
+		"%s: no link crosses the groups %v, so the partition would cut nothing", p, groups)
+}
+
+// groupsField reads a fault's Groups attribute (a partition's), if it has one.
+func groupsField(spec any) ([][]string, bool) {
+	rv := reflect.ValueOf(spec)
+	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
+		if rv.IsNil() {
+			return nil, false
+		}
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Struct {
+		return nil, false
+	}
+	g := rv.FieldByName("Groups")
+	if !g.IsValid() {
+		return nil, false
+	}
+	groups, ok := g.Interface().([][]string)
+	return groups, ok
 }
 
 func sameTargets(a, b any) bool {

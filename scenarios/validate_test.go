@@ -159,3 +159,31 @@ func TestLinkFaultOnMissingEdge(t *testing.T) {
 		})
 	}
 }
+
+// TestPartitionThatCutsNothing: groups that share no link validated and then failed at
+// injection ("no link crosses the groups").
+func TestPartitionThatCutsNothing(t *testing.T) {
+	cases := []struct {
+		groups string
+		want   string
+	}{
+		{"[[order], [broker]]", ""},
+		{"[[gateway], [merchant, product, order]]", ""},
+		{"[[order-1], [product]]", ""}, // decided with the running instances
+		{"[[registry], [broker]]", `x.yaml:8:57: faults[0]: no link crosses the groups [[registry] [broker]], so the partition would cut nothing`},
+		{"[[merchant], [product]]", `no link crosses the groups [[merchant] [product]]`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.groups, func(t *testing.T) {
+			got := problems(t, minimal+`faults:
+  - {name: f, type: partition, at: 1s, for: 2s, groups: `+tc.groups+`}
+`)
+			if tc.want == "" {
+				assert.Empty(t, got)
+				return
+			}
+			require.Len(t, got, 1, "%q", got)
+			assert.Contains(t, got[0], tc.want)
+		})
+	}
+}
