@@ -126,3 +126,23 @@ func TestRunsStartedTogetherGetTheirOwnDirectories(t *testing.T) {
 	assert.Empty(t, r.RunDir, "a refused run has no directory of its own")
 	assert.NoFileExists(t, filepath.Join(held, harness.ResultFile))
 }
+
+// TestRunRefusesADirectoryThatHoldsARun: a second run on a finished run's directory failed
+// on its history file only after writing its ERROR result over the first run's.
+func TestRunRefusesADirectoryThatHoldsARun(t *testing.T) {
+	sc := loadTestdata(t, "custom/no-such-command.yaml")
+	dir := t.TempDir()
+	first, _ := harness.Run(t.Context(), sc, harness.WithDir(dir))
+	require.Equal(t, dir, first.RunDir)
+	before, err := os.ReadFile(filepath.Join(dir, harness.ResultFile))
+	require.NoError(t, err)
+
+	second, err := harness.Run(t.Context(), sc, harness.WithDir(dir))
+	require.Error(t, err)
+	assert.Equal(t, result.Error, second.Verdict)
+	assert.Contains(t, second.Reason, "already holds a run (result.json)")
+	assert.Empty(t, second.RunDir)
+	after, err := os.ReadFile(filepath.Join(dir, harness.ResultFile))
+	require.NoError(t, err)
+	assert.Equal(t, string(before), string(after), "the first run's result is untouched")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -46,6 +47,13 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 			return done, r.fail(ctx, fmt.Errorf("resolve run dir: %w", err))
 		}
 		release, err = ClaimDir(dir)
+		if err == nil {
+			// A finished run's records are not overwritten by this run's ERROR result.
+			if held := heldRun(dir); held != "" {
+				release()
+				err = fmt.Errorf("run dir %s already holds a run (%s); choose another directory or remove it", dir, held)
+			}
+		}
 	}
 	if err != nil {
 		return done, r.fail(ctx, fmt.Errorf("create run dir: %w", err))
@@ -85,7 +93,7 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 
 	hist, err := history.Create(filepath.Join(dir, HistoryFile), r.began)
 	if err != nil {
-		return done, r.fail(ctx, fmt.Errorf("create history: %w", err))
+		return done, r.fail(ctx, err) // history.Create's error says "create history"
 	}
 	undo = append(undo, func(errp *error) {
 		if cerr := hist.Close(); cerr != nil {
@@ -146,4 +154,14 @@ func (r *runner) dockerProxies() (int, error) {
 		return 0, err
 	}
 	return proxyPorts(spec)
+}
+
+// heldRun names the record of an earlier run in dir, or "" when there is none.
+func heldRun(dir string) string {
+	for _, f := range []string{ResultFile, HistoryFile} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
+			return f
+		}
+	}
+	return ""
 }
