@@ -146,3 +146,15 @@ func TestRunRefusesADirectoryThatHoldsARun(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, string(before), string(after), "the first run's result is untouched")
 }
+
+// TestSoakRefusesADirectoryInUse: a soak starts a whole system in its directory, so a
+// directory another process holds is refused before anything starts.
+func TestSoakRefusesADirectoryInUse(t *testing.T) {
+	dir := t.TempDir()
+	release, err := harness.ClaimDir(dir)
+	require.NoError(t, err)
+	defer release()
+	_, err = harness.Soak(t.Context(), harness.SoakSpec{Duration: time.Minute}, harness.WithDir(dir))
+	var inUse *harness.DirInUseError
+	require.ErrorAs(t, err, &inUse)
+}
