@@ -350,9 +350,10 @@ func (v *validation) edge(n *yaml.Node, p path, spec any) {
 // crossing reports a partition no edge crosses: every link stays inside one group (or
 // touches no group), so there is nothing to cut and the run would fail at injection.
 // A service's route link whose instances are grouped one by one is counted as crossing:
-// the fault layer decides that case with the running instances.
+// the fault layer decides that case with the running instances. It applies to the
+// reference system and to a custom topology alike: both list their edges.
 func (v *validation) crossing(n *yaml.Node, p path, groups [][]string) {
-	if v.topo.Custom || len(v.topo.Edges) == 0 || len(groups) < 2 {
+	if len(v.topo.Edges) == 0 || len(groups) < 2 {
 		return
 	}
 	groupOf := func(name, service string) int {

@@ -187,3 +187,36 @@ func TestPartitionThatCutsNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestPartitionThatCutsNothingInACustomTopology: a custom topology's declared links are
+// its edges, so the same check applies.
+func TestPartitionThatCutsNothingInACustomTopology(t *testing.T) {
+	head := `name: p
+description: d
+topology:
+  components:
+    - {name: web, command: httpd, ports: [http]}
+    - {name: api, command: httpd, ports: [http], replicas: 2}
+    - {name: db, command: httpd, ports: [http]}
+  links: [{from: client, to: web}, {from: web, to: api}]
+load: {rate: 1/s, duration: 5s, mix: {a: 1}, targets: [{name: a, url: "http://{{.Addr \"web\" \"http\"}}/"}]}
+faults:
+`
+	cases := []struct{ groups, want string }{
+		{"[[web], [api]]", ""},
+		{"[[web], [api-1]]", ""},
+		{"[[web], [db]]", "no link crosses the groups [[web] [db]]"},
+		{"[[api], [db]]", "no link crosses the groups [[api] [db]]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.groups, func(t *testing.T) {
+			got := problems(t, head+"  - {name: f, type: partition, at: 1s, for: 1s, groups: "+tc.groups+"}\n")
+			if tc.want == "" {
+				assert.Empty(t, got)
+				return
+			}
+			require.Len(t, got, 1, "%q", got)
+			assert.Contains(t, got[0], tc.want)
+		})
+	}
+}
