@@ -481,7 +481,7 @@ func (cs *customSystem) Start(ctx context.Context) error {
 				cs.mu.Unlock()
 			}
 			if err != nil {
-				return fmt.Errorf("start %s: %w", inst.Name, err)
+				return err // a runtime's Start error names the component ("start lb: ...")
 			}
 		}
 		for _, inst := range cs.plan.Instances(name) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/faultline-dev/faultline/faults"
 	"github.com/faultline-dev/faultline/history"
@@ -26,19 +27,41 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 			u(errp)
 		}
 	}
-	dir := o.dir
+	// The run directory is claimed before anything is written: a directory another run
+	// holds is refused, and RunDir stays empty so that nobody writes this run's ERROR
+	// result or reports into the other run's directory.
+	stamp := r.began.UTC().Format("20060102T150405Z")
+	dir, runName := o.dir, r.sc.Name
+	var release func()
 	if dir == "" {
-		dir = filepath.Join(DefaultRunsDir, r.began.UTC().Format("20060102T150405Z")+"-"+r.sc.Name)
+		base, aerr := filepath.Abs(filepath.Join(DefaultRunsDir, stamp+"-"+r.sc.Name))
+		if aerr != nil {
+			return done, r.fail(ctx, fmt.Errorf("resolve run dir: %w", aerr))
+		}
+		dir, release, err = ClaimNewDir(base)
+		// Two runs of one scenario in the same second: base and base-2 get undo records
+		// of their own too.
+		runName = strings.TrimPrefix(filepath.Base(dir), stamp+"-")
+	} else {
+		if dir, err = filepath.Abs(dir); err != nil {
+			return done, r.fail(ctx, fmt.Errorf("resolve run dir: %w", err))
+		}
+		release, err = ClaimDir(dir)
+		if err == nil {
+			// A finished run's records are not overwritten by this run's ERROR result.
+			if held := heldRun(dir); held != "" {
+				release()
+				err = fmt.Errorf("run dir %s already holds a run (%s); choose another directory or remove it", dir, held)
+			}
+		}
 	}
-	if dir, err = filepath.Abs(dir); err != nil {
-		return done, r.fail(ctx, fmt.Errorf("resolve run dir: %w", err))
-	}
-	r.dir = dir
-	r.res.RunDir = dir
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err != nil {
 		return done, r.fail(ctx, fmt.Errorf("create run dir: %w", err))
 	}
-	// First in, so last out: whatever happened, result.json says so.
+	undo = append(undo, func(*error) { release() })
+	r.dir = dir
+	r.res.RunDir = dir
+	// First in after the claim, so last out before it: whatever happened, result.json says so.
 	undo = append(undo, func(errp *error) {
 		r.setPhase("done")
 		r.mu.Lock()
@@ -52,7 +75,7 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 		}
 	})
 	// The undo record exists before anything is created and goes once everything is gone.
-	journal, err := OpenJournal(DefaultUndoDir(), undoRunID(r.began, r.sc.Name), dir, r.res.Runtime)
+	journal, err := OpenJournal(DefaultUndoDir(), undoRunID(r.began, runName), dir, r.res.Runtime)
 	if err != nil {
 		return done, r.fail(ctx, err)
 	}
@@ -70,7 +93,7 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 
 	hist, err := history.Create(filepath.Join(dir, HistoryFile), r.began)
 	if err != nil {
-		return done, r.fail(ctx, fmt.Errorf("create history: %w", err))
+		return done, r.fail(ctx, err) // history.Create's error says "create history"
 	}
 	undo = append(undo, func(errp *error) {
 		if cerr := hist.Close(); cerr != nil {
@@ -131,4 +154,14 @@ func (r *runner) dockerProxies() (int, error) {
 		return 0, err
 	}
 	return proxyPorts(spec)
+}
+
+// heldRun names the record of an earlier run in dir, or "" when there is none.
+func heldRun(dir string) string {
+	for _, f := range []string{ResultFile, HistoryFile} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
+			return f
+		}
+	}
+	return ""
 }

@@ -268,9 +268,12 @@ func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, erro
 	if err != nil {
 		return nil, fmt.Errorf("resolve soak dir: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Claimed like a run's: a second soak on one directory would start a second system there.
+	release, err := ClaimDir(dir)
+	if err != nil {
 		return nil, fmt.Errorf("create soak dir: %w", err)
 	}
+	defer release()
 	rep := &SoakReport{Spec: spec, Dir: dir, StartedAt: began.UTC()}
 	cleanup := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)

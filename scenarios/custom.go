@@ -100,6 +100,16 @@ func CustomTopology(t *topology.Topology) Topology {
 		}
 		out.Services[c.Name] = n
 	}
+	// One proxy per declared link and callee instance, as the topology's plan makes them.
+	for _, l := range t.Links {
+		to, ok := t.Component(l.To)
+		if !ok {
+			continue // reported by the topology's own validation
+		}
+		for _, inst := range to.Instances() {
+			out.Edges = append(out.Edges, Edge{From: l.From, To: inst, ToService: to.Name})
+		}
+	}
 	return out
 }
 

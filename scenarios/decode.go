@@ -87,6 +87,13 @@ func (d *decoder) errorf(n *yaml.Node, hint string, format string, args ...any) 
 
 // errFrom records err (possibly a *hinted) at n, prefixed with the value's path.
 func (d *decoder) errFrom(n *yaml.Node, p path, err error) {
+	if nd, ok := err.(*negativeDuration); ok {
+		h := nd.hinted
+		if len(p) > 0 && p[len(p)-1] == "at" {
+			h.hint = "at counts from load start (0 = load start) and cannot be negative"
+		}
+		err = &h
+	}
 	if h, ok := err.(*hinted); ok {
 		d.errorf(n, h.hint, "%s: %s", p, h.msg)
 		return

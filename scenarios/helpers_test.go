@@ -16,3 +16,5 @@ func mustNode(t *testing.T, src string) *yaml.Node {
 }
 
 func reflectValue(ptr any) reflect.Value { return reflect.ValueOf(ptr).Elem() }
+
+func reflectTypeOf(v any) reflect.Type { return reflect.TypeOf(v) }

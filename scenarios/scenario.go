@@ -115,7 +115,7 @@ type HTTPTarget struct {
 type FaultSpec struct {
 	Name string   `yaml:"name" json:"name" doc:"unique name; expect.during refers to it" required:"true"`
 	Type string   `yaml:"type" json:"type" doc:"fault type" required:"true"`
-	At   Duration `yaml:"at" json:"at" doc:"injection time from the start of the load" required:"true"`
+	At   Duration `yaml:"at" json:"at" doc:"injection time, counted from load start (0 = load start)" required:"true"`
 	For  Duration `yaml:"for" json:"for" doc:"how long until heal" required:"true"`
 
 	Spec any `yaml:"-" json:"-"`
@@ -123,8 +123,9 @@ type FaultSpec struct {
 	missing []string // required attributes reported missing while decoding
 }
 
-// End is when the fault is healed, from the start of the load.
-func (f FaultSpec) End() Duration { return f.At + f.For }
+// End is when the fault is healed, from the start of the load. It saturates instead of
+// wrapping around, so an absurd at or for still ends after the load.
+func (f FaultSpec) End() Duration { return addSat(f.At, f.For) }
 
 // Check is one check: Type names its kind, Name lets expect_failure and reports refer to
 // it, and the remaining keys are decoded into Spec.

@@ -48,10 +48,14 @@ func Schema(opts ...Option) []byte {
 			return nil
 		}
 		return spec
-	})
+	}, nil)
 	var kinds []string
 	if o.faults != nil {
 		kinds = o.faults.Kinds()
+	}
+	var describe func(string) (FaultDoc, bool)
+	if fd, ok := o.faults.(FaultDocumenter); ok {
+		describe = fd.FaultDoc
 	}
 	g.defs["fault"] = g.variants("type", kinds, reflect.TypeFor[FaultSpec](), func(kind string) any {
 		spec, err := safeNew(o.faults, kind)
@@ -59,7 +63,7 @@ func Schema(opts ...Option) []byte {
 			return nil
 		}
 		return spec
-	})
+	}, describe)
 	root := g.of(reflect.TypeFor[Scenario]())
 	root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
 	root["$id"] = SchemaID
@@ -79,7 +83,7 @@ type schemaGen struct {
 
 // variants builds the oneOf of a two-step type: one object per kind with the common
 // fields, the kind's own fields, and the discriminator fixed to the kind.
-func (g *schemaGen) variants(discriminator string, kinds []string, common reflect.Type, spec func(string) any) map[string]any {
+func (g *schemaGen) variants(discriminator string, kinds []string, common reflect.Type, spec func(string) any, describe func(string) (FaultDoc, bool)) map[string]any {
 	base := g.of(common)
 	if len(kinds) == 0 {
 		base["additionalProperties"] = true
@@ -108,6 +112,12 @@ func (g *schemaGen) variants(discriminator string, kinds []string, common reflec
 			}
 			if r, ok := own["required"].([]string); ok {
 				req = append(req, r...)
+			}
+		}
+		if describe != nil {
+			if doc, ok := describe(k); ok {
+				req = applyDocs(props, req, doc, common)
+				obj["description"] = doc.Summary
 			}
 		}
 		sort.Strings(req)
@@ -208,4 +218,27 @@ func withDesc(s map[string]any, doc string) map[string]any {
 	}
 	out["description"] = doc
 	return out
+}
+
+// applyDocs adds a kind's attribute descriptions, enums and requirements to its
+// properties (those of the common type excepted), for fault structs without doc tags.
+func applyDocs(props map[string]any, req []string, doc FaultDoc, common reflect.Type) []string {
+	commonKeys := fieldNames(common)
+	for name, fd := range doc.Fields {
+		p, ok := props[name].(map[string]any)
+		if !ok || contains(commonKeys, name) {
+			continue
+		}
+		if _, has := p["description"]; !has && fd.Doc != "" {
+			p = withDesc(p, fd.Doc)
+		}
+		if len(fd.Enum) > 0 {
+			p["enum"] = append([]string(nil), fd.Enum...)
+		}
+		props[name] = p
+		if fd.Required && !contains(req, name) {
+			req = append(req, name)
+		}
+	}
+	return req
 }

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,139 @@ type Topology struct {
 	// Links are a custom topology's declared links, "from->to"; a link whose caller is
 	// topology.Client makes "client" a valid link end.
 	Links []string
+	// Edges are the links a fault can act on, one per proxy the run puts in place, so that
+	// a fault on an edge the system does not have is refused by validate instead of after
+	// the system started. Nil means the edges are unknown and not checked.
+	Edges []Edge
+}
+
+// Edge is one proxied link, named the way the fault layer matches a target caller->callee:
+// the caller by From or FromService, the callee by To or ToService.
+type Edge struct {
+	// From is the caller: a service when all its instances share the proxy, or one
+	// instance when each has its own.
+	From string
+	// FromService is From's service when From is an instance, else empty.
+	FromService string
+	// To is the callee instance.
+	To string
+	// ToService is To's service.
+	ToService string
+}
+
+// Matches reports whether the target from->to selects e.
+func (e Edge) Matches(from, to string) bool {
+	return (e.From == from || (e.FromService != "" && e.FromService == from)) && (e.To == to || e.ToService == to)
+}
+
+// referenceRoutes maps each reference service that others call by route to its callers:
+// one proxy per (caller service, callee instance), shared by the caller's instances.
+var referenceRoutes = map[string][]string{
+	"merchant": {"gateway", "order", "balancer"},
+	"product":  {"gateway", "order", "balancer"},
+	"order":    {"gateway", "balancer"},
+}
+
+// referenceShared are the single components every other component dials with a proxy
+// per caller instance (the registry and the broker dial nothing).
+var referenceShared = []string{"registry", "broker", "balancer"}
+
+// ReferenceRoutes returns, for each reference service that is called by route, the
+// services that call it. The harness's interposer creates exactly these proxies; a test
+// there keeps the two in step.
+func ReferenceRoutes() map[string][]string {
+	out := make(map[string][]string, len(referenceRoutes))
+	for k, v := range referenceRoutes {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+// referenceEdges lists the reference system's proxied links for the instance counts in
+// services: route links from each caller service to each callee instance, and links
+// from each calling instance to the registry, the broker and the balancer.
+func referenceEdges(services map[string]int) []Edge {
+	var out []Edge
+	inst := func(s string, i int) string { return s + "-" + strconv.Itoa(i) }
+	for _, callee := range ReferenceServices {
+		for _, caller := range referenceRoutes[callee] {
+			for i := 1; i <= services[callee]; i++ {
+				out = append(out, Edge{From: caller, To: inst(callee, i), ToService: callee})
+			}
+		}
+	}
+	for _, caller := range ReferenceServices {
+		if caller == "registry" || caller == "broker" {
+			continue
+		}
+		for i := 1; i <= services[caller]; i++ {
+			for _, shared := range referenceShared {
+				if shared == caller {
+					continue
+				}
+				out = append(out, Edge{From: inst(caller, i), FromService: caller, To: shared + "-1", ToService: shared})
+			}
+		}
+	}
+	return out
+}
+
+// CheckEdge reports why no edge matches from->to, with a hint naming what the caller
+// does call; nil when at least one does. Both ends are known to exist.
+func (t Topology) CheckEdge(from, to string) error {
+	var calls, callers []string
+	for _, e := range t.Edges {
+		if e.Matches(from, to) {
+			return nil
+		}
+		if e.From == from || e.FromService == from {
+			calls = appendNew(calls, e.ToService)
+		}
+		if e.To == to || e.ToService == to {
+			callers = appendNew(callers, cmpOr(e.FromService, e.From))
+		}
+	}
+	for _, e := range t.Edges {
+		// A caller's instances share a route link: order-1->product is written order->product.
+		if e.FromService == "" && serviceOf(from) == e.From && (e.To == to || e.ToService == to) {
+			return hint(fmt.Sprintf("the instances of %s share one link to %s; write %s->%s", e.From, to, e.From, to), "no link %s->%s: %s is not a caller of its own", from, to, from)
+		}
+	}
+	h := fmt.Sprintf("%s calls %s", from, orNone(sortedCopy(calls)))
+	if len(callers) > 0 {
+		h += fmt.Sprintf("; %s is called by %s", to, strings.Join(sortedCopy(callers), ", "))
+	}
+	return hint(h, "no link %s->%s: %s does not call %s, so no proxy sits there", from, to, from, to)
+}
+
+func appendNew(list []string, s string) []string {
+	if s == "" || slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+func sortedCopy(list []string) []string {
+	out := append([]string(nil), list...)
+	sort.Strings(out)
+	return out
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// serviceOf turns an instance name ("product-2") into its service ("product").
+func serviceOf(name string) string {
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		if _, err := strconv.Atoi(name[i+1:]); err == nil {
+			return name[:i]
+		}
+	}
+	return name
 }
 
 // ReferenceServices are the reference system's services, in start order.
@@ -33,6 +167,7 @@ func ReferenceTopology(sys System) Topology {
 	for _, s := range ReferenceServices {
 		t.Services[s] = sys.ReplicasOf(s)
 	}
+	t.Edges = referenceEdges(t.Services)
 	return t
 }
 

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -31,10 +32,35 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 		return hint(durationHint, "cannot parse %q as a duration", n.Value)
 	}
 	if v < 0 {
-		return hint("durations count from the start of the run and cannot be negative", "duration %q is negative", n.Value)
+		return &negativeDuration{hinted{msg: fmt.Sprintf("duration %q is negative", n.Value), hint: "a duration is a length of time, 0 or more, such as 200ms"}}
+	}
+	if v > MaxDuration {
+		return hint(fmt.Sprintf("no duration in a scenario exceeds %s; a load lasts at most %s", MaxDuration, MaxLoadDuration), "duration %q is longer than %s", n.Value, MaxDuration)
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// MaxDuration bounds every duration a scenario file holds. Without a bound, at: 2562047h
+// parses (it fits an int64 of nanoseconds) and at + for wraps around to a negative time
+// that every "ends after the load" comparison misses; 24h is far above any sensible value
+// (a load lasts at most MaxLoadDuration) and far below the wrap-around.
+const MaxDuration = 24 * time.Hour
+
+// negativeDuration is a negative duration. The decoder replaces its hint with one that
+// fits the field: a start time (at) counts from load start, a latency is a length.
+type negativeDuration struct{ hinted }
+
+// addSat adds durations without wrapping around: a sum beyond the int64 range saturates.
+func addSat(a, b Duration) Duration {
+	s := a + b
+	switch {
+	case a > 0 && b > 0 && s < 0:
+		return Duration(math.MaxInt64)
+	case a < 0 && b < 0 && s >= 0:
+		return Duration(math.MinInt64)
+	}
+	return s
 }
 
 // MarshalYAML writes d as a duration string so a decoded scenario round-trips.

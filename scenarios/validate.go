@@ -3,6 +3,7 @@ package scenarios
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -20,6 +21,22 @@ const (
 )
 
 var scenarioName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// MaxNameLength bounds scenario and design names: they name run directories (with a
+// timestamp in front), and a file system refuses a name of more than 255 bytes at mkdir,
+// long after validate said the file was fine.
+const MaxNameLength = 64
+
+// checkName reports what is wrong with a name that becomes a directory name; what says
+// whose name it is ("name", "compare[1]: name"), example is a good one.
+func (v *validation) checkName(p path, what, name, kind, example string) {
+	switch {
+	case len(name) > MaxNameLength:
+		v.add(v.at(p, false), fmt.Sprintf("use at most %d characters, such as %s; it names the run directory", MaxNameLength, example), "%s is %d characters long, more than %d", what, len(name), MaxNameLength)
+	case !scenarioName.MatchString(name):
+		v.add(v.at(p, false), "use lower-case letters, digits and dashes, such as "+example, "%s %q is not a valid %s name", what, name, kind)
+	}
+}
 
 // validation collects semantic problems of one scenario.
 type validation struct {
@@ -98,8 +115,8 @@ func (v *validation) scenario() {
 	switch {
 	case s.Name == "" && !v.emptyReported(path{"name"}):
 		v.add(v.at(path{"name"}, false), "name it after what it shows, such as replica-crash", "name is empty")
-	case s.Name != "" && !scenarioName.MatchString(s.Name):
-		v.add(v.at(path{"name"}, false), "use lower-case letters, digits and dashes, such as replica-crash", "name %q is not a valid scenario name", s.Name)
+	case s.Name != "":
+		v.checkName(path{"name"}, "name", s.Name, "scenario", "replica-crash")
 	}
 	if strings.TrimSpace(s.Description) == "" && !v.emptyReported(path{"description"}) {
 		v.add(v.at(path{"description"}, false), "say what the scenario teaches and why; workshop teachers read it aloud", "description is empty")
@@ -189,7 +206,7 @@ func (v *validation) load() {
 		if st.For <= 0 && !v.emptyReported(p.with("for")) {
 			v.add(v.at(p.with("for"), false), "each step lasts a positive time", "%s must be above 0", p.with("for"))
 		}
-		rampTotal += st.For
+		rampTotal = addSat(rampTotal, st.For)
 	}
 	switch {
 	case l.Duration <= 0 && !v.emptyReported(lp.with("duration")):
@@ -294,6 +311,7 @@ func (v *validation) faults() {
 			continue
 		}
 		v.specProblems(fn, p, f.Spec, f.missing)
+		v.edge(fn, p, f.Spec)
 		for j := range i {
 			g := s.Faults[j]
 			if g.Spec != nil && g.Type == f.Type && f.At < g.End() && g.At < f.End() && sameTargets(f.Spec, g.Spec) {
@@ -306,6 +324,93 @@ func (v *validation) faults() {
 		v.add(v.at(path{"steady_state"}, true), "end the last fault a few seconds before load.duration",
 			"steady_state is checked after the last heal, but the last fault heals at %s when the load stops", lastEnd)
 	}
+}
+
+// edge reports a link fault on an edge the system does not have: both ends exist, but
+// the caller never calls the callee, so no proxy sits between them and the fault would be
+// refused only after the system started. A custom topology's links are checked with the
+// topology (see custom); a topology without edges (a caller's own) is not checked.
+func (v *validation) edge(n *yaml.Node, p path, spec any) {
+	if groups, ok := groupsField(spec); ok {
+		v.crossing(n, p, groups)
+		return
+	}
+	target := targetField(spec)
+	from, to, ok := strings.Cut(target, "->")
+	if !ok || v.topo.Custom || len(v.topo.Edges) == 0 || v.topo.CheckTarget(target) != nil {
+		return
+	}
+	if err := v.topo.CheckEdge(strings.TrimSpace(from), strings.TrimSpace(to)); err != nil {
+		msg, h := err.Error(), ""
+		var hd *hinted
+		if errors.As(err, &hd) {
+			msg, h = hd.msg, hd.hint
+		}
+		v.add(scalarWith(n, target), h, "%s: %s", p, msg)
+	}
+}
+
+// crossing reports a partition no edge crosses: every link stays inside one group (or
+// touches no group), so there is nothing to cut and the run would fail at injection.
+// A service's route link whose instances are grouped one by one is counted as crossing:
+// the fault layer decides that case with the running instances. It applies to the
+// reference system and to a custom topology alike: both list their edges.
+func (v *validation) crossing(n *yaml.Node, p path, groups [][]string) {
+	if len(v.topo.Edges) == 0 || len(groups) < 2 {
+		return
+	}
+	groupOf := func(name, service string) int {
+		for i, g := range groups {
+			for _, m := range g {
+				if m == name || (service != "" && m == service) {
+					return i
+				}
+			}
+		}
+		for i, g := range groups {
+			for _, m := range g {
+				if serviceOf(m) == name && m != name {
+					return len(groups) + i // instances of a shared caller: undecided here
+				}
+			}
+		}
+		return -1
+	}
+	for _, e := range v.topo.Edges {
+		gf, gt := groupOf(e.From, e.FromService), groupOf(e.To, e.ToService)
+		if gf >= len(groups) || (gf >= 0 && gt >= 0 && gf != gt) {
+			return
+		}
+	}
+	for _, g := range groups {
+		for _, m := range g {
+			if v.topo.CheckTarget(m) != nil {
+				return // already reported as unknown
+			}
+		}
+	}
+	v.add(lookup(n, path{"groups"}, false), "group components that call each other, such as [[order], [broker]]; see the links in docs/SCENARIOS.md",
+		"%s: no link crosses the groups %v, so the partition would cut nothing", p, groups)
+}
+
+// groupsField reads a fault's Groups attribute (a partition's), if it has one.
+func groupsField(spec any) ([][]string, bool) {
+	rv := reflect.ValueOf(spec)
+	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
+		if rv.IsNil() {
+			return nil, false
+		}
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Struct {
+		return nil, false
+	}
+	g := rv.FieldByName("Groups")
+	if !g.IsValid() {
+		return nil, false
+	}
+	groups, ok := g.Interface().([][]string)
+	return groups, ok
 }
 
 func sameTargets(a, b any) bool {
@@ -592,8 +697,8 @@ func (v *validation) compare() {
 		switch {
 		case d.Name == "" && !v.emptyReported(p.with("name")):
 			v.add(v.at(p.with("name"), false), "name it after what it changes, such as breaker-on", "%s: name is empty", p)
-		case d.Name != "" && !scenarioName.MatchString(d.Name):
-			v.add(v.at(p.with("name"), false), "use lower-case letters, digits and dashes, such as breaker-on", "%s: name %q is not a valid design name", p, d.Name)
+		case d.Name != "":
+			v.checkName(p.with("name"), p.String()+": name", d.Name, "design", "breaker-on")
 		}
 		if j, dup := byName[d.Name]; dup && d.Name != "" {
 			v.add(v.at(p.with("name"), false), "give each design its own name; the comparison's columns are named after them",

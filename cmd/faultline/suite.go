@@ -19,9 +19,10 @@ import (
 	"github.com/faultline-dev/faultline/result"
 )
 
-// suiteFiles expands the arguments of suite: a directory means its *.yaml and *.yml
-// files, sorted; anything else is a scenario file or a built-in name.
-func suiteFiles(args []string) ([]string, error) {
+// scenarioArgs expands the arguments of suite and validate the same way: a directory means
+// its *.yaml and *.yml files, sorted; anything else is a scenario file or a built-in name
+// (see loadScenario).
+func scenarioArgs(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
 		st, err := os.Stat(a)
@@ -38,7 +39,7 @@ func suiteFiles(args []string) ([]string, error) {
 			found = append(found, m...)
 		}
 		if len(found) == 0 {
-			return nil, usagef("suite: %s holds no *.yaml scenario", a)
+			return nil, usagef("%s holds no *.yaml scenario", a)
 		}
 		sort.Strings(found)
 		out = append(out, found...)
@@ -66,7 +67,7 @@ func newSuiteCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			files, err := suiteFiles(args)
+			files, err := scenarioArgs(args)
 			if err != nil {
 				return err
 			}
@@ -82,6 +83,7 @@ func newSuiteCmd() *cobra.Command {
 			began := time.Now()
 			var rows []suiteRow
 			var runs []*result.Run
+			used := map[string]bool{}
 			for _, f := range files {
 				if ctx.Err() != nil {
 					rows = append(rows, suiteRow{name: f, verdict: result.Aborted, reason: "not run: the suite was interrupted"})
@@ -96,7 +98,7 @@ func newSuiteCmd() *cobra.Command {
 				}
 				row.name = sc.Name
 				fmt.Fprintf(cmd.ErrOrStderr(), "== %s\n", sc.Name)
-				runDir := filepath.Join(dir, sanitize(sc.Name))
+				runDir := filepath.Join(dir, uniqueName(used, sanitize(sc.Name)))
 				t0 := time.Now()
 				res, err := runOne(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), sc, runDir, false, append(seedOpt(cmd, seed), rtOpts...)...)
 				row.took = time.Since(t0)
@@ -149,6 +151,17 @@ func printSuite(w io.Writer, rows []suiteRow, took time.Duration) result.Verdict
 	worst := result.Worst(vs...)
 	fmt.Fprintf(w, "%d scenario(s) in %s: %s\n", len(rows), took.Round(time.Second), worst)
 	return worst
+}
+
+// uniqueName returns name, or name-2, name-3, ... when a scenario of the suite already
+// used it, so that two files with one scenario name do not share a run directory.
+func uniqueName(used map[string]bool, name string) string {
+	out := name
+	for i := 2; used[out]; i++ {
+		out = fmt.Sprintf("%s-%d", name, i)
+	}
+	used[out] = true
+	return out
 }
 
 func sanitize(name string) string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/system"
 )
@@ -141,6 +142,14 @@ func newUpCmd() *cobra.Command {
 
 func up(ctx context.Context, out, errOut io.Writer, spec system.Spec, rf runtimeFlags) error {
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// Two systems in one directory rewrite each other's configs and the second waits
+	// forever on the first one's etcd lock: the directory is claimed first, and a
+	// directory in use is refused at once, naming the process that holds it.
+	unclaim, err := harness.ClaimDir(spec.Dir)
+	if err != nil {
+		return fmt.Errorf("up: %w", err)
+	}
+	defer unclaim()
 	fmt.Fprintf(out, "starting the reference system (%s runtime) in %s ...\n", rf.runtime, spec.Dir)
 	sys, release, err := rf.start(ctx, spec, log)
 	defer release()

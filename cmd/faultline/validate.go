@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -10,22 +12,28 @@ import (
 
 func newValidateCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "validate FILE...",
+		Use:   "validate DIR|FILE|NAME...",
 		Short: "Check scenario files without running them",
 		Long: "Validate reports every problem of every file at once, as file:line:col: message\n" +
-			"(hint: ...), the way a compiler does. Exit code 0 when every file is valid, 3 otherwise.",
-		Example: "  faultline validate scenarios/*.yaml",
+			"(hint: ...), the way a compiler does. It takes what suite takes: a directory means\n" +
+			"its *.yaml files, a name a built-in scenario. Exit code 0 when every file is valid,\n" +
+			"3 otherwise.",
+		Example: "  faultline validate scenarios/\n  faultline validate scenarios/*.yaml\n  faultline validate baseline",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usagef("%s needs at least one scenario file", cmd.CommandPath())
+				return usagef("%s needs at least one scenario file or directory", cmd.CommandPath())
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			files, err := scenarioArgs(args)
+			if err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			bad, problems := 0, 0
-			for _, f := range args {
-				errs := scenarios.ValidateFile(f, scenarios.Topology{})
+			for _, f := range files {
+				errs := validateArg(f)
 				if len(errs) == 0 {
 					fmt.Fprintf(out, "%s: ok\n", f)
 					continue
@@ -37,9 +45,22 @@ func newValidateCmd() *cobra.Command {
 				}
 			}
 			if bad > 0 {
-				return fmt.Errorf("validate: %d problem(s) in %d of %d file(s)", problems, bad, len(args))
+				return fmt.Errorf("validate: %d problem(s) in %d of %d file(s)", problems, bad, len(files))
 			}
 			return nil
 		},
 	}
+}
+
+// validateArg validates one expanded argument: a file, or a built-in scenario by name
+// when no such file exists, as run and suite read it.
+func validateArg(arg string) []error {
+	if _, err := os.Stat(arg); err != nil && !strings.ContainsAny(arg, "/.") {
+		sc, err := loadScenario(arg)
+		if err != nil {
+			return []error{err}
+		}
+		return sc.Validate(scenarios.Topology{})
+	}
+	return scenarios.ValidateFile(arg, scenarios.Topology{})
 }

@@ -209,7 +209,7 @@ func (r *Runtime) VolumeName(volume string) string { return "faultline-" + r.run
 // runner set-up).
 func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, error) {
 	if errs := validate(s); len(errs) > 0 {
-		return nil, fmt.Errorf("validate spec: %w", errors.Join(errs...))
+		return nil, fmt.Errorf("start %s: validate spec: %w", s.Name, errors.Join(errs...))
 	}
 	s = cloneSpec(s)
 	if s.Container.Image == "" {

@@ -81,7 +81,7 @@ func New(opts ...Option) *Runtime {
 // ended by Stop, Kill or Close.
 func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, error) {
 	if errs := s.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("validate spec: %w", errors.Join(errs...))
+		return nil, fmt.Errorf("start %s: validate spec: %w", s.Name, errors.Join(errs...))
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Name, err)
