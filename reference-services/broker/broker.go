@@ -27,7 +27,12 @@ const (
 	Stream             = "ORDERS"
 	StreamSubjects     = "orders.>"
 	SubjectOrderPlaced = "orders.placed"
-	ConsumerInventory  = "inventory"
+	// SubjectOrderOutcome carries product's decision on each orders.placed event
+	// (confirmed or rejected) back to the order service: the saga's reply.
+	SubjectOrderOutcome = "orders.outcome"
+	ConsumerInventory   = "inventory"
+	// ConsumerSaga is the order service's durable consumer of SubjectOrderOutcome.
+	ConsumerSaga = "saga"
 	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id: an outbox relay that
 	// re-publishes after a crash within this window produces no second message.
 	DuplicateWindow = 2 * time.Minute
