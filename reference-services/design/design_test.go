@@ -148,7 +148,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown nested field with position", "policies:\n  gateway->product:\n    retry: {max_attemps: 3}\n", []string{
 			`d.yaml:3:13: policies["gateway->product"].retry: unknown field "max_attemps" (did you mean "max_attempts"?)`}},
 		{"unknown edge", "policies:\n  order->prodct: {}\n", []string{`d.yaml:2:3: policies: unknown edge "order->prodct" (did you mean "order->product"?)`}},
-		{"far-off field lists known", "zzzzzzzzzz: 1\n", []string{"unknown field \"zzzzzzzzzz\" (known: base, description, discovery"}},
+		{"far-off field lists known", "zzzzzzzzzz: 1\n", []string{"unknown field \"zzzzzzzzzz\" (known: base, consumer_idempotency, description, discovery"}},
 		{"bad duration", "policies:\n  gateway->product: {timeout: 5x}\n", []string{`d.yaml:2:31: policies["gateway->product"].timeout: want a duration like "250ms" or "2s", got "5x"`}},
 		{"duration as mapping", "policies:\n  gateway->product: {timeout: {a: 1}}\n", []string{"timeout: want a duration"}},
 		{"int wanted", "gateways: two\n", []string{`d.yaml:1:11: gateways: want a whole number, got "two"`}},
