@@ -411,12 +411,16 @@ func (s *Server) ListProducts(ctx context.Context, _ *refv1.ListProductsRequest)
 
 // ReserveStock is the synchronous inventory design: it decrements stock once per order id
 // and answers replayed=true (with the current stock) when the order was applied before. An
-// order that cannot be honoured, or was released, is FailedPrecondition, now and on retry.
+// order that cannot be honoured is FailedPrecondition, now and on retry; one that was
+// released (ReleaseStock) is Aborted: its caller must reserve under a new order id.
 func (s *Server) ReserveStock(ctx context.Context, req *refv1.ReserveStockRequest) (*refv1.ReserveStockResponse, error) {
 	res, err := Apply(ctx, s.db, Event{OrderID: req.GetOrderId(), ProductID: req.GetProductId(), Quantity: req.GetQuantity()})
+	if err == nil && res.Outcome == OutcomeReleased {
+		return nil, status.Errorf(codes.Aborted, "order %s was released; reserve under a new order id", req.GetOrderId())
+	}
 	if err == nil && res.Outcome != OutcomeConfirmed {
 		s.metrics.count(res)
-		err = fmt.Errorf("reserve %d of %s for order %s: %w (%s, %d left)", req.GetQuantity(), req.GetProductId(), req.GetOrderId(), ErrInsufficientStock, res.Outcome, res.Remaining)
+		err = fmt.Errorf("reserve %d of %s for order %s: %w (%d left)", req.GetQuantity(), req.GetProductId(), req.GetOrderId(), ErrInsufficientStock, res.Remaining)
 	}
 	switch {
 	case errors.Is(err, ErrInvalidEvent):
