@@ -29,6 +29,17 @@ const (
 // order of a system without states.
 func holdsStock(st string) bool { return st != StateRejected }
 
+// countState counts the orders in state st.
+func countState(orders []Order, st string) int {
+	n := 0
+	for _, o := range orders {
+		if o.State == st {
+			n++
+		}
+	}
+	return n
+}
+
 // taken is how much stock an applied row took.
 func taken(a Applied) int64 {
 	if a.State != "" && a.State != StateConfirmed {
@@ -267,7 +278,16 @@ func (ev *consistencyEval) stockMatches() result.Check {
 	}
 	countCheck(&c, &v)
 	if v.n == 0 {
-		c.Message = fmt.Sprintf("stock of all %d products equals initial stock minus the %d existing orders", len(ev.final.Products), len(ev.final.Orders))
+		held := 0
+		for _, o := range ev.final.Orders {
+			if holdsStock(o.State) {
+				held++
+			}
+		}
+		c.Message = fmt.Sprintf("stock of all %d products equals initial stock minus the %d existing orders", len(ev.final.Products), held)
+		if rejected := len(ev.final.Orders) - held; rejected > 0 {
+			c.Message += fmt.Sprintf(" that were not rejected (%d rejected took none)", rejected)
+		}
 	} else {
 		c.Message = fmt.Sprintf("stock does not match the orders: %s", v.summary())
 	}
@@ -324,6 +344,9 @@ func (ev *consistencyEval) noDoubleApply() result.Check {
 	dup := fmt.Sprintf("%d duplicate deliveries absorbed over %d events", absorbed, redelivered)
 	if v.n == 0 {
 		c.Message = fmt.Sprintf("each of the %d orders was applied exactly once (%s)", len(ev.final.Orders), dup)
+		if n := countState(ev.final.Orders, StateRejected); n > 0 {
+			c.Message = fmt.Sprintf("each of the %d orders was applied exactly once, %d of them as a rejection that took no stock (%s)", len(ev.final.Orders), n, dup)
+		}
 	} else {
 		c.Message = fmt.Sprintf("inventory events misapplied %d times: %s", v.n, v.summary())
 	}
