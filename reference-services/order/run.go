@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 
 	refv1 "github.com/faultline-dev/faultline/reference-services/api/refv1"
@@ -147,7 +148,14 @@ func awaitDeps(ctx context.Context, n *node.Node, d design.Design, w *registry.W
 // "broker" becomes ready once it exists. Rows accumulate in the outbox meanwhile, which is
 // the point.
 func startRelay(ctx context.Context, n *node.Node, d design.Design, db *sql.DB, wg *sync.WaitGroup) (*Relay, Publisher, error) {
-	nc, js, err := broker.Connect(ctx, n.Config.Broker, n.Config.Name, n.Registry, n.Log)
+	var extra []nats.Option
+	if d.Outbox == design.Off {
+		// A publish that failed is failed: without this the client would keep it in memory
+		// and send it after reconnecting, which only a process that never crashes can rely
+		// on. The outbox design does not care either way: its relay retries from the table.
+		extra = append(extra, nats.ReconnectBufSize(-1))
+	}
+	nc, js, err := broker.Connect(ctx, n.Config.Broker, n.Config.Name, n.Registry, n.Log, extra...)
 	if err != nil {
 		return nil, nil, err
 	}
