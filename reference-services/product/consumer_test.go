@@ -196,10 +196,11 @@ func TestConsumerRefusesOversellAndPublishesOutcome(t *testing.T) {
 	require.NoError(t, err)
 
 	p := config.ProductID(1)
-	for id, qty := range map[string]int64{"huge": 1_000_000, "fits": 60, "late": 60} {
-		body, err := json.Marshal(Event{OrderID: id, ProductID: p, Quantity: qty})
+	for _, e := range []Event{{OrderID: "huge", Quantity: 1_000_000}, {OrderID: "fits", Quantity: 60}, {OrderID: "late", Quantity: 60}} {
+		e.ProductID = p
+		body, err := json.Marshal(e)
 		require.NoError(t, err)
-		_, err = js.Publish(ctx, broker.SubjectOrderPlaced, body, jetstream.WithMsgID(id))
+		_, err = js.Publish(ctx, broker.SubjectOrderPlaced, body, jetstream.WithMsgID(e.OrderID))
 		require.NoError(t, err)
 	}
 	got := map[string]string{}
