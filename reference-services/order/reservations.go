@@ -10,13 +10,18 @@ import (
 )
 
 // DefaultReservationExpiry is how old a sync reservation without a committed order must be
-// before the sweep releases it. It is far longer than any placement may take (the gateway
-// gives PlaceOrder 3 s per attempt), so a placement still in flight is never swept.
-const DefaultReservationExpiry = 10 * time.Second
+// before the sweep releases it. It is longer than any placement may take (the gateway
+// gives PlaceOrder 3 s per attempt, and the deadline travels with the call), so a sweep
+// does not race a placement that can still commit. Even if it did, nothing would leak: the
+// release leaves a tombstone, and the placement's late ReserveStock is refused.
+const DefaultReservationExpiry = 5 * time.Second
 
 // compensationTimeout bounds one compensating release, which runs after the caller may
-// have given up and so cannot use the caller's deadline.
-const compensationTimeout = 2 * time.Second
+// have given up and so cannot use the caller's deadline. Most of it is spent waiting for
+// the write lock behind placements that hold it across their own ReserveStock (each one a
+// round trip to product, slow exactly when clients give up), so it is generous; what it
+// cannot finish the sweep does.
+const compensationTimeout = 10 * time.Second
 
 // compensate releases the reservation of o, whose insert failed after ReserveStock was
 // called: the client gave up and the commit was cancelled, the commit failed, or
