@@ -308,6 +308,7 @@ func (ev *consistencyEval) noDoubleApply() result.Check {
 	rows := map[string]int{}
 	var v violations
 	var absorbed, redelivered int64
+	compensated := 0
 	for _, a := range ev.final.Applied {
 		rows[a.OrderID]++
 		if a.Deliveries > 1 {
@@ -322,6 +323,9 @@ func (ev *consistencyEval) noDoubleApply() result.Check {
 		case !ok:
 			// A refusal or a released reservation for an order that was never created: no
 			// stock is held for it, which is what compensation is for.
+			if a.State == StateReleased {
+				compensated++
+			}
 		case rows[a.OrderID] == 2:
 			v.add("applied twice", "order %s was applied more than once", a.OrderID)
 		case a.Applications > 1 && took > 0:
@@ -349,6 +353,9 @@ func (ev *consistencyEval) noDoubleApply() result.Check {
 		}
 	} else {
 		c.Message = fmt.Sprintf("inventory events misapplied %d times: %s", v.n, v.summary())
+	}
+	if compensated > 0 {
+		c.Message += fmt.Sprintf("; %d reservations of orders that never committed were released", compensated)
 	}
 	c.Detail = strings.TrimSpace(c.Detail + "\n" + dup)
 	return c
