@@ -1,9 +1,12 @@
 package checks_test
 
 import (
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/scenarios"
@@ -110,4 +113,56 @@ func TestConsistencySettledMessage(t *testing.T) {
 	c := one(t, evaluate(t, sc, placements, in), "saga/settled")
 	assert.Equal(t, "the saga did not settle: 1 lost (1 confirmed, 0 rejected, 1 pending); 1 inventory events lost", c.Message)
 	assert.Equal(t, "order o2 (key k2) is still pending: its event was lost, nothing ever decided it", c.Detail)
+}
+
+// The weak-design scenarios of the catalog expect their failure for one reason: the
+// reason they state matches the message the check gives for exactly that anomaly (lost
+// events; doubly applied events), and not the message of the other anomaly, so a run
+// that failed some other way does not count as the expected failure.
+func TestWeakDesignReasonsNameTheAnomaly(t *testing.T) {
+	lost := &checks.FinalState{
+		Orders:   []checks.Order{{ID: "o1", Key: "k1", ProductID: "p1", Quantity: 1, State: checks.StatePending}},
+		Products: map[string]checks.Product{"p1": {Initial: 3, Stock: 3}},
+	}
+	twice := &checks.FinalState{
+		Orders:   []checks.Order{{ID: "o1", Key: "k1", ProductID: "p1", Quantity: 1, State: checks.StateConfirmed}},
+		Applied:  []checks.Applied{{OrderID: "o1", ProductID: "p1", Quantity: 1, Deliveries: 2, State: checks.StateConfirmed, Applications: 2}},
+		Products: map[string]checks.Product{"p1": {Initial: 3, Stock: 1}},
+	}
+	tests := []struct {
+		scenario   string
+		anomaly    *checks.FinalState
+		notThisOne *checks.FinalState
+	}{
+		{"broker-outage-no-outbox", lost, twice},
+		{"duplicate-delivery-no-idempotency", twice, lost},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			sc, err := scenarios.Builtin(tt.scenario)
+			require.NoError(t, err)
+			require.NotNil(t, sc.ExpectFailure)
+			ef := sc.ExpectFailure
+			re := regexp.MustCompile(ef.Reason)
+			messages := func(f *checks.FinalState) []string {
+				in := inputs(sc, slowFault)
+				in.Final = f
+				var out []string
+				for name, c := range evaluate(t, sc, placements, in) {
+					if strings.HasPrefix(name, ef.Check+"/") && !c.Passed {
+						out = append(out, c.Message)
+					}
+				}
+				return out
+			}
+			matched := false
+			for _, m := range messages(tt.anomaly) {
+				matched = matched || re.MatchString(m)
+			}
+			assert.True(t, matched, "%q matches none of %q", ef.Reason, messages(tt.anomaly))
+			for _, m := range messages(tt.notThisOne) {
+				assert.False(t, re.MatchString(m), "%q also matches the other anomaly's %q", ef.Reason, m)
+			}
+		})
+	}
 }
