@@ -115,3 +115,26 @@ func TestSagaOversubscribedBurstNeverOversells(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, []string{order.StatusConfirmed, order.StatusRejected}, o.GetStatus())
 }
+
+// An order of 1,000,000 units against a stock of 100 is accepted as pending, rejected by
+// product, and read back as rejected; the stock is untouched.
+func TestSagaRejectsAnOrderTheStockCannotHonour(t *testing.T) {
+	e := newEnv(t)
+	b := startBroker(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	_, err := broker.EnsureStream(ctx, b.connect(ctx, "test"))
+	require.NoError(t, err)
+	n := startOrderNode(t, e, b.connect(ctx, "order-1"))
+	startSaga(t, n, b, "saga-1")
+	startProductConsumer(t, e, b.connect(ctx, "product-1"))
+
+	r, err := n.srv.PlaceOrder(ctx, place("million", 1, 1_000_000))
+	require.NoError(t, err)
+	assert.Equal(t, order.StatusPending, r.GetOrder().GetStatus())
+	require.Eventually(t, func() bool {
+		o, err := n.srv.GetOrder(ctx, &refv1.GetOrderRequest{Id: r.GetOrder().GetId()})
+		return err == nil && o.GetStatus() == order.StatusRejected
+	}, 30*time.Second, 20*time.Millisecond)
+	assert.Equal(t, testCatalog.InitialStock, stockOf(t, e.productDB, config.ProductID(1)))
+}
