@@ -10,6 +10,44 @@ import (
 	"github.com/faultline-dev/faultline/scenarios"
 )
 
+// States of an order in its saga, as the adapter reports them in Order.State and
+// Applied.State. A placement is acknowledged as pending; the system then decides it.
+const (
+	// StatePending: acknowledged, not decided yet. At the end of a run it means the
+	// decision never came: the request to decide it was lost, or its answer was.
+	StatePending = "pending"
+	// StateConfirmed: decided, and the stock was taken.
+	StateConfirmed = "confirmed"
+	// StateRejected: decided, and refused: nothing was taken.
+	StateRejected = "rejected"
+	// StateReleased: an applied row whose stock was given back (a compensation).
+	StateReleased = "released"
+)
+
+// holdsStock reports whether an order in state st counts against stock: confirmed, and
+// pending too (it may have been taken already; only a decision says it was not), and an
+// order of a system without states.
+func holdsStock(st string) bool { return st != StateRejected }
+
+// countState counts the orders in state st.
+func countState(orders []Order, st string) int {
+	n := 0
+	for _, o := range orders {
+		if o.State == st {
+			n++
+		}
+	}
+	return n
+}
+
+// taken is how much stock an applied row took.
+func taken(a Applied) int64 {
+	if a.State != "" && a.State != StateConfirmed {
+		return 0
+	}
+	return a.Quantity * max(a.Applications, 1)
+}
+
 // keyState is what clients learned about one idempotency key, Jepsen-style: acknowledged
 // (a 2xx with an order id), rejected (a 4xx) or indeterminate (no answer, a 5xx). It is
 // the one thing kept per order placement across the stream (never per browse request):
@@ -111,6 +149,9 @@ func (ev *consistencyEval) results() []result.Check {
 	if s.NoDoubleApply {
 		props = append(props, "no_double_apply")
 	}
+	if s.Settled {
+		props = append(props, "settled")
+	}
 	if s.ConvergeWithin > 0 {
 		props = append(props, "converge_within")
 	}
@@ -132,6 +173,8 @@ func (ev *consistencyEval) results() []result.Check {
 			out = append(out, ev.stockMatches())
 		case "no_double_apply":
 			out = append(out, ev.noDoubleApply())
+		case "settled":
+			out = append(out, ev.settled())
 		case "converge_within":
 			out = append(out, ev.converge())
 		}
@@ -208,16 +251,22 @@ func orderIDs(os []Order) string {
 }
 
 // stockMatches: every product's stock equals its initial stock minus the quantities of
-// the orders that exist for it.
+// the orders that exist for it and hold stock (every order but a rejected one), and is
+// never below zero.
 func (ev *consistencyEval) stockMatches() result.Check {
 	c := ev.sub("stock_matches")
 	ordered := map[string]int64{}
 	for _, o := range ev.final.Orders {
-		ordered[o.ProductID] += o.Quantity
+		if holdsStock(o.State) {
+			ordered[o.ProductID] += o.Quantity
+		}
 	}
 	var v violations
 	for _, id := range sortedKeys(ev.final.Products) {
 		p := ev.final.Products[id]
+		if p.Stock < 0 {
+			v.add("products below zero", "product %s has stock %d: more was sold than there was", id, p.Stock)
+		}
 		if want := p.Initial - ordered[id]; p.Stock != want {
 			v.add("products off", "product %s has stock %d, want %d (initial %d − %d ordered)", id, p.Stock, want, p.Initial, ordered[id])
 		}
@@ -229,7 +278,16 @@ func (ev *consistencyEval) stockMatches() result.Check {
 	}
 	countCheck(&c, &v)
 	if v.n == 0 {
-		c.Message = fmt.Sprintf("stock of all %d products equals initial stock minus the %d existing orders", len(ev.final.Products), len(ev.final.Orders))
+		held := 0
+		for _, o := range ev.final.Orders {
+			if holdsStock(o.State) {
+				held++
+			}
+		}
+		c.Message = fmt.Sprintf("stock of all %d products equals initial stock minus the %d existing orders", len(ev.final.Products), held)
+		if rejected := len(ev.final.Orders) - held; rejected > 0 {
+			c.Message += fmt.Sprintf(" that were not rejected (%d rejected took none)", rejected)
+		}
 	} else {
 		c.Message = fmt.Sprintf("stock does not match the orders: %s", v.summary())
 	}
@@ -237,8 +295,10 @@ func (ev *consistencyEval) stockMatches() result.Check {
 }
 
 // noDoubleApply: every existing order has exactly one applied row, with its product and
-// quantity, and no row belongs to an order that does not exist. Redeliveries absorbed by
-// the idempotency table (deliveries > 1) are fine and reported.
+// quantity, which took the stock once (or, for a rejected order, took none), and no row
+// that took stock belongs to an order that does not exist. Redeliveries absorbed by the
+// idempotency table (deliveries > 1) are fine and reported; a row that took its stock on
+// several deliveries is the doubly applied event the check exists to name.
 func (ev *consistencyEval) noDoubleApply() result.Check {
 	c := ev.sub("no_double_apply")
 	orders := make(map[string]Order, len(ev.final.Orders))
@@ -248,6 +308,7 @@ func (ev *consistencyEval) noDoubleApply() result.Check {
 	rows := map[string]int{}
 	var v violations
 	var absorbed, redelivered int64
+	compensated := 0
 	for _, a := range ev.final.Applied {
 		rows[a.OrderID]++
 		if a.Deliveries > 1 {
@@ -255,13 +316,27 @@ func (ev *consistencyEval) noDoubleApply() result.Check {
 			absorbed += a.Deliveries - 1
 		}
 		o, ok := orders[a.OrderID]
+		took := taken(a)
 		switch {
+		case !ok && took > 0:
+			v.add("applied for no order", "stock was taken for order %s, which does not exist (%d of %s)", a.OrderID, took, a.ProductID)
 		case !ok:
-			v.add("applied for no order", "stock was taken for order %s, which does not exist", a.OrderID)
+			// A refusal or a released reservation for an order that was never created: no
+			// stock is held for it, which is what compensation is for.
+			if a.State == StateReleased {
+				compensated++
+			}
 		case rows[a.OrderID] == 2:
 			v.add("applied twice", "order %s was applied more than once", a.OrderID)
+		case a.Applications > 1 && took > 0:
+			v.add("applied twice", "order %s took its stock %d times (%d of %s each; its event was delivered %d times)",
+				a.OrderID, a.Applications, a.Quantity, a.ProductID, a.Deliveries)
 		case rows[a.OrderID] == 1 && (a.ProductID != o.ProductID || a.Quantity != o.Quantity):
 			v.add("applied wrongly", "order %s was applied as %d of %s, but is %d of %s", a.OrderID, a.Quantity, a.ProductID, o.Quantity, o.ProductID)
+		case o.State == StateRejected && took > 0:
+			v.add("rejected but applied", "order %s is rejected, yet took %d of %s", a.OrderID, took, a.ProductID)
+		case o.State == StateConfirmed && took == 0:
+			v.add("confirmed but not applied", "order %s is confirmed, yet its row is %s and took no stock", a.OrderID, a.State)
 		}
 	}
 	for _, o := range ev.final.Orders {
@@ -278,10 +353,68 @@ func (ev *consistencyEval) noDoubleApply() result.Check {
 	}
 	if v.n == 0 {
 		c.Message = fmt.Sprintf("each of the %d orders was applied exactly once (%s)", len(ev.final.Orders), dup)
+		if n := countState(ev.final.Orders, StateRejected); n > 0 {
+			c.Message = fmt.Sprintf("each of the %d orders was applied exactly once, %d of them as a rejection that took no stock (%s)", len(ev.final.Orders), n, dup)
+		}
 	} else {
 		c.Message = fmt.Sprintf("inventory events misapplied %d times: %s", v.n, v.summary())
 	}
+	if compensated > 0 {
+		c.Message += fmt.Sprintf("; %d reservations of orders that never committed were released", compensated)
+	}
 	c.Detail = strings.TrimSpace(c.Detail + "\n" + dup)
+	return c
+}
+
+// settled: every order the system holds ended confirmed or rejected, none pending, within
+// the convergence bound (the final state is read until it converges or the bound passes);
+// and per product, the confirmed quantities never exceed the initial stock, so stock never
+// had to go below zero. A pending order that no applied row mentions is a lost event: the
+// request to decide it never arrived.
+func (ev *consistencyEval) settled() result.Check {
+	c := ev.sub("settled")
+	applied := map[string]bool{}
+	for _, a := range ev.final.Applied {
+		applied[a.OrderID] = true
+	}
+	var v violations
+	var confirmed, rejected, pending, lost int
+	confirmedQty := map[string]int64{}
+	for _, o := range ev.final.Orders {
+		switch o.State {
+		case StateConfirmed, "":
+			confirmed++
+			confirmedQty[o.ProductID] += o.Quantity
+		case StateRejected:
+			rejected++
+		case StatePending:
+			pending++
+			if applied[o.ID] {
+				v.add("pending", "order %s (key %s) is still pending although it was decided: the decision never reached it", o.ID, o.Key)
+			} else {
+				lost++
+				v.add("lost", "order %s (key %s) is still pending: its event was lost, nothing ever decided it", o.ID, o.Key)
+			}
+		default:
+			v.add("in an unknown state", "order %s (key %s) is in state %q, neither confirmed, rejected nor pending", o.ID, o.Key, o.State)
+		}
+	}
+	for _, id := range sortedKeys(confirmedQty) {
+		p, ok := ev.final.Products[id]
+		if ok && confirmedQty[id] > p.Initial {
+			v.add("oversold", "product %s: %d confirmed of an initial stock of %d", id, confirmedQty[id], p.Initial)
+		}
+	}
+	countCheck(&c, &v)
+	tally := fmt.Sprintf("%d confirmed, %d rejected, %d pending", confirmed, rejected, pending)
+	if v.n == 0 {
+		c.Message = fmt.Sprintf("every order settled (%s) and no product sold more than its stock", tally)
+	} else {
+		c.Message = fmt.Sprintf("the saga did not settle: %s (%s)", v.summary(), tally)
+	}
+	if lost > 0 {
+		c.Message += fmt.Sprintf("; %d inventory events lost", lost)
+	}
 	return c
 }
 
@@ -290,7 +423,7 @@ func (ev *consistencyEval) converge() result.Check {
 	c.Op, c.Threshold, c.Unit = "<=", secs(ev.spec.ConvergeWithin.Std()), "s"
 	if ev.final.ConvergedAfter < 0 {
 		c.Figure, c.Never = -1, true
-		c.Message = "stock never converged to the orders after the last heal"
+		c.Message = "stock and order states never converged after the last heal (within the bound the final state was read for)"
 		return c
 	}
 	c.Figure = secs(ev.final.ConvergedAfter)

@@ -50,6 +50,9 @@ type FinalState struct {
 type Order struct {
 	ID, Key, ProductID string
 	Quantity           int64
+	// State is the order's place in its saga, one of the State constants; empty for a
+	// system without one (the order is then taken to hold its stock).
+	State string
 }
 
 // Product is one product's stock at the end of the run and when the run began.
@@ -62,6 +65,12 @@ type Product struct {
 type Applied struct {
 	OrderID, ProductID   string
 	Quantity, Deliveries int64
+	// State is the decision recorded with the row: StateConfirmed (or empty) took the
+	// stock, StateRejected and StateReleased took none.
+	State string
+	// Applications is how often the stock was taken for the row (0 is read as 1 for a
+	// confirmed row, as for a system that does not count).
+	Applications int64
 }
 
 // Evaluate streams the history at historyPath once and evaluates every check of sc except

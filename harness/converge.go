@@ -13,6 +13,7 @@ import (
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/reference-services/api/refv1"
 	"github.com/faultline-dev/faultline/reference-services/config"
+	"github.com/faultline-dev/faultline/reference-services/order"
 	"github.com/faultline-dev/faultline/system"
 )
 
@@ -40,10 +41,12 @@ type FinalState struct {
 	Err string `json:"err,omitempty"`
 }
 
-// Order is one order as stored.
+// Order is one order as stored, with its status: pending until product decided it (async
+// design), then confirmed or rejected.
 type Order struct {
 	ID, Key, Product string
 	Quantity         int64
+	Status           string
 }
 
 // ProductStock is one product's inventory.
@@ -52,10 +55,13 @@ type ProductStock struct {
 	Stock, Initial int64
 }
 
-// Applied is one inventory event product applied.
+// Applied is one inventory event product decided: its outcome (confirmed, rejected or
+// released) and how often it took the stock.
 type Applied struct {
 	OrderID, Product     string
 	Quantity, Deliveries int64
+	Outcome              string
+	Applications         int64
 }
 
 // convergeTracker decides when a live system's state converged, from snapshots read every
@@ -273,12 +279,23 @@ func (r *runner) converge(ctx context.Context, w *convergeWatch) FinalState {
 	return st
 }
 
-// mismatch returns "" when every product's stock equals its initial stock minus the
-// quantities of its orders, else the first product that does not add up.
+// mismatch returns "" when no order is pending and every product's stock equals its
+// initial stock minus the quantities of its orders that were not rejected, else what is
+// still open: the pending orders, or the first product that does not add up.
 func mismatch(st FinalState) string {
 	ordered := map[string]int64{}
+	pending := 0
 	for _, o := range st.Orders {
+		switch o.Status {
+		case order.StatusPending:
+			pending++
+		case order.StatusRejected:
+			continue
+		}
 		ordered[o.Product] += o.Quantity
+	}
+	if pending > 0 {
+		return fmt.Sprintf("%d orders still pending", pending)
 	}
 	for _, p := range st.Products {
 		if want := p.Initial - ordered[p.ID]; p.Stock != want {
@@ -326,7 +343,7 @@ func ReadFinalState(ctx context.Context, sys *system.System) (FinalState, error)
 			if err != nil {
 				return err
 			}
-			out = append(out, Order{ID: o.GetId(), Key: o.GetIdempotencyKey(), Product: o.GetProductId(), Quantity: o.GetQuantity()})
+			out = append(out, Order{ID: o.GetId(), Key: o.GetIdempotencyKey(), Product: o.GetProductId(), Quantity: o.GetQuantity(), Status: o.GetStatus()})
 		}
 		st.Orders = out
 		return nil
@@ -354,7 +371,8 @@ func ReadFinalState(ctx context.Context, sys *system.System) (FinalState, error)
 			if err != nil {
 				return err
 			}
-			applied = append(applied, Applied{OrderID: a.GetOrderId(), Product: a.GetProductId(), Quantity: a.GetQuantity(), Deliveries: a.GetDeliveries()})
+			applied = append(applied, Applied{OrderID: a.GetOrderId(), Product: a.GetProductId(), Quantity: a.GetQuantity(), Deliveries: a.GetDeliveries(),
+				Outcome: a.GetOutcome(), Applications: a.GetApplications()})
 		}
 		st.Products, st.Applied = ps, applied
 		return nil

@@ -10,6 +10,8 @@ import (
 
 	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/loadgen"
+	"github.com/faultline-dev/faultline/reference-services/order"
+	"github.com/faultline-dev/faultline/reference-services/product"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 )
@@ -49,13 +51,14 @@ func DefaultEvaluator() Evaluator {
 	return EvaluatorFunc(func(ctx context.Context, ev Evaluation) ([]result.Check, error) {
 		final := &checks.FinalState{Products: map[string]checks.Product{}, ConvergedAfter: -1}
 		for _, o := range ev.Final.Orders {
-			final.Orders = append(final.Orders, checks.Order{ID: o.ID, Key: o.Key, ProductID: o.Product, Quantity: o.Quantity})
+			final.Orders = append(final.Orders, checks.Order{ID: o.ID, Key: o.Key, ProductID: o.Product, Quantity: o.Quantity, State: sagaState(o.Status)})
 		}
 		for _, p := range ev.Final.Products {
 			final.Products[p.ID] = checks.Product{Stock: p.Stock, Initial: p.Initial}
 		}
 		for _, a := range ev.Final.Applied {
-			final.Applied = append(final.Applied, checks.Applied{OrderID: a.OrderID, ProductID: a.Product, Quantity: a.Quantity, Deliveries: a.Deliveries})
+			final.Applied = append(final.Applied, checks.Applied{OrderID: a.OrderID, ProductID: a.Product, Quantity: a.Quantity, Deliveries: a.Deliveries,
+				State: sagaState(a.Outcome), Applications: a.Applications})
 		}
 		if ev.Final.Converged {
 			ref := ev.LoadEnd
@@ -75,6 +78,23 @@ func DefaultEvaluator() Evaluator {
 		}
 		return append(out, ev.Live...), nil
 	})
+}
+
+// sagaState maps the reference system's order statuses and inventory outcomes onto the
+// states the consistency check judges; an unknown one passes through, for the check to
+// report.
+func sagaState(s string) string {
+	switch s {
+	case order.StatusPending:
+		return checks.StatePending
+	case order.StatusConfirmed: // product.OutcomeConfirmed is the same word
+		return checks.StateConfirmed
+	case order.StatusRejected: // and product.OutcomeRejected
+		return checks.StateRejected
+	case product.OutcomeReleased:
+		return checks.StateReleased
+	}
+	return s
 }
 
 // loadOf summarises what the load generator delivered for the result.

@@ -19,6 +19,7 @@ import (
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/observe"
+	"github.com/faultline-dev/faultline/reference-services/config"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/runtime/local"
@@ -292,6 +293,10 @@ func (r *runner) systemSpec() (system.Spec, error) {
 		Gateways:   s.ReplicasOf("gateway"),
 		DesignFile: designFile,
 		LeaseTTL:   s.LeaseTTL.Std(),
+	}
+	if s.Stock > 0 {
+		spec.Catalog = config.DefaultCatalog()
+		spec.Catalog.InitialStock = s.Stock
 	}
 	if r.res.Runtime == "local" {
 		// In a container the command is the image's binary (system.Start's default).

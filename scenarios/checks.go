@@ -254,15 +254,16 @@ type ConsistencyCheck struct {
 	StockMatches   bool     `yaml:"stock_matches,omitempty" json:"stock_matches,omitempty" doc:"stock equals initial stock minus the quantities of existing orders"`
 	ConvergeWithin Duration `yaml:"converge_within,omitempty" json:"converge_within,omitempty" doc:"the above must hold within this time of the last heal"`
 	NoDoubleApply  bool     `yaml:"no_double_apply,omitempty" json:"no_double_apply,omitempty" doc:"no inventory event was applied twice"`
+	Settled        bool     `yaml:"settled,omitempty" json:"settled,omitempty" doc:"the saga settled: every order ended confirmed or rejected (none left pending, so no event was lost) and confirmed quantities never exceed a product's stock"`
 }
 
 // Validate requires at least one property.
 func (c *ConsistencyCheck) Validate() []error {
-	if !c.ExactlyOnce && !c.StockMatches && !c.NoDoubleApply {
-		return []error{errors.New("set at least one of exactly_once, stock_matches, no_double_apply")}
+	if !c.ExactlyOnce && !c.StockMatches && !c.NoDoubleApply && !c.Settled {
+		return []error{errors.New("set at least one of exactly_once, stock_matches, no_double_apply, settled")}
 	}
-	if c.ConvergeWithin > 0 && !c.StockMatches && !c.ExactlyOnce {
-		return []error{errors.New("converge_within needs stock_matches or exactly_once to converge to")}
+	if c.ConvergeWithin > 0 && !c.StockMatches && !c.ExactlyOnce && !c.Settled {
+		return []error{errors.New("converge_within needs stock_matches, exactly_once or settled to converge to")}
 	}
 	return nil
 }

@@ -63,6 +63,7 @@ type System struct {
 	Gateways int            `yaml:"gateways,omitempty" json:"gateways,omitempty" doc:"number of gateway instances, default 1" minimum:"1"`
 	Design   DesignRef      `yaml:"design,omitempty" json:"design,omitempty" doc:"design file path (designs/resilient.yaml) or the design inline; default design when absent"`
 	LeaseTTL Duration       `yaml:"lease_ttl,omitempty" json:"lease_ttl,omitempty" doc:"registry lease TTL, the heartbeat deadline; default 2s"`
+	Stock    int64          `yaml:"stock,omitempty" json:"stock,omitempty" doc:"initial stock of every product of the reference system; default 1000000, which a run never exhausts, while a small stock makes a burst of orders oversubscribe it" minimum:"1"`
 	Topology string         `yaml:"topology,omitempty" json:"topology,omitempty" doc:"path of a topology file (your own system), relative to the scenario; or write topology: inline"`
 }
 

@@ -27,7 +27,12 @@ const (
 	Stream             = "ORDERS"
 	StreamSubjects     = "orders.>"
 	SubjectOrderPlaced = "orders.placed"
-	ConsumerInventory  = "inventory"
+	// SubjectOrderOutcome carries product's decision on each orders.placed event
+	// (confirmed or rejected) back to the order service: the saga's reply.
+	SubjectOrderOutcome = "orders.outcome"
+	ConsumerInventory   = "inventory"
+	// ConsumerSaga is the order service's durable consumer of SubjectOrderOutcome.
+	ConsumerSaga = "saga"
 	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id: an outbox relay that
 	// re-publishes after a crash within this window produces no second message.
 	DuplicateWindow = 2 * time.Minute
@@ -152,8 +157,8 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream
 // down (the connection keeps trying), so services start in any order; reg (optional) receives
 // faultline_broker_connected, 1 while connected. The caller owns the connection and closes
 // it (nc.Drain or nc.Close) on shutdown; ctx is not tied to its lifetime, so a start-up
-// deadline cannot cut a long-lived connection.
-func Connect(_ context.Context, url, name string, reg prometheus.Registerer, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+// deadline cannot cut a long-lived connection. extra options apply after the defaults.
+func Connect(_ context.Context, url, name string, reg prometheus.Registerer, log *slog.Logger, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
 	if url == "" {
 		return nil, nil, errors.New("connect broker: url is empty")
 	}
@@ -178,7 +183,7 @@ func Connect(_ context.Context, url, name string, reg prometheus.Registerer, log
 			g = existing
 		}
 	}
-	nc, err := nats.Connect(url,
+	opts := []nats.Option{
 		nats.Name(name),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -200,7 +205,8 @@ func Connect(_ context.Context, url, name string, reg prometheus.Registerer, log
 			log.Warn("broker disconnected", "err", err)
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { g.Set(0) }),
-	)
+	}
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect broker: %w", err)
 	}

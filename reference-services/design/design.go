@@ -40,6 +40,12 @@ const (
 	InventorySync  = "sync"  // gRPC ReserveStock inside PlaceOrder: strong, but coupled
 )
 
+// Switches of the weak teaching designs (Design.Outbox, Design.ConsumerIdempotency).
+const (
+	On  = "on"
+	Off = "off"
+)
+
 // Discovery designs.
 const (
 	DiscoveryClient = "client" // every caller watches the registry and balances itself
@@ -81,6 +87,14 @@ type Design struct {
 	Inventory string `yaml:"inventory,omitempty"`
 	// Discovery is "client" (default) or "server" (via the balancer process).
 	Discovery string `yaml:"discovery,omitempty"`
+	// Outbox is "on" (default: the order and its event commit in one transaction, a relay
+	// publishes) or "off": the async design publishes directly after the order commits, so
+	// a broker outage or a crash between the two loses the event. A teaching design only.
+	Outbox string `yaml:"outbox,omitempty"`
+	// ConsumerIdempotency is "on" (default: product recognises a redelivered event by its
+	// order id) or "off": every delivery takes stock, so an at-least-once broker's duplicate
+	// takes it twice. A teaching design only.
+	ConsumerIdempotency string `yaml:"consumer_idempotency,omitempty"`
 	// Gateways is how many gateway processes run (default 1); two remove the single point of failure.
 	Gateways int `yaml:"gateways,omitempty"`
 	// Policies is keyed "caller->dependency" (see Edges).
@@ -196,12 +210,14 @@ func Default() Design {
 		Breaker: breaker(),
 	}
 	return Design{
-		Base:        BaseDefault,
-		Name:        "resilient",
-		Description: "Timeouts, retries with a budget, circuit breakers and bulkheads on every edge; stale-cache fallback on product reads; async inventory; client-side discovery; one gateway.",
-		Inventory:   InventoryAsync,
-		Discovery:   DiscoveryClient,
-		Gateways:    1,
+		Base:                BaseDefault,
+		Name:                "resilient",
+		Description:         "Timeouts, retries with a budget, circuit breakers and bulkheads on every edge; stale-cache fallback on product reads; async inventory; client-side discovery; one gateway.",
+		Inventory:           InventoryAsync,
+		Outbox:              On,
+		ConsumerIdempotency: On,
+		Discovery:           DiscoveryClient,
+		Gateways:            1,
 		Policies: map[string]Policy{
 			"gateway->merchant": read(time.Second),
 			"gateway->order":    order,
@@ -232,6 +248,12 @@ func (d Design) WithDefaults() Design {
 	}
 	if d.Inventory == "" {
 		d.Inventory = InventoryAsync
+	}
+	if d.Outbox == "" {
+		d.Outbox = On
+	}
+	if d.ConsumerIdempotency == "" {
+		d.ConsumerIdempotency = On
 	}
 	if d.Discovery == "" {
 		d.Discovery = DiscoveryClient

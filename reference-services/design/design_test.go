@@ -77,6 +77,14 @@ func TestExampleDesigns(t *testing.T) {
 	assert.Equal(t, 4, noBudget.Policy("gateway", "product").Retry.MaxAttempts)
 	assert.Equal(t, design.Default().Policy("gateway", "product").Retry.Backoff, noBudget.Policy("gateway", "product").Retry.Backoff,
 		"fields the overlay leaves out keep the default")
+	noOutbox, err := design.Load("../../designs/no-outbox.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, design.Off, noOutbox.Outbox)
+	assert.Equal(t, design.On, noOutbox.ConsumerIdempotency)
+	noDedup, err := design.Load("../../designs/no-consumer-idempotency.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, design.Off, noDedup.ConsumerIdempotency)
+	assert.Equal(t, design.On, noDedup.Outbox)
 	syncInv, err := design.Load("../../designs/sync-inventory.yaml")
 	require.NoError(t, err)
 	assert.Equal(t, design.InventorySync, syncInv.Inventory)
@@ -148,7 +156,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown nested field with position", "policies:\n  gateway->product:\n    retry: {max_attemps: 3}\n", []string{
 			`d.yaml:3:13: policies["gateway->product"].retry: unknown field "max_attemps" (did you mean "max_attempts"?)`}},
 		{"unknown edge", "policies:\n  order->prodct: {}\n", []string{`d.yaml:2:3: policies: unknown edge "order->prodct" (did you mean "order->product"?)`}},
-		{"far-off field lists known", "zzzzzzzzzz: 1\n", []string{"unknown field \"zzzzzzzzzz\" (known: base, description, discovery"}},
+		{"far-off field lists known", "zzzzzzzzzz: 1\n", []string{"unknown field \"zzzzzzzzzz\" (known: base, consumer_idempotency, description, discovery"}},
 		{"bad duration", "policies:\n  gateway->product: {timeout: 5x}\n", []string{`d.yaml:2:31: policies["gateway->product"].timeout: want a duration like "250ms" or "2s", got "5x"`}},
 		{"duration as mapping", "policies:\n  gateway->product: {timeout: {a: 1}}\n", []string{"timeout: want a duration"}},
 		{"int wanted", "gateways: two\n", []string{`d.yaml:1:11: gateways: want a whole number, got "two"`}},
@@ -183,6 +191,9 @@ func TestValidate(t *testing.T) {
 	}{
 		{"inventory", func(d *design.Design) { d.Inventory = "later" }, `inventory: must be "async" or "sync", got "later"`},
 		{"discovery", func(d *design.Design) { d.Discovery = "dns" }, `discovery: must be "client" or "server", got "dns"`},
+		{"outbox", func(d *design.Design) { d.Outbox = "maybe" }, `outbox: must be "on" or "off", got "maybe"`},
+		{"consumer idempotency", func(d *design.Design) { d.ConsumerIdempotency = "no" }, `consumer_idempotency: must be "on" or "off", got "no"`},
+		{"outbox off with sync inventory", func(d *design.Design) { d.Outbox, d.Inventory = design.Off, design.InventorySync }, "outbox: is only used by the async inventory design"},
 		{"base", func(d *design.Design) { d.Base = "x" }, `base: must be "default" or "none", got "x"`},
 		{"gateways", func(d *design.Design) { d.Gateways = 99 }, "gateways: must be between 1 and 16, got 99"},
 		{"max in flight", func(d *design.Design) { d.Gateway.MaxInFlight = -1 }, "gateway.max_in_flight: must be >= 0"},

@@ -55,6 +55,14 @@ func (d Design) Validate() []error {
 	if d.Inventory != "" && d.Inventory != InventoryAsync && d.Inventory != InventorySync {
 		add("inventory", "must be %q or %q, got %q", InventoryAsync, InventorySync, d.Inventory)
 	}
+	for _, sw := range []struct{ path, v string }{{"outbox", d.Outbox}, {"consumer_idempotency", d.ConsumerIdempotency}} {
+		if sw.v != "" && sw.v != On && sw.v != Off {
+			add(sw.path, "must be %q or %q, got %q", On, Off, sw.v)
+		}
+	}
+	if d.Outbox == Off && d.Inventory == InventorySync {
+		add("outbox", "is only used by the async inventory design; the sync design has no events to lose")
+	}
 	if d.Discovery != "" && d.Discovery != DiscoveryClient && d.Discovery != DiscoveryServer {
 		add("discovery", "must be %q or %q, got %q", DiscoveryClient, DiscoveryServer, d.Discovery)
 	}

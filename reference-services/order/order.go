@@ -5,6 +5,12 @@
 // merchant and the product synchronously over gRPC, and then either writes the order and an
 // outbox row in one transaction (the "async" inventory design; Relay publishes the row) or
 // reserves stock synchronously before committing the order (the "sync" design).
+//
+// In the async design an order is accepted as "pending" and product decides it: the saga
+// (see SagaConsumer) moves it to "confirmed" or "rejected" when product's answer arrives on
+// orders.outcome. In the sync design an order exists only once its stock is reserved, so it
+// is stored "confirmed"; a reservation whose order never committed (the client gave up, the
+// commit failed, the process died) is released at once or by the reservation sweep.
 package order
 
 import (
@@ -88,6 +94,9 @@ var Migrations = []string{
 		SELECT idempotency_key, order_id, created_unix_ms FROM reservations;
 	DROP TABLE reservations;
 	ALTER TABLE reservations_v3 RENAME TO reservations`,
+	// What a reservation asked for, so that one whose order never committed can be released.
+	`ALTER TABLE reservations ADD COLUMN product_id TEXT NOT NULL DEFAULT '';
+	ALTER TABLE reservations ADD COLUMN quantity INTEGER NOT NULL DEFAULT 0`,
 }
 
 // Prepare migrates the schema. Orders have no seed data.
@@ -104,8 +113,13 @@ const (
 	InventorySync  = "sync"
 )
 
-// StatusPlaced is the status of every stored order: an order exists only once accepted.
-const StatusPlaced = "placed"
+// Order statuses. An async order is pending until product decided it; a sync order is
+// stored confirmed, since it exists only once its stock is reserved.
+const (
+	StatusPending   = "pending"
+	StatusConfirmed = "confirmed"
+	StatusRejected  = "rejected"
+)
 
 // DefaultSubject is the subject outbox rows are published on (broker.SubjectOrderPlaced).
 const DefaultSubject = "orders.placed"
@@ -133,6 +147,7 @@ type serverOptions struct {
 	inventory string
 	subject   string
 	notify    func()
+	direct    Publisher
 	log       *slog.Logger
 	now       func() time.Time
 }
@@ -149,6 +164,11 @@ func WithSubject(s string) Option { return func(o *serverOptions) { o.subject = 
 // WithNotify is called after every committed outbox row, to wake the relay at once instead of
 // at its next poll.
 func WithNotify(f func()) Option { return func(o *serverOptions) { o.notify = f } }
+
+// WithDirectPublish is the outbox: off design: no outbox row is written; the event is
+// published through pub after the order commits, and lost when that publish fails (a
+// broker outage, a crash in between, a client that gives up). A teaching design only.
+func WithDirectPublish(pub Publisher) Option { return func(o *serverOptions) { o.direct = pub } }
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *serverOptions) { o.log = l } }
@@ -232,9 +252,10 @@ func (s *Server) PlaceOrder(ctx context.Context, req *refv1.PlaceOrderRequest) (
 	if err := s.validateRefs(ctx, req); err != nil {
 		return nil, err
 	}
-	id := NewID(s.opts.now())
+	id, st := NewID(s.opts.now()), StatusPending
 	if s.opts.inventory == InventorySync {
-		if id, err = s.reservationID(ctx, owner, req.GetIdempotencyKey(), fp, id); err != nil {
+		st = StatusConfirmed
+		if id, err = s.reservationID(ctx, req, owner, fp, id); err != nil {
 			if _, ok := status.FromError(err); ok {
 				return nil, err
 			}
@@ -247,10 +268,16 @@ func (s *Server) PlaceOrder(ctx context.Context, req *refv1.PlaceOrderRequest) (
 		MerchantId:     req.GetMerchantId(),
 		ProductId:      req.GetProductId(),
 		Quantity:       req.GetQuantity(),
-		Status:         StatusPlaced,
+		Status:         st,
 		CreatedUnixMs:  s.opts.now().UnixMilli(),
 	}
 	err = s.insert(ctx, o, owner, fp)
+	var reserveErr *reserveError
+	if errors.As(err, &reserveErr) && reserveErr.attempted {
+		// The stock may have been taken for an order that now does not exist: give it back.
+		s.compensate(ctx, o)
+		err = reserveErr.err
+	}
 	if store.IsUniqueViolation(err) {
 		// A concurrent request with the same key (here or in the other replica) won.
 		existing, stored, rerr := s.byKey(ctx, owner, req.GetIdempotencyKey())
@@ -267,21 +294,38 @@ func (s *Server) PlaceOrder(ctx context.Context, req *refv1.PlaceOrderRequest) (
 		}
 		return nil, status.Errorf(codes.Unavailable, "place order: %v", err)
 	}
+	if s.opts.inventory == InventoryAsync && s.opts.direct != nil {
+		s.publishDirect(ctx, o)
+	}
 	if s.opts.inventory == InventoryAsync && s.opts.notify != nil {
 		s.opts.notify()
 	}
 	return &refv1.PlaceOrderResponse{Order: o}, nil
 }
 
+// publishDirect is the outbox: off design's publish after commit. Its failure is only
+// logged: the order is committed and acknowledged, and its event is gone, which is the
+// anomaly that design exists to show.
+func (s *Server) publishDirect(ctx context.Context, o *refv1.Order) {
+	payload, err := json.Marshal(Payload{OrderID: o.Id, ProductID: o.ProductId, Quantity: o.Quantity, IdempotencyKey: o.IdempotencyKey})
+	if err == nil {
+		err = s.opts.direct.Publish(ctx, s.opts.subject, o.Id, payload)
+	}
+	if err != nil {
+		s.opts.log.Warn("inventory event lost: published directly after commit, without an outbox", "order_id", o.Id, "err", err)
+	}
+}
+
 // reservationID returns the order id that owner's key reserves stock under, recording id for
-// it on first use. It is committed before ReserveStock is called: when product applied a
-// reservation but its reply was lost (the order then rolls back), the client's retry with the
-// same key asks again under the same order id, which product's applied_events answers as a
-// replay instead of decrementing stock a second time. A retry with another request under
-// that key is AlreadyExists: its reservation would be answered as the first one's replay.
-func (s *Server) reservationID(ctx context.Context, owner, key, fp, id string) (string, error) {
-	if _, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO reservations (owner, idempotency_key, fingerprint, order_id, created_unix_ms) VALUES (?, ?, ?, ?, ?)`,
-		owner, key, fp, id, s.opts.now().UnixMilli()); err != nil {
+// it on first use. It is committed before ReserveStock is called, so that a reservation whose
+// order never commits is known and can be released: at once by PlaceOrder (compensate),
+// or by the reservation sweep when the process died first (SweepReservations).
+// A retry with another request under that key is AlreadyExists: its reservation would be
+// answered as the first one's replay.
+func (s *Server) reservationID(ctx context.Context, req *refv1.PlaceOrderRequest, owner, fp, id string) (string, error) {
+	key := req.GetIdempotencyKey()
+	if _, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO reservations (owner, idempotency_key, fingerprint, order_id, created_unix_ms, product_id, quantity) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		owner, key, fp, id, s.opts.now().UnixMilli(), req.GetProductId(), req.GetQuantity()); err != nil {
 		return "", fmt.Errorf("record reservation id: %w", err)
 	}
 	var got, stored string
@@ -343,12 +387,29 @@ func dependencyError(dep string, err error) error {
 	return status.Errorf(codes.Unavailable, "validate %s: %s", dep, st.Message())
 }
 
+// reserveError is an insert that failed after ReserveStock was called: product may hold a
+// reservation for an order that was not committed.
+type reserveError struct {
+	attempted bool
+	err       error
+}
+
+func (e *reserveError) Error() string { return e.err.Error() }
+func (e *reserveError) Unwrap() error { return e.err }
+
 // insert stores o in one transaction, with its outbox row (async) or after a successful stock
 // reservation (sync). In the sync design the transaction holds the write lock across the
 // ReserveStock call: that is what makes "order committed only if stock reserved" and
 // "one order per key" hold together, and its cost (placements serialise behind a slow
-// product) is exactly what the design comparison is meant to show.
-func (s *Server) insert(ctx context.Context, o *refv1.Order, owner, fp string) error {
+// product) is exactly what the design comparison is meant to show. A sync insert that
+// fails after calling ReserveStock says so (reserveError), so that the caller releases it.
+func (s *Server) insert(ctx context.Context, o *refv1.Order, owner, fp string) (err error) {
+	reserved := false
+	defer func() {
+		if err != nil && reserved {
+			err = &reserveError{attempted: true, err: err}
+		}
+	}()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin order: %w", err)
@@ -360,14 +421,23 @@ func (s *Server) insert(ctx context.Context, o *refv1.Order, owner, fp string) e
 	}
 	switch s.opts.inventory {
 	case InventorySync:
+		reserved = true
 		if _, err := s.products.ReserveStock(ctx, &refv1.ReserveStockRequest{OrderId: o.Id, ProductId: o.ProductId, Quantity: o.Quantity}); err != nil {
 			st, _ := status.FromError(err)
+			if st.Code() == codes.Aborted {
+				// The reservation was released under this order id (an earlier attempt
+				// with this key gave up): a retry reserves under a new id.
+				return status.Errorf(codes.Unavailable, "reserve stock: %s", st.Message())
+			}
 			if st.Code() == codes.FailedPrecondition || st.Code() == codes.NotFound || st.Code() == codes.InvalidArgument {
 				return status.Errorf(st.Code(), "reserve stock: %s", st.Message())
 			}
 			return status.Errorf(codes.Unavailable, "reserve stock: %s", st.Message())
 		}
 	default:
+		if s.opts.direct != nil {
+			break // outbox: off publishes after the commit, see publishDirect
+		}
 		payload, err := json.Marshal(Payload{OrderID: o.Id, ProductID: o.ProductId, Quantity: o.Quantity, IdempotencyKey: o.IdempotencyKey})
 		if err != nil {
 			return fmt.Errorf("encode event: %w", err)

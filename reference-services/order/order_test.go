@@ -61,7 +61,7 @@ func TestPlaceOrderWritesOrderAndOutbox(t *testing.T) {
 	assert.False(t, first.GetReplayed())
 	o := first.GetOrder()
 	assert.Len(t, o.GetId(), 26)
-	assert.Equal(t, order.StatusPlaced, o.GetStatus())
+	assert.Equal(t, order.StatusPending, o.GetStatus(), "an async order waits for product's decision")
 	assert.Equal(t, config.ProductID(4), o.GetProductId())
 	assert.Len(t, notified, 1)
 
@@ -246,8 +246,8 @@ func TestPlaceOrderSyncRetryAfterLostReplyReservesOnce(t *testing.T) {
 	r, err := s.PlaceOrder(ctx, place("retry-me", 3, 10))
 	require.NoError(t, err)
 	assert.Equal(t, testCatalog.InitialStock-10, stockOf(t, e.productDB, p), "the retry must not reserve again")
-	assert.Equal(t, 1, count(t, e.productDB, `SELECT COUNT(*) FROM applied_events`))
-	assert.Equal(t, 1, count(t, e.productDB, `SELECT COUNT(*) FROM applied_events WHERE order_id = ?`, r.GetOrder().GetId()),
+	assert.Equal(t, 1, count(t, e.productDB, `SELECT COUNT(*) FROM applied_events WHERE outcome = 'confirmed'`))
+	assert.Equal(t, 1, count(t, e.productDB, `SELECT COUNT(*) FROM applied_events WHERE order_id = ? AND outcome = 'confirmed'`, r.GetOrder().GetId()),
 		"product's record names the order that exists")
 }
 
@@ -364,4 +364,75 @@ func TestMigrationKeepsEarlierOrders(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), o.GetQuantity())
 	assert.Equal(t, 1, count(t, db, `SELECT COUNT(*) FROM reservations WHERE owner = '' AND idempotency_key = 'old-key'`))
+}
+
+// givesUp is a product client whose caller gives up right after product reserved the
+// stock: the client's deadline passes, or its connection closes, between ReserveStock and
+// the order's commit.
+type givesUp struct {
+	refv1.ProductServiceClient
+	cancel context.CancelFunc
+}
+
+func (c *givesUp) ReserveStock(ctx context.Context, req *refv1.ReserveStockRequest, opts ...grpc.CallOption) (*refv1.ReserveStockResponse, error) {
+	resp, err := c.ProductServiceClient.ReserveStock(ctx, req, opts...)
+	c.cancel()
+	return resp, err
+}
+
+// In the sync design a client that gives up after product reserved the stock leaves no
+// order behind (the commit is cancelled), so it must leave no stock taken either.
+func TestPlaceOrderSyncClientGivesUpReleasesStock(t *testing.T) {
+	e := newEnv(t)
+	db := openDB(t, e.orderPath)
+	require.NoError(t, order.Prepare(context.Background(), db))
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := order.NewServer(db, e.merchants, &givesUp{ProductServiceClient: e.products, cancel: cancel}, order.WithInventory(order.InventorySync))
+	require.NoError(t, err)
+	p := config.ProductID(3)
+
+	_, err = s.PlaceOrder(ctx, place("give-up", 3, 5))
+	require.Error(t, err)
+	assert.Zero(t, count(t, db, `SELECT COUNT(*) FROM orders`), "the cancelled commit leaves no order")
+	assert.Equal(t, testCatalog.InitialStock, stockOf(t, e.productDB, p), "and no stock taken for it")
+}
+
+// releaseDown is a givesUp client whose product cannot be reached for the compensating
+// release, as when product is partitioned at that moment.
+type releaseDown struct{ givesUp }
+
+func (c *releaseDown) ReleaseStock(context.Context, *refv1.ReleaseStockRequest, ...grpc.CallOption) (*refv1.ReleaseStockResponse, error) {
+	return nil, status.Error(codes.Unavailable, "product unreachable")
+}
+
+// A reservation the compensation could not release is released by the sweep once it is
+// older than the expiry, and a retry with the same key then reserves under a new order id.
+func TestSweepReleasesOrphanedReservation(t *testing.T) {
+	e := newEnv(t)
+	db := openDB(t, e.orderPath)
+	require.NoError(t, order.Prepare(context.Background(), db))
+	ctx, cancel := context.WithCancel(context.Background())
+	down := &releaseDown{givesUp{ProductServiceClient: e.products, cancel: cancel}}
+	s, err := order.NewServer(db, e.merchants, down, order.WithInventory(order.InventorySync))
+	require.NoError(t, err)
+	p := config.ProductID(3)
+
+	_, err = s.PlaceOrder(ctx, place("orphan", 3, 7))
+	require.Error(t, err)
+	assert.Equal(t, testCatalog.InitialStock-7, stockOf(t, e.productDB, p), "the release failed: stock still taken")
+	n, err := s.SweepReservations(context.Background(), time.Hour)
+	require.NoError(t, err)
+	assert.Zero(t, n, "a young reservation is left alone: its placement may still commit")
+
+	sweeper, err := order.NewServer(db, e.merchants, e.products, order.WithInventory(order.InventorySync))
+	require.NoError(t, err)
+	n, err = sweeper.SweepReservations(context.Background(), 0)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, testCatalog.InitialStock, stockOf(t, e.productDB, p))
+
+	r, err := sweeper.PlaceOrder(context.Background(), place("orphan", 3, 7))
+	require.NoError(t, err, "the retry reserves under a new order id")
+	assert.Equal(t, order.StatusConfirmed, r.GetOrder().GetStatus())
+	assert.Equal(t, testCatalog.InitialStock-7, stockOf(t, e.productDB, p))
 }

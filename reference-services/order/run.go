@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 
 	refv1 "github.com/faultline-dev/faultline/reference-services/api/refv1"
@@ -83,15 +84,22 @@ func Run(ctx context.Context, n *node.Node) error {
 
 	opts := []Option{WithInventory(d.Inventory), WithSubject(broker.SubjectOrderPlaced), WithLogger(n.Log)}
 	if async {
-		relay, err := startRelay(wctx, n, d, db, &wg)
+		relay, pub, err := startRelay(wctx, n, d, db, &wg)
 		if err != nil {
 			return err
 		}
 		opts = append(opts, WithNotify(relay.Notify))
+		if d.Outbox == design.Off {
+			n.Log.Warn("outbox: off: inventory events are published after the order commits and lost when that fails")
+			opts = append(opts, WithDirectPublish(pub))
+		}
 	}
 	srv, err := NewServer(db, refv1.NewMerchantServiceClient(merchants), refv1.NewProductServiceClient(products), opts...)
 	if err != nil {
 		return err
+	}
+	if !async {
+		wg.Go(func() { srv.RunReservationSweep(wctx, time.Second, DefaultReservationExpiry) })
 	}
 
 	gs, hs := lifecycle.NewGRPCServer()
@@ -134,30 +142,39 @@ func awaitDeps(ctx context.Context, n *node.Node, d design.Design, w *registry.W
 	n.Ready("deps")
 }
 
-// startRelay connects to the broker and runs the outbox relay in wg until ctx ends. The
-// stream is ensured in the background (the broker may be down at start); "broker" becomes
-// ready once it exists. Rows accumulate in the outbox meanwhile, which is the point.
-func startRelay(ctx context.Context, n *node.Node, d design.Design, db *sql.DB, wg *sync.WaitGroup) (*Relay, error) {
-	nc, js, err := broker.Connect(ctx, n.Config.Broker, n.Config.Name, n.Registry, n.Log)
+// startRelay connects to the broker and runs the outbox relay and the saga consumer (which
+// records product's decisions) in wg until ctx ends; it returns the relay and its guarded
+// publisher. The stream is ensured in the background (the broker may be down at start);
+// "broker" becomes ready once it exists. Rows accumulate in the outbox meanwhile, which is
+// the point.
+func startRelay(ctx context.Context, n *node.Node, d design.Design, db *sql.DB, wg *sync.WaitGroup) (*Relay, Publisher, error) {
+	var extra []nats.Option
+	if d.Outbox == design.Off {
+		// A publish that failed is failed: without this the client would keep it in memory
+		// and send it after reconnecting, which only a process that never crashes can rely
+		// on. The outbox design does not care either way: its relay retries from the table.
+		extra = append(extra, nats.ReconnectBufSize(-1))
+	}
+	nc, js, err := broker.Connect(ctx, n.Config.Broker, n.Config.Name, n.Registry, n.Log, extra...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	edge, err := resilience.NewEdge(lifecycle.ServiceName(n), "broker", d.Policy(lifecycle.ServiceName(n), "broker"), n.Registry, resilience.WithLogger(n.Log))
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("build broker edge: %w", err)
+		return nil, nil, fmt.Errorf("build broker edge: %w", err)
 	}
 	pub, err := NewJetStreamPublisher(js, func(ctx context.Context, fn func(context.Context) error) error {
 		return resilience.Do(ctx, edge, fn)
 	})
 	if err != nil {
 		nc.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	relay, err := NewRelay(db, pub, n.Log, WithRegisterer(n.Registry), WithPublishTimeout(publishTimeout(d.Policy(lifecycle.ServiceName(n), "broker"))))
 	if err != nil {
 		nc.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	// broker.Connect reconnects forever until closed: the connection closes once neither
 	// goroutine below uses it any more, or it would outlive the component.
@@ -179,11 +196,17 @@ func startRelay(ctx context.Context, n *node.Node, d design.Design, db *sql.DB, 
 		}
 	})
 	users.Go(func() { _ = relay.Run(ctx) })
+	saga, err := NewSagaConsumer(db, js, n.Log, nil)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	users.Go(func() { _ = saga.Run(ctx) })
 	wg.Go(func() {
 		users.Wait()
 		nc.Close()
 	})
-	return relay, nil
+	return relay, pub, nil
 }
 
 // jetStreamTimeout is how long a JetStream publish waits for its PubAck when its context has

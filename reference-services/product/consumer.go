@@ -37,6 +37,7 @@ type consumerOptions struct {
 	lagEvery      time.Duration
 	retryDelay    time.Duration
 	onReady       func()
+	noDedup       bool
 }
 
 // ConsumerOption tunes a Consumer.
@@ -61,6 +62,21 @@ func WithLagInterval(d time.Duration) ConsumerOption {
 // WithOnReady is called once, the first time the durable consumer exists on the broker.
 func WithOnReady(f func()) ConsumerOption {
 	return func(o *consumerOptions) { o.onReady = f }
+}
+
+// WithoutConsumerIdempotency makes the consumer take stock again on every redelivery (see
+// WithoutDeduplication): the consumer_idempotency: off design, for teaching only.
+func WithoutConsumerIdempotency() ConsumerOption {
+	return func(o *consumerOptions) { o.noDedup = true }
+}
+
+// Outcome is the JSON body of an orders.outcome message: product's decision on one order.
+type Outcome struct {
+	OrderID string `json:"order_id"`
+	// Outcome is OutcomeConfirmed or OutcomeRejected.
+	Outcome   string `json:"outcome"`
+	ProductID string `json:"product_id"`
+	Quantity  int64  `json:"quantity"`
 }
 
 // NewConsumer builds a consumer that applies events to db. metrics and log may be nil.
@@ -182,15 +198,21 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 	}
 }
 
-// handle applies one message: commit first, then ack, so a crash in between only causes a
-// redelivery that applied_events recognises.
+// handle applies one message: commit first, then publish the decision, then ack, so a
+// crash or a failed publish in between only causes a redelivery, which applied_events
+// recognises and answers with the decision made the first time (published again under
+// the same message id, which the broker deduplicates).
 func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	var e Event
 	if err := json.Unmarshal(msg.Data(), &e); err != nil {
 		c.terminate(msg, fmt.Errorf("parse event: %w", err))
 		return
 	}
-	res, err := Apply(ctx, c.db, e)
+	var opts []ApplyOption
+	if c.opts.noDedup {
+		opts = append(opts, WithoutDeduplication())
+	}
+	res, err := Apply(ctx, c.db, e, opts...)
 	switch {
 	case errors.Is(err, ErrInvalidEvent), errors.Is(err, ErrUnknownProduct):
 		c.terminate(msg, err)
@@ -203,10 +225,31 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	c.metrics.count(res)
+	if err := c.publishOutcome(ctx, e, res.Outcome); err != nil {
+		c.metrics.Redelivery.Inc()
+		c.log.Warn("publish order outcome", "order_id", e.OrderID, "err", err)
+		_ = msg.NakWithDelay(c.opts.retryDelay)
+		return
+	}
 	if err := msg.Ack(); err != nil {
 		// The commit stands; a redelivery will be counted as a duplicate.
 		c.log.Warn("ack inventory event", "order_id", e.OrderID, "err", err)
 	}
+}
+
+// publishOutcome tells the order service what became of the order. A released tombstone
+// (the sync design's) is never answered here: no async order has one.
+func (c *Consumer) publishOutcome(ctx context.Context, e Event, outcome string) error {
+	body, err := json.Marshal(Outcome{OrderID: e.OrderID, Outcome: outcome, ProductID: e.ProductID, Quantity: e.Quantity})
+	if err != nil {
+		return fmt.Errorf("encode outcome: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := c.js.Publish(pctx, broker.SubjectOrderOutcome, body, jetstream.WithMsgID("outcome-"+e.OrderID)); err != nil {
+		return fmt.Errorf("publish outcome of %s: %w", e.OrderID, err)
+	}
+	return nil
 }
 
 // terminate tells the broker never to redeliver a message that can never be applied.

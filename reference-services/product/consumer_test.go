@@ -152,7 +152,7 @@ func TestConsumerTwoReplicas(t *testing.T) {
 	const orders = 60
 	var want int64
 	for i := range orders {
-		q := int64(i%3 + 1)
+		q := int64(i%2 + 1) // 90 units of 100: none is refused
 		want += q
 		id := "o-" + config.ProductID(i)
 		publish(t, js, id, eventJSON(t, Event{OrderID: id, ProductID: config.ProductID(0), Quantity: q}))
@@ -181,4 +181,47 @@ func TestConsumerLag(t *testing.T) {
 	defer cancel()
 	go c.pollLag(ctx)
 	require.Eventually(t, func() bool { return counterValue(t, m.Lag) == 7 }, 30*time.Second, 20*time.Millisecond)
+}
+
+// An order the stock cannot honour is refused, not applied: stock never goes below zero
+// and the refusal is published on orders.outcome for the order service to read.
+func TestConsumerRefusesOversellAndPublishesOutcome(t *testing.T) {
+	js := startBroker(t)
+	db := preparedDB(t)
+	runConsumer(t, NewConsumer(db, js, nil, nil))
+	ctx := context.Background()
+	outcomes, err := js.CreateOrUpdateConsumer(ctx, broker.Stream, jetstream.ConsumerConfig{
+		Durable: "test-outcomes", FilterSubject: "orders.outcome", AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	require.NoError(t, err)
+
+	p := config.ProductID(1)
+	for _, e := range []Event{{OrderID: "huge", Quantity: 1_000_000}, {OrderID: "fits", Quantity: 60}, {OrderID: "late", Quantity: 60}} {
+		e.ProductID = p
+		body, err := json.Marshal(e)
+		require.NoError(t, err)
+		_, err = js.Publish(ctx, broker.SubjectOrderPlaced, body, jetstream.WithMsgID(e.OrderID))
+		require.NoError(t, err)
+	}
+	got := map[string]string{}
+	require.Eventually(t, func() bool {
+		batch, err := outcomes.FetchNoWait(10)
+		if err != nil {
+			return false
+		}
+		for m := range batch.Messages() {
+			var o struct {
+				OrderID string `json:"order_id"`
+				Outcome string `json:"outcome"`
+			}
+			require.NoError(t, json.Unmarshal(m.Data(), &o))
+			got[o.OrderID] = o.Outcome
+			_ = m.Ack()
+		}
+		return len(got) == 3
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.Equal(t, "rejected", got["huge"])
+	assert.Equal(t, "confirmed", got["fits"])
+	assert.Equal(t, "rejected", got["late"], "60 + 60 > 100: the second is refused")
+	assert.Equal(t, int64(40), stockOf(t, db, p))
 }

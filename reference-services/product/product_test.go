@@ -94,18 +94,23 @@ func TestApply(t *testing.T) {
 		wantStock int64
 		wantLast  Result
 	}{
-		{"first", []Event{{OrderID: "a", ProductID: p0, Quantity: 3}}, nil, nil, 97, Result{Remaining: 97, Deliveries: 1}},
+		{"first", []Event{{OrderID: "a", ProductID: p0, Quantity: 3}}, nil, nil, 97, Result{Remaining: 97, Deliveries: 1, Outcome: OutcomeConfirmed}},
 		{"duplicate", []Event{{OrderID: "a", ProductID: p0, Quantity: 3}, {OrderID: "a", ProductID: p0, Quantity: 3}}, nil, nil, 97,
-			Result{Remaining: 97, Duplicate: true, Deliveries: 2}},
+			Result{Remaining: 97, Duplicate: true, Deliveries: 2, Outcome: OutcomeConfirmed}},
 		{"duplicate with other quantity keeps the first", []Event{{OrderID: "a", ProductID: p0, Quantity: 3}, {OrderID: "a", ProductID: p0, Quantity: 50}}, nil, nil, 97,
-			Result{Remaining: 97, Duplicate: true, Deliveries: 2}},
+			Result{Remaining: 97, Duplicate: true, Deliveries: 2, Outcome: OutcomeConfirmed}},
 		{"two orders", []Event{{OrderID: "a", ProductID: p0, Quantity: 3}, {OrderID: "b", ProductID: p0, Quantity: 4}}, nil, nil, 93,
-			Result{Remaining: 93, Deliveries: 1}},
+			Result{Remaining: 93, Deliveries: 1, Outcome: OutcomeConfirmed}},
 		{"unknown product", []Event{{OrderID: "a", ProductID: "p-999", Quantity: 1}}, nil, ErrUnknownProduct, 100, Result{}},
 		{"zero quantity", []Event{{OrderID: "a", ProductID: p0, Quantity: 0}}, nil, ErrInvalidEvent, 100, Result{}},
 		{"no order id", []Event{{ProductID: p0, Quantity: 1}}, nil, ErrInvalidEvent, 100, Result{}},
-		{"oversell allowed async", []Event{{OrderID: "a", ProductID: p0, Quantity: 101}}, nil, nil, -1, Result{Remaining: -1, Deliveries: 1}},
-		{"oversell rejected sync", []Event{{OrderID: "a", ProductID: p0, Quantity: 101}}, []ApplyOption{RejectOversell()}, ErrInsufficientStock, 100, Result{}},
+		{"exactly the stock", []Event{{OrderID: "a", ProductID: p0, Quantity: 100}}, nil, nil, 0, Result{Remaining: 0, Deliveries: 1, Outcome: OutcomeConfirmed}},
+		{"one more than the stock is rejected", []Event{{OrderID: "a", ProductID: p0, Quantity: 101}}, nil, nil, 100,
+			Result{Remaining: 100, Deliveries: 1, Outcome: OutcomeRejected}},
+		{"a rejection stands on redelivery", []Event{{OrderID: "a", ProductID: p0, Quantity: 101}, {OrderID: "a", ProductID: p0, Quantity: 1}}, nil, nil, 100,
+			Result{Remaining: 100, Duplicate: true, Deliveries: 2, Outcome: OutcomeRejected}},
+		{"without deduplication a redelivery takes stock twice", []Event{{OrderID: "a", ProductID: p0, Quantity: 3}, {OrderID: "a", ProductID: p0, Quantity: 3}},
+			[]ApplyOption{WithoutDeduplication()}, nil, 94, Result{Remaining: 94, Duplicate: true, Deliveries: 2, Outcome: OutcomeConfirmed}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,7 +203,7 @@ func TestProductService(t *testing.T) {
 		require.NoError(t, err)
 		events = append(events, e)
 	}
-	require.Len(t, events, 2)
+	require.Len(t, events, 3)
 	byID := map[string]*refv1.AppliedEvent{}
 	for _, e := range events {
 		byID[e.GetOrderId()] = e
@@ -207,4 +212,41 @@ func TestProductService(t *testing.T) {
 	assert.Equal(t, int64(10), byID["o1"].GetQuantity())
 	assert.Equal(t, int64(1), byID["o2"].GetDeliveries())
 	assert.Positive(t, byID["o2"].GetAppliedUnixMs())
+	assert.Equal(t, "rejected", byID["o3"].GetOutcome(), "a refused reservation is recorded, and took nothing")
+	assert.Zero(t, byID["o3"].GetApplications())
+	assert.Equal(t, int64(1), byID["o1"].GetApplications())
+}
+
+// The database itself refuses a negative stock, whatever code path tries it.
+func TestStockCannotGoNegative(t *testing.T) {
+	db := preparedDB(t)
+	_, err := db.ExecContext(context.Background(), `UPDATE products SET stock = stock - 101 WHERE id = ?`, config.ProductID(0))
+	require.Error(t, err)
+	assert.Equal(t, int64(100), stockOf(t, db, config.ProductID(0)))
+}
+
+// Release gives back a confirmed order's stock once, and a release that comes first
+// refuses the reservation that arrives after it.
+func TestRelease(t *testing.T) {
+	ctx := context.Background()
+	db := preparedDB(t)
+	p0 := config.ProductID(0)
+	_, err := Apply(ctx, db, Event{OrderID: "a", ProductID: p0, Quantity: 30})
+	require.NoError(t, err)
+	released, remaining, err := Release(ctx, db, Event{OrderID: "a", ProductID: p0, Quantity: 30})
+	require.NoError(t, err)
+	assert.True(t, released)
+	assert.Equal(t, int64(100), remaining)
+	released, _, err = Release(ctx, db, Event{OrderID: "a", ProductID: p0, Quantity: 30})
+	require.NoError(t, err)
+	assert.False(t, released, "a second release gives nothing back")
+	assert.Equal(t, int64(100), stockOf(t, db, p0))
+
+	released, _, err = Release(ctx, db, Event{OrderID: "early", ProductID: p0, Quantity: 5})
+	require.NoError(t, err)
+	assert.False(t, released)
+	res, err := Apply(ctx, db, Event{OrderID: "early", ProductID: p0, Quantity: 5})
+	require.NoError(t, err)
+	assert.Equal(t, OutcomeReleased, res.Outcome, "the tombstone refuses a late reservation")
+	assert.Equal(t, int64(100), stockOf(t, db, p0))
 }

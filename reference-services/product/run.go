@@ -7,6 +7,7 @@ import (
 
 	refv1 "github.com/faultline-dev/faultline/reference-services/api/refv1"
 	"github.com/faultline-dev/faultline/reference-services/broker"
+	"github.com/faultline-dev/faultline/reference-services/design"
 	"github.com/faultline-dev/faultline/reference-services/lifecycle"
 	"github.com/faultline-dev/faultline/reference-services/node"
 )
@@ -47,7 +48,17 @@ func Run(ctx context.Context, n *node.Node) error {
 		if err != nil {
 			return err
 		}
-		c := NewConsumer(db, js, metrics, n.Log, WithOnReady(func() { n.Ready("broker") }))
+		copts := []ConsumerOption{WithOnReady(func() { n.Ready("broker") })}
+		d, err := design.Load(n.Config.Design)
+		if err != nil {
+			nc.Close()
+			return fmt.Errorf("load design: %w", err)
+		}
+		if d.ConsumerIdempotency == design.Off {
+			n.Log.Warn("consumer_idempotency: off: every redelivered inventory event takes stock again")
+			copts = append(copts, WithoutConsumerIdempotency())
+		}
+		c := NewConsumer(db, js, metrics, n.Log, copts...)
 		wg.Go(func() {
 			// Broker.Connect reconnects forever until closed: close it once the consumer has
 			// stopped fetching and acking, or it outlives the component.

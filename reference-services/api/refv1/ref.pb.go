@@ -528,6 +528,119 @@ func (x *ReserveStockResponse) GetReplayed() bool {
 	return false
 }
 
+type ReleaseStockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	ProductId     string                 `protobuf:"bytes,2,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	Quantity      int64                  `protobuf:"varint,3,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseStockRequest) Reset() {
+	*x = ReleaseStockRequest{}
+	mi := &file_ref_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseStockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseStockRequest) ProtoMessage() {}
+
+func (x *ReleaseStockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ref_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseStockRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseStockRequest) Descriptor() ([]byte, []int) {
+	return file_ref_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReleaseStockRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ReleaseStockRequest) GetProductId() string {
+	if x != nil {
+		return x.ProductId
+	}
+	return ""
+}
+
+func (x *ReleaseStockRequest) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+type ReleaseStockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// released is true when stock was given back by this call.
+	Released      bool  `protobuf:"varint,1,opt,name=released,proto3" json:"released,omitempty"`
+	Remaining     int64 `protobuf:"varint,2,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseStockResponse) Reset() {
+	*x = ReleaseStockResponse{}
+	mi := &file_ref_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseStockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseStockResponse) ProtoMessage() {}
+
+func (x *ReleaseStockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ref_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseStockResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseStockResponse) Descriptor() ([]byte, []int) {
+	return file_ref_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReleaseStockResponse) GetReleased() bool {
+	if x != nil {
+		return x.Released
+	}
+	return false
+}
+
+func (x *ReleaseStockResponse) GetRemaining() int64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
 type AppliedEventsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -536,7 +649,7 @@ type AppliedEventsRequest struct {
 
 func (x *AppliedEventsRequest) Reset() {
 	*x = AppliedEventsRequest{}
-	mi := &file_ref_proto_msgTypes[10]
+	mi := &file_ref_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -548,7 +661,7 @@ func (x *AppliedEventsRequest) String() string {
 func (*AppliedEventsRequest) ProtoMessage() {}
 
 func (x *AppliedEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ref_proto_msgTypes[10]
+	mi := &file_ref_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -561,7 +674,7 @@ func (x *AppliedEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedEventsRequest.ProtoReflect.Descriptor instead.
 func (*AppliedEventsRequest) Descriptor() ([]byte, []int) {
-	return file_ref_proto_rawDescGZIP(), []int{10}
+	return file_ref_proto_rawDescGZIP(), []int{12}
 }
 
 type AppliedEvent struct {
@@ -571,14 +684,20 @@ type AppliedEvent struct {
 	Quantity      int64                  `protobuf:"varint,3,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	AppliedUnixMs int64                  `protobuf:"varint,4,opt,name=applied_unix_ms,json=appliedUnixMs,proto3" json:"applied_unix_ms,omitempty"`
 	// deliveries counts how often the event arrived (duplicates included).
-	Deliveries    int64 `protobuf:"varint,5,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
+	Deliveries int64 `protobuf:"varint,5,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// outcome is "confirmed" (stock taken), "rejected" (not enough stock, nothing taken) or
+	// "released" (taken, then given back by ReleaseStock).
+	Outcome string `protobuf:"bytes,6,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// applications counts how often stock was taken for the order: 1 for a confirmed event,
+	// more only when the consumer does not deduplicate (the consumer_idempotency: off design).
+	Applications  int64 `protobuf:"varint,7,opt,name=applications,proto3" json:"applications,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppliedEvent) Reset() {
 	*x = AppliedEvent{}
-	mi := &file_ref_proto_msgTypes[11]
+	mi := &file_ref_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +709,7 @@ func (x *AppliedEvent) String() string {
 func (*AppliedEvent) ProtoMessage() {}
 
 func (x *AppliedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ref_proto_msgTypes[11]
+	mi := &file_ref_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +722,7 @@ func (x *AppliedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedEvent.ProtoReflect.Descriptor instead.
 func (*AppliedEvent) Descriptor() ([]byte, []int) {
-	return file_ref_proto_rawDescGZIP(), []int{11}
+	return file_ref_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AppliedEvent) GetOrderId() string {
@@ -641,6 +760,20 @@ func (x *AppliedEvent) GetDeliveries() int64 {
 	return 0
 }
 
+func (x *AppliedEvent) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AppliedEvent) GetApplications() int64 {
+	if x != nil {
+		return x.Applications
+	}
+	return 0
+}
+
 type Order struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -648,15 +781,17 @@ type Order struct {
 	MerchantId     string                 `protobuf:"bytes,3,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
 	ProductId      string                 `protobuf:"bytes,4,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
 	Quantity       int64                  `protobuf:"varint,5,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	Status         string                 `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
-	CreatedUnixMs  int64                  `protobuf:"varint,7,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// status is "pending" until product answered the reservation (async design), then
+	// "confirmed" or "rejected"; the sync design stores "confirmed" orders only.
+	Status        string `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
+	CreatedUnixMs int64  `protobuf:"varint,7,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_ref_proto_msgTypes[12]
+	mi := &file_ref_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +803,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_ref_proto_msgTypes[12]
+	mi := &file_ref_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +816,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_ref_proto_rawDescGZIP(), []int{12}
+	return file_ref_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Order) GetId() string {
@@ -753,7 +888,7 @@ type PlaceOrderRequest struct {
 
 func (x *PlaceOrderRequest) Reset() {
 	*x = PlaceOrderRequest{}
-	mi := &file_ref_proto_msgTypes[13]
+	mi := &file_ref_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +900,7 @@ func (x *PlaceOrderRequest) String() string {
 func (*PlaceOrderRequest) ProtoMessage() {}
 
 func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ref_proto_msgTypes[13]
+	mi := &file_ref_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +913,7 @@ func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderRequest.ProtoReflect.Descriptor instead.
 func (*PlaceOrderRequest) Descriptor() ([]byte, []int) {
-	return file_ref_proto_rawDescGZIP(), []int{13}
+	return file_ref_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PlaceOrderRequest) GetIdempotencyKey() string {
@@ -834,7 +969,7 @@ type PlaceOrderResponse struct {
 
 func (x *PlaceOrderResponse) Reset() {
 	*x = PlaceOrderResponse{}
-	mi := &file_ref_proto_msgTypes[14]
+	mi := &file_ref_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +981,7 @@ func (x *PlaceOrderResponse) String() string {
 func (*PlaceOrderResponse) ProtoMessage() {}
 
 func (x *PlaceOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ref_proto_msgTypes[14]
+	mi := &file_ref_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +994,7 @@ func (x *PlaceOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderResponse.ProtoReflect.Descriptor instead.
 func (*PlaceOrderResponse) Descriptor() ([]byte, []int) {
-	return file_ref_proto_rawDescGZIP(), []int{14}
+	return file_ref_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PlaceOrderResponse) GetOrder() *Order {
@@ -888,7 +1023,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_ref_proto_msgTypes[15]
+	mi := &file_ref_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +1035,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ref_proto_msgTypes[15]
+	mi := &file_ref_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +1048,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_ref_proto_rawDescGZIP(), []int{15}
+	return file_ref_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetOrderRequest) GetId() string {
@@ -938,7 +1073,7 @@ type ListOrdersRequest struct {
 
 func (x *ListOrdersRequest) Reset() {
 	*x = ListOrdersRequest{}
-	mi := &file_ref_proto_msgTypes[16]
+	mi := &file_ref_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1085,7 @@ func (x *ListOrdersRequest) String() string {
 func (*ListOrdersRequest) ProtoMessage() {}
 
 func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ref_proto_msgTypes[16]
+	mi := &file_ref_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1098,7 @@ func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersRequest.ProtoReflect.Descriptor instead.
 func (*ListOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_ref_proto_rawDescGZIP(), []int{16}
+	return file_ref_proto_rawDescGZIP(), []int{18}
 }
 
 var File_ref_proto protoreflect.FileDescriptor
@@ -1001,8 +1136,16 @@ const file_ref_proto_rawDesc = "" +
 	"\bquantity\x18\x03 \x01(\x03R\bquantity\"P\n" +
 	"\x14ReserveStockResponse\x12\x1c\n" +
 	"\tremaining\x18\x01 \x01(\x03R\tremaining\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x16\n" +
-	"\x14AppliedEventsRequest\"\xac\x01\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"k\n" +
+	"\x13ReleaseStockRequest\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x02 \x01(\tR\tproductId\x12\x1a\n" +
+	"\bquantity\x18\x03 \x01(\x03R\bquantity\"P\n" +
+	"\x14ReleaseStockResponse\x12\x1a\n" +
+	"\breleased\x18\x01 \x01(\bR\breleased\x12\x1c\n" +
+	"\tremaining\x18\x02 \x01(\x03R\tremaining\"\x16\n" +
+	"\x14AppliedEventsRequest\"\xea\x01\n" +
 	"\fAppliedEvent\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
@@ -1011,7 +1154,9 @@ const file_ref_proto_rawDesc = "" +
 	"\x0fapplied_unix_ms\x18\x04 \x01(\x03R\rappliedUnixMs\x12\x1e\n" +
 	"\n" +
 	"deliveries\x18\x05 \x01(\x03R\n" +
-	"deliveries\"\xdc\x01\n" +
+	"deliveries\x12\x18\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\x12\"\n" +
+	"\fapplications\x18\a \x01(\x03R\fapplications\"\xdc\x01\n" +
 	"\x05Order\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12\x1f\n" +
@@ -1040,12 +1185,13 @@ const file_ref_proto_rawDesc = "" +
 	"\x11ListOrdersRequest2\xc4\x01\n" +
 	"\x0fMerchantService\x12O\n" +
 	"\vGetMerchant\x12$.faultline.ref.v1.GetMerchantRequest\x1a\x1a.faultline.ref.v1.Merchant\x12`\n" +
-	"\rListMerchants\x12&.faultline.ref.v1.ListMerchantsRequest\x1a'.faultline.ref.v1.ListMerchantsResponse2\xf7\x02\n" +
+	"\rListMerchants\x12&.faultline.ref.v1.ListMerchantsRequest\x1a'.faultline.ref.v1.ListMerchantsResponse2\xd6\x03\n" +
 	"\x0eProductService\x12L\n" +
 	"\n" +
 	"GetProduct\x12#.faultline.ref.v1.GetProductRequest\x1a\x19.faultline.ref.v1.Product\x12]\n" +
 	"\fListProducts\x12%.faultline.ref.v1.ListProductsRequest\x1a&.faultline.ref.v1.ListProductsResponse\x12]\n" +
-	"\fReserveStock\x12%.faultline.ref.v1.ReserveStockRequest\x1a&.faultline.ref.v1.ReserveStockResponse\x12Y\n" +
+	"\fReserveStock\x12%.faultline.ref.v1.ReserveStockRequest\x1a&.faultline.ref.v1.ReserveStockResponse\x12]\n" +
+	"\fReleaseStock\x12%.faultline.ref.v1.ReleaseStockRequest\x1a&.faultline.ref.v1.ReleaseStockResponse\x12Y\n" +
 	"\rAppliedEvents\x12&.faultline.ref.v1.AppliedEventsRequest\x1a\x1e.faultline.ref.v1.AppliedEvent0\x012\xfd\x01\n" +
 	"\fOrderService\x12W\n" +
 	"\n" +
@@ -1066,7 +1212,7 @@ func file_ref_proto_rawDescGZIP() []byte {
 	return file_ref_proto_rawDescData
 }
 
-var file_ref_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_ref_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_ref_proto_goTypes = []any{
 	(*Merchant)(nil),              // 0: faultline.ref.v1.Merchant
 	(*GetMerchantRequest)(nil),    // 1: faultline.ref.v1.GetMerchantRequest
@@ -1078,38 +1224,42 @@ var file_ref_proto_goTypes = []any{
 	(*ListProductsResponse)(nil),  // 7: faultline.ref.v1.ListProductsResponse
 	(*ReserveStockRequest)(nil),   // 8: faultline.ref.v1.ReserveStockRequest
 	(*ReserveStockResponse)(nil),  // 9: faultline.ref.v1.ReserveStockResponse
-	(*AppliedEventsRequest)(nil),  // 10: faultline.ref.v1.AppliedEventsRequest
-	(*AppliedEvent)(nil),          // 11: faultline.ref.v1.AppliedEvent
-	(*Order)(nil),                 // 12: faultline.ref.v1.Order
-	(*PlaceOrderRequest)(nil),     // 13: faultline.ref.v1.PlaceOrderRequest
-	(*PlaceOrderResponse)(nil),    // 14: faultline.ref.v1.PlaceOrderResponse
-	(*GetOrderRequest)(nil),       // 15: faultline.ref.v1.GetOrderRequest
-	(*ListOrdersRequest)(nil),     // 16: faultline.ref.v1.ListOrdersRequest
+	(*ReleaseStockRequest)(nil),   // 10: faultline.ref.v1.ReleaseStockRequest
+	(*ReleaseStockResponse)(nil),  // 11: faultline.ref.v1.ReleaseStockResponse
+	(*AppliedEventsRequest)(nil),  // 12: faultline.ref.v1.AppliedEventsRequest
+	(*AppliedEvent)(nil),          // 13: faultline.ref.v1.AppliedEvent
+	(*Order)(nil),                 // 14: faultline.ref.v1.Order
+	(*PlaceOrderRequest)(nil),     // 15: faultline.ref.v1.PlaceOrderRequest
+	(*PlaceOrderResponse)(nil),    // 16: faultline.ref.v1.PlaceOrderResponse
+	(*GetOrderRequest)(nil),       // 17: faultline.ref.v1.GetOrderRequest
+	(*ListOrdersRequest)(nil),     // 18: faultline.ref.v1.ListOrdersRequest
 }
 var file_ref_proto_depIdxs = []int32{
 	0,  // 0: faultline.ref.v1.ListMerchantsResponse.merchants:type_name -> faultline.ref.v1.Merchant
 	4,  // 1: faultline.ref.v1.ListProductsResponse.products:type_name -> faultline.ref.v1.Product
-	12, // 2: faultline.ref.v1.PlaceOrderResponse.order:type_name -> faultline.ref.v1.Order
+	14, // 2: faultline.ref.v1.PlaceOrderResponse.order:type_name -> faultline.ref.v1.Order
 	1,  // 3: faultline.ref.v1.MerchantService.GetMerchant:input_type -> faultline.ref.v1.GetMerchantRequest
 	2,  // 4: faultline.ref.v1.MerchantService.ListMerchants:input_type -> faultline.ref.v1.ListMerchantsRequest
 	5,  // 5: faultline.ref.v1.ProductService.GetProduct:input_type -> faultline.ref.v1.GetProductRequest
 	6,  // 6: faultline.ref.v1.ProductService.ListProducts:input_type -> faultline.ref.v1.ListProductsRequest
 	8,  // 7: faultline.ref.v1.ProductService.ReserveStock:input_type -> faultline.ref.v1.ReserveStockRequest
-	10, // 8: faultline.ref.v1.ProductService.AppliedEvents:input_type -> faultline.ref.v1.AppliedEventsRequest
-	13, // 9: faultline.ref.v1.OrderService.PlaceOrder:input_type -> faultline.ref.v1.PlaceOrderRequest
-	15, // 10: faultline.ref.v1.OrderService.GetOrder:input_type -> faultline.ref.v1.GetOrderRequest
-	16, // 11: faultline.ref.v1.OrderService.ListOrders:input_type -> faultline.ref.v1.ListOrdersRequest
-	0,  // 12: faultline.ref.v1.MerchantService.GetMerchant:output_type -> faultline.ref.v1.Merchant
-	3,  // 13: faultline.ref.v1.MerchantService.ListMerchants:output_type -> faultline.ref.v1.ListMerchantsResponse
-	4,  // 14: faultline.ref.v1.ProductService.GetProduct:output_type -> faultline.ref.v1.Product
-	7,  // 15: faultline.ref.v1.ProductService.ListProducts:output_type -> faultline.ref.v1.ListProductsResponse
-	9,  // 16: faultline.ref.v1.ProductService.ReserveStock:output_type -> faultline.ref.v1.ReserveStockResponse
-	11, // 17: faultline.ref.v1.ProductService.AppliedEvents:output_type -> faultline.ref.v1.AppliedEvent
-	14, // 18: faultline.ref.v1.OrderService.PlaceOrder:output_type -> faultline.ref.v1.PlaceOrderResponse
-	12, // 19: faultline.ref.v1.OrderService.GetOrder:output_type -> faultline.ref.v1.Order
-	12, // 20: faultline.ref.v1.OrderService.ListOrders:output_type -> faultline.ref.v1.Order
-	12, // [12:21] is the sub-list for method output_type
-	3,  // [3:12] is the sub-list for method input_type
+	10, // 8: faultline.ref.v1.ProductService.ReleaseStock:input_type -> faultline.ref.v1.ReleaseStockRequest
+	12, // 9: faultline.ref.v1.ProductService.AppliedEvents:input_type -> faultline.ref.v1.AppliedEventsRequest
+	15, // 10: faultline.ref.v1.OrderService.PlaceOrder:input_type -> faultline.ref.v1.PlaceOrderRequest
+	17, // 11: faultline.ref.v1.OrderService.GetOrder:input_type -> faultline.ref.v1.GetOrderRequest
+	18, // 12: faultline.ref.v1.OrderService.ListOrders:input_type -> faultline.ref.v1.ListOrdersRequest
+	0,  // 13: faultline.ref.v1.MerchantService.GetMerchant:output_type -> faultline.ref.v1.Merchant
+	3,  // 14: faultline.ref.v1.MerchantService.ListMerchants:output_type -> faultline.ref.v1.ListMerchantsResponse
+	4,  // 15: faultline.ref.v1.ProductService.GetProduct:output_type -> faultline.ref.v1.Product
+	7,  // 16: faultline.ref.v1.ProductService.ListProducts:output_type -> faultline.ref.v1.ListProductsResponse
+	9,  // 17: faultline.ref.v1.ProductService.ReserveStock:output_type -> faultline.ref.v1.ReserveStockResponse
+	11, // 18: faultline.ref.v1.ProductService.ReleaseStock:output_type -> faultline.ref.v1.ReleaseStockResponse
+	13, // 19: faultline.ref.v1.ProductService.AppliedEvents:output_type -> faultline.ref.v1.AppliedEvent
+	16, // 20: faultline.ref.v1.OrderService.PlaceOrder:output_type -> faultline.ref.v1.PlaceOrderResponse
+	14, // 21: faultline.ref.v1.OrderService.GetOrder:output_type -> faultline.ref.v1.Order
+	14, // 22: faultline.ref.v1.OrderService.ListOrders:output_type -> faultline.ref.v1.Order
+	13, // [13:23] is the sub-list for method output_type
+	3,  // [3:13] is the sub-list for method input_type
 	3,  // [3:3] is the sub-list for extension type_name
 	3,  // [3:3] is the sub-list for extension extendee
 	0,  // [0:3] is the sub-list for field type_name
@@ -1126,7 +1276,7 @@ func file_ref_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ref_proto_rawDesc), len(file_ref_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

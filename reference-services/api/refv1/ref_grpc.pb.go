@@ -168,6 +168,7 @@ const (
 	ProductService_GetProduct_FullMethodName    = "/faultline.ref.v1.ProductService/GetProduct"
 	ProductService_ListProducts_FullMethodName  = "/faultline.ref.v1.ProductService/ListProducts"
 	ProductService_ReserveStock_FullMethodName  = "/faultline.ref.v1.ProductService/ReserveStock"
+	ProductService_ReleaseStock_FullMethodName  = "/faultline.ref.v1.ProductService/ReleaseStock"
 	ProductService_AppliedEvents_FullMethodName = "/faultline.ref.v1.ProductService/AppliedEvents"
 )
 
@@ -181,6 +182,9 @@ type ProductServiceClient interface {
 	ListProducts(ctx context.Context, in *ListProductsRequest, opts ...grpc.CallOption) (*ListProductsResponse, error)
 	// ReserveStock is the synchronous inventory design: decrements stock once per order_id.
 	ReserveStock(ctx context.Context, in *ReserveStockRequest, opts ...grpc.CallOption) (*ReserveStockResponse, error)
+	// ReleaseStock gives back what ReserveStock took for order_id, once; a release that
+	// arrives first leaves a tombstone so that a late ReserveStock for the order is refused.
+	ReleaseStock(ctx context.Context, in *ReleaseStockRequest, opts ...grpc.CallOption) (*ReleaseStockResponse, error)
 	// AppliedEvents streams every inventory change applied, for consistency checks.
 	AppliedEvents(ctx context.Context, in *AppliedEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AppliedEvent], error)
 }
@@ -223,6 +227,16 @@ func (c *productServiceClient) ReserveStock(ctx context.Context, in *ReserveStoc
 	return out, nil
 }
 
+func (c *productServiceClient) ReleaseStock(ctx context.Context, in *ReleaseStockRequest, opts ...grpc.CallOption) (*ReleaseStockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseStockResponse)
+	err := c.cc.Invoke(ctx, ProductService_ReleaseStock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *productServiceClient) AppliedEvents(ctx context.Context, in *AppliedEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AppliedEvent], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &ProductService_ServiceDesc.Streams[0], ProductService_AppliedEvents_FullMethodName, cOpts...)
@@ -252,6 +266,9 @@ type ProductServiceServer interface {
 	ListProducts(context.Context, *ListProductsRequest) (*ListProductsResponse, error)
 	// ReserveStock is the synchronous inventory design: decrements stock once per order_id.
 	ReserveStock(context.Context, *ReserveStockRequest) (*ReserveStockResponse, error)
+	// ReleaseStock gives back what ReserveStock took for order_id, once; a release that
+	// arrives first leaves a tombstone so that a late ReserveStock for the order is refused.
+	ReleaseStock(context.Context, *ReleaseStockRequest) (*ReleaseStockResponse, error)
 	// AppliedEvents streams every inventory change applied, for consistency checks.
 	AppliedEvents(*AppliedEventsRequest, grpc.ServerStreamingServer[AppliedEvent]) error
 	mustEmbedUnimplementedProductServiceServer()
@@ -272,6 +289,9 @@ func (UnimplementedProductServiceServer) ListProducts(context.Context, *ListProd
 }
 func (UnimplementedProductServiceServer) ReserveStock(context.Context, *ReserveStockRequest) (*ReserveStockResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReserveStock not implemented")
+}
+func (UnimplementedProductServiceServer) ReleaseStock(context.Context, *ReleaseStockRequest) (*ReleaseStockResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReleaseStock not implemented")
 }
 func (UnimplementedProductServiceServer) AppliedEvents(*AppliedEventsRequest, grpc.ServerStreamingServer[AppliedEvent]) error {
 	return status.Errorf(codes.Unimplemented, "method AppliedEvents not implemented")
@@ -351,6 +371,24 @@ func _ProductService_ReserveStock_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ProductService_ReleaseStock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseStockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProductServiceServer).ReleaseStock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProductService_ReleaseStock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProductServiceServer).ReleaseStock(ctx, req.(*ReleaseStockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ProductService_AppliedEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(AppliedEventsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -380,6 +418,10 @@ var ProductService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReserveStock",
 			Handler:    _ProductService_ReserveStock_Handler,
+		},
+		{
+			MethodName: "ReleaseStock",
+			Handler:    _ProductService_ReleaseStock_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -245,6 +245,80 @@ func (_c *ProductServiceClient_ListProducts_Call) RunAndReturn(run func(context.
 	return _c
 }
 
+// ReleaseStock provides a mock function with given fields: ctx, in, opts
+func (_m *ProductServiceClient) ReleaseStock(ctx context.Context, in *refv1.ReleaseStockRequest, opts ...grpc.CallOption) (*refv1.ReleaseStockResponse, error) {
+	_va := make([]interface{}, len(opts))
+	for _i := range opts {
+		_va[_i] = opts[_i]
+	}
+	var _ca []interface{}
+	_ca = append(_ca, ctx, in)
+	_ca = append(_ca, _va...)
+	ret := _m.Called(_ca...)
+
+	if len(ret) == 0 {
+		panic("no return value specified for ReleaseStock")
+	}
+
+	var r0 *refv1.ReleaseStockResponse
+	var r1 error
+	if rf, ok := ret.Get(0).(func(context.Context, *refv1.ReleaseStockRequest, ...grpc.CallOption) (*refv1.ReleaseStockResponse, error)); ok {
+		return rf(ctx, in, opts...)
+	}
+	if rf, ok := ret.Get(0).(func(context.Context, *refv1.ReleaseStockRequest, ...grpc.CallOption) *refv1.ReleaseStockResponse); ok {
+		r0 = rf(ctx, in, opts...)
+	} else {
+		if ret.Get(0) != nil {
+			r0 = ret.Get(0).(*refv1.ReleaseStockResponse)
+		}
+	}
+
+	if rf, ok := ret.Get(1).(func(context.Context, *refv1.ReleaseStockRequest, ...grpc.CallOption) error); ok {
+		r1 = rf(ctx, in, opts...)
+	} else {
+		r1 = ret.Error(1)
+	}
+
+	return r0, r1
+}
+
+// ProductServiceClient_ReleaseStock_Call is a *mock.Call that shadows Run/Return methods with type explicit version for method 'ReleaseStock'
+type ProductServiceClient_ReleaseStock_Call struct {
+	*mock.Call
+}
+
+// ReleaseStock is a helper method to define mock.On call
+//   - ctx context.Context
+//   - in *refv1.ReleaseStockRequest
+//   - opts ...grpc.CallOption
+func (_e *ProductServiceClient_Expecter) ReleaseStock(ctx interface{}, in interface{}, opts ...interface{}) *ProductServiceClient_ReleaseStock_Call {
+	return &ProductServiceClient_ReleaseStock_Call{Call: _e.mock.On("ReleaseStock",
+		append([]interface{}{ctx, in}, opts...)...)}
+}
+
+func (_c *ProductServiceClient_ReleaseStock_Call) Run(run func(ctx context.Context, in *refv1.ReleaseStockRequest, opts ...grpc.CallOption)) *ProductServiceClient_ReleaseStock_Call {
+	_c.Call.Run(func(args mock.Arguments) {
+		variadicArgs := make([]grpc.CallOption, len(args)-2)
+		for i, a := range args[2:] {
+			if a != nil {
+				variadicArgs[i] = a.(grpc.CallOption)
+			}
+		}
+		run(args[0].(context.Context), args[1].(*refv1.ReleaseStockRequest), variadicArgs...)
+	})
+	return _c
+}
+
+func (_c *ProductServiceClient_ReleaseStock_Call) Return(_a0 *refv1.ReleaseStockResponse, _a1 error) *ProductServiceClient_ReleaseStock_Call {
+	_c.Call.Return(_a0, _a1)
+	return _c
+}
+
+func (_c *ProductServiceClient_ReleaseStock_Call) RunAndReturn(run func(context.Context, *refv1.ReleaseStockRequest, ...grpc.CallOption) (*refv1.ReleaseStockResponse, error)) *ProductServiceClient_ReleaseStock_Call {
+	_c.Call.Return(run)
+	return _c
+}
+
 // ReserveStock provides a mock function with given fields: ctx, in, opts
 func (_m *ProductServiceClient) ReserveStock(ctx context.Context, in *refv1.ReserveStockRequest, opts ...grpc.CallOption) (*refv1.ReserveStockResponse, error) {
 	_va := make([]interface{}, len(opts))
