@@ -50,8 +50,12 @@ type Effect struct {
 	Configured float64 `json:"configured"`
 	Measured   float64 `json:"measured"`
 	Unit       string  `json:"unit"`
-	Landed     bool    `json:"landed"`
-	Detail     string  `json:"detail,omitempty"`
+	// Tolerance is how far Measured may lie from Configured, in Unit, for the fault to
+	// count as landed: the one number every output states. Zero when landing is a count
+	// that must match (processes, links) or an outcome (refused, reset).
+	Tolerance float64 `json:"tolerance,omitempty"`
+	Landed    bool    `json:"landed"`
+	Detail    string  `json:"detail,omitempty"`
 }
 
 // Env is what a fault acts on. Either part may be nil when a run has no such layer; a

@@ -147,6 +147,13 @@ func injectToxics(ctx context.Context, env Env, s *linkState, kind, target strin
 	return s.inject(ctx, links, kind, matched, specs, false, ttl)
 }
 
+// delayTolerance is how far a measured delay may lie from want: 10 %, at least 5 ms for
+// the machine's noise, and never more than half of want, so that a delay of nothing is
+// never within it.
+func delayTolerance(want time.Duration) time.Duration {
+	return min(max(want/10, 5*time.Millisecond), want/2)
+}
+
 // Latency delays data on a link. With direction both each way is delayed, so a request
 // and its answer take twice the latency longer.
 type Latency struct {
@@ -190,14 +197,20 @@ func (f *Latency) Inject(ctx context.Context, env Env) error {
 func (f *Latency) Heal(ctx context.Context, env Env) error { return f.st.heal(ctx, env, "latency") }
 
 // Measure compares time to first byte through each proxy with the same probe straight to
-// the upstream; the difference is the added latency.
+// the upstream; the difference is the added latency (with jitter, the difference of the
+// means, and the spread next to the jitter's). Effect.Tolerance is the allowance the
+// verdict used, always less than the latency itself.
 func (f *Latency) Measure(ctx context.Context, env Env) (Effect, error) {
-	n := len(streamsFor(f.Direction))
-	want := time.Duration(n) * f.Latency
-	tol := max(want/10, 5*time.Millisecond) + time.Duration(n)*f.Jitter
-	return measureLinks(ctx, env, "latency", &f.st, float64(want.Milliseconds()), "ms", func(ctx context.Context, l *Links, name string) linkResult {
-		return measureLatency(ctx, l, name, want, tol, f.Toxicity)
+	links, err := linksOf(env, "measure", "latency")
+	if err != nil {
+		return Effect{Kind: "latency"}, err
+	}
+	ls := newLatencySpec(f.Latency, f.Jitter, len(streamsFor(f.Direction)), links.samples, f.Toxicity)
+	eff, err := measureLinks(ctx, env, "latency", &f.st, msf(ls.want), "ms", func(ctx context.Context, l *Links, name string) linkResult {
+		return measureLatency(ctx, l, name, ls)
 	})
+	eff.Tolerance = msf(ls.tol)
+	return eff, err
 }
 
 // Bandwidth caps a link's throughput at Rate kilobytes (1000 bytes) per second.
@@ -275,10 +288,12 @@ func (f *SlowClose) Heal(ctx context.Context, env Env) error {
 // against the upstream directly; the difference is the added close delay.
 func (f *SlowClose) Measure(ctx context.Context, env Env) (Effect, error) {
 	want := time.Duration(len(streamsFor(f.Direction))) * f.Delay
-	tol := max(want/10, 5*time.Millisecond)
-	return measureLinks(ctx, env, "slow_close", &f.st, float64(want.Milliseconds()), "ms", func(ctx context.Context, l *Links, name string) linkResult {
+	tol := delayTolerance(want)
+	eff, err := measureLinks(ctx, env, "slow_close", &f.st, float64(want.Milliseconds()), "ms", func(ctx context.Context, l *Links, name string) linkResult {
 		return measureSlowClose(ctx, l, name, want, tol)
 	})
+	eff.Tolerance = msf(tol)
+	return eff, err
 }
 
 // Timeout black-holes a link: data stops flowing. With Timeout zero nothing comes back
@@ -326,9 +341,12 @@ func (f *Timeout) Measure(ctx context.Context, env Env) (Effect, error) {
 			return measureOutcome(ctx, l, name, OutcomeSilent, 0)
 		})
 	}
-	return measureLinks(ctx, env, "timeout", &f.st, float64(f.Timeout.Milliseconds()), "ms", func(ctx context.Context, l *Links, name string) linkResult {
-		return measureTimedClose(ctx, l, name, f.Timeout, max(f.Timeout/10, 5*time.Millisecond))
+	tol := delayTolerance(f.Timeout)
+	eff, err := measureLinks(ctx, env, "timeout", &f.st, float64(f.Timeout.Milliseconds()), "ms", func(ctx context.Context, l *Links, name string) linkResult {
+		return measureTimedClose(ctx, l, name, f.Timeout, tol)
 	})
+	eff.Tolerance = msf(tol)
+	return eff, err
 }
 
 // ResetPeer answers data with a TCP reset after Timeout (0: at once), the way a crashed
