@@ -44,6 +44,14 @@ type Measurer interface {
 	Measure(ctx context.Context, env Env) (Effect, error)
 }
 
+// WindowMeasurer is implemented by faults whose effect builds up over their whole window
+// (a crash loop's rounds), which a look right after Inject would undercount. The harness
+// calls MeasureWindow when the window ends, before healing, instead of Measure, and its
+// answer is the fault's one effect in every output.
+type WindowMeasurer interface {
+	MeasureWindow(ctx context.Context, env Env) (Effect, error)
+}
+
 // Effect is what a fault measurably did, next to what it was configured to do.
 type Effect struct {
 	Kind       string  `json:"kind"`

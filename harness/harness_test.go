@@ -274,3 +274,26 @@ func TestInterposerPublishesNothingWithoutRegistry(t *testing.T) {
 func componentNamed(name, service string) system.Component {
 	return system.Component{Name: name, Kind: service, Service: service}
 }
+
+// TestCrashLoopLandsOverItsWindow: a crash loop of five rounds is measured when its
+// window ends, not right after its first kill, and every output says the same: the
+// result's effect, the fault_landed check and the verdict.
+func TestCrashLoopLandsOverItsWindow(t *testing.T) {
+	res, _ := runScenario(t, loadTestdata(t, "crash-loop.yaml"))
+	require.Len(t, res.Faults, 1)
+	e := res.Faults[0].Effect
+	require.NotNil(t, e)
+	assert.True(t, e.Landed, e.Detail)
+	assert.Equal(t, 5.0, e.Configured, e.Detail)
+	assert.Equal(t, 5.0, e.Measured, e.Detail)
+	var landed *result.Check
+	for i, c := range res.Checks {
+		if c.Kind == "fault_landed" {
+			landed = &res.Checks[i]
+		}
+	}
+	require.NotNil(t, landed)
+	assert.True(t, landed.Passed, landed.Message)
+	assert.Contains(t, landed.Message, "measured 5 kills against 5 kills configured")
+	assert.NotEqual(t, result.Invalid, res.Verdict, "reason: %s", res.Reason)
+}

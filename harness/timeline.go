@@ -79,10 +79,13 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 	r.mu.Unlock()
 	r.report()
 	var eff *result.Effect
+	wm, windowed := f.(faults.WindowMeasurer)
 	switch m, ok := f.(faults.Measurer); {
 	case err != nil:
 		hf.Error = err.Error()
 		eff = &result.Effect{Detail: "inject: " + err.Error()}
+	case windowed:
+		// Measured once, when the window ends: a first look would undercount it.
 	case !ok:
 		// Without a measurement the run cannot show the fault did anything: never "passed".
 		eff = &result.Effect{Detail: fmt.Sprintf("fault type %s cannot measure its effect", fs.Type)}
@@ -99,9 +102,8 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 		case merr != nil:
 			eff = &result.Effect{Detail: "measure: " + merr.Error()}
 		default:
-			eff = &result.Effect{Configured: e.Configured, Measured: e.Measured, Unit: e.Unit, Landed: e.Landed, Detail: e.Detail}
-			hf.Configured = &history.Effect{Quantity: e.Kind, Value: e.Configured, Unit: e.Unit}
-			hf.Measured = &history.Effect{Quantity: e.Kind, Value: e.Measured, Unit: e.Unit}
+			eff = effectOf(e)
+			hf.Configured, hf.Measured = historyEffects(e)
 		}
 	}
 	r.mu.Lock()
@@ -113,11 +115,17 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 	_ = r.hist.Write(ev)
 
 	sleepUntil(ctx, r.loadStart.Add(fs.End().Std()))
+	heal := history.Fault{Action: history.FaultHeal, Name: fs.Name, Type: fs.Type, Target: hf.Target}
+	if windowed && err == nil {
+		eff = measureWindow(ctx, env, wm, &heal)
+		r.mu.Lock()
+		r.faults[i].Effect = eff
+		r.mu.Unlock()
+	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	herr := f.Heal(hctx, env)
 	cancel()
 	healedAt := r.since()
-	heal := history.Fault{Action: history.FaultHeal, Name: fs.Name, Type: fs.Type, Target: hf.Target}
 	if herr != nil {
 		heal.Error = herr.Error()
 	}

@@ -150,8 +150,12 @@ type Effect struct {
 	Configured float64 `json:"configured"`
 	Measured   float64 `json:"measured"`
 	Unit       string  `json:"unit"`
-	Landed     bool    `json:"landed"`
-	Detail     string  `json:"detail,omitempty"`
+	// Tolerance is how far Measured may lie from Configured, in Unit, for the fault to
+	// have landed: the one tolerance every output states. Zero when landing is a count
+	// that must match or an outcome.
+	Tolerance float64 `json:"tolerance,omitempty"`
+	Landed    bool    `json:"landed"`
+	Detail    string  `json:"detail,omitempty"`
 }
 
 // Check is one evaluated check.
