@@ -84,6 +84,10 @@ type Links struct {
 	server       proxyServer
 	remote       *Remote
 	prober       Prober
+	// ownProber is true when prober is TCPProbe to the address it is given: only then is
+	// each probe known to be one connection through the proxy, to set apart from the
+	// system's traffic. A custom prober's requests count as the system's.
+	ownProber bool
 	probeTimeout time.Duration
 	greetingWait time.Duration
 	samples      int
@@ -111,6 +115,13 @@ type linkEntry struct {
 	holders map[string]bool
 	// timers are dead-man timers keyed by toxic name or "down:"+holder.
 	timers map[string]*time.Timer
+	// traffic counts what crosses the proxy; nil when its server cannot count.
+	traffic *linkTraffic
+}
+
+// trafficCounting is a proxy that counts the traffic crossing it.
+type trafficCounting interface {
+	counter() *linkTraffic
 }
 
 // NewLinks starts an empty Toxiproxy server in this process (its logger silenced:
@@ -128,6 +139,7 @@ func NewLinks(opts ...Option) (*Links, error) {
 		o(l)
 	}
 	if l.prober == nil {
+		l.ownProber = true
 		l.prober = func(ctx context.Context, _ Link, addr string, spec ProbeSpec) Probe {
 			return TCPProbe(ctx, addr, spec)
 		}
@@ -196,7 +208,11 @@ func (l *Links) Add(ctx context.Context, link Link) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("add link %q: %w", name, err)
 	}
-	l.links[name] = &linkEntry{link: link, proxy: p, holders: map[string]bool{}, timers: map[string]*time.Timer{}}
+	e := &linkEntry{link: link, proxy: p, holders: map[string]bool{}, timers: map[string]*time.Timer{}}
+	if c, ok := p.(trafficCounting); ok {
+		e.traffic = c.counter()
+	}
+	l.links[name] = e
 	return p.listen(), nil
 }
 
@@ -536,6 +552,9 @@ func (l *Links) Close() error {
 			t.Stop()
 			delete(e.timers, k)
 		}
+		if e.traffic != nil {
+			e.traffic.release()
+		}
 	}
 	api := l.api
 	l.mu.Unlock()
@@ -571,7 +590,23 @@ func (l *Links) Probe(ctx context.Context, name string, spec ProbeSpec) (Probe, 
 		err = fmt.Errorf("probe link %q: %w", name, err)
 		return Probe{Outcome: OutcomeFailed, Err: err.Error()}, err
 	}
-	return l.prober(ctx, e.link, addr, l.fill(spec)), nil
+	// A probe through the proxy is the harness's traffic, not the system's: the watches
+	// open on the link set it apart, counted from its start so that a watch stopped
+	// meanwhile still does. One that never wrote carried nothing.
+	var watches []*TrafficWatch
+	if e.traffic != nil && l.ownProber {
+		watches = e.traffic.open()
+	}
+	for _, w := range watches {
+		w.probed(1)
+	}
+	p := l.prober(ctx, e.link, addr, l.fill(spec))
+	if !p.Wrote {
+		for _, w := range watches {
+			w.probed(-1)
+		}
+	}
+	return p, nil
 }
 
 // ProbeDirect sends spec straight to the link's upstream, bypassing the proxy: the

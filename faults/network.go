@@ -196,6 +196,9 @@ func (f *Latency) Inject(ctx context.Context, env Env) error {
 // Heal removes the toxics this fault added.
 func (f *Latency) Heal(ctx context.Context, env Env) error { return f.st.heal(ctx, env, "latency") }
 
+// InjectedLinks names the links the fault is in place on.
+func (f *Latency) InjectedLinks() []string { return f.st.injected() }
+
 // Measure compares time to first byte through each proxy with the same probe straight to
 // the upstream; the difference is the added latency (with jitter, the difference of the
 // means, and the spread next to the jitter's). Effect.Tolerance is the allowance the
@@ -243,6 +246,9 @@ func (f *Bandwidth) Inject(ctx context.Context, env Env) error {
 // Heal removes the toxics this fault added.
 func (f *Bandwidth) Heal(ctx context.Context, env Env) error { return f.st.heal(ctx, env, "bandwidth") }
 
+// InjectedLinks names the links the fault is in place on.
+func (f *Bandwidth) InjectedLinks() []string { return f.st.injected() }
+
 // Measure times an echoed transfer through the proxy. It needs an upstream that answers
 // with at least a fifth of a second's worth of data at the configured rate (an echo
 // server does); otherwise the effect is reported as not measurable, not as landed.
@@ -283,6 +289,9 @@ func (f *SlowClose) Inject(ctx context.Context, env Env) error {
 func (f *SlowClose) Heal(ctx context.Context, env Env) error {
 	return f.st.heal(ctx, env, "slow_close")
 }
+
+// InjectedLinks names the links the fault is in place on.
+func (f *SlowClose) InjectedLinks() []string { return f.st.injected() }
 
 // Measure half-closes a probe and times the end of the connection through the proxy
 // against the upstream directly; the difference is the added close delay.
@@ -333,6 +342,9 @@ func (f *Timeout) Inject(ctx context.Context, env Env) error {
 // Heal removes the toxics this fault added; connections held in the black hole close.
 func (f *Timeout) Heal(ctx context.Context, env Env) error { return f.st.heal(ctx, env, "timeout") }
 
+// InjectedLinks names the links the fault is in place on.
+func (f *Timeout) InjectedLinks() []string { return f.st.injected() }
+
 // Measure probes through the proxy: a black hole must stay silent for the whole probe
 // while the upstream answers directly; a timed one must close with no data at ~Timeout.
 func (f *Timeout) Measure(ctx context.Context, env Env) (Effect, error) {
@@ -380,6 +392,9 @@ func (f *ResetPeer) Heal(ctx context.Context, env Env) error {
 	return f.st.heal(ctx, env, "reset_peer")
 }
 
+// InjectedLinks names the links the fault is in place on.
+func (f *ResetPeer) InjectedLinks() []string { return f.st.injected() }
+
 // Measure expects a probe through the proxy to end in a reset.
 func (f *ResetPeer) Measure(ctx context.Context, env Env) (Effect, error) {
 	return measureLinks(ctx, env, "reset_peer", &f.st, 1, "reset", func(ctx context.Context, l *Links, name string) linkResult {
@@ -425,6 +440,9 @@ func (f *Slicer) Inject(ctx context.Context, env Env) error {
 // Heal removes the toxics this fault added.
 func (f *Slicer) Heal(ctx context.Context, env Env) error { return f.st.heal(ctx, env, "slicer") }
 
+// InjectedLinks names the links the fault is in place on.
+func (f *Slicer) InjectedLinks() []string { return f.st.injected() }
+
 // Measure reads an echoed transfer and reports the mean read size; it landed when the
 // proxy's answer arrives in more reads than the upstream's direct one.
 func (f *Slicer) Measure(ctx context.Context, env Env) (Effect, error) {
@@ -464,6 +482,9 @@ func (f *LimitData) Inject(ctx context.Context, env Env) error {
 func (f *LimitData) Heal(ctx context.Context, env Env) error {
 	return f.st.heal(ctx, env, "limit_data")
 }
+
+// InjectedLinks names the links the fault is in place on.
+func (f *LimitData) InjectedLinks() []string { return f.st.injected() }
 
 // Measure sends more than Bytes to an echoing upstream and expects the proxy to close
 // after at most Bytes came back.
@@ -526,4 +547,12 @@ var (
 	_ Measurer  = (*Down)(nil)
 	_ Validator = (*Down)(nil)
 	_ Targeted  = (*Down)(nil)
+
+	_ LinkFault = (*Latency)(nil)
+	_ LinkFault = (*Bandwidth)(nil)
+	_ LinkFault = (*SlowClose)(nil)
+	_ LinkFault = (*Timeout)(nil)
+	_ LinkFault = (*ResetPeer)(nil)
+	_ LinkFault = (*Slicer)(nil)
+	_ LinkFault = (*LimitData)(nil)
 )

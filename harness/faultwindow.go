@@ -2,6 +2,8 @@ package harness
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/faultline-dev/faultline/faults"
@@ -39,4 +41,50 @@ func measureWindow(ctx context.Context, env faults.Env, wm faults.WindowMeasurer
 	}
 	heal.Configured, heal.Measured = historyEffects(e)
 	return effectOf(e)
+}
+
+// trafficWatch counts what crosses a fault's links while it is in place; nil for a fault
+// that acts on no link's proxy or a run whose proxies cannot count.
+type trafficWatch struct{ w *faults.TrafficWatch }
+
+// watchTraffic starts counting the traffic on the links f was injected on.
+func watchTraffic(env faults.Env, f faults.Fault) trafficWatch {
+	lf, ok := f.(faults.LinkFault)
+	if !ok || env == nil || env.Links() == nil {
+		return trafficWatch{}
+	}
+	names := lf.InjectedLinks()
+	if len(names) == 0 {
+		return trafficWatch{}
+	}
+	return trafficWatch{w: env.Links().Watch(names)}
+}
+
+// stop ends the count; nil when nothing was counted.
+func (t trafficWatch) stop() *result.Traffic {
+	if t.w == nil {
+		return nil
+	}
+	got := t.w.Stop()
+	if !got.Observed {
+		return nil
+	}
+	return &result.Traffic{Links: got.Links, Connections: got.Connections, Bytes: got.Bytes, Probes: got.Probes}
+}
+
+// uncrossed names the first fault whose links no request of the load crossed while it
+// was in place, with the reason a verdict gives; "" when every counted fault was crossed.
+// Such a fault showed nothing about the system, however well it landed.
+func uncrossed(fs []result.Fault) string {
+	for _, f := range fs {
+		if f.Traffic == nil || f.Traffic.Connections > 0 {
+			continue
+		}
+		probes := ""
+		if f.Traffic.Probes > 0 {
+			probes = fmt.Sprintf(" (only the harness's %d probes did)", f.Traffic.Probes)
+		}
+		return fmt.Sprintf("no request crossed %s during %s%s", strings.Join(f.Traffic.Links, ", "), f.Name, probes)
+	}
+	return ""
 }

@@ -71,6 +71,7 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 	r.phaseEdge(checks.During(fs.Name), history.PhaseStart)
 	hf := history.Fault{Action: history.FaultInject, Name: fs.Name, Type: fs.Type, Target: targetOf(f), Params: paramsOf(f)}
 	err := f.Inject(ctx, env)
+	traffic := watchTraffic(env, f)
 	r.mu.Lock()
 	r.faults[i].Injected = result.Duration(injectedAt)
 	if err == nil {
@@ -122,6 +123,7 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 		r.faults[i].Effect = eff
 		r.mu.Unlock()
 	}
+	crossed := traffic.stop()
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	herr := f.Heal(hctx, env)
 	cancel()
@@ -133,6 +135,7 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 	r.phaseEdge(checks.During(fs.Name), history.PhaseEnd)
 	r.mu.Lock()
 	r.faults[i].Healed = result.Duration(healedAt)
+	r.faults[i].Traffic = crossed
 	if herr != nil {
 		r.faults[i].HealError = herr.Error()
 	}
