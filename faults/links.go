@@ -487,7 +487,7 @@ func (l *Links) ServeAPI(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("serve toxiproxy api: %w", err)
 	}
-	srv := &http.Server{Handler: guardAPI(l.server.handler()), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: l.keepCounting(guardAPI(l.server.handler())), ReadHeaderTimeout: 5 * time.Second}
 	l.mu.Lock()
 	if l.closed || l.api != nil {
 		l.mu.Unlock()
@@ -500,6 +500,24 @@ func (l *Links) ServeAPI(addr string) (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// keepCounting puts the traffic counters back after a hand reset through the API (POST
+// /reset removes every toxic), so that a reset never leaves a fault's traffic uncounted.
+func (l *Links) keepCounting(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		if r.Method != http.MethodPost || strings.TrimSuffix(r.URL.Path, "/") != "/reset" {
+			return
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, e := range l.links {
+			if lp, ok := e.proxy.(*localProxy); ok && lp.p.Toxics.GetToxic(trafficToxicName) == nil {
+				_ = lp.addCounter()
+			}
+		}
+	})
+}
+
 // guardAPI keeps hand-injection to toxics and enable/disable: creating, deleting or
 // re-pointing a proxy through the API could open a non-loopback listener or break the
 // harness's bookkeeping.
@@ -508,6 +526,9 @@ func guardAPI(next http.Handler) http.Handler {
 		path := strings.TrimSuffix(r.URL.Path, "/")
 		parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
 		switch {
+		case len(parts) == 4 && parts[2] == "toxics" && parts[3] == trafficToxicName && r.Method != http.MethodGet:
+			http.Error(w, "the traffic counter is managed by the faultline harness", http.StatusForbidden)
+			return
 		case r.Method == http.MethodPost && (path == "/proxies" || path == "/populate"):
 			http.Error(w, "proxies are managed by the faultline harness", http.StatusForbidden)
 			return

@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -107,4 +108,29 @@ func TestWatchDoesNotSubtractACustomProbersRequests(t *testing.T) {
 	got := w.Stop()
 	assert.Equal(t, 1, got.Connections, "%+v", got)
 	assert.Zero(t, got.Probes, "%+v", got)
+}
+
+// TestHandResetKeepsCounting: a teacher's POST /reset through the API removes every
+// toxic; the counter comes back at once, and it cannot be deleted by hand.
+func TestHandResetKeepsCounting(t *testing.T) {
+	l := newLinks(t)
+	proxy, _ := echoLink(t, l)
+	addr, err := l.ServeAPI("127.0.0.1:0")
+	require.NoError(t, err)
+	do := func(method, path string) int {
+		req, err := http.NewRequest(method, "http://"+addr+path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusForbidden, do("DELETE", "/proxies/caller-%3Eecho-1/toxics/"+trafficToxicName))
+	require.Less(t, do("POST", "/reset"), 300)
+	w := l.Watch([]string{"caller->echo-1"})
+	c, err := net.Dial("tcp", proxy)
+	require.NoError(t, err)
+	defer c.Close()
+	echoOnce(t, c, "after a hand reset")
+	assert.Equal(t, 1, w.Stop().Connections)
 }
