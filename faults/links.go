@@ -81,13 +81,13 @@ func WithGreetingWait(d time.Duration) Option { return func(l *Links) { l.greeti
 // listening on 127.0.0.1; with WithRemote in a Toxiproxy server elsewhere, driven through
 // its HTTP API. It is safe for concurrent use.
 type Links struct {
-	server       proxyServer
-	remote       *Remote
-	prober       Prober
+	server proxyServer
+	remote *Remote
+	prober Prober
 	// ownProber is true when prober is TCPProbe to the address it is given: only then is
 	// each probe known to be one connection through the proxy, to set apart from the
 	// system's traffic. A custom prober's requests count as the system's.
-	ownProber bool
+	ownProber    bool
 	probeTimeout time.Duration
 	greetingWait time.Duration
 	samples      int
