@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -272,6 +273,7 @@ type Pause struct {
 	Pick     string        `yaml:"pick,omitempty" json:"pick,omitempty"`
 	Duration time.Duration `yaml:"duration,omitempty" json:"duration,omitempty"`
 	st       procFaultState
+	inbound  []string // the links that call the paused components
 }
 
 // Validate checks the attributes.
@@ -298,6 +300,7 @@ func (f *Pause) Inject(ctx context.Context, env Env) error {
 		return errors.New("inject pause: already injected; heal it first")
 	}
 	var errs []error
+	f.inbound = inboundLinks(env, names)
 	for _, n := range names {
 		f.st.names = append(f.st.names, n)
 		if err := procs.Pause(n); err != nil {
@@ -331,6 +334,34 @@ func (f *Pause) Heal(ctx context.Context, env Env) error {
 		return fmt.Errorf("heal pause: %w", err)
 	}
 	return nil
+}
+
+// InjectedLinks names the links that call the paused components. A paused process's
+// kernel still accepts connections, so their proxies see every request that tries to
+// reach it: a pause that no request tried to cross showed nothing. (A killed process is
+// different: its proxies close each connection before it could be counted, so crash,
+// crash_loop and restart watch no link.)
+func (f *Pause) InjectedLinks() []string {
+	f.st.mu.Lock()
+	defer f.st.mu.Unlock()
+	if len(f.st.names) == 0 {
+		return nil
+	}
+	return slices.Clone(f.inbound)
+}
+
+// inboundLinks names the links whose callee is one of names.
+func inboundLinks(env Env, names []string) []string {
+	if env == nil || env.Links() == nil {
+		return nil
+	}
+	var out []string
+	for _, l := range env.Links().All() {
+		if slices.Contains(names, l.To) {
+			out = append(out, l.Name())
+		}
+	}
+	return out
 }
 
 // Measure checks each paused component is stopped: state T in /proc for a local PID, or
@@ -645,6 +676,7 @@ var (
 	_ Validator = (*Pause)(nil)
 	_ Targeted  = (*Pause)(nil)
 	_ Measurer  = (*Pause)(nil)
+	_ LinkFault = (*Pause)(nil)
 	_ Measurer  = (*Restart)(nil)
 	_ Measurer  = (*CrashLoop)(nil)
 

@@ -137,3 +137,24 @@ func TestCrashLoopIsMeasuredOverItsWindow(t *testing.T) {
 	assert.Equal(t, 3.0, eff.Measured, "effect %+v", eff)
 	assert.True(t, eff.Landed, "effect %+v", eff)
 }
+
+// TestPauseWatchesTheLinksThatCallIt: a paused process's kernel still accepts, so the
+// links that call it are where requests that tried to reach it are counted; a crash
+// watches none (its proxies close every connection before a link starts).
+func TestPauseWatchesTheLinksThatCallIt(t *testing.T) {
+	p, _ := sleepers(t)
+	l := newLinks(t)
+	upstream := startEcho(t)
+	addLink(t, l, Link{From: "caller", To: "sleeper-1", ToService: "sleeper", Upstream: upstream})
+	addLink(t, l, Link{From: "caller", To: "sleeper-2", ToService: "sleeper", Upstream: upstream})
+	env := NewEnv(l, p)
+	f := &Pause{Target: "sleeper-1"}
+	require.NoError(t, f.Inject(context.Background(), env))
+	assert.Equal(t, []string{"caller->sleeper-1"}, f.InjectedLinks())
+	require.NoError(t, f.Heal(context.Background(), env))
+	assert.Empty(t, f.InjectedLinks(), "healed: nothing in place")
+
+	var crash Fault = &Crash{Target: "sleeper-2"}
+	_, watches := crash.(LinkFault)
+	assert.False(t, watches)
+}

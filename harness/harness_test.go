@@ -298,18 +298,25 @@ func TestCrashLoopLandsOverItsWindow(t *testing.T) {
 	assert.NotEqual(t, result.Invalid, res.Verdict, "reason: %s", res.Reason)
 }
 
-// TestFaultNoRequestCrossedIsInvalid: a latency on gateway->order under a browse-only
-// load lands (the harness's probes see it) but no request of the load crosses it, so the
-// run cannot show anything about the system and is invalid, by the proxy's own count.
+// TestFaultNoRequestCrossedIsInvalid: a latency on gateway->order, or a pause of
+// order-1, under a browse-only load lands (the harness's probes, or /proc, see it) but no
+// request of the load crosses it, so the run cannot show anything about the system and is
+// invalid, by the proxies' own count.
 func TestFaultNoRequestCrossedIsInvalid(t *testing.T) {
-	res, _ := runScenario(t, loadTestdata(t, "uncrossed-latency.yaml"))
-	require.Len(t, res.Faults, 1)
-	f := res.Faults[0]
-	require.NotNil(t, f.Effect)
-	assert.True(t, f.Effect.Landed, "the fault is in place: %s", f.Effect.Detail)
-	require.NotNil(t, f.Traffic, "the proxy counted the link's traffic")
-	assert.Zero(t, f.Traffic.Connections, "%+v", f.Traffic)
-	assert.Positive(t, f.Traffic.Probes, "the harness's probes crossed, and were set apart: %+v", f.Traffic)
-	assert.Equal(t, result.Invalid, res.Verdict, "reason: %s", res.Reason)
-	assert.Contains(t, res.Reason, "no request crossed gateway->order-1 during slow-order")
+	for _, tt := range []struct{ file, reason string }{
+		{"uncrossed-latency.yaml", "no request crossed gateway->order-1 during slow-order"},
+		{"uncrossed-pause.yaml", "no request crossed gateway->order-1 during frozen-order"},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			res, _ := runScenario(t, loadTestdata(t, tt.file))
+			require.Len(t, res.Faults, 1)
+			f := res.Faults[0]
+			require.NotNil(t, f.Effect)
+			assert.True(t, f.Effect.Landed, "the fault is in place: %s", f.Effect.Detail)
+			require.NotNil(t, f.Traffic, "the proxies counted the link's traffic")
+			assert.Zero(t, f.Traffic.Connections, "%+v", f.Traffic)
+			assert.Equal(t, result.Invalid, res.Verdict, "reason: %s", res.Reason)
+			assert.Contains(t, res.Reason, tt.reason)
+		})
+	}
 }
