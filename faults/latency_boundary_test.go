@@ -66,3 +66,64 @@ func TestLatencyJitterIsMeasuredAsADistribution(t *testing.T) {
 	assert.InDelta(t, 200, eff.Measured, eff.Tolerance, "the mean, not the fastest probe: %+v", eff)
 	assert.Greater(t, eff.Measured, 110.0, "effect %+v", eff)
 }
+
+// TestLatencyToleranceNeverReachesTheDelay: whatever the latency and jitter, a link that
+// added nothing lies outside the tolerance.
+func TestLatencyToleranceNeverReachesTheDelay(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		latency, jitter time.Duration
+		streams         int
+		want, tol       time.Duration
+	}{
+		{1 * ms, 0, 1, 1 * ms, ms / 2},
+		{4 * ms, 0, 1, 4 * ms, 2 * ms},
+		{10 * ms, 0, 1, 10 * ms, 5 * ms},
+		{300 * ms, 0, 1, 300 * ms, 30 * ms},
+		{300 * ms, 0, 2, 600 * ms, 60 * ms},
+		{200 * ms, 200 * ms, 1, 200 * ms, 97460 * time.Microsecond}, // 20 ms + 3·(200/√3)/√20, under half
+		{20 * ms, 20 * ms, 1, 20 * ms, 10 * ms},                     // 5 ms + 7.7 ms, capped at half
+		{1000 * ms, 100 * ms, 1, 1000 * ms, 100*ms + 3*time.Duration(float64(100*ms)/1.7320508/4.472136)},
+	}
+	for _, tt := range tests {
+		ls := newLatencySpec(tt.latency, tt.jitter, tt.streams, 5, 0)
+		assert.Equal(t, tt.want, ls.want, "%+v", tt)
+		assert.InDelta(t, float64(tt.tol), float64(ls.tol), float64(time.Millisecond), "%+v", tt)
+		assert.Less(t, ls.tol, ls.want, "0 ms added must never land: %+v", tt)
+		if tt.jitter > 0 {
+			assert.GreaterOrEqual(t, ls.samples, jitterSamples, "a distribution takes enough probes")
+		}
+	}
+}
+
+// TestLatencyMeasureAtTheBoundary holds the verdict to its bounds on a real proxy: a hand
+// toxic adds a known delay and the measurement is held to what a fault would want.
+func TestLatencyMeasureAtTheBoundary(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name   string
+		added  time.Duration // what the proxy really adds
+		want   time.Duration // what the measurement expects
+		landed bool
+	}{
+		{"as configured", 100 * ms, 100 * ms, true},
+		{"within 10 %", 95 * ms, 100 * ms, true},
+		{"well short of it", 60 * ms, 100 * ms, false},
+		{"nothing added", 0, 100 * ms, false},
+		{"twice as much", 200 * ms, 100 * ms, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLinks(t)
+			echoLink(t, l)
+			const name = "caller->echo-1"
+			if tt.added > 0 {
+				_, err := l.AddToxic(context.Background(), name, Toxic{Type: "latency", Attributes: map[string]any{"latency": tt.added.Milliseconds()}})
+				assert.NoError(t, err)
+			}
+			r := measureLatency(context.Background(), l, name, newLatencySpec(tt.want, 0, 1, l.samples, 0))
+			assert.Equal(t, tt.landed, r.landed, r.detail)
+			assert.InDelta(t, tt.added.Seconds()*1000, r.measured, 5, r.detail)
+		})
+	}
+}
