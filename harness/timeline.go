@@ -124,6 +124,9 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 		r.mu.Unlock()
 	}
 	crossed := traffic.stop()
+	if ctx.Err() != nil {
+		crossed = nil // an interrupted window concludes nothing
+	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	herr := f.Heal(hctx, env)
 	cancel()
