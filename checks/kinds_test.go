@@ -345,27 +345,42 @@ func TestFaultLanded(t *testing.T) {
 		}
 	}
 	landed := []scenarios.Check{check(&scenarios.FaultLandedCheck{})}
+	// The fault's own tolerance (the one its measurement used and the fault table shows)
+	// is the check's unless the check sets a tighter one: one number, one place.
+	own := &result.Effect{Configured: 0.3, Measured: 0.33, Unit: "s", Tolerance: 0.03, Landed: true}
 	runKindCases(t, []kindCase{
 		{
-			name: "landed within tolerance", during: landed,
-			want: map[string]want{"during:slow/fault_landed": {passed: true, figure: 0.1, threshold: 0.5,
-				msg: "fault slow measured 0.33 s against 0.3 s configured (10% off, tolerance 50%)"}},
+			name: "landed within the fault's own tolerance", during: landed, in: with(own),
+			want: map[string]want{"during:slow/fault_landed": {passed: true, figure: 0.1, threshold: 0.1,
+				msg: "fault slow measured 0.33 s against 0.3 s configured (10% off, tolerance ± 0.03 s)"}},
 		},
 		{
-			name: "landed, but outside a tight tolerance", during: []scenarios.Check{check(&scenarios.FaultLandedCheck{Tolerance: 0.05})},
+			name: "landed, but outside a tight tolerance", during: []scenarios.Check{check(&scenarios.FaultLandedCheck{Tolerance: 0.05})}, in: with(own),
 			want: map[string]want{"during:slow/fault_landed": {figure: 0.1, threshold: 0.05,
-				msg: "fault slow landed too far from its configuration: measured 0.33 s against 0.3 s configured (10% off, tolerance 5%)"}},
+				msg: "fault slow landed too far from its configuration: measured 0.33 s against 0.3 s configured (10% off, tolerance 5% set by the check)"}},
+		},
+		{
+			name: "a looser tolerance on the check does not land a fault that missed its own", during: []scenarios.Check{check(&scenarios.FaultLandedCheck{Tolerance: 0.5})},
+			in: with(&result.Effect{Configured: 0.3, Measured: 0.2, Unit: "s", Tolerance: 0.03, Landed: false}),
+			want: map[string]want{"during:slow/fault_landed": {figure: 1.0 / 3, threshold: 0.5,
+				msg: "fault slow did not land: measured 0.2 s against 0.3 s configured (33.33% off, tolerance 50% set by the check)"}},
 		},
 		{
 			name: "did not land", during: landed,
-			in: with(&result.Effect{Configured: 0.3, Measured: 0, Unit: "s", Landed: false}),
-			want: map[string]want{"during:slow/fault_landed": {figure: 1, threshold: 0.5,
-				msg: "fault slow did not land: measured 0 s against 0.3 s configured (100% off, tolerance 50%)"}},
+			in: with(&result.Effect{Configured: 0.3, Measured: 0, Unit: "s", Tolerance: 0.03, Landed: false}),
+			want: map[string]want{"during:slow/fault_landed": {figure: 1, threshold: 0.1,
+				msg: "fault slow did not land: measured 0 s against 0.3 s configured (100% off, tolerance ± 0.03 s)"}},
+		},
+		{
+			name: "a count must match", during: landed,
+			in: with(&result.Effect{Configured: 5, Measured: 5, Unit: "kills", Landed: true}),
+			want: map[string]want{"during:slow/fault_landed": {passed: true, figure: 0, threshold: 0,
+				msg: "fault slow measured 5 kills against 5 kills configured (0% off, must match)"}},
 		},
 		{
 			name: "no effect recorded", over: []scenarios.Check{check(&scenarios.FaultLandedCheck{Fault: "slow"})},
 			in: with(nil),
-			want: map[string]want{"overall/fault_landed/slow": {threshold: 0.5,
+			want: map[string]want{"overall/fault_landed/slow": {
 				msg: "fault slow has no measured effect, so nothing shows it landed"}},
 		},
 	})

@@ -44,14 +44,26 @@ type Measurer interface {
 	Measure(ctx context.Context, env Env) (Effect, error)
 }
 
+// WindowMeasurer is implemented by faults whose effect builds up over their whole window
+// (a crash loop's rounds), which a look right after Inject would undercount. The harness
+// calls MeasureWindow when the window ends, before healing, instead of Measure, and its
+// answer is the fault's one effect in every output.
+type WindowMeasurer interface {
+	MeasureWindow(ctx context.Context, env Env) (Effect, error)
+}
+
 // Effect is what a fault measurably did, next to what it was configured to do.
 type Effect struct {
 	Kind       string  `json:"kind"`
 	Configured float64 `json:"configured"`
 	Measured   float64 `json:"measured"`
 	Unit       string  `json:"unit"`
-	Landed     bool    `json:"landed"`
-	Detail     string  `json:"detail,omitempty"`
+	// Tolerance is how far Measured may lie from Configured, in Unit, for the fault to
+	// count as landed: the one number every output states. Zero when landing is a count
+	// that must match (processes, links) or an outcome (refused, reset).
+	Tolerance float64 `json:"tolerance,omitempty"`
+	Landed    bool    `json:"landed"`
+	Detail    string  `json:"detail,omitempty"`
 }
 
 // Env is what a fault acts on. Either part may be nil when a run has no such layer; a

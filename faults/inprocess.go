@@ -66,7 +66,13 @@ func (s *localServer) create(_ context.Context, name, upstream string) (proxy, e
 	if err := s.server.Collection.Add(p, true); err != nil {
 		return nil, err
 	}
-	return localProxy{p}, nil
+	lp := &localProxy{p: p, traffic: newLinkTraffic()}
+	if err := lp.addCounter(); err != nil {
+		lp.traffic.release()
+		_ = s.server.Collection.Remove(name)
+		return nil, fmt.Errorf("count traffic: %w", err)
+	}
+	return lp, nil
 }
 
 // dial is the identity: the proxies and the upstreams are on this host already.
@@ -75,8 +81,11 @@ func (s *localServer) dial(addr string) (string, error) { return addr, nil }
 func (s *localServer) healAll(ctx context.Context, proxies []proxy) error {
 	var errs []error
 	for _, p := range proxies {
-		lp := p.(localProxy)
+		lp := p.(*localProxy)
 		lp.p.Toxics.ResetToxics(ctx)
+		if err := lp.addCounter(); err != nil {
+			errs = append(errs, fmt.Errorf("count traffic of %q: %w", lp.p.Name, err))
+		}
 		if err := startProxy(lp.p); err != nil {
 			errs = append(errs, err)
 		}
@@ -89,11 +98,27 @@ func (s *localServer) handler() http.Handler { return s.server.Routes() }
 func (s *localServer) close(context.Context) error { return s.server.Collection.Clear() }
 
 // localProxy is a proxy of the in-process server; it acts on *toxiproxy.Proxy directly.
+// Its traffic counter sits first in its upstream chain (see trafficToxic).
 type localProxy struct {
-	p *toxiproxy.Proxy
+	p       *toxiproxy.Proxy
+	traffic *linkTraffic
 }
 
-func (lp localProxy) listen() string { return listenOf(lp.p) }
+// addCounter puts the traffic counter on the proxy; the proxy's toxics must be empty, so
+// that it comes first.
+func (lp *localProxy) addCounter() error {
+	body, err := toxicJSON(lp.traffic.toxic())
+	if err != nil {
+		return err
+	}
+	_, err = lp.p.Toxics.AddToxicJson(strings.NewReader(string(body)))
+	return err
+}
+
+// counter is the proxy's traffic counter.
+func (lp *localProxy) counter() *linkTraffic { return lp.traffic }
+
+func (lp *localProxy) listen() string { return listenOf(lp.p) }
 
 func listenOf(p *toxiproxy.Proxy) string {
 	p.Lock()
@@ -107,12 +132,12 @@ func enabledOf(p *toxiproxy.Proxy) bool {
 	return p.Enabled
 }
 
-func (lp localProxy) setUpstream(_ context.Context, upstream string) error {
+func (lp *localProxy) setUpstream(_ context.Context, upstream string) error {
 	update := &toxiproxy.Proxy{Listen: listenOf(lp.p), Upstream: upstream, Enabled: enabledOf(lp.p)}
 	return lp.p.Update(update)
 }
 
-func (lp localProxy) addToxic(_ context.Context, t Toxic) error {
+func (lp *localProxy) addToxic(_ context.Context, t Toxic) error {
 	body, err := toxicJSON(t)
 	if err != nil {
 		return err
@@ -121,17 +146,17 @@ func (lp localProxy) addToxic(_ context.Context, t Toxic) error {
 	return err
 }
 
-func (lp localProxy) removeToxic(ctx context.Context, name string) error {
+func (lp *localProxy) removeToxic(ctx context.Context, name string) error {
 	if err := lp.p.Toxics.RemoveToxic(ctx, name); err != nil && !errors.Is(err, toxiproxy.ErrToxicNotFound) {
 		return err
 	}
 	return nil
 }
 
-func (lp localProxy) toxicNames(context.Context) ([]string, error) {
+func (lp *localProxy) toxicNames(context.Context) ([]string, error) {
 	var out []string
 	for _, t := range lp.p.Toxics.GetToxicArray() {
-		if w, ok := t.(*toxics.ToxicWrapper); ok {
+		if w, ok := t.(*toxics.ToxicWrapper); ok && w.Name != trafficToxicName {
 			out = append(out, w.Name)
 		}
 	}
@@ -139,7 +164,7 @@ func (lp localProxy) toxicNames(context.Context) ([]string, error) {
 	return out, nil
 }
 
-func (lp localProxy) setEnabled(_ context.Context, enabled bool) error {
+func (lp *localProxy) setEnabled(_ context.Context, enabled bool) error {
 	if enabled {
 		return startProxy(lp.p)
 	}
@@ -147,7 +172,7 @@ func (lp localProxy) setEnabled(_ context.Context, enabled bool) error {
 	return nil
 }
 
-func (lp localProxy) enabled(context.Context) (bool, error) { return enabledOf(lp.p), nil }
+func (lp *localProxy) enabled(context.Context) (bool, error) { return enabledOf(lp.p), nil }
 
 func startProxy(p *toxiproxy.Proxy) error {
 	if err := p.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {

@@ -81,9 +81,13 @@ func WithGreetingWait(d time.Duration) Option { return func(l *Links) { l.greeti
 // listening on 127.0.0.1; with WithRemote in a Toxiproxy server elsewhere, driven through
 // its HTTP API. It is safe for concurrent use.
 type Links struct {
-	server       proxyServer
-	remote       *Remote
-	prober       Prober
+	server proxyServer
+	remote *Remote
+	prober Prober
+	// ownProber is true when prober is TCPProbe to the address it is given: only then is
+	// each probe known to be one connection through the proxy, to set apart from the
+	// system's traffic. A custom prober's requests count as the system's.
+	ownProber    bool
 	probeTimeout time.Duration
 	greetingWait time.Duration
 	samples      int
@@ -111,6 +115,13 @@ type linkEntry struct {
 	holders map[string]bool
 	// timers are dead-man timers keyed by toxic name or "down:"+holder.
 	timers map[string]*time.Timer
+	// traffic counts what crosses the proxy; nil when its server cannot count.
+	traffic *linkTraffic
+}
+
+// trafficCounting is a proxy that counts the traffic crossing it.
+type trafficCounting interface {
+	counter() *linkTraffic
 }
 
 // NewLinks starts an empty Toxiproxy server in this process (its logger silenced:
@@ -128,6 +139,7 @@ func NewLinks(opts ...Option) (*Links, error) {
 		o(l)
 	}
 	if l.prober == nil {
+		l.ownProber = true
 		l.prober = func(ctx context.Context, _ Link, addr string, spec ProbeSpec) Probe {
 			return TCPProbe(ctx, addr, spec)
 		}
@@ -196,7 +208,11 @@ func (l *Links) Add(ctx context.Context, link Link) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("add link %q: %w", name, err)
 	}
-	l.links[name] = &linkEntry{link: link, proxy: p, holders: map[string]bool{}, timers: map[string]*time.Timer{}}
+	e := &linkEntry{link: link, proxy: p, holders: map[string]bool{}, timers: map[string]*time.Timer{}}
+	if c, ok := p.(trafficCounting); ok {
+		e.traffic = c.counter()
+	}
+	l.links[name] = e
 	return p.listen(), nil
 }
 
@@ -471,7 +487,7 @@ func (l *Links) ServeAPI(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("serve toxiproxy api: %w", err)
 	}
-	srv := &http.Server{Handler: guardAPI(l.server.handler()), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: l.keepCounting(guardAPI(l.server.handler())), ReadHeaderTimeout: 5 * time.Second}
 	l.mu.Lock()
 	if l.closed || l.api != nil {
 		l.mu.Unlock()
@@ -484,6 +500,24 @@ func (l *Links) ServeAPI(addr string) (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// keepCounting puts the traffic counters back after a hand reset through the API (POST
+// /reset removes every toxic), so that a reset never leaves a fault's traffic uncounted.
+func (l *Links) keepCounting(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		if r.Method != http.MethodPost || strings.TrimSuffix(r.URL.Path, "/") != "/reset" {
+			return
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, e := range l.links {
+			if lp, ok := e.proxy.(*localProxy); ok && lp.p.Toxics.GetToxic(trafficToxicName) == nil {
+				_ = lp.addCounter()
+			}
+		}
+	})
+}
+
 // guardAPI keeps hand-injection to toxics and enable/disable: creating, deleting or
 // re-pointing a proxy through the API could open a non-loopback listener or break the
 // harness's bookkeeping.
@@ -492,6 +526,9 @@ func guardAPI(next http.Handler) http.Handler {
 		path := strings.TrimSuffix(r.URL.Path, "/")
 		parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
 		switch {
+		case len(parts) == 4 && parts[2] == "toxics" && parts[3] == trafficToxicName && r.Method != http.MethodGet:
+			http.Error(w, "the traffic counter is managed by the faultline harness", http.StatusForbidden)
+			return
 		case r.Method == http.MethodPost && (path == "/proxies" || path == "/populate"):
 			http.Error(w, "proxies are managed by the faultline harness", http.StatusForbidden)
 			return
@@ -536,6 +573,9 @@ func (l *Links) Close() error {
 			t.Stop()
 			delete(e.timers, k)
 		}
+		if e.traffic != nil {
+			e.traffic.release()
+		}
 	}
 	api := l.api
 	l.mu.Unlock()
@@ -571,7 +611,23 @@ func (l *Links) Probe(ctx context.Context, name string, spec ProbeSpec) (Probe, 
 		err = fmt.Errorf("probe link %q: %w", name, err)
 		return Probe{Outcome: OutcomeFailed, Err: err.Error()}, err
 	}
-	return l.prober(ctx, e.link, addr, l.fill(spec)), nil
+	// A probe through the proxy is the harness's traffic, not the system's: the watches
+	// open on the link set it apart, counted from its start so that a watch stopped
+	// meanwhile still does. One that never wrote carried nothing.
+	var watches []*TrafficWatch
+	if e.traffic != nil && l.ownProber {
+		watches = e.traffic.open()
+	}
+	for _, w := range watches {
+		w.probed(1)
+	}
+	p := l.prober(ctx, e.link, addr, l.fill(spec))
+	if !p.Wrote {
+		for _, w := range watches {
+			w.probed(-1)
+		}
+	}
+	return p, nil
 }
 
 // ProbeDirect sends spec straight to the link's upstream, bypassing the proxy: the

@@ -107,6 +107,47 @@ func responseTime(p Probe) (time.Duration, bool) {
 	return 0, false
 }
 
+// latencySpec is what a latency measurement holds a link to: the added delay a request
+// and its answer should see (both streams counted), the spread the jitter gives it, and
+// the tolerance the verdict uses.
+type latencySpec struct {
+	want     time.Duration
+	spread   time.Duration // standard deviation of the added delay the jitter causes; 0 without jitter
+	samples  int
+	tol      time.Duration
+	toxicity float64
+}
+
+// jitterSamples is how many probes a measurement with jitter takes at least: the mean of
+// a uniform jitter settles slowly, and the verdict's allowance for it shrinks with √n.
+const jitterSamples = 20
+
+// newLatencySpec derives the measurement of a latency toxic on streams streams.
+// Toxiproxy delays each chunk by latency plus a uniform draw from [-jitter, +jitter), so
+// each stream adds a delay of mean latency and standard deviation jitter/√3, and the
+// streams' delays add up.
+//
+// The tolerance is max(10 %, 5 ms) of the delay, plus three standard errors of the
+// sample mean when there is jitter, and never more than half the delay: a tolerance as
+// wide as the delay itself would call a link that added nothing landed.
+func newLatencySpec(latency, jitter time.Duration, streams, samples int, toxicity float64) latencySpec {
+	s := latencySpec{want: time.Duration(streams) * latency, samples: samples, toxicity: toxicity}
+	if jitter > 0 {
+		s.spread = time.Duration(float64(jitter) * math.Sqrt(float64(streams)/3))
+		s.samples = max(samples, jitterSamples)
+	}
+	if toxicity > 0 && toxicity < 1 {
+		// Enough samples that an affected connection is all but certain to show up.
+		s.samples = max(s.samples, min(30, samples*int(math.Ceil(1/toxicity))))
+	}
+	s.tol = max(s.want/10, 5*time.Millisecond)
+	if s.spread > 0 {
+		s.tol += time.Duration(3 * float64(s.spread) / math.Sqrt(float64(s.samples)))
+	}
+	s.tol = min(s.tol, s.want/2) // as in delayTolerance
+	return s
+}
+
 // measureLatency measures the latency added on one link: the time a probe's payload
 // takes to be answered through the proxy, less the same straight to the upstream.
 //
@@ -121,20 +162,24 @@ func responseTime(p Probe) (time.Duration, bool) {
 // launched a little after the one before, so n samples cost one probe's time and fit in
 // a short fault window, and both paths see the same moments of the machine's load.
 //
-// The statistic is the minimum on each path. Scheduler noise on a loaded machine only
-// ever makes a probe slower, never faster, and Toxiproxy never releases data early (it
-// sleeps the configured delay counted from when it read the data), so the fastest sample
-// of a path is the one least disturbed, and min(proxied) - min(direct) is the added
-// latency with the noise removed rather than averaged in. Staggering the pairs keeps one
-// hiccup (a GC pause in this process, which hosts the proxies) from hitting every
-// proxied sample at the same moment. With jitter the minimum leans towards
-// latency - jitter; the tolerance already allows for jitter.
-func measureLatency(ctx context.Context, l *Links, name string, want, tol time.Duration, toxicity float64) linkResult {
-	n := l.samples
-	if toxicity > 0 && toxicity < 1 {
-		// Enough samples that an affected connection is all but certain to show up.
-		n = min(30, n*int(math.Ceil(1/toxicity)))
-	}
+// Without jitter the statistic is the minimum on each path. Scheduler noise on a loaded
+// machine only ever makes a probe slower, never faster, and Toxiproxy never releases data
+// early (it sleeps the configured delay counted from when it read the data), so the
+// fastest sample of a path is the one least disturbed, and min(proxied) - min(direct) is
+// the added latency with the noise removed rather than averaged in. Staggering the pairs
+// keeps one hiccup (a GC pause in this process, which hosts the proxies) from hitting
+// every proxied sample at the same moment.
+//
+// With jitter the fastest sample is biased towards latency - jitter, so the statistic is
+// the distribution instead: the mean of the proxied samples less the mean of their direct
+// twins (the noise both paths share cancels), and the proxied samples' spread, reported
+// against the spread the jitter should give. One bias remains with an upstream that greets
+// (gRPC, NATS): Toxiproxy releases a connection's chunks in order, so a reply queued behind
+// the greeting leaves no earlier than the greeting, the larger of two draws (a mean up to a
+// third of the jitter high, inside the tolerance). Taking the greeting before writing would
+// remove it but double the time a probe takes, which a short window cannot afford.
+func measureLatency(ctx context.Context, l *Links, name string, ls latencySpec) linkResult {
+	want, tol, n := ls.want, ls.tol, ls.samples
 	timeout := 2*want + l.probeTimeout
 	first, err := l.ProbeDirect(ctx, name, ProbeSpec{Greeting: l.greetingWait, Timeout: timeout})
 	if err != nil {
@@ -167,9 +212,11 @@ func measureLatency(ctx context.Context, l *Links, name string, want, tol time.D
 	wg.Wait()
 
 	var greetDirect, greetProxied []time.Duration
+	var directTimes []time.Duration
 	for i := range n {
 		if d, ok := responseTime(direct[i]); ok {
 			base = min(base, d)
+			directTimes = append(directTimes, d)
 		}
 		if direct[i].Greeting > 0 && proxied[i].Greeting > 0 {
 			greetDirect, greetProxied = append(greetDirect, direct[i].Greeting), append(greetProxied, proxied[i].Greeting)
@@ -201,26 +248,52 @@ func measureLatency(ctx context.Context, l *Links, name string, want, tol time.D
 			dialect += fmt.Sprintf(" (greeting +%s)", (slices.Min(greetProxied) - slices.Min(greetDirect)).Round(time.Millisecond/10))
 		}
 	}
-	added := slices.Min(times) - base
 	share := ""
-	if toxicity > 0 && toxicity < 1 {
+	if ls.toxicity > 0 && ls.toxicity < 1 {
 		var hit []time.Duration
 		for _, t := range times {
 			if t-base >= want/2 {
-				hit = append(hit, t-base)
+				hit = append(hit, t)
 			}
 		}
 		if len(hit) == 0 {
-			return linkResult{detail: fmt.Sprintf("no probe of %d was delayed (toxicity %g)", n, toxicity)}
+			return linkResult{detail: fmt.Sprintf("no probe of %d was delayed (toxicity %g)", n, ls.toxicity)}
 		}
-		added = slices.Min(hit)
 		share = fmt.Sprintf(", %d of %d probes delayed", len(hit), n)
+		times = hit
 	}
-	diff := added - want
-	landed := diff <= tol && diff >= -tol
-	return linkResult{measured: msf(added), landed: landed,
-		detail: fmt.Sprintf("added %s (want %s ± %s; fastest of %d concurrent probes, direct %s%s%s)",
-			added.Round(time.Millisecond/10), want, tol, n, base.Round(time.Millisecond/10), share, dialect)}
+	// Landing takes a real added delay: within tol of want, and tol is less than want.
+	within := func(added time.Duration) bool { d := added - want; return d <= tol && d >= -tol }
+	if ls.spread == 0 {
+		added := slices.Min(times) - base
+		return linkResult{measured: msf(added), landed: within(added),
+			detail: fmt.Sprintf("added %s (want %s ± %s; fastest of %d concurrent probes, direct %s%s%s)",
+				added.Round(time.Millisecond/10), want, tol, n, base.Round(time.Millisecond/10), share, dialect)}
+	}
+	mean, sd := meanSD(times)
+	directMean, _ := meanSD(directTimes)
+	added := mean - directMean
+	return linkResult{measured: msf(added), landed: within(added),
+		detail: fmt.Sprintf("mean added %s, spread (sd) %s over %d probes (want mean %s ± %s, spread about %s from the jitter; direct %s%s%s)",
+			added.Round(time.Millisecond/10), sd.Round(time.Millisecond/10), len(times), want, tol, ls.spread.Round(time.Millisecond/10),
+			directMean.Round(time.Millisecond/10), share, dialect)}
+}
+
+// meanSD is the mean and the (population) standard deviation of ds; zero for none.
+func meanSD(ds []time.Duration) (mean, sd time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	var sum float64
+	for _, d := range ds {
+		sum += float64(d)
+	}
+	m := sum / float64(len(ds))
+	var sq float64
+	for _, d := range ds {
+		sq += (float64(d) - m) * (float64(d) - m)
+	}
+	return time.Duration(m), time.Duration(math.Sqrt(sq / float64(len(ds))))
 }
 
 // staggerSpacing is the pause between launching successive probe pairs: up to 25 ms, less

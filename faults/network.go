@@ -147,6 +147,13 @@ func injectToxics(ctx context.Context, env Env, s *linkState, kind, target strin
 	return s.inject(ctx, links, kind, matched, specs, false, ttl)
 }
 
+// delayTolerance is how far a measured delay may lie from want: 10 %, at least 5 ms for
+// the machine's noise, and never more than half of want, so that a delay of nothing is
+// never within it.
+func delayTolerance(want time.Duration) time.Duration {
+	return min(max(want/10, 5*time.Millisecond), want/2)
+}
+
 // Latency delays data on a link. With direction both each way is delayed, so a request
 // and its answer take twice the latency longer.
 type Latency struct {
@@ -189,15 +196,24 @@ func (f *Latency) Inject(ctx context.Context, env Env) error {
 // Heal removes the toxics this fault added.
 func (f *Latency) Heal(ctx context.Context, env Env) error { return f.st.heal(ctx, env, "latency") }
 
+// InjectedLinks names the links the fault is in place on.
+func (f *Latency) InjectedLinks() []string { return f.st.injected() }
+
 // Measure compares time to first byte through each proxy with the same probe straight to
-// the upstream; the difference is the added latency.
+// the upstream; the difference is the added latency (with jitter, the difference of the
+// means, and the spread next to the jitter's). Effect.Tolerance is the allowance the
+// verdict used, always less than the latency itself.
 func (f *Latency) Measure(ctx context.Context, env Env) (Effect, error) {
-	n := len(streamsFor(f.Direction))
-	want := time.Duration(n) * f.Latency
-	tol := max(want/10, 5*time.Millisecond) + time.Duration(n)*f.Jitter
-	return measureLinks(ctx, env, "latency", &f.st, float64(want.Milliseconds()), "ms", func(ctx context.Context, l *Links, name string) linkResult {
-		return measureLatency(ctx, l, name, want, tol, f.Toxicity)
+	links, err := linksOf(env, "measure", "latency")
+	if err != nil {
+		return Effect{Kind: "latency"}, err
+	}
+	ls := newLatencySpec(f.Latency, f.Jitter, len(streamsFor(f.Direction)), links.samples, f.Toxicity)
+	eff, err := measureLinks(ctx, env, "latency", &f.st, msf(ls.want), "ms", func(ctx context.Context, l *Links, name string) linkResult {
+		return measureLatency(ctx, l, name, ls)
 	})
+	eff.Tolerance = msf(ls.tol)
+	return eff, err
 }
 
 // Bandwidth caps a link's throughput at Rate kilobytes (1000 bytes) per second.
@@ -229,6 +245,9 @@ func (f *Bandwidth) Inject(ctx context.Context, env Env) error {
 
 // Heal removes the toxics this fault added.
 func (f *Bandwidth) Heal(ctx context.Context, env Env) error { return f.st.heal(ctx, env, "bandwidth") }
+
+// InjectedLinks names the links the fault is in place on.
+func (f *Bandwidth) InjectedLinks() []string { return f.st.injected() }
 
 // Measure times an echoed transfer through the proxy. It needs an upstream that answers
 // with at least a fifth of a second's worth of data at the configured rate (an echo
@@ -271,14 +290,19 @@ func (f *SlowClose) Heal(ctx context.Context, env Env) error {
 	return f.st.heal(ctx, env, "slow_close")
 }
 
+// InjectedLinks names the links the fault is in place on.
+func (f *SlowClose) InjectedLinks() []string { return f.st.injected() }
+
 // Measure half-closes a probe and times the end of the connection through the proxy
 // against the upstream directly; the difference is the added close delay.
 func (f *SlowClose) Measure(ctx context.Context, env Env) (Effect, error) {
 	want := time.Duration(len(streamsFor(f.Direction))) * f.Delay
-	tol := max(want/10, 5*time.Millisecond)
-	return measureLinks(ctx, env, "slow_close", &f.st, float64(want.Milliseconds()), "ms", func(ctx context.Context, l *Links, name string) linkResult {
+	tol := delayTolerance(want)
+	eff, err := measureLinks(ctx, env, "slow_close", &f.st, float64(want.Milliseconds()), "ms", func(ctx context.Context, l *Links, name string) linkResult {
 		return measureSlowClose(ctx, l, name, want, tol)
 	})
+	eff.Tolerance = msf(tol)
+	return eff, err
 }
 
 // Timeout black-holes a link: data stops flowing. With Timeout zero nothing comes back
@@ -318,6 +342,9 @@ func (f *Timeout) Inject(ctx context.Context, env Env) error {
 // Heal removes the toxics this fault added; connections held in the black hole close.
 func (f *Timeout) Heal(ctx context.Context, env Env) error { return f.st.heal(ctx, env, "timeout") }
 
+// InjectedLinks names the links the fault is in place on.
+func (f *Timeout) InjectedLinks() []string { return f.st.injected() }
+
 // Measure probes through the proxy: a black hole must stay silent for the whole probe
 // while the upstream answers directly; a timed one must close with no data at ~Timeout.
 func (f *Timeout) Measure(ctx context.Context, env Env) (Effect, error) {
@@ -326,9 +353,12 @@ func (f *Timeout) Measure(ctx context.Context, env Env) (Effect, error) {
 			return measureOutcome(ctx, l, name, OutcomeSilent, 0)
 		})
 	}
-	return measureLinks(ctx, env, "timeout", &f.st, float64(f.Timeout.Milliseconds()), "ms", func(ctx context.Context, l *Links, name string) linkResult {
-		return measureTimedClose(ctx, l, name, f.Timeout, max(f.Timeout/10, 5*time.Millisecond))
+	tol := delayTolerance(f.Timeout)
+	eff, err := measureLinks(ctx, env, "timeout", &f.st, float64(f.Timeout.Milliseconds()), "ms", func(ctx context.Context, l *Links, name string) linkResult {
+		return measureTimedClose(ctx, l, name, f.Timeout, tol)
 	})
+	eff.Tolerance = msf(tol)
+	return eff, err
 }
 
 // ResetPeer answers data with a TCP reset after Timeout (0: at once), the way a crashed
@@ -361,6 +391,9 @@ func (f *ResetPeer) Inject(ctx context.Context, env Env) error {
 func (f *ResetPeer) Heal(ctx context.Context, env Env) error {
 	return f.st.heal(ctx, env, "reset_peer")
 }
+
+// InjectedLinks names the links the fault is in place on.
+func (f *ResetPeer) InjectedLinks() []string { return f.st.injected() }
 
 // Measure expects a probe through the proxy to end in a reset.
 func (f *ResetPeer) Measure(ctx context.Context, env Env) (Effect, error) {
@@ -407,6 +440,9 @@ func (f *Slicer) Inject(ctx context.Context, env Env) error {
 // Heal removes the toxics this fault added.
 func (f *Slicer) Heal(ctx context.Context, env Env) error { return f.st.heal(ctx, env, "slicer") }
 
+// InjectedLinks names the links the fault is in place on.
+func (f *Slicer) InjectedLinks() []string { return f.st.injected() }
+
 // Measure reads an echoed transfer and reports the mean read size; it landed when the
 // proxy's answer arrives in more reads than the upstream's direct one.
 func (f *Slicer) Measure(ctx context.Context, env Env) (Effect, error) {
@@ -446,6 +482,9 @@ func (f *LimitData) Inject(ctx context.Context, env Env) error {
 func (f *LimitData) Heal(ctx context.Context, env Env) error {
 	return f.st.heal(ctx, env, "limit_data")
 }
+
+// InjectedLinks names the links the fault is in place on.
+func (f *LimitData) InjectedLinks() []string { return f.st.injected() }
 
 // Measure sends more than Bytes to an echoing upstream and expects the proxy to close
 // after at most Bytes came back.
@@ -508,4 +547,12 @@ var (
 	_ Measurer  = (*Down)(nil)
 	_ Validator = (*Down)(nil)
 	_ Targeted  = (*Down)(nil)
+
+	_ LinkFault = (*Latency)(nil)
+	_ LinkFault = (*Bandwidth)(nil)
+	_ LinkFault = (*SlowClose)(nil)
+	_ LinkFault = (*Timeout)(nil)
+	_ LinkFault = (*ResetPeer)(nil)
+	_ LinkFault = (*Slicer)(nil)
+	_ LinkFault = (*LimitData)(nil)
 )

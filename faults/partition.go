@@ -162,6 +162,15 @@ func (f *Partition) Inject(ctx context.Context, env Env) error {
 // Heal reconnects what this partition cut.
 func (f *Partition) Heal(ctx context.Context, env Env) error { return f.st.heal(ctx, env, "partition") }
 
+// InjectedLinks names the links the partition black-holes. In mode refuse the links are
+// down and refuse connections before their proxies could count them: none to watch.
+func (f *Partition) InjectedLinks() []string {
+	if f.Mode == "refuse" {
+		return nil
+	}
+	return f.st.injected()
+}
+
 // Measure probes every cut link: each must be silent (or refused in mode refuse) while
 // its upstream still answers directly. Configured and Measured count links.
 func (f *Partition) Measure(ctx context.Context, env Env) (Effect, error) {
@@ -193,4 +202,5 @@ var (
 	_ Validator = (*Partition)(nil)
 	_ Targeted  = (*Partition)(nil)
 	_ Measurer  = (*Partition)(nil)
+	_ LinkFault = (*Partition)(nil)
 )

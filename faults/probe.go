@@ -95,6 +95,9 @@ type Probe struct {
 	// slicer's mark.
 	Bytes int64 `json:"bytes"`
 	Reads int   `json:"reads"`
+	// Wrote reports that the probe connected and wrote its payload: it crossed the path
+	// as a connection that carried bytes, which a count of the path's traffic sets apart.
+	Wrote bool `json:"wrote,omitempty"`
 	// EOF reports an orderly close by the far end.
 	EOF bool   `json:"eof"`
 	Err string `json:"err,omitempty"`
@@ -155,6 +158,7 @@ func TCPProbe(ctx context.Context, addr string, spec ProbeSpec) Probe {
 	setReadDeadline(ctx, conn, deadline)
 
 	start := time.Now()
+	p.Wrote = true
 	// Write concurrently with reading: a large payload through a slow or limited link
 	// would otherwise deadlock against an echo server that cannot write back.
 	go func() {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -272,6 +273,7 @@ type Pause struct {
 	Pick     string        `yaml:"pick,omitempty" json:"pick,omitempty"`
 	Duration time.Duration `yaml:"duration,omitempty" json:"duration,omitempty"`
 	st       procFaultState
+	inbound  []string // the links that call the paused components
 }
 
 // Validate checks the attributes.
@@ -298,6 +300,7 @@ func (f *Pause) Inject(ctx context.Context, env Env) error {
 		return errors.New("inject pause: already injected; heal it first")
 	}
 	var errs []error
+	f.inbound = inboundLinks(env, names)
 	for _, n := range names {
 		f.st.names = append(f.st.names, n)
 		if err := procs.Pause(n); err != nil {
@@ -331,6 +334,34 @@ func (f *Pause) Heal(ctx context.Context, env Env) error {
 		return fmt.Errorf("heal pause: %w", err)
 	}
 	return nil
+}
+
+// InjectedLinks names the links that call the paused components. A paused process's
+// kernel still accepts connections, so their proxies see every request that tries to
+// reach it: a pause that no request tried to cross showed nothing. (A killed process is
+// different: its proxies close each connection before it could be counted, so crash,
+// crash_loop and restart watch no link.)
+func (f *Pause) InjectedLinks() []string {
+	f.st.mu.Lock()
+	defer f.st.mu.Unlock()
+	if len(f.st.names) == 0 {
+		return nil
+	}
+	return slices.Clone(f.inbound)
+}
+
+// inboundLinks names the links whose callee is one of names.
+func inboundLinks(env Env, names []string) []string {
+	if env == nil || env.Links() == nil {
+		return nil
+	}
+	var out []string
+	for _, l := range env.Links().All() {
+		if slices.Contains(names, l.To) {
+			out = append(out, l.Name())
+		}
+	}
+	return out
 }
 
 // Measure checks each paused component is stopped: state T in /proc for a local PID, or
@@ -438,6 +469,7 @@ type CrashLoop struct {
 	names    []string
 	cancel   context.CancelFunc
 	done     chan struct{}
+	start    time.Time
 	kills    int
 	observed int
 }
@@ -489,6 +521,7 @@ func (f *CrashLoop) Inject(ctx context.Context, env Env) error {
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f.names, f.cancel, f.done, f.kills, f.observed = names, cancel, make(chan struct{}), 0, 0
 	start := time.Now()
+	f.start = start
 	if err := f.killRound(loopCtx, procs); err != nil {
 		cancel()
 		close(f.done)
@@ -573,11 +606,16 @@ func (f *CrashLoop) Heal(ctx context.Context, env Env) error {
 	return nil
 }
 
-// Measure reports kill rounds so far against the rounds Duration allows; the fault
-// landed once a round was observed to take every target down.
+// rounds is how many kill rounds Duration allows.
+func (f *CrashLoop) rounds() int {
+	return int(math.Ceil(float64(f.Duration) / float64(max(f.Interval, 1))))
+}
+
+// Measure reports the rounds so far against the rounds Duration allows; the fault landed
+// once a round was observed to take every target down. It is a first look: the harness
+// measures a crash loop with MeasureWindow at the end of its window.
 func (f *CrashLoop) Measure(ctx context.Context, env Env) (Effect, error) {
-	rounds := math.Ceil(float64(f.Duration) / float64(max(f.Interval, 1)))
-	eff := Effect{Kind: "crash_loop", Configured: rounds, Unit: "kills"}
+	eff := Effect{Kind: "crash_loop", Configured: float64(f.rounds()), Unit: "kills"}
 	f.mu.Lock()
 	injected := f.names != nil
 	f.mu.Unlock()
@@ -597,12 +635,50 @@ func (f *CrashLoop) Measure(ctx context.Context, env Env) (Effect, error) {
 	return eff, nil
 }
 
+// roundSlack is how close to the end of the window a round may fall and not be due: the
+// heal and a round's timer racing at the same instant must not decide the verdict.
+const roundSlack = 50 * time.Millisecond
+
+// MeasureWindow counts the rounds over the loop's window, up to now (the window's end):
+// Configured is the rounds due by then (every Interval from injection, within Duration),
+// Measured the rounds observed to take every target down. It landed when every round due
+// was observed. It gives the last round's observation a moment to finish first.
+func (f *CrashLoop) MeasureWindow(ctx context.Context, env Env) (Effect, error) {
+	eff := Effect{Kind: "crash_loop", Unit: "kills"}
+	f.mu.Lock()
+	injected, start := f.names != nil, f.start
+	f.mu.Unlock()
+	if !injected {
+		return eff, errors.New("measure crash_loop: not injected")
+	}
+	elapsed := min(time.Since(start)-roundSlack, f.Duration)
+	due := 0
+	for k := 0; k < f.rounds() && time.Duration(k)*f.Interval < max(elapsed, 1); k++ {
+		due++
+	}
+	eff.Configured = float64(due)
+	poll(ctx, min(f.down(), observeWithin), func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.observed >= f.kills
+	})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	eff.Measured = float64(min(f.observed, f.kills))
+	eff.Landed = f.observed >= due && due > 0
+	eff.Detail = fmt.Sprintf("%d kill rounds, %d observed down, %d due in %s of the loop", f.kills, f.observed, due, time.Since(start).Round(time.Millisecond))
+	return eff, nil
+}
+
 var (
 	_ Fault     = (*Crash)(nil)
 	_ Measurer  = (*Crash)(nil)
 	_ Validator = (*Pause)(nil)
 	_ Targeted  = (*Pause)(nil)
 	_ Measurer  = (*Pause)(nil)
+	_ LinkFault = (*Pause)(nil)
 	_ Measurer  = (*Restart)(nil)
 	_ Measurer  = (*CrashLoop)(nil)
+
+	_ WindowMeasurer = (*CrashLoop)(nil)
 )

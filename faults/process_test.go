@@ -105,3 +105,56 @@ func TestProcessFaultWithoutProcessesFails(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, "inject crash: this run has no processes to fault", err.Error())
 }
+
+// TestCrashLoopIsMeasuredOverItsWindow: right after Inject only the first of five rounds
+// has happened; the effect is the loop's whole window, so it is asked again when the
+// window ends, and then every round counts.
+func TestCrashLoopIsMeasuredOverItsWindow(t *testing.T) {
+	_, env := sleepers(t)
+	f := &CrashLoop{Target: "sleeper-1", Interval: 300 * time.Millisecond, Duration: 1500 * time.Millisecond}
+	require.Empty(t, f.Validate())
+	t.Cleanup(func() { _ = f.Heal(context.Background(), env) })
+	require.NoError(t, f.Inject(context.Background(), env))
+	var m Fault = f
+	wm, ok := m.(WindowMeasurer)
+	require.True(t, ok, "a crash loop is measured over its window")
+
+	time.Sleep(1600 * time.Millisecond) // the window ends
+	eff, err := wm.MeasureWindow(context.Background(), env)
+	require.NoError(t, err)
+	assert.Equal(t, 5.0, eff.Configured, "rounds due in the window: %+v", eff)
+	assert.Equal(t, 5.0, eff.Measured, "every round was observed: %+v", eff)
+	assert.True(t, eff.Landed, "effect %+v", eff)
+
+	// A window cut short by the heal is held to the rounds due until then.
+	g := &CrashLoop{Target: "sleeper-2", Interval: 300 * time.Millisecond, Duration: 10 * time.Second}
+	t.Cleanup(func() { _ = g.Heal(context.Background(), env) })
+	require.NoError(t, g.Inject(context.Background(), env))
+	time.Sleep(700 * time.Millisecond)
+	eff, err = g.MeasureWindow(context.Background(), env)
+	require.NoError(t, err)
+	assert.Equal(t, 3.0, eff.Configured, "rounds at 0, 300 and 600 ms: %+v", eff)
+	assert.Equal(t, 3.0, eff.Measured, "effect %+v", eff)
+	assert.True(t, eff.Landed, "effect %+v", eff)
+}
+
+// TestPauseWatchesTheLinksThatCallIt: a paused process's kernel still accepts, so the
+// links that call it are where requests that tried to reach it are counted; a crash
+// watches none (its proxies close every connection before a link starts).
+func TestPauseWatchesTheLinksThatCallIt(t *testing.T) {
+	p, _ := sleepers(t)
+	l := newLinks(t)
+	upstream := startEcho(t)
+	addLink(t, l, Link{From: "caller", To: "sleeper-1", ToService: "sleeper", Upstream: upstream})
+	addLink(t, l, Link{From: "caller", To: "sleeper-2", ToService: "sleeper", Upstream: upstream})
+	env := NewEnv(l, p)
+	f := &Pause{Target: "sleeper-1"}
+	require.NoError(t, f.Inject(context.Background(), env))
+	assert.Equal(t, []string{"caller->sleeper-1"}, f.InjectedLinks())
+	require.NoError(t, f.Heal(context.Background(), env))
+	assert.Empty(t, f.InjectedLinks(), "healed: nothing in place")
+
+	var crash Fault = &Crash{Target: "sleeper-2"}
+	_, watches := crash.(LinkFault)
+	assert.False(t, watches)
+}

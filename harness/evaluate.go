@@ -120,7 +120,9 @@ func loadOf(s loadgen.Summary) result.Load {
 
 // decide sets the verdict of a run whose checks are evaluated. The harness adds what only
 // it knows — a fault that was never injected, a load that sent less than MinRateShare of
-// the requests due — and leaves the rest to checks.Verdict: a fault that did not land or
+// the requests due, a fault whose links no request crossed while it was in place (its
+// proxies counted nothing but the harness's probes) — and leaves the rest to
+// checks.Verdict: a fault that did not land or
 // a steady state broken before the first fault make the run invalid, a failed check
 // fails it, and expect_failure turns the named check's failure into a pass.
 func decide(sc *scenarios.Scenario, res *result.Run, load loadgen.Summary) {
@@ -137,6 +139,11 @@ func decide(sc *scenarios.Scenario, res *result.Run, load loadgen.Summary) {
 		res.Reason = fmt.Sprintf("the load sent %d of %d requests due (%.0f%%), below %.0f%% of its planned rate",
 			load.Issued, load.Due, 100*float64(load.Issued)/float64(max(load.Due, 1)), 100*MinRateShare)
 		res.Hint = "lower load.rate or raise load.max_workers; the harness could not keep up"
+		return
+	}
+	if reason := uncrossed(res.Faults); reason != "" {
+		res.Verdict, res.Reason = result.Invalid, reason
+		res.Hint = "the load's journeys do not use the fault's link; add a journey that does to load.mix, or target a link on the load's path"
 		return
 	}
 	res.Verdict, res.Reason, res.ExpectedFailure = checks.Verdict(sc, res.Checks, res.Faults, res.Load)

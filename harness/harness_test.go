@@ -274,3 +274,49 @@ func TestInterposerPublishesNothingWithoutRegistry(t *testing.T) {
 func componentNamed(name, service string) system.Component {
 	return system.Component{Name: name, Kind: service, Service: service}
 }
+
+// TestCrashLoopLandsOverItsWindow: a crash loop of five rounds is measured when its
+// window ends, not right after its first kill, and every output says the same: the
+// result's effect, the fault_landed check and the verdict.
+func TestCrashLoopLandsOverItsWindow(t *testing.T) {
+	res, _ := runScenario(t, loadTestdata(t, "crash-loop.yaml"))
+	require.Len(t, res.Faults, 1)
+	e := res.Faults[0].Effect
+	require.NotNil(t, e)
+	assert.True(t, e.Landed, e.Detail)
+	assert.Equal(t, 5.0, e.Configured, e.Detail)
+	assert.Equal(t, 5.0, e.Measured, e.Detail)
+	var landed *result.Check
+	for i, c := range res.Checks {
+		if c.Kind == "fault_landed" {
+			landed = &res.Checks[i]
+		}
+	}
+	require.NotNil(t, landed)
+	assert.True(t, landed.Passed, landed.Message)
+	assert.Contains(t, landed.Message, "measured 5 kills against 5 kills configured")
+	assert.NotEqual(t, result.Invalid, res.Verdict, "reason: %s", res.Reason)
+}
+
+// TestFaultNoRequestCrossedIsInvalid: a latency on gateway->order, or a pause of
+// order-1, under a browse-only load lands (the harness's probes, or /proc, see it) but no
+// request of the load crosses it, so the run cannot show anything about the system and is
+// invalid, by the proxies' own count.
+func TestFaultNoRequestCrossedIsInvalid(t *testing.T) {
+	for _, tt := range []struct{ file, reason string }{
+		{"uncrossed-latency.yaml", "no request crossed gateway->order-1 during slow-order"},
+		{"uncrossed-pause.yaml", "no request crossed gateway->order-1 during frozen-order"},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			res, _ := runScenario(t, loadTestdata(t, tt.file))
+			require.Len(t, res.Faults, 1)
+			f := res.Faults[0]
+			require.NotNil(t, f.Effect)
+			assert.True(t, f.Effect.Landed, "the fault is in place: %s", f.Effect.Detail)
+			require.NotNil(t, f.Traffic, "the proxies counted the link's traffic")
+			assert.Zero(t, f.Traffic.Connections, "%+v", f.Traffic)
+			assert.Equal(t, result.Invalid, res.Verdict, "reason: %s", res.Reason)
+			assert.Contains(t, res.Reason, tt.reason)
+		})
+	}
+}

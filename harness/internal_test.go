@@ -39,6 +39,12 @@ func TestDecide(t *testing.T) {
 	steadyBad := result.Check{Name: "steady_state:before/error_rate", Phase: "steady_state:before", Message: "error rate 5%"}
 	ef := &scenarios.ExpectFailure{Check: "latency", Reason: `p99 latency \d+ ms`, Explanation: "no breaker"}
 	withFault := &scenarios.Scenario{Faults: []scenarios.FaultSpec{{Name: "f"}}}
+	// A fault whose links carried nothing but the harness's probes showed nothing.
+	uncrossed := landed
+	uncrossed.Name = "slow-order"
+	uncrossed.Traffic = &result.Traffic{Links: []string{"gateway->order-1"}, Connections: 0, Probes: 5, Bytes: 95}
+	crossed := landed
+	crossed.Traffic = &result.Traffic{Links: []string{"gateway->order-1"}, Connections: 1, Probes: 5, Bytes: 4000}
 	tests := []struct {
 		name       string
 		sc         *scenarios.Scenario
@@ -51,6 +57,8 @@ func TestDecide(t *testing.T) {
 		{"all passed", &scenarios.Scenario{}, nil, []result.Check{ok}, full, result.Passed, ""},
 		{"a check failed", &scenarios.Scenario{}, nil, []result.Check{ok, bad}, full, result.Failed, "latency failed"},
 		{"fault did not land", withFault, []result.Fault{missed}, []result.Check{ok}, full, result.Invalid, "fault f did not land"},
+		{"no request crossed the fault's link", withFault, []result.Fault{uncrossed}, []result.Check{ok}, full, result.Invalid, "no request crossed gateway->order-1 during slow-order (only the harness's 5 probes did)"},
+		{"one connection crossed the fault's link", withFault, []result.Fault{crossed}, []result.Check{ok}, full, result.Passed, ""},
 		{"fault never injected", withFault, []result.Fault{{Name: "f"}}, []result.Check{ok}, full, result.Invalid, "fault f was never injected"},
 		{"load short of its rate", &scenarios.Scenario{}, nil, []result.Check{ok}, loadgen.Summary{Due: 100, Issued: 80}, result.Invalid, "80 of 100"},
 		{"load at 90 percent is enough", &scenarios.Scenario{}, nil, []result.Check{ok}, loadgen.Summary{Due: 100, Issued: 90}, result.Passed, ""},

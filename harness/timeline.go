@@ -71,6 +71,7 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 	r.phaseEdge(checks.During(fs.Name), history.PhaseStart)
 	hf := history.Fault{Action: history.FaultInject, Name: fs.Name, Type: fs.Type, Target: targetOf(f), Params: paramsOf(f)}
 	err := f.Inject(ctx, env)
+	traffic := watchTraffic(env, f)
 	r.mu.Lock()
 	r.faults[i].Injected = result.Duration(injectedAt)
 	if err == nil {
@@ -79,10 +80,13 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 	r.mu.Unlock()
 	r.report()
 	var eff *result.Effect
+	wm, windowed := f.(faults.WindowMeasurer)
 	switch m, ok := f.(faults.Measurer); {
 	case err != nil:
 		hf.Error = err.Error()
 		eff = &result.Effect{Detail: "inject: " + err.Error()}
+	case windowed:
+		// Measured once, when the window ends: a first look would undercount it.
 	case !ok:
 		// Without a measurement the run cannot show the fault did anything: never "passed".
 		eff = &result.Effect{Detail: fmt.Sprintf("fault type %s cannot measure its effect", fs.Type)}
@@ -99,9 +103,8 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 		case merr != nil:
 			eff = &result.Effect{Detail: "measure: " + merr.Error()}
 		default:
-			eff = &result.Effect{Configured: e.Configured, Measured: e.Measured, Unit: e.Unit, Landed: e.Landed, Detail: e.Detail}
-			hf.Configured = &history.Effect{Quantity: e.Kind, Value: e.Configured, Unit: e.Unit}
-			hf.Measured = &history.Effect{Quantity: e.Kind, Value: e.Measured, Unit: e.Unit}
+			eff = effectOf(e)
+			hf.Configured, hf.Measured = historyEffects(e)
 		}
 	}
 	r.mu.Lock()
@@ -113,11 +116,21 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 	_ = r.hist.Write(ev)
 
 	sleepUntil(ctx, r.loadStart.Add(fs.End().Std()))
+	heal := history.Fault{Action: history.FaultHeal, Name: fs.Name, Type: fs.Type, Target: hf.Target}
+	if windowed && err == nil {
+		eff = measureWindow(ctx, env, wm, &heal)
+		r.mu.Lock()
+		r.faults[i].Effect = eff
+		r.mu.Unlock()
+	}
+	crossed := traffic.stop()
+	if ctx.Err() != nil {
+		crossed = nil // an interrupted window concludes nothing
+	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	herr := f.Heal(hctx, env)
 	cancel()
 	healedAt := r.since()
-	heal := history.Fault{Action: history.FaultHeal, Name: fs.Name, Type: fs.Type, Target: hf.Target}
 	if herr != nil {
 		heal.Error = herr.Error()
 	}
@@ -125,6 +138,7 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 	r.phaseEdge(checks.During(fs.Name), history.PhaseEnd)
 	r.mu.Lock()
 	r.faults[i].Healed = result.Duration(healedAt)
+	r.faults[i].Traffic = crossed
 	if herr != nil {
 		r.faults[i].HealError = herr.Error()
 	}

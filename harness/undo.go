@@ -254,26 +254,68 @@ func Identify(pid int) (UndoProcess, error) {
 // /proc/PID/stat. The command name (field 2) may hold spaces and parentheses, so fields
 // are counted from the last ')'.
 func procStat(pid int) (start uint64, state byte, err error) {
+	start, state, _, err = procStatGroup(pid)
+	return start, state, err
+}
+
+// procStatGroup is procStat with the process group id (field 5).
+func procStatGroup(pid int) (start uint64, state byte, pgrp int, err error) {
 	if pid <= 0 {
-		return 0, 0, fmt.Errorf("read process %d: not a pid", pid)
+		return 0, 0, 0, fmt.Errorf("read process %d: not a pid", pid)
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, 0, fmt.Errorf("read process %d: %w", pid, err)
+		return 0, 0, 0, fmt.Errorf("read process %d: %w", pid, err)
 	}
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, fmt.Errorf("read process %d: malformed stat", pid)
+		return 0, 0, 0, fmt.Errorf("read process %d: malformed stat", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 20 {
-		return 0, 0, fmt.Errorf("read process %d: malformed stat", pid)
+		return 0, 0, 0, fmt.Errorf("read process %d: malformed stat", pid)
 	}
 	start, err = strconv.ParseUint(f[19], 10, 64)
 	if err != nil {
-		return 0, 0, fmt.Errorf("read process %d: parse start time: %w", pid, err)
+		return 0, 0, 0, fmt.Errorf("read process %d: parse start time: %w", pid, err)
 	}
-	return start, f[0][0], nil
+	pgrp, err = strconv.Atoi(f[2])
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("read process %d: parse process group: %w", pid, err)
+	}
+	return start, f[0][0], pgrp, nil
+}
+
+// groupMembers lists the live members of the process group p leads, other than p. The
+// group outlives a leader that exited while members still run (a shell that started a
+// worker, a server that forked), and a component is killed as a whole group, so its
+// members are the component's too. The kernel does not hand out a pid that is still
+// some group's id, so a group with live members whose id is p's pid is p's group, as long
+// as the pid is not now a different process and the members started after p did.
+func (p UndoProcess) groupMembers() []UndoProcess {
+	if p.PID <= 0 {
+		return nil
+	}
+	if start, _, err := procStat(p.PID); err == nil && start != p.Start {
+		return nil // the pid is someone else's now
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []UndoProcess
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == p.PID || pid == os.Getpid() {
+			continue
+		}
+		start, state, pgrp, err := procStatGroup(pid)
+		if err != nil || pgrp != p.PID || start < p.Start || state == 'Z' || state == 'X' {
+			continue
+		}
+		out = append(out, UndoProcess{Name: p.Name + " group member", PID: pid, Start: start})
+	}
+	return out
 }
 
 // Alive reports whether p still runs: same pid, same start time, not a zombie.
@@ -570,21 +612,36 @@ func healRecord(ctx context.Context, rec *UndoRecord, cfg healConfig) HealReport
 		if p.PID <= 0 {
 			continue
 		}
-		stopped := p.Stopped()
-		ok, err := p.kill()
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if ok {
-			killed = append(killed, p)
-			rep.Killed = append(rep.Killed, fmt.Sprintf("%s (pid %d)", p.Name, p.PID))
-			if stopped {
-				rep.Resumed = append(rep.Resumed, p.Name)
+		// The members are listed before the leader dies: killing a live leader signals
+		// its group, and a dead leader's members are found by the group id alone.
+		members := p.groupMembers()
+		for _, q := range append([]UndoProcess{p}, members...) {
+			stopped := q.Stopped()
+			ok, err := q.kill()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if ok {
+				killed = append(killed, q)
+				rep.Killed = append(rep.Killed, fmt.Sprintf("%s (pid %d)", q.Name, q.PID))
+				if stopped {
+					rep.Resumed = append(rep.Resumed, q.Name)
+				}
 			}
 		}
 	}
 	if err := waitGone(ctx, killed); err != nil {
 		errs = append(errs, err)
+	}
+	// A group that still has members is not healed, whoever started them meanwhile.
+	for _, p := range procs {
+		if left := p.groupMembers(); len(left) > 0 {
+			pids := make([]string, len(left))
+			for i, q := range left {
+				pids[i] = strconv.Itoa(q.PID)
+			}
+			errs = append(errs, fmt.Errorf("kill process group of %s (pid %d): members still alive: %s", p.Name, p.PID, strings.Join(pids, ", ")))
+		}
 	}
 	if !self {
 		rep.Proxies, rep.Faults = len(rec.Proxies), len(rec.Faults)

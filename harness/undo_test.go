@@ -342,3 +342,42 @@ faults:
 	require.NoError(t, err)
 	assert.Empty(t, left, "nothing was started, so nothing was recorded")
 }
+
+// TestHealKillsTheGroupOfADeadLeader: a component's process group outlives its leader
+// (a shell that started a worker and exited). The member carries no marker, so only the
+// recorded group can find it; healing must kill it and say so.
+func TestHealKillsTheGroupOfADeadLeader(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "-c", "sleep 300 & echo $!")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	leader, err := harness.Identify(cmd.Process.Pid)
+	require.NoError(t, err)
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	require.NoError(t, cmd.Wait())
+	memberPID, err := strconv.Atoi(strings.TrimSpace(line))
+	require.NoError(t, err)
+	member, err := harness.Identify(memberPID)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Kill(memberPID, syscall.SIGKILL) })
+	require.False(t, leader.Alive(), "the leader has exited")
+	require.True(t, member.Alive(), "the member lives on")
+	pgid, err := syscall.Getpgid(memberPID)
+	require.NoError(t, err)
+	require.Equal(t, leader.PID, pgid, "the member is in the leader's group")
+
+	path := writeRecord(t, dir, harness.UndoRecord{
+		RunID: fmt.Sprintf("group-%d", time.Now().UnixNano()), Runtime: "local", Harness: deadHarness(t),
+		Processes: []harness.UndoProcess{{Name: "order-1", PID: leader.PID, Start: leader.Start}},
+	})
+	reps, err := harness.HealPending(t.Context(), dir)
+	require.NoError(t, err)
+	require.Len(t, reps, 1)
+	assert.NoError(t, reps[0].Err)
+	assert.False(t, member.Alive(), "the dead leader's group member is killed")
+	assert.Equal(t, []string{fmt.Sprintf("order-1 group member (pid %d)", memberPID)}, reps[0].Killed)
+	assert.NoFileExists(t, path)
+}

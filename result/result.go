@@ -148,6 +148,19 @@ type Fault struct {
 	Healed    Duration `json:"healed,omitempty"` // when heal returned (0: never healed, which a verdict must explain)
 	Effect    *Effect  `json:"effect,omitempty"`
 	HealError string   `json:"heal_error,omitempty"`
+	// Traffic is what crossed the fault's links while it was in place, counted by their
+	// proxies; nil for faults that act on no link's proxy (process faults, links held down).
+	Traffic *Traffic `json:"traffic,omitempty"`
+}
+
+// Traffic is what crossed a fault's links during its window, as their proxies counted it.
+type Traffic struct {
+	Links []string `json:"links"`
+	// Connections is how many connections carried bytes from the callers towards the
+	// callees, the harness's own probes excluded; 0 means no request of the load crossed.
+	Connections int   `json:"connections"`
+	Bytes       int64 `json:"bytes"`  // every byte towards the callees, probes included
+	Probes      int   `json:"probes"` // the harness's probes that crossed
 }
 
 // Effect is a fault's measured effect against its configured one.
@@ -155,8 +168,12 @@ type Effect struct {
 	Configured float64 `json:"configured"`
 	Measured   float64 `json:"measured"`
 	Unit       string  `json:"unit"`
-	Landed     bool    `json:"landed"`
-	Detail     string  `json:"detail,omitempty"`
+	// Tolerance is how far Measured may lie from Configured, in Unit, for the fault to
+	// have landed: the one tolerance every output states. Zero when landing is a count
+	// that must match or an outcome.
+	Tolerance float64 `json:"tolerance,omitempty"`
+	Landed    bool    `json:"landed"`
+	Detail    string  `json:"detail,omitempty"`
 }
 
 // Check is one evaluated check.

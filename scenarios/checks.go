@@ -269,10 +269,11 @@ func (c *ConsistencyCheck) Validate() []error {
 }
 
 // FaultLandedCheck asserts that a fault's measured effect matched its configuration
-// within Tolerance; a fault that did not land makes the run invalid, not passed.
+// within the fault's own tolerance, or within Tolerance when that is tighter; a fault
+// that did not land makes the run invalid, not passed.
 type FaultLandedCheck struct {
 	Fault     string   `yaml:"fault,omitempty" json:"fault,omitempty" doc:"fault name; defaults to the during phase it sits in"`
-	Tolerance Fraction `yaml:"tolerance,omitempty" json:"tolerance,omitempty" doc:"accepted relative deviation of the measured effect, default 50%"`
+	Tolerance Fraction `yaml:"tolerance,omitempty" json:"tolerance,omitempty" doc:"accepted relative deviation of the measured effect; by default the fault's own tolerance, which its measured effect states (a tolerance here can only tighten it)"`
 }
 
 // Validate has nothing to check alone; the fault name is checked against the timeline.

@@ -244,3 +244,53 @@ func BenchmarkHealHookWithNothingToHeal(b *testing.B) {
 		}
 	}
 }
+
+// TestCleanKillsTheGroupOfADeadLeader: a component's leader exited and left a member of
+// its process group running; clean kills the member, says so, and only then calls the
+// run healed.
+func TestCleanKillsTheGroupOfADeadLeader(t *testing.T) {
+	undo := t.TempDir()
+	t.Setenv(harness.UndoDirEnv, undo)
+	cmd := exec.Command("sh", "-c", "sleep 300 & echo $!")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	leader, err := harness.Identify(cmd.Process.Pid)
+	require.NoError(t, err)
+	var line [32]byte
+	n, err := stdout.Read(line[:])
+	require.NoError(t, err)
+	require.NoError(t, cmd.Wait())
+	var memberPID int
+	_, err = fmt.Sscan(string(line[:n]), &memberPID)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Kill(memberPID, syscall.SIGKILL) })
+	member, err := harness.Identify(memberPID)
+	require.NoError(t, err)
+	require.False(t, leader.Alive())
+	require.True(t, member.Alive())
+
+	dead := exec.Command("sleep", "0.01")
+	require.NoError(t, dead.Start())
+	h, err := harness.Identify(dead.Process.Pid)
+	require.NoError(t, err)
+	require.NoError(t, dead.Wait())
+	leader.Name = "order-1"
+	rec, err := harness.OpenJournal(t.TempDir(), "group-run", "", "local")
+	require.NoError(t, err)
+	require.NoError(t, rec.Update(func(r *harness.UndoRecord) {
+		r.Harness = h
+		r.Processes = []harness.UndoProcess{leader}
+	}))
+	b, err := os.ReadFile(rec.Path())
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(undo, "group-run.json"), b, 0o644))
+
+	out, err := run(t, "clean")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, fmt.Sprintf("healed run group-run: killed 1 process(es) (order-1 group member (pid %d))", memberPID))
+	assert.NotContains(t, out, "NOT healed")
+	assert.False(t, member.Alive(), "the dead leader's group member is killed")
+	assert.NoFileExists(t, filepath.Join(undo, "group-run.json"))
+}
