@@ -13,7 +13,6 @@ import (
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/reference-services/api/refv1"
 	"github.com/faultline-dev/faultline/reference-services/config"
-	"github.com/faultline-dev/faultline/reference-services/order"
 	"github.com/faultline-dev/faultline/system"
 )
 
@@ -287,9 +286,9 @@ func mismatch(st FinalState) string {
 	pending := 0
 	for _, o := range st.Orders {
 		switch o.Status {
-		case order.StatusPending:
+		case refv1.StatusPending:
 			pending++
-		case order.StatusRejected:
+		case refv1.StatusRejected:
 			continue
 		}
 		ordered[o.Product] += o.Quantity

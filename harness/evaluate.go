@@ -10,8 +10,7 @@ import (
 
 	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/loadgen"
-	"github.com/faultline-dev/faultline/reference-services/order"
-	"github.com/faultline-dev/faultline/reference-services/product"
+	"github.com/faultline-dev/faultline/reference-services/api/refv1"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 )
@@ -85,13 +84,13 @@ func DefaultEvaluator() Evaluator {
 // report.
 func sagaState(s string) string {
 	switch s {
-	case order.StatusPending:
+	case refv1.StatusPending:
 		return checks.StatePending
-	case order.StatusConfirmed: // product.OutcomeConfirmed is the same word
+	case refv1.StatusConfirmed: // an event outcome and an order status alike
 		return checks.StateConfirmed
-	case order.StatusRejected: // and product.OutcomeRejected
+	case refv1.StatusRejected:
 		return checks.StateRejected
-	case product.OutcomeReleased:
+	case refv1.OutcomeReleased:
 		return checks.StateReleased
 	}
 	return s

@@ -25,6 +25,9 @@ type DesignRuns struct {
 // figureStat summarises one check's figure over a design's repeats.
 type figureStat struct {
 	N, Passed, Skipped, Runs int
+	// Never counts the repeats whose moment never came (result.Check.Never): they have no
+	// figure, so they stay out of the mean and rank the design below one where it came.
+	Never int
 	Mean, Min, Max           float64
 	Unit                     string
 }
@@ -106,6 +109,10 @@ func compare(groups []DesignRuns) (*comparison, error) {
 				case c.Passed:
 					st.Passed++
 				}
+				if c.Never {
+					st.Never++
+					continue
+				}
 				st.N++
 				st.Mean += (c.Figure - st.Mean) / float64(st.N)
 				st.Min, st.Max = math.Min(st.Min, c.Figure), math.Max(st.Max, c.Figure)
@@ -170,15 +177,23 @@ func judge(row *compareRow) {
 		}
 		return
 	}
+	// A repeat whose moment never came is worse than any figure: designs rank first by how
+	// often that happened, then by their mean over the repeats that have a figure.
+	ahead := func(a, b *figureStat) bool {
+		if na, nb := neverRate(a), neverRate(b); na != nb {
+			return na < nb
+		}
+		return a.N > 0 && b.N > 0 && better(a.Mean, b.Mean)
+	}
 	best, second := -1, -1
 	for i, st := range row.Stats {
-		if st == nil || st.N == 0 {
+		if st == nil || st.N+st.Never == 0 {
 			continue
 		}
 		switch {
-		case best < 0 || better(st.Mean, row.Stats[best].Mean):
+		case best < 0 || ahead(st, row.Stats[best]):
 			best, second = i, best
-		case second < 0 || better(st.Mean, row.Stats[second].Mean):
+		case second < 0 || ahead(st, row.Stats[second]):
 			second = i
 		}
 	}
@@ -187,8 +202,11 @@ func judge(row *compareRow) {
 		row.Why = "no design has a figure"
 	case second < 0:
 		row.Why = "only one design has a figure"
-	case !better(row.Stats[best].Mean, row.Stats[second].Mean):
+	case !ahead(row.Stats[best], row.Stats[second]):
 		row.Why = "tie"
+	case neverRate(row.Stats[best]) < neverRate(row.Stats[second]):
+		row.Winner = best
+		row.Why = "never observed less often"
 	default:
 		row.Winner = best
 		b, s := row.Stats[best], row.Stats[second]
@@ -198,6 +216,14 @@ func judge(row *compareRow) {
 			row.Why = "spreads overlap"
 		}
 	}
+}
+
+// neverRate is the share of a design's evaluated repeats whose moment never came.
+func neverRate(st *figureStat) float64 {
+	if st.N+st.Never == 0 {
+		return 0
+	}
+	return float64(st.Never) / float64(st.N+st.Never)
 }
 
 func rate(st *figureStat) float64 {
@@ -213,7 +239,10 @@ func statText(st *figureStat) string {
 		return "–"
 	}
 	if st.N == 0 {
-		if st.Skipped > 0 {
+		switch {
+		case st.Never > 0:
+			return "never observed"
+		case st.Skipped > 0:
 			return "skipped"
 		}
 		return "–"
@@ -221,6 +250,9 @@ func statText(st *figureStat) string {
 	s := formatValue(st.Mean, st.Unit)
 	if st.N > 1 && st.Max > st.Min {
 		s += " [" + formatValue(st.Min, st.Unit) + " – " + formatValue(st.Max, st.Unit) + "]"
+	}
+	if st.Never > 0 {
+		s += fmt.Sprintf("; never observed in %d of %d", st.Never, st.N+st.Never)
 	}
 	return s
 }

@@ -140,3 +140,37 @@ func TestCompareWithoutHistories(t *testing.T) {
 	assert.False(t, strings.Contains(buf.String(), `<svg class="chart"`))
 	assert.Contains(t, buf.String(), "No histories were given")
 }
+
+// A repeat whose moment never came (converge_within that never converged: figure -1) has no
+// figure: it must neither pull the design's mean below every real figure nor win the row.
+func TestCompareNeverObservedLoses(t *testing.T) {
+	check := func(fig float64, never bool) result.Check {
+		return result.Check{Name: "converged", Kind: "consistency", Op: "<=", Threshold: 5, Unit: "s",
+			Figure: fig, Never: never, Passed: !never && fig <= 5}
+	}
+	run := func(c result.Check) *result.Run { return &result.Run{Scenario: "s", Checks: []result.Check{c}} }
+	groups := []DesignRuns{
+		{Design: "outbox", Runs: []*result.Run{run(check(1.9, false)), run(check(2.1, false))}},
+		{Design: "no-outbox", Runs: []*result.Run{run(check(-1, true)), run(check(-1, true))}},
+		{Design: "flaky", Runs: []*result.Run{run(check(0.5, false)), run(check(-1, true))}},
+	}
+	cmp, err := compare(groups)
+	require.NoError(t, err)
+	row := cmp.Rows[0]
+	assert.Equal(t, 0, row.Winner, row.Why)
+	assert.Equal(t, "never observed", statText(row.Stats[1]))
+	assert.Equal(t, "0.5 s; never observed in 1 of 2", statText(row.Stats[2]))
+	for _, tc := range []struct {
+		name  string
+		stats []*figureStat
+		want  int
+	}{
+		{"all never vs a figure", []*figureStat{{Runs: 2, Never: 2}, {Runs: 2, N: 2, Mean: 9, Min: 8, Max: 10}}, 1},
+		{"fewer nevers beat a better mean", []*figureStat{{Runs: 2, N: 1, Never: 1, Mean: 1, Min: 1, Max: 1}, {Runs: 2, N: 2, Mean: 9, Min: 8, Max: 10}}, 1},
+		{"all never on both sides: tie", []*figureStat{{Runs: 1, Never: 1}, {Runs: 1, Never: 1}}, -1},
+	} {
+		r := compareRow{Op: "<=", Stats: tc.stats}
+		judge(&r)
+		assert.Equal(t, tc.want, r.Winner, tc.name)
+	}
+}

@@ -116,9 +116,9 @@ const (
 // Order statuses. An async order is pending until product decided it; a sync order is
 // stored confirmed, since it exists only once its stock is reserved.
 const (
-	StatusPending   = "pending"
-	StatusConfirmed = "confirmed"
-	StatusRejected  = "rejected"
+	StatusPending   = refv1.StatusPending
+	StatusConfirmed = refv1.StatusConfirmed
+	StatusRejected  = refv1.StatusRejected
 )
 
 // DefaultSubject is the subject outbox rows are published on (broker.SubjectOrderPlaced).

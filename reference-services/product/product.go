@@ -92,13 +92,13 @@ var (
 // broker.SubjectOrderOutcome: the saga's answer to an orders.placed event.
 const (
 	// OutcomeConfirmed: the stock was taken for the order.
-	OutcomeConfirmed = "confirmed"
+	OutcomeConfirmed = refv1.StatusConfirmed
 	// OutcomeRejected: there was not enough stock; nothing was taken, and never will be for
 	// this order.
-	OutcomeRejected = "rejected"
+	OutcomeRejected = refv1.StatusRejected
 	// OutcomeReleased: the stock taken was given back (ReleaseStock), or a release arrived
 	// before any reservation and stands as a tombstone that refuses a late one.
-	OutcomeReleased = "released"
+	OutcomeReleased = refv1.OutcomeReleased
 )
 
 // Event is one stock decrement requested for one order.
