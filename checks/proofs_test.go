@@ -2,6 +2,7 @@ package checks_test
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -83,11 +84,14 @@ func proofs() map[string][]proof {
 	fo := check(&scenarios.FailoverCheck{MaxErrorWindow: d(sec)})
 	tput := check(&scenarios.ThroughputCheck{Min: 0.9})
 	landed := check(&scenarios.FaultLandedCheck{})
+	landedTight := check(&scenarios.FaultLandedCheck{Tolerance: 0.0625})
 	metric := check(&scenarios.MetricCheck{Component: "order", Metric: "faultline_outbox_backlog", Op: "<=", Value: ptr(5.0), Reduce: "max"})
 	withEffect := func(measured float64) func(*checks.Inputs) {
 		return func(in *checks.Inputs) {
 			f := slowFault
-			f.Effect = &result.Effect{Configured: 1, Measured: measured, Unit: "s", Landed: true}
+			// The fault's own measurement holds it to ± 0.1 s (faults decide Landed).
+			f.Effect = &result.Effect{Configured: 1, Measured: measured, Unit: "s", Tolerance: 0.1,
+				Landed: math.Abs(measured-1) <= 0.1+1e-9}
 			in.Faults = []result.Fault{f}
 		}
 	}
@@ -150,8 +154,10 @@ func proofs() map[string][]proof {
 			{"converge_within: never", false, consistencyProof(consistencyAll, "converge_within", never)},
 		},
 		scenarios.CheckFaultLanded: {
-			{"50% off at tolerance 50%", true, evalOne(true, landed, nil, withEffect(1.5), "during:slow/fault_landed")},
-			{"51% off at tolerance 50%", false, evalOne(true, landed, nil, withEffect(1.51), "during:slow/fault_landed")},
+			{"1.1 s at its own ± 0.1 s", true, evalOne(true, landed, nil, withEffect(1.1), "during:slow/fault_landed")},
+			{"1.11 s at its own ± 0.1 s", false, evalOne(true, landed, nil, withEffect(1.11), "during:slow/fault_landed")},
+			{"6.25% off at the check's 6.25%", true, evalOne(true, landedTight, nil, withEffect(1.0625), "during:slow/fault_landed")},
+			{"6.26% off at the check's 6.25%", false, evalOne(true, landedTight, nil, withEffect(1.0626), "during:slow/fault_landed")},
 		},
 		scenarios.CheckThroughput: {
 			{"36 of 40 planned at min 90%", true, evalOne(true, tput, nWith(36, 0, 0), nil, "during:slow/throughput")},
