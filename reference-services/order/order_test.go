@@ -319,25 +319,55 @@ func TestGetOrderOwnerOnly(t *testing.T) {
 	}
 }
 
-// In the sync design, a retry after a lost reservation reply that changes the request is
-// refused: under the first request's order id, product would answer its reservation as a
-// replay of the first one and reserve nothing for it.
-func TestPlaceOrderSyncKeyReusedWithAnotherRequest(t *testing.T) {
-	e := newEnv(t)
-	db := openDB(t, e.orderPath)
-	require.NoError(t, order.Prepare(context.Background(), db))
-	s, err := order.NewServer(db, e.merchants, &lostReply{ProductServiceClient: e.products}, order.WithInventory(order.InventorySync))
-	require.NoError(t, err)
-	ctx := context.Background()
+// lostReplyNoRelease loses the first reservation's reply and cannot reach product to release
+// it, so the failed placement's reservation stands until the sweep.
+type lostReplyNoRelease struct{ *lostReply }
 
-	_, err = s.PlaceOrder(ctx, place("retry-me", 3, 10))
-	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
-	_, err = s.PlaceOrder(ctx, place("retry-me", 3, 20))
-	assert.Equal(t, codes.AlreadyExists, status.Code(err), "%v", err)
-	assert.Zero(t, count(t, db, `SELECT COUNT(*) FROM orders`))
-	_, err = s.PlaceOrder(ctx, place("retry-me", 3, 10))
-	require.NoError(t, err, "the same request still goes through")
-	assert.Equal(t, testCatalog.InitialStock-10, stockOf(t, e.productDB, config.ProductID(3)))
+func (c lostReplyNoRelease) ReleaseStock(context.Context, *refv1.ReleaseStockRequest, ...grpc.CallOption) (*refv1.ReleaseStockResponse, error) {
+	return nil, status.Error(codes.Unavailable, "product unreachable")
+}
+
+// In the sync design, a retry after a lost reservation reply that changes the request is
+// refused while the first request's reservation stands: under that order id, product would
+// answer the new reservation as a replay of the first one and reserve nothing for it. Once
+// the failed placement released its reservation, the key stands for nothing and the changed
+// request is a new order (then the key stands for it).
+func TestPlaceOrderSyncKeyReusedWithAnotherRequest(t *testing.T) {
+	t.Run("reservation still held", func(t *testing.T) {
+		e := newEnv(t)
+		db := openDB(t, e.orderPath)
+		require.NoError(t, order.Prepare(context.Background(), db))
+		s, err := order.NewServer(db, e.merchants, lostReplyNoRelease{&lostReply{ProductServiceClient: e.products}}, order.WithInventory(order.InventorySync))
+		require.NoError(t, err)
+		ctx := context.Background()
+
+		_, err = s.PlaceOrder(ctx, place("retry-me", 3, 10))
+		require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+		_, err = s.PlaceOrder(ctx, place("retry-me", 3, 20))
+		assert.Equal(t, codes.AlreadyExists, status.Code(err), "%v", err)
+		assert.Zero(t, count(t, db, `SELECT COUNT(*) FROM orders`))
+		_, err = s.PlaceOrder(ctx, place("retry-me", 3, 10))
+		require.NoError(t, err, "the same request still goes through")
+		assert.Equal(t, testCatalog.InitialStock-10, stockOf(t, e.productDB, config.ProductID(3)))
+	})
+	t.Run("reservation released", func(t *testing.T) {
+		e := newEnv(t)
+		db := openDB(t, e.orderPath)
+		require.NoError(t, order.Prepare(context.Background(), db))
+		s, err := order.NewServer(db, e.merchants, &lostReply{ProductServiceClient: e.products}, order.WithInventory(order.InventorySync))
+		require.NoError(t, err)
+		ctx := context.Background()
+
+		_, err = s.PlaceOrder(ctx, place("retry-me", 3, 10))
+		require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+		assert.Equal(t, testCatalog.InitialStock, stockOf(t, e.productDB, config.ProductID(3)), "released at once")
+		_, err = s.PlaceOrder(ctx, place("retry-me", 3, 20))
+		require.NoError(t, err, "the key stood for nothing: a new order")
+		_, err = s.PlaceOrder(ctx, place("retry-me", 3, 10))
+		assert.Equal(t, codes.AlreadyExists, status.Code(err), "the key now stands for the 20-unit order: %v", err)
+		assert.Equal(t, 1, count(t, db, `SELECT COUNT(*) FROM orders`))
+		assert.Equal(t, testCatalog.InitialStock-20, stockOf(t, e.productDB, config.ProductID(3)))
+	})
 }
 
 // A database written before keys had owners keeps its orders and reservations; their keys
