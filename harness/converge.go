@@ -125,7 +125,9 @@ func (c *convergeTracker) observe(at time.Duration, st FinalState, err error, qu
 }
 
 // settled returns "" when every order of prev is applied in st exactly once with its
-// product and quantity and stock reflects them, else the first that is not.
+// product and quantity and stock reflects them, else the first that is not. An order the
+// saga rejected (or whose reservation was released) took no stock, so it does not lower
+// the bound; an event whose outcome is not recorded counts as taking stock.
 func settled(prev []Order, st FinalState) string {
 	rows := make(map[string]int, len(st.Applied))
 	byOrder := make(map[string]Applied, len(st.Applied))
@@ -135,8 +137,8 @@ func settled(prev []Order, st FinalState) string {
 	}
 	ordered := map[string]int64{}
 	for _, o := range prev {
-		ordered[o.Product] += o.Quantity
 		if len(st.Applied) == 0 {
+			ordered[o.Product] += o.Quantity
 			continue
 		}
 		a, ok := byOrder[o.ID]
@@ -145,11 +147,19 @@ func settled(prev []Order, st FinalState) string {
 			return fmt.Sprintf("order %s is not applied to stock yet", o.ID)
 		case rows[o.ID] > 1:
 			return fmt.Sprintf("order %s is applied %d times", o.ID, rows[o.ID])
+		case a.Applications > 1:
+			return fmt.Sprintf("order %s took stock %d times", o.ID, a.Applications)
 		case a.Product != o.Product || a.Quantity != o.Quantity:
 			return fmt.Sprintf("order %s is applied as %d of %s, but is %d of %s", o.ID, a.Quantity, a.Product, o.Quantity, o.Product)
 		}
+		if a.Outcome != refv1.StatusRejected && a.Outcome != refv1.OutcomeReleased {
+			ordered[o.Product] += o.Quantity
+		}
 	}
 	for _, p := range st.Products {
+		if p.Stock < 0 {
+			return fmt.Sprintf("%s: stock %d, below zero", p.ID, p.Stock)
+		}
 		if most := p.Initial - ordered[p.ID]; p.Stock > most {
 			return fmt.Sprintf("%s: stock %d, at most %d once its orders are not applied yet (initial %d - ordered %d)", p.ID, p.Stock, most, p.Initial, ordered[p.ID])
 		}

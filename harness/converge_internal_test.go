@@ -18,13 +18,18 @@ type liveSystem struct {
 	loadEnd      time.Duration
 	lost         string // an order id whose event is never applied
 	double       string // an order id applied twice to stock
+	stock        int64  // initial stock (1000 when 0); orders beyond it are rejected (saga)
 }
 
 func (s liveSystem) at(t time.Duration) FinalState {
-	st := FinalState{Products: []ProductStock{{ID: "p1", Initial: 1000, Stock: 1000}}}
+	initial := s.stock
+	if initial == 0 {
+		initial = 1000
+	}
+	st := FinalState{Products: []ProductStock{{ID: "p1", Initial: initial, Stock: initial}}}
 	for i, placed := 0, time.Duration(0); placed <= min(t, s.loadEnd); i, placed = i+1, placed+s.every {
 		id := fmt.Sprintf("o%d", i)
-		st.Orders = append(st.Orders, Order{ID: id, Key: "k" + id, Product: "p1", Quantity: 1})
+		st.Orders = append(st.Orders, Order{ID: id, Key: "k" + id, Product: "p1", Quantity: 1, Status: "pending"})
 		applied := placed + s.lag
 		if placed < s.backlogUntil {
 			applied = max(applied, s.backlogUntil)
@@ -32,7 +37,14 @@ func (s liveSystem) at(t time.Duration) FinalState {
 		if applied > t || id == s.lost {
 			continue
 		}
-		st.Applied = append(st.Applied, Applied{OrderID: id, Product: "p1", Quantity: 1, Deliveries: 1})
+		o := &st.Orders[len(st.Orders)-1]
+		if st.Products[0].Stock < 1 {
+			o.Status = "rejected"
+			st.Applied = append(st.Applied, Applied{OrderID: id, Product: "p1", Quantity: 1, Deliveries: 1, Outcome: "rejected"})
+			continue
+		}
+		o.Status = "confirmed"
+		st.Applied = append(st.Applied, Applied{OrderID: id, Product: "p1", Quantity: 1, Deliveries: 1, Outcome: "confirmed", Applications: 1})
 		st.Products[0].Stock--
 		if id == s.double {
 			st.Products[0].Stock--
@@ -69,6 +81,8 @@ func TestConvergenceObservedDuringTheLoad(t *testing.T) {
 	lost.lost = "o300"
 	double := base
 	double.double = "o300"
+	oversold := base
+	oversold.stock = 100
 	tests := []struct {
 		name      string
 		sys       liveSystem
@@ -77,6 +91,7 @@ func TestConvergenceObservedDuringTheLoad(t *testing.T) {
 		at        time.Duration
 	}{
 		{"consistent from the heal", base, 0, true, 5220 * time.Millisecond},
+		{"oversubscribed: the saga rejects what stock cannot hold", oversold, 0, true, 5220 * time.Millisecond},
 		{"a backlog drained 1.5 s after the heal", withBacklog, 0, true, 6620 * time.Millisecond},
 		{"a failed read restarts the observation", base, 7020 * time.Millisecond, true, 7220 * time.Millisecond},
 		{"an event never applied", lost, 0, false, 0},
