@@ -428,6 +428,6 @@ func (ev *consistencyEval) converge() result.Check {
 	}
 	c.Figure = secs(ev.final.ConvergedAfter)
 	c.Passed = c.Figure <= c.Threshold
-	c.Message = fmt.Sprintf("stock converged %s after the last heal, %s %s", fmtS(c.Figure), verdictOp("<=", c.Passed), fmtS(c.Threshold))
+	c.Message = fmt.Sprintf("stock and order states converged %s after the last heal, %s %s", fmtS(c.Figure), verdictOp("<=", c.Passed), fmtS(c.Threshold))
 	return c
 }

@@ -113,7 +113,7 @@ func TestConsistencyHolds(t *testing.T) {
 		got["shop/no_double_apply"].Message)
 	cv := one(t, got, "shop/converge_within")
 	assert.False(t, cv.Passed)
-	assert.Equal(t, "stock converged 4.00 s after the last heal, > 3.00 s", cv.Message)
+	assert.Equal(t, "stock and order states converged 4.00 s after the last heal, > 3.00 s", cv.Message)
 
 	in.Final.ConvergedAfter = -1
 	got = evaluate(t, sc, placements, in)
