@@ -126,6 +126,10 @@ type options struct {
 	readyTimeout time.Duration
 	interposer   Interposer // see interpose.go
 	keepData     bool       // see docker.go
+	// began and phases are set by StartDocker: its image lookup and network count into
+	// the start.
+	began  time.Time
+	phases []Phase
 }
 
 // WithLogger logs planning, starts and readiness.
@@ -189,17 +193,21 @@ type System struct {
 	comps []*Component // start order
 
 	readyDur time.Duration
+	startup  Startup
 }
 
-// Start plans and starts a system on rt and returns once every component is ready. The
-// registry and broker start first and every other component right after them — they retry
-// their connections, which is faster than waiting in tiers. On any error Start stops what
-// it started.
+// Start plans and starts a system on rt and returns once every component is ready. Each
+// component starts as soon as the components it dials while starting are ready (the
+// registry and the broker first, see dependencies), so a slow component delays only its
+// dependents; Startup says where the time went. On any error Start stops what it started.
 func Start(ctx context.Context, rt runtime.Runtime, s Spec, opts ...Option) (*System, error) {
-	began := time.Now()
 	o := options{log: slog.New(slog.DiscardHandler), readyTimeout: DefaultReadyTimeout}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	began := o.began
+	if began.IsZero() {
+		began = time.Now()
 	}
 	if rt == nil {
 		return nil, errors.New("start system: runtime is nil")
@@ -216,16 +224,17 @@ func Start(ctx context.Context, rt runtime.Runtime, s Spec, opts ...Option) (*Sy
 		return nil, fmt.Errorf("start system: %w", err)
 	}
 	sys := &System{spec: s, rt: rt, opts: o, design: d, containers: containers}
+	sys.startup.Phases = slices.Clone(o.phases)
+	planBegan := time.Now()
 	if err := sys.prepare(); err != nil {
 		return nil, fmt.Errorf("start system: %w", err)
 	}
-	if err := sys.startAll(ctx); err != nil {
-		return nil, sys.abort(fmt.Errorf("start system: %w", err))
-	}
-	if err := sys.waitReady(ctx, sys.comps...); err != nil {
+	sys.startup.Phases = append(sys.startup.Phases, Phase{Name: "plan", Took: time.Since(planBegan)})
+	if err := sys.startGraph(ctx, began); err != nil {
 		return nil, sys.abort(fmt.Errorf("start system: %w", err))
 	}
 	sys.readyDur = time.Since(began)
+	sys.startup.Ready = sys.readyDur
 	o.log.Info("system ready", "components", len(sys.comps), "took", sys.readyDur, "gateway", sys.GatewayURL())
 	return sys, nil
 }
@@ -416,28 +425,36 @@ func localAddrs(dir string, plan []planned) (map[string]string, error) {
 	return addrs, nil
 }
 
-// startAll starts every component: processes one after the other (a fork is quick),
-// containers all at once (docker.go), since the engine takes a while for each.
-func (sys *System) startAll(ctx context.Context) error {
-	if sys.containers {
-		return sys.startContainers(ctx)
-	}
+// startGraph starts every component once its dependencies are ready and waits for all of
+// them, within the ready timeout.
+func (sys *System) startGraph(ctx context.Context, began time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, sys.opts.readyTimeout)
+	defer cancel()
+	byName := map[string]*Component{}
+	var steps []step
 	for _, c := range sys.comps {
-		if err := sys.startOne(ctx, c); err != nil {
-			return err
-		}
+		byName[c.Name] = c
+		steps = append(steps, step{name: c.Name, deps: sys.dependencies(c)})
 	}
-	return nil
+	timings, err := runGraph(ctx, steps, stepFuncs{
+		start: func(ctx context.Context, name string) error { return sys.startOne(ctx, byName[name]) },
+		ready: func(ctx context.Context, name string) error {
+			if err := sys.readiness(byName[name]).Wait(ctx); err != nil {
+				return fmt.Errorf("wait for readiness (logs in %s): %w", filepath.Join(sys.spec.Dir, "logs"), err)
+			}
+			return nil
+		},
+	}, began)
+	sys.startup.Components = timings
+	return err
 }
 
 func (sys *System) startOne(ctx context.Context, c *Component) error {
-	s := sys.spec
-	args := append(slices.Clone(s.Args), "--config", c.ConfigPath)
-	env := append(slices.Clone(s.Env), serveConfigEnv+"="+c.ConfigPath)
-	p, err := sys.rt.Start(ctx, runtime.Spec{
-		Name: c.Name, Command: s.Command, Args: args, Env: env, LogFile: c.LogPath,
-		Labels: map[string]string{"faultline.kind": c.Kind, "faultline.service": c.Service, "faultline.dir": s.Dir},
-	})
+	spec, err := sys.processSpec(c)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", c.Name, err)
+	}
+	p, err := sys.rt.Start(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", c.Name, err)
 	}
@@ -445,6 +462,22 @@ func (sys *System) startOne(ctx context.Context, c *Component) error {
 	c.Process = p
 	sys.mu.Unlock()
 	return nil
+}
+
+// processSpec is the runtime spec of c: a process re-executing faultline with its config,
+// or on a container runtime its container (containerSpec).
+func (sys *System) processSpec(c *Component) (runtime.Spec, error) {
+	if sys.containers {
+		return sys.containerSpec(c)
+	}
+	s := sys.spec
+	return runtime.Spec{
+		Name: c.Name, Command: s.Command,
+		Args:    append(slices.Clone(s.Args), "--config", c.ConfigPath),
+		Env:     append(slices.Clone(s.Env), serveConfigEnv+"="+c.ConfigPath),
+		LogFile: c.LogPath,
+		Labels:  map[string]string{"faultline.kind": c.Kind, "faultline.service": c.Service, "faultline.dir": s.Dir},
+	}, nil
 }
 
 func (sys *System) readiness(c *Component) wait.Strategy {
@@ -586,6 +619,14 @@ func (sys *System) RegistryEndpoints() []string {
 func (sys *System) BrokerURL() string {
 	c, _ := sys.Component("broker-1")
 	return "nats://" + c.Listen
+}
+
+// Startup is where the time of the start went, per phase and per component.
+func (sys *System) Startup() Startup {
+	st := sys.startup
+	st.Phases = slices.Clone(st.Phases)
+	st.Components = slices.Clone(st.Components)
+	return st
 }
 
 // ReadyDuration is how long Start took from its call until every component was ready.
