@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -398,4 +399,56 @@ func killChild(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
 	require.NoError(t, cmd.Process.Kill())
 	_ = cmd.Wait()
+}
+
+// TestBuildImageSecondStartBuildsNothing: the faultline command looks the image of its own
+// binary up and starts from it: no go build (whose up-to-date check alone costs a second
+// or two of every start) and no image build. The first call, with an empty cache, builds
+// the binary (and the image, unless the engine holds it already); the second does
+// neither and returns the same tag. The binary's id stands in for the command's.
+func TestBuildImageSecondStartBuildsNothing(t *testing.T) {
+	requireDocker(t)
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	id, err := goBuildID(exe)
+	require.NoError(t, err, "the test binary carries a Go build id")
+	require.NotEmpty(t, id)
+
+	oldID, oldDir := selfID, imageCacheDir
+	t.Cleanup(func() { selfID, imageCacheDir = oldID, oldDir })
+	cache := t.TempDir()
+	selfID = func() string { return id }
+	imageCacheDir = func() (string, error) { return cache, nil }
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	goBefore := goBuilds.Load()
+	first, err := BuildImage(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), goBuilds.Load()-goBefore, "an empty cache asks go build once")
+
+	goBefore, imgBefore := goBuilds.Load(), imageBuilds.Load()
+	start := time.Now()
+	second, err := BuildImage(ctx)
+	require.NoError(t, err)
+	t.Logf("second BuildImage: %s", time.Since(start).Round(time.Millisecond))
+	assert.Equal(t, first, second, "same binary, same image")
+	assert.Zero(t, goBuilds.Load()-goBefore, "the second start runs no go build")
+	assert.Zero(t, imageBuilds.Load()-imgBefore, "the second start builds no image")
+
+	// A binary that is not the command (no id) keeps asking go build: its id would not
+	// change with cmd/faultline's source.
+	selfID = func() string { return "" }
+	goBefore = goBuilds.Load()
+	third, err := BuildImage(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, first, third)
+	assert.Equal(t, int64(1), goBuilds.Load()-goBefore)
+}
+
+func TestGoBuildIDOfANonGoFile(t *testing.T) {
+	_, err := goBuildID("/bin/sh")
+	require.Error(t, err)
+	_, err = goBuildID(filepath.Join(t.TempDir(), "missing"))
+	require.Error(t, err)
 }
