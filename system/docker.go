@@ -119,6 +119,22 @@ func isContainerRuntime(rt runtime.Runtime) bool {
 	return false
 }
 
+// preparer finds rt's runtime.Preparer, looking through wrappers as isContainerRuntime
+// does: a wrapper records starts, and a prepared container is recorded when it starts.
+func preparer(rt runtime.Runtime) (runtime.Preparer, bool) {
+	for rt != nil {
+		if p, ok := rt.(runtime.Preparer); ok {
+			return p, true
+		}
+		u, ok := rt.(interface{ Unwrap() runtime.Runtime })
+		if !ok {
+			return nil, false
+		}
+		rt = u.Unwrap()
+	}
+	return nil, false
+}
+
 // withContainerCommand makes the default command the binary inside the image.
 func (s Spec) withContainerCommand() Spec {
 	if s.Command == "" {

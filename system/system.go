@@ -436,8 +436,25 @@ func (sys *System) startGraph(ctx context.Context, began time.Time) error {
 		byName[c.Name] = c
 		steps = append(steps, step{name: c.Name, deps: sys.dependencies(c)})
 	}
+	prepared, rootsRunning := sys.prepareAll(ctx, steps)
 	timings, err := runGraph(ctx, steps, stepFuncs{
-		start: func(ctx context.Context, name string) error { return sys.startOne(ctx, byName[name]) },
+		start: func(ctx context.Context, name string) error {
+			if ch, ok := prepared[name]; ok {
+				select {
+				case err := <-ch:
+					if err != nil {
+						return fmt.Errorf("start %s: %w", name, err)
+					}
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			err := sys.startOne(ctx, byName[name])
+			if ch, ok := rootsRunning[name]; ok {
+				ch <- struct{}{}
+			}
+			return err
+		},
 		ready: func(ctx context.Context, name string) error {
 			if err := sys.readiness(byName[name]).Wait(ctx); err != nil {
 				return fmt.Errorf("wait for readiness (logs in %s): %w", filepath.Join(sys.spec.Dir, "logs"), err)
@@ -447,6 +464,47 @@ func (sys *System) startGraph(ctx context.Context, began time.Time) error {
 	}, began)
 	sys.startup.Components = timings
 	return err
+}
+
+// prepareAll begins, on a runtime that offers it (containers), the part of every start
+// that needs no peer — creating the container — so that a component whose dependencies
+// become ready is only started. The components without dependencies start at once, and
+// the others are prepared as soon as those have started (running): the engine does one
+// thing at a time, and the roots are the critical path. Each channel of prepared yields
+// its component's result; the start of each root sends on rootsRunning.
+func (sys *System) prepareAll(ctx context.Context, steps []step) (prepared map[string]chan error, rootsRunning map[string]chan struct{}) {
+	pr, ok := preparer(sys.rt)
+	if !ok {
+		return nil, nil
+	}
+	prepared, rootsRunning = map[string]chan error{}, map[string]chan struct{}{}
+	var later []*Component
+	for i, c := range sys.comps {
+		if len(steps[i].deps) == 0 {
+			rootsRunning[c.Name] = make(chan struct{}, 1)
+			continue
+		}
+		prepared[c.Name] = make(chan error, 1)
+		later = append(later, c)
+	}
+	go func() {
+		for _, ch := range rootsRunning {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+			}
+		}
+		for _, c := range later {
+			go func() {
+				spec, err := sys.processSpec(c)
+				if err == nil {
+					err = pr.Prepare(ctx, spec)
+				}
+				prepared[c.Name] <- err
+			}()
+		}
+	}()
+	return prepared, rootsRunning
 }
 
 func (sys *System) startOne(ctx context.Context, c *Component) error {

@@ -1,10 +1,13 @@
 package docker
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -451,4 +454,60 @@ func TestGoBuildIDOfANonGoFile(t *testing.T) {
 	require.Error(t, err)
 	_, err = goBuildID(filepath.Join(t.TempDir(), "missing"))
 	require.Error(t, err)
+}
+
+// TestPrepareThenStartStartsThePreparedContainer: Prepare creates the container (files
+// written, nothing running) and the Start of the same spec starts that very container
+// instead of creating another; a prepared container is not listed before it starts, and
+// Close removes one that never started.
+func TestPrepareThenStartStartsThePreparedContainer(t *testing.T) {
+	_, toxi := requireImages(t)
+	ctx := context.Background()
+	rt, err := New(ctx, WithGrace(time.Second))
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = Clean(context.Background(), rt.RunID()) })
+
+	s := toxiproxySpec("proxy-a", toxi, nil)
+	s.Container.Files = []runtime.File{{Target: "/etc/faultline/a.json", Content: []byte(`{"a":1}`)}}
+	require.NoError(t, rt.Prepare(ctx, s))
+	require.NoError(t, rt.Prepare(ctx, toxiproxySpec("never-started", toxi, nil)))
+	assert.Error(t, rt.Prepare(ctx, s), "a name is prepared once")
+	assert.Empty(t, rt.Processes(), "prepared containers are not processes yet")
+	c, _, _ := leftovers(t, rt.RunID())
+	assert.Equal(t, 2, c, "both containers exist")
+	rt.mu.Lock()
+	preparedID := rt.procs["proxy-a"].id
+	rt.mu.Unlock()
+
+	p, err := rt.Start(ctx, s)
+	require.NoError(t, err)
+	assert.Equal(t, preparedID, p.(*Process).ContainerID(), "Start started the prepared container")
+	assert.True(t, p.Running())
+	assert.Len(t, rt.Processes(), 1)
+	c, _, _ = leftovers(t, rt.RunID())
+	assert.Equal(t, 2, c, "no second container was created")
+
+	require.NoError(t, rt.Close(ctx))
+	c, n, v := leftovers(t, rt.RunID())
+	assert.Equal(t, []int{0, 0, 0}, []int{c, n, v}, "Close removes the started and the never-started container")
+}
+
+func TestFilesArchiveHasParentsOnce(t *testing.T) {
+	b, err := filesArchive([]runtime.File{
+		{Target: "/config/a.json", Content: []byte("a")},
+		{Target: "/config/b.json", Content: []byte("b"), Mode: 0o600},
+		{Target: "/secrets/jwt.key", Content: []byte("k"), Mode: 0o600},
+	})
+	require.NoError(t, err)
+	tr := tar.NewReader(bytes.NewReader(b))
+	var got []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		got = append(got, fmt.Sprintf("%s %o", h.Name, h.Mode))
+	}
+	assert.Equal(t, []string{"config/ 755", "config/a.json 644", "config/b.json 600", "secrets/ 755", "secrets/jwt.key 600"}, got)
 }
