@@ -531,15 +531,32 @@ func (sys *System) processSpec(c *Component) (runtime.Spec, error) {
 	s := sys.spec
 	return runtime.Spec{
 		Name: c.Name, Command: s.Command,
-		Args:    append(slices.Clone(s.Args), "--config", c.ConfigPath),
-		Env:     append(slices.Clone(s.Env), serveConfigEnv+"="+c.ConfigPath),
+		Args: append(slices.Clone(s.Args), "--config", c.ConfigPath),
+		// The faultline binary links testcontainers, whose package init lists every
+		// process of the host through /proc (gopsutil): 5 to 50 ms of every component's
+		// start, more the busier the host. A component never talks to Docker, so that
+		// library gets an empty process table; nothing else in a component reads HOST_PROC.
+		Env:     append([]string{"HOST_PROC=" + emptyProc}, append(slices.Clone(s.Env), serveConfigEnv+"="+c.ConfigPath)...),
 		LogFile: c.LogPath,
 		Labels:  map[string]string{"faultline.kind": c.Kind, "faultline.service": c.Service, "faultline.dir": s.Dir},
 	}, nil
 }
 
+// emptyProc is a /proc with no processes in it.
+const emptyProc = "/nonexistent/proc"
+
+// readyHold is how long one readiness request may be held by the component (below the
+// probe client's 1 s timeout); readyPoll paces attempts that were answered at once.
+const (
+	readyHold = 500 * time.Millisecond
+	readyPoll = 5 * time.Millisecond
+)
+
 func (sys *System) readiness(c *Component) wait.Strategy {
-	ready := wait.WhileRunning(c.Process, wait.HTTP(c.AdminURL()+"/readyz", 200))
+	// The component holds the answer back until it is ready (?wait), so readiness is seen
+	// when it happens, and its dependents start then; the short interval only paces the
+	// attempts while the admin port is not listening yet (a refused connection is cheap).
+	ready := wait.WhileRunning(c.Process, wait.HTTP(c.AdminURL()+"/readyz?wait="+readyHold.String(), 200).WithInterval(readyPoll))
 	return wait.Func(func(ctx context.Context) (bool, error) {
 		began := time.Now()
 		if err := ready.Wait(ctx); err != nil {
