@@ -37,6 +37,9 @@ type ComponentStartup struct {
 	// then), Running when the runtime returned (a fork; a container created and
 	// started), Ready when its /readyz first answered 200.
 	Start, Running, Ready time.Duration
+	// Prepared is when its container had been created ahead of its start (0: it was not;
+	// see runtime.Preparer). A Prepared after Start means the start waited for it.
+	Prepared time.Duration
 }
 
 // dependencies are the components c dials while it starts, so starting it before they
@@ -195,15 +198,29 @@ func (s Startup) String() string {
 	}
 	cs := slices.Clone(s.Components)
 	slices.SortStableFunc(cs, func(a, b ComponentStartup) int { return int(a.Ready - b.Ready) })
-	fmt.Fprintf(&b, "  %-14s %8s %8s %8s  %s\n", "component", "start", "running", "ready", "after")
+	prepared := slices.ContainsFunc(cs, func(c ComponentStartup) bool { return c.Prepared > 0 })
+	col := func(d time.Duration) string {
+		if !prepared {
+			return ""
+		}
+		if d == 0 {
+			return fmt.Sprintf(" %8s", "-")
+		}
+		return fmt.Sprintf(" %8s", ms(d))
+	}
+	head := ""
+	if prepared {
+		head = fmt.Sprintf(" %8s", "created")
+	}
+	fmt.Fprintf(&b, "  %-14s%s %8s %8s %8s  %s\n", "component", head, "start", "running", "ready", "after")
 	for _, c := range cs {
 		after := strings.Join(c.Deps, ",")
 		if after == "" {
 			after = "-"
 		}
-		fmt.Fprintf(&b, "  %-14s %8s %8s %8s  %s\n", c.Name, ms(c.Start), ms(c.Running), ms(c.Ready), after)
+		fmt.Fprintf(&b, "  %-14s%s %8s %8s %8s  %s\n", c.Name, col(c.Prepared), ms(c.Start), ms(c.Running), ms(c.Ready), after)
 	}
-	fmt.Fprintf(&b, "  %-14s %26s\n", "all ready", ms(s.Ready))
+	fmt.Fprintf(&b, "  %-14s%s %26s\n", "all ready", strings.Repeat(" ", len(head)), ms(s.Ready))
 	return b.String()
 }
 

@@ -437,14 +437,21 @@ func (sys *System) startGraph(ctx context.Context, began time.Time) error {
 		steps = append(steps, step{name: c.Name, deps: sys.dependencies(c)})
 	}
 	prepared, rootsRunning := sys.prepareAll(ctx, steps)
+	var (
+		preparedMu sync.Mutex
+		preparedAt = map[string]time.Duration{}
+	)
 	timings, err := runGraph(ctx, steps, stepFuncs{
 		start: func(ctx context.Context, name string) error {
 			if ch, ok := prepared[name]; ok {
 				select {
-				case err := <-ch:
-					if err != nil {
-						return fmt.Errorf("start %s: %w", name, err)
+				case res := <-ch:
+					if res.err != nil {
+						return fmt.Errorf("start %s: %w", name, res.err)
 					}
+					preparedMu.Lock()
+					preparedAt[name] = res.at.Sub(began)
+					preparedMu.Unlock()
 				case <-ctx.Done():
 					return ctx.Err()
 				}
@@ -462,8 +469,17 @@ func (sys *System) startGraph(ctx context.Context, began time.Time) error {
 			return nil
 		},
 	}, began)
+	for i := range timings {
+		timings[i].Prepared = preparedAt[timings[i].Name]
+	}
 	sys.startup.Components = timings
 	return err
+}
+
+// prepareResult is how a container's creation ahead of its start ended, and when.
+type prepareResult struct {
+	err error
+	at  time.Time
 }
 
 // prepareAll begins, on a runtime that offers it (containers), the part of every start
@@ -472,19 +488,19 @@ func (sys *System) startGraph(ctx context.Context, began time.Time) error {
 // the others are prepared as soon as those have started (running): the engine does one
 // thing at a time, and the roots are the critical path. Each channel of prepared yields
 // its component's result; the start of each root sends on rootsRunning.
-func (sys *System) prepareAll(ctx context.Context, steps []step) (prepared map[string]chan error, rootsRunning map[string]chan struct{}) {
+func (sys *System) prepareAll(ctx context.Context, steps []step) (prepared map[string]chan prepareResult, rootsRunning map[string]chan struct{}) {
 	pr, ok := preparer(sys.rt)
 	if !ok {
 		return nil, nil
 	}
-	prepared, rootsRunning = map[string]chan error{}, map[string]chan struct{}{}
+	prepared, rootsRunning = map[string]chan prepareResult{}, map[string]chan struct{}{}
 	var later []*Component
 	for i, c := range sys.comps {
 		if len(steps[i].deps) == 0 {
 			rootsRunning[c.Name] = make(chan struct{}, 1)
 			continue
 		}
-		prepared[c.Name] = make(chan error, 1)
+		prepared[c.Name] = make(chan prepareResult, 1)
 		later = append(later, c)
 	}
 	go func() {
@@ -500,7 +516,7 @@ func (sys *System) prepareAll(ctx context.Context, steps []step) (prepared map[s
 				if err == nil {
 					err = pr.Prepare(ctx, spec)
 				}
-				prepared[c.Name] <- err
+				prepared[c.Name] <- prepareResult{err: err, at: time.Now()}
 			}()
 		}
 	}()
