@@ -72,11 +72,15 @@ bench-suite: build
 	  e=$$(date +%s); sed -n '/^SCENARIO/,$$p' .faultline/bench-suite.log; \
 	  echo "bench: faultline suite scenarios/: $$((e - s)) s wall, exit $$rc"; exit $$rc
 
-## bench: startup time of the full default system (median and p90); the catalog's wall time; overload at twice
-## capacity; a SOAK_DURATION soak (10m) of the catalog's faults under load (not in CI)
+## bench: startup time of the full default system, local processes and containers with the image
+## in place (median and p90, -v: where the median run's time went); the catalog's wall time;
+## overload at twice capacity; a SOAK_DURATION soak (10m) of the catalog's faults under load (not in CI)
 bench: build
 	$(GO) test -run '^$$' -bench BenchmarkSystemStartup -benchtime $(BENCH_RUNS)x -timeout 10m ./system/
-	./$(BIN) bench startup --runs $(BENCH_RUNS)
+	./$(BIN) bench startup --runs $(BENCH_RUNS) -v --dir .faultline/bench
+	@if docker info >/dev/null 2>&1; then \
+	  ./$(BIN) bench startup --runtime docker --runs $(BENCH_RUNS) -v --dir .faultline/bench-docker; \
+	else echo "bench: docker startup skipped (no Docker engine)"; fi
 	$(MAKE) bench-suite
 	@if docker info >/dev/null 2>&1; then ./$(BIN) bench startup --runtime docker --cold --runs $(BENCH_RUNS); \
 	  else echo "bench: no docker engine, docker startup not measured"; fi

@@ -183,6 +183,15 @@ type Runtime interface {
 	Close(ctx context.Context) error
 }
 
+// Preparer is implemented by runtimes whose Start has a slow part that needs nothing of the
+// process's peers (a container is created and its files written): Prepare does that part
+// ahead, while the process's dependencies are still starting, so that the Start of the
+// same Spec later only starts it. Start without Prepare works as before; Close removes
+// what was prepared and never started, and a prepared process is not listed until then.
+type Preparer interface {
+	Prepare(ctx context.Context, s Spec) error
+}
+
 // Identity names a started process.
 type Identity interface {
 	Name() string

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
+	"time"
 
 	"github.com/faultline-dev/faultline/reference-services/config"
 	"github.com/faultline-dev/faultline/runtime"
@@ -70,10 +70,12 @@ type Docker struct {
 // dialling its peers by name, admin and main ports published on 127.0.0.1. Stop removes
 // every container, the network and (unless WithKeepData) the data volumes.
 func StartDocker(ctx context.Context, s Spec, d Docker, opts ...Option) (*System, error) {
+	began := time.Now()
 	o := options{log: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	var phases []Phase
 	image := d.Image
 	if image == "" {
 		tag, err := docker.BuildImage(ctx, docker.WithModuleRoot(d.ModuleRoot), docker.WithBuildLog(d.BuildLog))
@@ -81,13 +83,16 @@ func StartDocker(ctx context.Context, s Spec, d Docker, opts ...Option) (*System
 			return nil, fmt.Errorf("start system: %w", err)
 		}
 		image = tag
+		phases = append(phases, Phase{Name: "image", Took: time.Since(began)})
 	}
 	// The reaper removes the system if whoever started it is killed before Stop.
+	rtBegan := time.Now()
 	rt, err := docker.New(ctx, docker.WithRunID(d.RunID), docker.WithImage(image), docker.WithLogger(o.log), docker.WithReaper(image, 0))
 	if err != nil {
 		return nil, fmt.Errorf("start system: %w", err)
 	}
-	sys, err := Start(ctx, rt, s, opts...)
+	phases = append(phases, Phase{Name: "network+reaper", Took: time.Since(rtBegan)})
+	sys, err := Start(ctx, rt, s, append(slices.Clone(opts), func(o *options) { o.began, o.phases = began, phases })...)
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultStopTimeout)
 		defer cancel()
@@ -112,6 +117,22 @@ func isContainerRuntime(rt runtime.Runtime) bool {
 		rt = u.Unwrap()
 	}
 	return false
+}
+
+// preparer finds rt's runtime.Preparer, looking through wrappers as isContainerRuntime
+// does: a wrapper records starts, and a prepared container is recorded when it starts.
+func preparer(rt runtime.Runtime) (runtime.Preparer, bool) {
+	for rt != nil {
+		if p, ok := rt.(runtime.Preparer); ok {
+			return p, true
+		}
+		u, ok := rt.(interface{ Unwrap() runtime.Runtime })
+		if !ok {
+			return nil, false
+		}
+		rt = u.Unwrap()
+	}
+	return nil, false
 }
 
 // withContainerCommand makes the default command the binary inside the image.
@@ -228,42 +249,6 @@ func (sys *System) containerSpec(c *Component) (runtime.Spec, error) {
 			Files:     files,
 		},
 	}, nil
-}
-
-// startContainers starts every container at once; their host ports were pinned when the
-// system was planned, and readiness is waited for afterwards over the published admin
-// ports, like for processes.
-func (sys *System) startContainers(ctx context.Context) error {
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for _, c := range sys.comps {
-		wg.Go(func() {
-			err := func() error {
-				spec, err := sys.containerSpec(c)
-				if err != nil {
-					return fmt.Errorf("start %s: %w", c.Name, err)
-				}
-				p, err := sys.rt.Start(ctx, spec)
-				if err != nil {
-					return fmt.Errorf("start %s: %w", c.Name, err)
-				}
-				sys.mu.Lock()
-				c.Process = p
-				sys.mu.Unlock()
-				return nil
-			}()
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // Disconnect takes the named component off the network while it keeps running (a

@@ -126,6 +126,10 @@ type options struct {
 	readyTimeout time.Duration
 	interposer   Interposer // see interpose.go
 	keepData     bool       // see docker.go
+	// began and phases are set by StartDocker: its image lookup and network count into
+	// the start.
+	began  time.Time
+	phases []Phase
 }
 
 // WithLogger logs planning, starts and readiness.
@@ -189,17 +193,21 @@ type System struct {
 	comps []*Component // start order
 
 	readyDur time.Duration
+	startup  Startup
 }
 
-// Start plans and starts a system on rt and returns once every component is ready. The
-// registry and broker start first and every other component right after them — they retry
-// their connections, which is faster than waiting in tiers. On any error Start stops what
-// it started.
+// Start plans and starts a system on rt and returns once every component is ready. Each
+// component starts as soon as the components it dials while starting are ready (the
+// registry and the broker first, see dependencies), so a slow component delays only its
+// dependents; Startup says where the time went. On any error Start stops what it started.
 func Start(ctx context.Context, rt runtime.Runtime, s Spec, opts ...Option) (*System, error) {
-	began := time.Now()
 	o := options{log: slog.New(slog.DiscardHandler), readyTimeout: DefaultReadyTimeout}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	began := o.began
+	if began.IsZero() {
+		began = time.Now()
 	}
 	if rt == nil {
 		return nil, errors.New("start system: runtime is nil")
@@ -216,16 +224,17 @@ func Start(ctx context.Context, rt runtime.Runtime, s Spec, opts ...Option) (*Sy
 		return nil, fmt.Errorf("start system: %w", err)
 	}
 	sys := &System{spec: s, rt: rt, opts: o, design: d, containers: containers}
+	sys.startup.Phases = slices.Clone(o.phases)
+	planBegan := time.Now()
 	if err := sys.prepare(); err != nil {
 		return nil, fmt.Errorf("start system: %w", err)
 	}
-	if err := sys.startAll(ctx); err != nil {
-		return nil, sys.abort(fmt.Errorf("start system: %w", err))
-	}
-	if err := sys.waitReady(ctx, sys.comps...); err != nil {
+	sys.startup.Phases = append(sys.startup.Phases, Phase{Name: "plan", Took: time.Since(planBegan)})
+	if err := sys.startGraph(ctx, began); err != nil {
 		return nil, sys.abort(fmt.Errorf("start system: %w", err))
 	}
 	sys.readyDur = time.Since(began)
+	sys.startup.Ready = sys.readyDur
 	o.log.Info("system ready", "components", len(sys.comps), "took", sys.readyDur, "gateway", sys.GatewayURL())
 	return sys, nil
 }
@@ -416,28 +425,110 @@ func localAddrs(dir string, plan []planned) (map[string]string, error) {
 	return addrs, nil
 }
 
-// startAll starts every component: processes one after the other (a fork is quick),
-// containers all at once (docker.go), since the engine takes a while for each.
-func (sys *System) startAll(ctx context.Context) error {
-	if sys.containers {
-		return sys.startContainers(ctx)
-	}
+// startGraph starts every component once its dependencies are ready and waits for all of
+// them, within the ready timeout.
+func (sys *System) startGraph(ctx context.Context, began time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, sys.opts.readyTimeout)
+	defer cancel()
+	byName := map[string]*Component{}
+	var steps []step
 	for _, c := range sys.comps {
-		if err := sys.startOne(ctx, c); err != nil {
-			return err
-		}
+		byName[c.Name] = c
+		steps = append(steps, step{name: c.Name, deps: sys.dependencies(c)})
 	}
-	return nil
+	prepared, rootsRunning := sys.prepareAll(ctx, steps)
+	var (
+		preparedMu sync.Mutex
+		preparedAt = map[string]time.Duration{}
+	)
+	timings, err := runGraph(ctx, steps, stepFuncs{
+		start: func(ctx context.Context, name string) error {
+			if ch, ok := prepared[name]; ok {
+				select {
+				case res := <-ch:
+					if res.err != nil {
+						return fmt.Errorf("start %s: %w", name, res.err)
+					}
+					preparedMu.Lock()
+					preparedAt[name] = res.at.Sub(began)
+					preparedMu.Unlock()
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			err := sys.startOne(ctx, byName[name])
+			if ch, ok := rootsRunning[name]; ok {
+				ch <- struct{}{}
+			}
+			return err
+		},
+		ready: func(ctx context.Context, name string) error {
+			if err := sys.readiness(byName[name]).Wait(ctx); err != nil {
+				return fmt.Errorf("wait for readiness (logs in %s): %w", filepath.Join(sys.spec.Dir, "logs"), err)
+			}
+			return nil
+		},
+	}, began)
+	for i := range timings {
+		timings[i].Prepared = preparedAt[timings[i].Name]
+	}
+	sys.startup.Components = timings
+	return err
+}
+
+// prepareResult is how a container's creation ahead of its start ended, and when.
+type prepareResult struct {
+	err error
+	at  time.Time
+}
+
+// prepareAll begins, on a runtime that offers it (containers), the part of every start
+// that needs no peer — creating the container — so that a component whose dependencies
+// become ready is only started. The components without dependencies start at once, and
+// the others are prepared as soon as those have started (running): the engine does one
+// thing at a time, and the roots are the critical path. Each channel of prepared yields
+// its component's result; the start of each root sends on rootsRunning.
+func (sys *System) prepareAll(ctx context.Context, steps []step) (prepared map[string]chan prepareResult, rootsRunning map[string]chan struct{}) {
+	pr, ok := preparer(sys.rt)
+	if !ok {
+		return nil, nil
+	}
+	prepared, rootsRunning = map[string]chan prepareResult{}, map[string]chan struct{}{}
+	var later []*Component
+	for i, c := range sys.comps {
+		if len(steps[i].deps) == 0 {
+			rootsRunning[c.Name] = make(chan struct{}, 1)
+			continue
+		}
+		prepared[c.Name] = make(chan prepareResult, 1)
+		later = append(later, c)
+	}
+	go func() {
+		for _, ch := range rootsRunning {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+			}
+		}
+		for _, c := range later {
+			go func() {
+				spec, err := sys.processSpec(c)
+				if err == nil {
+					err = pr.Prepare(ctx, spec)
+				}
+				prepared[c.Name] <- prepareResult{err: err, at: time.Now()}
+			}()
+		}
+	}()
+	return prepared, rootsRunning
 }
 
 func (sys *System) startOne(ctx context.Context, c *Component) error {
-	s := sys.spec
-	args := append(slices.Clone(s.Args), "--config", c.ConfigPath)
-	env := append(slices.Clone(s.Env), serveConfigEnv+"="+c.ConfigPath)
-	p, err := sys.rt.Start(ctx, runtime.Spec{
-		Name: c.Name, Command: s.Command, Args: args, Env: env, LogFile: c.LogPath,
-		Labels: map[string]string{"faultline.kind": c.Kind, "faultline.service": c.Service, "faultline.dir": s.Dir},
-	})
+	spec, err := sys.processSpec(c)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", c.Name, err)
+	}
+	p, err := sys.rt.Start(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", c.Name, err)
 	}
@@ -447,8 +538,41 @@ func (sys *System) startOne(ctx context.Context, c *Component) error {
 	return nil
 }
 
+// processSpec is the runtime spec of c: a process re-executing faultline with its config,
+// or on a container runtime its container (containerSpec).
+func (sys *System) processSpec(c *Component) (runtime.Spec, error) {
+	if sys.containers {
+		return sys.containerSpec(c)
+	}
+	s := sys.spec
+	return runtime.Spec{
+		Name: c.Name, Command: s.Command,
+		Args: append(slices.Clone(s.Args), "--config", c.ConfigPath),
+		// The faultline binary links testcontainers, whose package init lists every
+		// process of the host through /proc (gopsutil): 5 to 50 ms of every component's
+		// start, more the busier the host. A component never talks to Docker, so that
+		// library gets an empty process table; nothing else in a component reads HOST_PROC.
+		Env:     append([]string{"HOST_PROC=" + emptyProc}, append(slices.Clone(s.Env), serveConfigEnv+"="+c.ConfigPath)...),
+		LogFile: c.LogPath,
+		Labels:  map[string]string{"faultline.kind": c.Kind, "faultline.service": c.Service, "faultline.dir": s.Dir},
+	}, nil
+}
+
+// emptyProc is a /proc with no processes in it.
+const emptyProc = "/nonexistent/proc"
+
+// readyHold is how long one readiness request may be held by the component (below the
+// probe client's 1 s timeout); readyPoll paces attempts that were answered at once.
+const (
+	readyHold = 500 * time.Millisecond
+	readyPoll = 5 * time.Millisecond
+)
+
 func (sys *System) readiness(c *Component) wait.Strategy {
-	ready := wait.WhileRunning(c.Process, wait.HTTP(c.AdminURL()+"/readyz", 200))
+	// The component holds the answer back until it is ready (?wait), so readiness is seen
+	// when it happens, and its dependents start then; the short interval only paces the
+	// attempts while the admin port is not listening yet (a refused connection is cheap).
+	ready := wait.WhileRunning(c.Process, wait.HTTP(c.AdminURL()+"/readyz?wait="+readyHold.String(), 200).WithInterval(readyPoll))
 	return wait.Func(func(ctx context.Context) (bool, error) {
 		began := time.Now()
 		if err := ready.Wait(ctx); err != nil {
@@ -586,6 +710,14 @@ func (sys *System) RegistryEndpoints() []string {
 func (sys *System) BrokerURL() string {
 	c, _ := sys.Component("broker-1")
 	return "nats://" + c.Listen
+}
+
+// Startup is where the time of the start went, per phase and per component.
+func (sys *System) Startup() Startup {
+	st := sys.startup
+	st.Phases = slices.Clone(st.Phases)
+	st.Components = slices.Clone(st.Components)
+	return st
 }
 
 // ReadyDuration is how long Start took from its call until every component was ready.

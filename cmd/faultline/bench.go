@@ -20,10 +20,11 @@ import (
 func newBenchCmd() *cobra.Command {
 	bench := &cobra.Command{Use: "bench", Short: "Measure the harness itself"}
 	var (
-		f    systemFlags
-		rf   runtimeFlags
-		runs int
-		cold bool
+		f       systemFlags
+		rf      runtimeFlags
+		runs    int
+		cold    bool
+		verbose bool
 	)
 	startup := &cobra.Command{
 		Use:   "startup",
@@ -49,21 +50,51 @@ func newBenchCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if rf.runtime == runtimeDocker {
-				return benchDockerStartup(ctx, cmd.OutOrStdout(), spec, rf.image, runs, cold)
+				return benchDockerStartup(ctx, cmd.OutOrStdout(), spec, rf.image, runs, cold, verbose)
 			}
-			return benchStartup(ctx, cmd.OutOrStdout(), spec, runs)
+			return benchStartup(ctx, cmd.OutOrStdout(), spec, runs, verbose)
 		},
 	}
 	f.register(startup, ".faultline/bench")
 	rf.register(startup)
 	startup.Flags().IntVar(&runs, "runs", 5, "measured starts (after one warm-up start)")
+	startup.Flags().BoolVarP(&verbose, "verbose", "v", false, "print where the time of the median run went: each phase, and when each component was started and found ready")
 	startup.Flags().BoolVar(&cold, "cold", false, "docker: first remove the image of the current binary and time one start including the image build")
 	bench.AddCommand(startup)
 	return bench
 }
 
-func benchStartup(ctx context.Context, out io.Writer, spec system.Spec, runs int) error {
-	once := func() (time.Duration, error) {
+// benchRun is one measured start.
+type benchRun struct {
+	took    time.Duration
+	startup system.Startup
+}
+
+// report prints the median, p90, min and max of runs and, with verbose, the profile of the
+// median run (what a reader compares before and after a change).
+func report(out io.Writer, what string, runs []benchRun, verbose bool) {
+	slices.SortFunc(runs, func(a, b benchRun) int { return int(a.took - b.took) })
+	ds := make([]time.Duration, len(runs))
+	for i, r := range runs {
+		ds[i] = r.took
+	}
+	med := system.Percentile(ds, 50)
+	fmt.Fprintf(out, "%s over %d runs: median %s  p90 %s  min %s  max %s\n", what, len(runs),
+		med.Round(time.Millisecond), system.Percentile(ds, 90).Round(time.Millisecond),
+		ds[0].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+	if !verbose {
+		return
+	}
+	for _, r := range runs {
+		if r.took == med {
+			fmt.Fprintf(out, "median run (ms from the start):\n%s", r.startup)
+			return
+		}
+	}
+}
+
+func benchStartup(ctx context.Context, out io.Writer, spec system.Spec, runs int, verbose bool) error {
+	once := func() (benchRun, error) {
 		rt := local.New()
 		defer func() {
 			cctx, cancel := context.WithTimeout(context.Background(), system.DefaultStopTimeout)
@@ -72,28 +103,25 @@ func benchStartup(ctx context.Context, out io.Writer, spec system.Spec, runs int
 		}()
 		sys, err := system.Start(ctx, rt, spec)
 		if err != nil {
-			return 0, err
+			return benchRun{}, err
 		}
-		d := sys.ReadyDuration()
-		return d, stopSystem(sys)
+		r := benchRun{took: sys.ReadyDuration(), startup: sys.Startup()}
+		return r, stopSystem(sys)
 	}
 	fmt.Fprintf(out, "warm-up start in %s ...\n", spec.Dir)
 	if _, err := once(); err != nil {
 		return fmt.Errorf("bench startup: %w", err)
 	}
-	var ds []time.Duration
+	var rs []benchRun
 	for i := range runs {
-		d, err := once()
+		r, err := once()
 		if err != nil {
 			return fmt.Errorf("bench startup run %d: %w", i+1, err)
 		}
-		fmt.Fprintf(out, "run %d: ready in %s\n", i+1, d.Round(time.Millisecond))
-		ds = append(ds, d)
+		fmt.Fprintf(out, "run %d: ready in %s\n", i+1, r.took.Round(time.Millisecond))
+		rs = append(rs, r)
 	}
-	slices.Sort(ds)
-	fmt.Fprintf(out, "startup over %d runs: median %s  p90 %s  min %s  max %s\n", runs,
-		system.Percentile(ds, 50).Round(time.Millisecond), system.Percentile(ds, 90).Round(time.Millisecond),
-		ds[0].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+	report(out, "startup", rs, verbose)
 	return nil
 }
 
@@ -101,59 +129,55 @@ func benchStartup(ctx context.Context, out io.Writer, spec system.Spec, runs int
 // lookup (or, with cold, the build after removing the image) plus the containers' start
 // until every /readyz answers. Each start creates a network and empty volumes, and Stop
 // removes them, so every run is the same.
-func benchDockerStartup(ctx context.Context, out io.Writer, spec system.Spec, image string, runs int, cold bool) error {
-	build := func() (string, time.Duration, error) {
-		if image != "" {
-			return image, 0, nil
-		}
-		began := time.Now()
-		tag, err := docker.BuildImage(ctx)
-		return tag, time.Since(began), err
-	}
-	once := func() (total, img time.Duration, err error) {
-		began := time.Now()
-		tag, img, err := build()
+func benchDockerStartup(ctx context.Context, out io.Writer, spec system.Spec, image string, runs int, cold, verbose bool) error {
+	once := func() (benchRun, error) {
+		// StartDocker looks the image up (or builds it) itself, as `faultline up` does, and
+		// counts that into its start.
+		sys, err := system.StartDocker(ctx, spec, system.Docker{Image: image})
 		if err != nil {
-			return 0, 0, err
+			return benchRun{}, err
 		}
-		sys, err := system.StartDocker(ctx, spec, system.Docker{Image: tag})
-		if err != nil {
-			return 0, 0, err
-		}
-		total = time.Since(began)
-		return total, img, stopSystem(sys)
+		r := benchRun{took: sys.ReadyDuration(), startup: sys.Startup()}
+		return r, stopSystem(sys)
 	}
 	if cold {
-		tag, _, err := build()
+		tag, err := docker.BuildImage(ctx)
 		if err != nil {
 			return fmt.Errorf("bench startup: %w", err)
 		}
 		if err := docker.RemoveImage(ctx, tag); err != nil {
 			return fmt.Errorf("bench startup: %w", err)
 		}
-		total, img, err := once()
+		r, err := once()
 		if err != nil {
 			return fmt.Errorf("bench startup cold: %w", err)
 		}
-		fmt.Fprintf(out, "cold start (image %s built in %s): ready in %s\n", tag, img.Round(time.Millisecond), total.Round(time.Millisecond))
+		fmt.Fprintf(out, "cold start (image %s built in %s): ready in %s\n", tag, phase(r.startup, "image").Round(time.Millisecond), r.took.Round(time.Millisecond))
 	} else {
 		fmt.Fprintln(out, "warm-up start (builds the image if the binary changed) ...")
-		if _, _, err := once(); err != nil {
+		if _, err := once(); err != nil {
 			return fmt.Errorf("bench startup: %w", err)
 		}
 	}
-	var ds []time.Duration
+	var rs []benchRun
 	for i := range runs {
-		total, img, err := once()
+		r, err := once()
 		if err != nil {
 			return fmt.Errorf("bench startup run %d: %w", i+1, err)
 		}
-		fmt.Fprintf(out, "run %d: ready in %s (image lookup %s)\n", i+1, total.Round(time.Millisecond), img.Round(time.Millisecond))
-		ds = append(ds, total)
+		fmt.Fprintf(out, "run %d: ready in %s (image lookup %s)\n", i+1, r.took.Round(time.Millisecond), phase(r.startup, "image").Round(time.Millisecond))
+		rs = append(rs, r)
 	}
-	slices.Sort(ds)
-	fmt.Fprintf(out, "docker startup, image cached, over %d runs: median %s  p90 %s  min %s  max %s\n", runs,
-		system.Percentile(ds, 50).Round(time.Millisecond), system.Percentile(ds, 90).Round(time.Millisecond),
-		ds[0].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+	report(out, "docker startup, image cached,", rs, verbose)
 	return nil
+}
+
+// phase is how long the named phase of a start took, 0 when it did not run.
+func phase(s system.Startup, name string) time.Duration {
+	for _, p := range s.Phases {
+		if p.Name == name {
+			return p.Took
+		}
+	}
+	return 0
 }

@@ -32,6 +32,7 @@ type Node struct {
 
 	mu      sync.Mutex
 	pending map[string]string // readiness condition -> why it is not met yet
+	changed chan struct{}     // closed (and replaced) whenever a condition is met
 	admin   *http.Server
 	mux     *http.ServeMux
 	ln      net.Listener
@@ -53,7 +54,7 @@ func New(cfg config.Component, log *slog.Logger) *Node {
 	})
 	info.Set(1)
 	reg.MustRegister(info)
-	n := &Node{Config: cfg, Log: log, Registry: reg, pending: map[string]string{}, mux: http.NewServeMux()}
+	n := &Node{Config: cfg, Log: log, Registry: reg, pending: map[string]string{}, changed: make(chan struct{}), mux: http.NewServeMux()}
 	n.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "name": cfg.Name})
 	})
@@ -78,6 +79,8 @@ func (n *Node) Ready(cond string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.pending, cond)
+	close(n.changed)
+	n.changed = make(chan struct{})
 }
 
 // IsReady reports whether every readiness condition is met.
@@ -87,19 +90,49 @@ func (n *Node) IsReady() bool {
 	return len(n.pending) == 0
 }
 
-func (n *Node) serveReady(w http.ResponseWriter, _ *http.Request) {
-	n.mu.Lock()
-	var waiting []string
-	for k, v := range n.pending {
-		waiting = append(waiting, k+": "+v)
+// maxReadyWait bounds ?wait= on /readyz.
+const maxReadyWait = 10 * time.Second
+
+// serveReady answers 200 when every condition is met and 503 with what is pending
+// otherwise. With ?wait=DURATION (at most maxReadyWait) a 503 is held back until the
+// component becomes ready or the duration passes: whoever starts the system learns of
+// readiness the moment it happens instead of at its next poll.
+func (n *Node) serveReady(w http.ResponseWriter, r *http.Request) {
+	var deadline <-chan time.Time
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "wait: want a duration such as 500ms"})
+			return
+		}
+		t := time.NewTimer(min(d, maxReadyWait))
+		defer t.Stop()
+		deadline = t.C
 	}
-	n.mu.Unlock()
-	sort.Strings(waiting)
-	if len(waiting) > 0 {
+	for {
+		n.mu.Lock()
+		var waiting []string
+		for k, v := range n.pending {
+			waiting = append(waiting, k+": "+v)
+		}
+		changed := n.changed
+		n.mu.Unlock()
+		if len(waiting) == 0 {
+			writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "name": n.Config.Name})
+			return
+		}
+		if deadline != nil {
+			select {
+			case <-changed:
+				continue
+			case <-deadline:
+			case <-r.Context().Done():
+			}
+		}
+		sort.Strings(waiting)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "waiting", "name": n.Config.Name, "waiting": waiting})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "name": n.Config.Name})
 }
 
 // StartAdmin listens on Config.Admin and serves the admin endpoints until ctx ends.

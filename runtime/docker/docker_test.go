@@ -1,13 +1,17 @@
 package docker
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -398,4 +402,112 @@ func killChild(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
 	require.NoError(t, cmd.Process.Kill())
 	_ = cmd.Wait()
+}
+
+// TestBuildImageSecondStartBuildsNothing: the faultline command looks the image of its own
+// binary up and starts from it: no go build (whose up-to-date check alone costs a second
+// or two of every start) and no image build. The first call, with an empty cache, builds
+// the binary (and the image, unless the engine holds it already); the second does
+// neither and returns the same tag. The binary's id stands in for the command's.
+func TestBuildImageSecondStartBuildsNothing(t *testing.T) {
+	requireDocker(t)
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	id, err := goBuildID(exe)
+	require.NoError(t, err, "the test binary carries a Go build id")
+	require.NotEmpty(t, id)
+
+	oldID, oldDir := selfID, imageCacheDir
+	t.Cleanup(func() { selfID, imageCacheDir = oldID, oldDir })
+	cache := t.TempDir()
+	selfID = func() string { return id }
+	imageCacheDir = func() (string, error) { return cache, nil }
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	goBefore := goBuilds.Load()
+	first, err := BuildImage(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), goBuilds.Load()-goBefore, "an empty cache asks go build once")
+
+	goBefore, imgBefore := goBuilds.Load(), imageBuilds.Load()
+	start := time.Now()
+	second, err := BuildImage(ctx)
+	require.NoError(t, err)
+	t.Logf("second BuildImage: %s", time.Since(start).Round(time.Millisecond))
+	assert.Equal(t, first, second, "same binary, same image")
+	assert.Zero(t, goBuilds.Load()-goBefore, "the second start runs no go build")
+	assert.Zero(t, imageBuilds.Load()-imgBefore, "the second start builds no image")
+
+	// A binary that is not the command (no id) keeps asking go build: its id would not
+	// change with cmd/faultline's source.
+	selfID = func() string { return "" }
+	goBefore = goBuilds.Load()
+	third, err := BuildImage(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, first, third)
+	assert.Equal(t, int64(1), goBuilds.Load()-goBefore)
+}
+
+func TestGoBuildIDOfANonGoFile(t *testing.T) {
+	_, err := goBuildID("/bin/sh")
+	require.Error(t, err)
+	_, err = goBuildID(filepath.Join(t.TempDir(), "missing"))
+	require.Error(t, err)
+}
+
+// TestPrepareThenStartStartsThePreparedContainer: Prepare creates the container (files
+// written, nothing running) and the Start of the same spec starts that very container
+// instead of creating another; a prepared container is not listed before it starts, and
+// Close removes one that never started.
+func TestPrepareThenStartStartsThePreparedContainer(t *testing.T) {
+	_, toxi := requireImages(t)
+	ctx := context.Background()
+	rt, err := New(ctx, WithGrace(time.Second))
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = Clean(context.Background(), rt.RunID()) })
+
+	s := toxiproxySpec("proxy-a", toxi, nil)
+	s.Container.Files = []runtime.File{{Target: "/etc/faultline/a.json", Content: []byte(`{"a":1}`)}}
+	require.NoError(t, rt.Prepare(ctx, s))
+	require.NoError(t, rt.Prepare(ctx, toxiproxySpec("never-started", toxi, nil)))
+	assert.Error(t, rt.Prepare(ctx, s), "a name is prepared once")
+	assert.Empty(t, rt.Processes(), "prepared containers are not processes yet")
+	c, _, _ := leftovers(t, rt.RunID())
+	assert.Equal(t, 2, c, "both containers exist")
+	rt.mu.Lock()
+	preparedID := rt.procs["proxy-a"].id
+	rt.mu.Unlock()
+
+	p, err := rt.Start(ctx, s)
+	require.NoError(t, err)
+	assert.Equal(t, preparedID, p.(*Process).ContainerID(), "Start started the prepared container")
+	assert.True(t, p.Running())
+	assert.Len(t, rt.Processes(), 1)
+	c, _, _ = leftovers(t, rt.RunID())
+	assert.Equal(t, 2, c, "no second container was created")
+
+	require.NoError(t, rt.Close(ctx))
+	c, n, v := leftovers(t, rt.RunID())
+	assert.Equal(t, []int{0, 0, 0}, []int{c, n, v}, "Close removes the started and the never-started container")
+}
+
+func TestFilesArchiveHasParentsOnce(t *testing.T) {
+	b, err := filesArchive([]runtime.File{
+		{Target: "/config/a.json", Content: []byte("a")},
+		{Target: "/config/b.json", Content: []byte("b"), Mode: 0o600},
+		{Target: "/secrets/jwt.key", Content: []byte("k"), Mode: 0o600},
+	})
+	require.NoError(t, err)
+	tr := tar.NewReader(bytes.NewReader(b))
+	var got []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		got = append(got, fmt.Sprintf("%s %o", h.Name, h.Mode))
+	}
+	assert.Equal(t, []string{"config/ 755", "config/a.json 644", "config/b.json 600", "secrets/ 755", "secrets/jwt.key 600"}, got)
 }

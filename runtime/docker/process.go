@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +18,6 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
-	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/faultline-dev/faultline/runtime"
 )
@@ -33,10 +33,10 @@ type Process struct {
 	ctl sync.Mutex
 
 	mu           sync.Mutex
-	ctr          testcontainers.Container
 	id           string
 	pid          int
 	starting     bool // guarded by rt.mu: the name is reserved, the container not yet up
+	prepared     bool // guarded by rt.mu: created by Prepare, not started yet
 	done         chan struct{}
 	exitErr      error
 	disconnected bool
@@ -88,27 +88,53 @@ func (p *Process) Running() bool {
 
 // create creates and starts the container for the first time.
 func (p *Process) create(ctx context.Context) error {
-	r := p.rt
-	ctx, cancel := context.WithTimeout(ctx, r.startTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.rt.startTimeout)
 	defer cancel()
-	since := time.Now()
-	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
-		ContainerRequest: r.request(p.spec),
-		Started:          true,
-		Logger:           tcLogger(r.log),
-	})
-	if ctr != nil {
-		p.mu.Lock()
-		p.ctr, p.id = ctr, ctr.GetContainerID()
-		p.mu.Unlock()
+	if err := p.createContainer(ctx); err != nil {
+		return err
 	}
+	if err := p.start(ctx); err != nil {
+		return errors.Join(fmt.Errorf("start container %s: %w", p.spec.Name, err), p.remove(context.WithoutCancel(ctx)))
+	}
+	return nil
+}
+
+// createContainer creates the container and writes its files, without starting it.
+func (p *Process) createContainer(ctx context.Context) error {
+	r := p.rt
+	res, err := r.cli.ContainerCreate(ctx, r.createOptions(p.spec))
 	if err != nil {
-		if ctr != nil {
-			err = errors.Join(err, p.remove(context.WithoutCancel(ctx)))
-		}
-		return fmt.Errorf("start container %s: %w", p.spec.Name, err)
+		return fmt.Errorf("create container %s: %w", p.spec.Name, err)
 	}
-	return p.watch(ctx, since)
+	p.mu.Lock()
+	p.id = res.ID
+	p.mu.Unlock()
+	if files := p.spec.Container.Files; len(files) > 0 {
+		archive, err := filesArchive(files)
+		if err == nil {
+			_, err = r.cli.CopyToContainer(ctx, res.ID, client.CopyToContainerOptions{DestinationPath: "/", Content: bytes.NewReader(archive)})
+		}
+		if err != nil {
+			return errors.Join(fmt.Errorf("copy files into container %s: %w", p.spec.Name, err), p.remove(context.WithoutCancel(ctx)))
+		}
+	}
+	return nil
+}
+
+// start starts the created (or stopped) container, follows it and, with Container.Ready,
+// waits for its probe.
+func (p *Process) start(ctx context.Context) error {
+	since := time.Now()
+	if _, err := p.rt.cli.ContainerStart(ctx, p.ContainerID(), client.ContainerStartOptions{}); err != nil {
+		return err
+	}
+	if err := p.watch(ctx, since); err != nil {
+		return err
+	}
+	if rd := p.spec.Container.Ready; rd != nil {
+		return httpReady{port: rd.Port, path: rd.Path, interval: 100 * time.Millisecond}.wait(ctx, p)
+	}
+	return nil
 }
 
 // watch records the pid of the run that just started and follows it until it exits.
@@ -311,14 +337,7 @@ func (p *Process) Restart(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.rt.startTimeout)
 	defer cancel()
-	since := time.Now()
-	p.mu.Lock()
-	ctr := p.ctr
-	p.mu.Unlock()
-	if err := ctr.Start(ctx); err != nil {
-		return fmt.Errorf("restart %s: %w", p.spec.Name, err)
-	}
-	if err := p.watch(ctx, since); err != nil {
+	if err := p.start(ctx); err != nil {
 		return fmt.Errorf("restart %s: %w", p.spec.Name, err)
 	}
 	return nil

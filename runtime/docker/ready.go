@@ -5,61 +5,47 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
-
-	"github.com/moby/moby/api/types/network"
-	"github.com/testcontainers/testcontainers-go/wait"
 )
 
-// httpReady waits until GET http://127.0.0.1:<published port><path> answers 2xx. It
-// replaces wait.ForHTTP, which dials the daemon's "host" — the bridge gateway when the
-// harness itself runs in a container — where ports published on 127.0.0.1 only are not
-// reachable; and wait.ForListeningPort, which needs a shell in the image.
+// httpReady waits until GET http://<published host port><path> answers 2xx. It probes the
+// port published on 127.0.0.1, which the harness reaches where the engine's "host" (the
+// bridge gateway when the harness itself runs in a container) would not be, and needs no
+// shell in the image.
 type httpReady struct {
 	port     int
 	path     string
 	interval time.Duration
 }
 
-var _ wait.Strategy = httpReady{}
-
-// WaitUntilReady polls until the probe passes, the container stops (no point waiting for
-// a dead process) or ctx ends.
-func (h httpReady) WaitUntilReady(ctx context.Context, target wait.StrategyTarget) error {
+// wait polls until the probe passes, the container stops (no point waiting for a dead
+// process) or ctx ends.
+func (h httpReady) wait(ctx context.Context, p *Process) error {
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	port := strconv.Itoa(h.port) + "/tcp"
 	var last error
 	for {
-		state, err := target.State(ctx)
-		switch {
-		case err != nil:
-			last = fmt.Errorf("inspect container: %w", err)
-		case !state.Running:
-			return fmt.Errorf("wait for %s: container exited with code %d", port, state.ExitCode)
-		default:
-			last = h.probe(ctx, c, target, port)
-			if last == nil {
-				return nil
-			}
+		if !p.Running() {
+			return fmt.Errorf("wait for %d/tcp: container exited: %v", h.port, p.ExitErr())
+		}
+		last = h.probe(ctx, c, p)
+		if last == nil {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for GET %s on %s: %w (last: %w)", h.path, port, ctx.Err(), last)
+			return fmt.Errorf("wait for GET %s on %d/tcp: %w (last: %w)", h.path, h.port, ctx.Err(), last)
+		case <-p.Wait():
 		case <-time.After(h.interval):
 		}
 	}
 }
 
-func (h httpReady) probe(ctx context.Context, c *http.Client, target wait.StrategyTarget, port string) error {
-	mapped, err := target.MappedPort(ctx, port)
+func (h httpReady) probe(ctx context.Context, c *http.Client, p *Process) error {
+	addr, err := p.HostPort(h.port)
 	if err != nil {
-		return fmt.Errorf("map port: %w", err)
+		return err
 	}
-	if mapped == (network.Port{}) {
-		return fmt.Errorf("map port: %s not published yet", port)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+mapped.Port()+h.path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+h.path, nil)
 	if err != nil {
 		return fmt.Errorf("build probe: %w", err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
-	"github.com/testcontainers/testcontainers-go"
+	"github.com/moby/moby/client"
 )
 
 // The reaper is a run's dead-man on the engine, in the manner of testcontainers' Ryuk
@@ -72,7 +72,8 @@ func engineSocket() string {
 }
 
 // startReaper starts the run's reaper and connects to it. Its container is labelled with
-// the run, so Close's sweep removes it with the rest.
+// the run, so Close's sweep removes it with the rest. It calls the engine directly: the
+// reaper is on every run's start path.
 func (r *Runtime) startReaper(ctx context.Context) error {
 	sock := engineSocket()
 	if sock == "" {
@@ -82,28 +83,42 @@ func (r *Runtime) startReaper(ctx context.Context) error {
 	labels := managedLabels(r.runID)
 	labels[LabelName] = reaperName
 	port := network.MustParsePort(strconv.Itoa(ReaperPort) + "/tcp")
-	req := testcontainers.ContainerRequest{
-		Image:        r.reaperImage,
-		Name:         r.ContainerName(reaperName),
-		Entrypoint:   []string{BinaryPath},
-		Cmd:          []string{"reap", "--run-id", r.runID, "--listen", "0.0.0.0:" + strconv.Itoa(ReaperPort), "--grace", r.reaperGrace.String()},
-		Labels:       labels,
-		ExposedPorts: []string{port.String()},
-		HostConfigModifier: func(hc *container.HostConfig) {
-			hc.AutoRemove = true
-			hc.PortBindings = network.PortMap{port: []network.PortBinding{{HostIP: netip.MustParseAddr("127.0.0.1")}}}
-			hc.Binds = []string{sock + ":/var/run/docker.sock"}
+	res, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: r.ContainerName(reaperName),
+		Config: &container.Config{
+			Image:        r.reaperImage,
+			Entrypoint:   []string{BinaryPath},
+			Cmd:          []string{"reap", "--run-id", r.runID, "--listen", "0.0.0.0:" + strconv.Itoa(ReaperPort), "--grace", r.reaperGrace.String()},
+			Labels:       labels,
+			ExposedPorts: network.PortSet{port: struct{}{}},
 		},
-	}
-	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{ContainerRequest: req, Started: true, ProviderType: testcontainers.ProviderDocker})
+		HostConfig: &container.HostConfig{
+			AutoRemove:   true,
+			PortBindings: network.PortMap{port: []network.PortBinding{{HostIP: netip.MustParseAddr("127.0.0.1")}}},
+			Binds:        []string{sock + ":/var/run/docker.sock"},
+		},
+	})
 	if err != nil {
 		return fmt.Errorf("start reaper: %w", err)
 	}
-	mapped, err := ctr.MappedPort(ctx, port.String())
-	if err != nil {
-		return fmt.Errorf("start reaper: map port: %w", err)
+	if _, err := r.cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("start reaper: %w", err)
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(mapped.Num())))
+	info, err := r.cli.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		return fmt.Errorf("start reaper: %w", err)
+	}
+	var addr string
+	if ns := info.Container.NetworkSettings; ns != nil {
+		for _, b := range ns.Ports[port] {
+			if b.HostPort != "" && b.HostPort != "0" {
+				addr = net.JoinHostPort("127.0.0.1", b.HostPort)
+			}
+		}
+	}
+	if addr == "" {
+		return fmt.Errorf("start reaper: port %s not published", port)
+	}
 	deadline := time.Now().Add(r.startTimeout)
 	for {
 		var d net.Dialer
@@ -119,7 +134,7 @@ func (r *Runtime) startReaper(ctx context.Context) error {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("connect reaper at %s: %w", addr, errors.Join(err, ctx.Err()))
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

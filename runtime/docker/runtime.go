@@ -1,6 +1,8 @@
 package docker
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,6 +12,8 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"path"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -82,6 +86,7 @@ type Runtime struct {
 
 var (
 	_ runtime.Runtime     = (*Runtime)(nil)
+	_ runtime.Preparer    = (*Runtime)(nil)
 	_ runtime.Lister      = (*Runtime)(nil)
 	_ runtime.Process     = (*Process)(nil)
 	_ runtime.Specced     = (*Process)(nil)
@@ -228,6 +233,9 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, e
 		return nil, fmt.Errorf("start %s: %w", s.Name, runtime.ErrClosed)
 	}
 	old, exists := r.procs[s.Name]
+	if exists && old.prepared && !old.starting && reflect.DeepEqual(old.spec, s) {
+		return r.startPrepared(ctx, old)
+	}
 	if exists && (old.starting || old.Running()) {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("start %s: a container with this name is already running", s.Name)
@@ -254,6 +262,73 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, e
 	p.starting = false
 	if err != nil {
 		delete(r.procs, s.Name)
+		return nil, err
+	}
+	return p, nil
+}
+
+// Prepare creates the container of s and writes its files without starting it (see
+// runtime.Preparer); the Start of an equal Spec then only starts it.
+func (r *Runtime) Prepare(ctx context.Context, s runtime.Spec) error {
+	if errs := validate(s); len(errs) > 0 {
+		return fmt.Errorf("validate spec: %w", errors.Join(errs...))
+	}
+	s = cloneSpec(s)
+	if s.Container.Image == "" {
+		s.Container.Image = r.image
+	}
+	if s.Container.Image == "" {
+		return fmt.Errorf("prepare %s: no image (set Spec.Container.Image or WithImage)", s.Name)
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return fmt.Errorf("prepare %s: %w", s.Name, runtime.ErrClosed)
+	}
+	if _, exists := r.procs[s.Name]; exists {
+		r.mu.Unlock()
+		return fmt.Errorf("prepare %s: a container with this name exists", s.Name)
+	}
+	p := &Process{rt: r, spec: s, starting: true, done: closedChan()}
+	r.procs[s.Name] = p
+	r.starting.Add(1)
+	r.mu.Unlock()
+	defer r.starting.Done()
+
+	ctx, cancel := context.WithTimeout(ctx, r.startTimeout)
+	defer cancel()
+	err := r.ensureVolumes(ctx, s.Container.Mounts)
+	if err == nil {
+		err = p.createContainer(ctx)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p.starting = false
+	if err != nil {
+		delete(r.procs, s.Name)
+		return err
+	}
+	p.prepared = true
+	return nil
+}
+
+// startPrepared starts a container Prepare created; r.mu is held and is released.
+func (r *Runtime) startPrepared(ctx context.Context, p *Process) (runtime.Process, error) {
+	p.starting = true
+	r.starting.Add(1)
+	r.mu.Unlock()
+	defer r.starting.Done()
+	ctx, cancel := context.WithTimeout(ctx, r.startTimeout)
+	defer cancel()
+	err := p.start(ctx)
+	if err != nil {
+		err = errors.Join(fmt.Errorf("start container %s: %w", p.spec.Name, err), p.remove(context.WithoutCancel(ctx)))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p.starting, p.prepared = false, false
+	if err != nil {
+		delete(r.procs, p.spec.Name)
 		return nil, err
 	}
 	return p, nil
@@ -304,13 +379,18 @@ func (r *Runtime) ensureVolumes(ctx context.Context, mounts []runtime.Mount) err
 	return nil
 }
 
-// request maps a Spec onto a testcontainers request.
-func (r *Runtime) request(s runtime.Spec) testcontainers.ContainerRequest {
+// createOptions maps a Spec onto the engine's container create call. The engine is
+// called directly, not through testcontainers' GenericContainer, whose lifecycle hooks
+// cost a provider, a network lookup, an image inspect and one upload per file for every
+// container: most of a container system's start on a loaded machine.
+func (r *Runtime) createOptions(s runtime.Spec) client.ContainerCreateOptions {
 	cs := s.Container
-	env := map[string]string{"FAULTLINE_BIND_ANY": "1"}
+	env := []string{"FAULTLINE_BIND_ANY=1"}
 	for _, kv := range s.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
+		if k, _, _ := strings.Cut(kv, "="); k == "FAULTLINE_BIND_ANY" {
+			env = slices.DeleteFunc(env, func(e string) bool { return strings.HasPrefix(e, "FAULTLINE_BIND_ANY=") })
+		}
+		env = append(env, kv)
 	}
 	labels := maps.Clone(s.Labels)
 	if labels == nil {
@@ -319,12 +399,12 @@ func (r *Runtime) request(s runtime.Spec) testcontainers.ContainerRequest {
 	maps.Copy(labels, managedLabels(r.runID))
 	labels[LabelName] = s.Name
 
-	var exposed []string
+	exposed := network.PortSet{}
 	bindings := network.PortMap{}
 	loopback := netip.MustParseAddr("127.0.0.1")
 	for _, port := range cs.Ports {
 		pp := network.MustParsePort(strconv.Itoa(port) + "/tcp")
-		exposed = append(exposed, pp.String())
+		exposed[pp] = struct{}{}
 		b := network.PortBinding{HostIP: loopback}
 		if hp := cs.HostPorts[port]; hp > 0 {
 			b.HostPort = strconv.Itoa(hp)
@@ -339,41 +419,63 @@ func (r *Runtime) request(s runtime.Spec) testcontainers.ContainerRequest {
 		}
 		mounts = append(mounts, mm)
 	}
-	var files []testcontainers.ContainerFile
-	for _, f := range cs.Files {
+	return client.ContainerCreateOptions{
+		Name: r.ContainerName(s.Name),
+		Config: &container.Config{
+			Image:        cs.Image,
+			Entrypoint:   []string{s.Command},
+			Cmd:          s.Args,
+			Env:          env,
+			Labels:       labels,
+			ExposedPorts: exposed,
+			Hostname:     s.Name,
+			WorkingDir:   s.Dir,
+		},
+		HostConfig: &container.HostConfig{
+			NetworkMode:  container.NetworkMode(r.network),
+			PortBindings: bindings,
+			Mounts:       mounts,
+		},
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			r.network: {Aliases: append([]string{s.Name}, cs.Aliases...)},
+		}},
+	}
+}
+
+// filesArchive is one tar of every file of cs (and their parent directories), so that a
+// container's files go in with one call.
+func filesArchive(files []runtime.File) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := map[string]bool{}
+	now := time.Now()
+	for _, f := range files {
+		var parents []string
+		for d := path.Dir(f.Target); d != "/" && !dirs[d]; d = path.Dir(d) {
+			parents = append(parents, d)
+			dirs[d] = true
+		}
+		slices.Reverse(parents)
+		for _, d := range parents {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(d, "/") + "/", Mode: 0o755, ModTime: now}); err != nil {
+				return nil, fmt.Errorf("write files: %w", err)
+			}
+		}
 		mode := f.Mode
 		if mode == 0 {
 			mode = 0o644
 		}
-		files = append(files, testcontainers.ContainerFile{
-			Reader: strings.NewReader(string(f.Content)), ContainerFilePath: f.Target, FileMode: mode,
-		})
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(f.Target, "/"), Mode: mode, Size: int64(len(f.Content)), ModTime: now}); err != nil {
+			return nil, fmt.Errorf("write files: %w", err)
+		}
+		if _, err := tw.Write(f.Content); err != nil {
+			return nil, fmt.Errorf("write files: %w", err)
+		}
 	}
-	req := testcontainers.ContainerRequest{
-		Image:          cs.Image,
-		Name:           r.ContainerName(s.Name),
-		Entrypoint:     []string{s.Command},
-		Cmd:            s.Args,
-		Env:            env,
-		Labels:         labels,
-		ExposedPorts:   exposed,
-		Files:          files,
-		Networks:       []string{r.network},
-		NetworkAliases: map[string][]string{r.network: append([]string{s.Name}, cs.Aliases...)},
-		ConfigModifier: func(c *container.Config) {
-			c.Hostname = s.Name
-			c.WorkingDir = s.Dir
-		},
-		HostConfigModifier: func(hc *container.HostConfig) {
-			hc.NetworkMode = container.NetworkMode(r.network)
-			hc.PortBindings = bindings
-			hc.Mounts = mounts
-		},
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("write files: %w", err)
 	}
-	if cs.Ready != nil {
-		req.WaitingFor = httpReady{port: cs.Ready.Port, path: cs.Ready.Path, interval: 100 * time.Millisecond}
-	}
-	return req
+	return buf.Bytes(), nil
 }
 
 // Processes lists every container started by r, in name order.
@@ -383,7 +485,7 @@ func (r *Runtime) Processes() []runtime.Process {
 	names := slices.Sorted(maps.Keys(r.procs))
 	out := make([]runtime.Process, 0, len(names))
 	for _, n := range names {
-		if !r.procs[n].starting {
+		if !r.procs[n].starting && !r.procs[n].prepared {
 			out = append(out, r.procs[n])
 		}
 	}
