@@ -241,7 +241,8 @@ func TestDeadManHealsAfterSIGKILL(t *testing.T) {
 	child := rec.Processes[0]
 	assert.Equal(t, pid, child.PID)
 	assert.True(t, child.Paused)
-	require.True(t, child.Stopped(), "the child is paused (SIGSTOP) before the harness dies")
+	// SIGSTOP is delivered asynchronously: the helper reports READY right after sending it.
+	require.Eventually(t, child.Stopped, 5*time.Second, 5*time.Millisecond, "the child is paused (SIGSTOP) before the harness dies")
 	conn, err := net.Dial("tcp", addr)
 	require.NoError(t, err, "the faulty proxy is up")
 	_ = conn.Close()
