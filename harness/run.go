@@ -25,6 +25,7 @@ import (
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/system"
+	"github.com/faultline-dev/faultline/undo"
 )
 
 // cleanupTimeout bounds healing and stopping on the way out, whatever ended the run.
@@ -99,7 +100,7 @@ type runner struct {
 	docker *dockerRun // nil on the local runtime
 
 	loadStart time.Time                    // zero until the load starts
-	journal   *Journal                     // the run's undo record
+	journal   *undo.Journal                // the run's undo record
 	abort     atomic.Pointer[abortMonitor] // set while stop conditions are watched
 	requests  atomic.Uint64
 	errs      atomic.Uint64
@@ -166,7 +167,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if err != nil {
 		return r.fail(ctx, err)
 	}
-	sys, err := system.Start(ctx, UndoRuntime(rt, r.journal), spec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
+	sys, err := system.Start(ctx, undo.WrapRuntime(rt, r.journal), spec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
 	if err != nil {
 		return r.fail(ctx, err)
 	}
