@@ -590,3 +590,13 @@ func (r *runner) startProgress() func() {
 	})
 	return sync.OnceFunc(func() { close(done); wg.Wait() })
 }
+
+// DesignPath is the file sc's design names, looked up the way a run looks it up, so that a
+// caller can refuse a misspelt path before starting anything; "" when sc names no design
+// file.
+func DesignPath(sc *scenarios.Scenario) (string, error) {
+	if sc.System.Design.Path == "" {
+		return "", nil
+	}
+	return resolveDesign(sc, "")
+}

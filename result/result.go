@@ -336,3 +336,12 @@ func (r *Run) Validate() []error {
 	}
 	return errs
 }
+
+// DesignRuns is one design's repeated runs of the same scenario (same seed, same load, same
+// fault schedule), with their histories for the charts: what a design comparison produces
+// and its reports render.
+type DesignRuns struct {
+	Design    string
+	Runs      []*Run   // repeats
+	Histories []string // one per repeat; may be empty for a table-only comparison
+}
