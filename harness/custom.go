@@ -28,6 +28,7 @@ import (
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/topology"
+	"github.com/faultline-dev/faultline/undo"
 )
 
 // Kinds of the components of a custom topology, in result.json and processes.json.
@@ -114,7 +115,7 @@ func (r *runner) runCustom(ctx context.Context) (err error) {
 	cs := &customSystem{plan: plan, procs: map[string]runtime.Process{}, readyCap: o.readyTimeout}
 	if r.docker != nil {
 		// The runtime is removed with the rest of the run's docker side (prepare).
-		cs.rt = UndoRuntime(r.docker.rt, r.journal)
+		cs.rt = undo.WrapRuntime(r.docker.rt, r.journal)
 		if cs.images, err = r.componentImages(ctx); err != nil {
 			return r.fail(ctx, err)
 		}
@@ -125,7 +126,7 @@ func (r *runner) runCustom(ctx context.Context) (err error) {
 			defer cancel()
 			_ = rt.Close(cctx)
 		}()
-		cs.rt = UndoRuntime(rt, r.journal)
+		cs.rt = undo.WrapRuntime(rt, r.journal)
 	}
 	defer func() {
 		r.setPhase("stopping")

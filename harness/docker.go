@@ -18,6 +18,7 @@ import (
 	"github.com/faultline-dev/faultline/runtime/docker"
 	"github.com/faultline-dev/faultline/system"
 	"github.com/faultline-dev/faultline/topology"
+	"github.com/faultline-dev/faultline/undo"
 )
 
 // On the Docker runtime the fault proxies live in one Toxiproxy container on the run's
@@ -100,7 +101,7 @@ func (r *runner) startDocker(ctx context.Context, proxies int) (*dockerRun, func
 		return nil, closeFn, fmt.Errorf("start docker runtime: %w", err)
 	}
 	d.rt = rt
-	if err := r.journal.Update(func(rec *UndoRecord) { rec.Networks = append(rec.Networks, rt.Network()) }); err != nil {
+	if err := r.journal.Update(func(rec *undo.Record) { rec.Networks = append(rec.Networks, rt.Network()) }); err != nil {
 		return nil, closeFn, err
 	}
 	ports := []int{docker.ToxiproxyAPIPort}

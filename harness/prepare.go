@@ -12,6 +12,7 @@ import (
 	"github.com/faultline-dev/faultline/faults"
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/undo"
 )
 
 // prepare does what every run, reference or custom, starts with: the run directory, the
@@ -21,9 +22,9 @@ import (
 // made so far); a failure has already been recorded through r.fail.
 func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 	o := r.o
-	var undo []func(*error)
+	var undos []func(*error)
 	done = func(errp *error) {
-		for _, u := range slices.Backward(undo) {
+		for _, u := range slices.Backward(undos) {
 			u(errp)
 		}
 	}
@@ -58,11 +59,11 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 	if err != nil {
 		return done, r.fail(ctx, fmt.Errorf("create run dir: %w", err))
 	}
-	undo = append(undo, func(*error) { release() })
+	undos = append(undos, func(*error) { release() })
 	r.dir = dir
 	r.res.RunDir = dir
 	// First in after the claim, so last out before it: whatever happened, result.json says so.
-	undo = append(undo, func(errp *error) {
+	undos = append(undos, func(errp *error) {
 		r.setPhase("done")
 		r.mu.Lock()
 		if r.res.Faults == nil {
@@ -75,14 +76,14 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 		}
 	})
 	// The undo record exists before anything is created and goes once everything is gone.
-	journal, err := OpenJournal(DefaultUndoDir(), undoRunID(r.began, runName), dir, r.res.Runtime)
+	journal, err := undo.OpenJournal(undo.DefaultDir(), undo.NewRunID(r.began, runName), dir, r.res.Runtime)
 	if err != nil {
 		return done, r.fail(ctx, err)
 	}
 	r.journal = journal
 	r.res.RunID = journal.Record().RunID
 	cleanup := r.cleanupContext(ctx)
-	undo = append(undo, func(*error) {
+	undos = append(undos, func(*error) {
 		cctx, cancel := cleanup()
 		defer cancel()
 		if jerr := journal.Close(cctx); jerr != nil {
@@ -95,7 +96,7 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 	if err != nil {
 		return done, r.fail(ctx, err) // history.Create's error says "create history"
 	}
-	undo = append(undo, func(errp *error) {
+	undos = append(undos, func(errp *error) {
 		if cerr := hist.Close(); cerr != nil {
 			*errp = errors.Join(*errp, cerr)
 		}
@@ -112,7 +113,7 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 		proxies = max(proxies, 1) // a topology without links still gets a (quiet) server
 		d, closeDocker, err := r.startDocker(ctx, proxies)
 		// Registered before the error is checked: a half-made runtime is removed too.
-		undo = append(undo, func(*error) {
+		undos = append(undos, func(*error) {
 			cctx, cancel := cleanup()
 			defer cancel()
 			closeDocker(cctx)
@@ -131,7 +132,7 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 	if err != nil {
 		return done, r.fail(ctx, fmt.Errorf("start fault proxies: %w", err))
 	}
-	undo = append(undo, func(*error) { links.Close() })
+	undos = append(undos, func(*error) { links.Close() })
 	r.links = links
 	return done, nil
 }

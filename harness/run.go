@@ -25,6 +25,7 @@ import (
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/system"
+	"github.com/faultline-dev/faultline/undo"
 )
 
 // cleanupTimeout bounds healing and stopping on the way out, whatever ended the run.
@@ -99,7 +100,7 @@ type runner struct {
 	docker *dockerRun // nil on the local runtime
 
 	loadStart time.Time                    // zero until the load starts
-	journal   *Journal                     // the run's undo record
+	journal   *undo.Journal                // the run's undo record
 	abort     atomic.Pointer[abortMonitor] // set while stop conditions are watched
 	requests  atomic.Uint64
 	errs      atomic.Uint64
@@ -166,7 +167,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if err != nil {
 		return r.fail(ctx, err)
 	}
-	sys, err := system.Start(ctx, UndoRuntime(rt, r.journal), spec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
+	sys, err := system.Start(ctx, undo.WrapRuntime(rt, r.journal), spec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
 	if err != nil {
 		return r.fail(ctx, err)
 	}
@@ -588,4 +589,14 @@ func (r *runner) startProgress() func() {
 		}
 	})
 	return sync.OnceFunc(func() { close(done); wg.Wait() })
+}
+
+// DesignPath is the file sc's design names, looked up the way a run looks it up, so that a
+// caller can refuse a misspelt path before starting anything; "" when sc names no design
+// file.
+func DesignPath(sc *scenarios.Scenario) (string, error) {
+	if sc.System.Design.Path == "" {
+		return "", nil
+	}
+	return resolveDesign(sc, "")
 }

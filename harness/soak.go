@@ -23,6 +23,7 @@ import (
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/system"
+	"github.com/faultline-dev/faultline/undo"
 )
 
 // Soak defaults.
@@ -281,7 +282,7 @@ func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, erro
 
 	// As in a run: the undo record exists before anything is created, so a soak killed
 	// with SIGKILL is healed by the next faultline command, and goes once everything is gone.
-	journal, err := OpenJournal(DefaultUndoDir(), undoRunID(began, "soak"), dir, "local")
+	journal, err := undo.OpenJournal(undo.DefaultDir(), undo.NewRunID(began, "soak"), dir, "local")
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +307,7 @@ func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, erro
 		_ = rt.Close(cctx)
 	}()
 	sysSpec := system.Spec{Dir: filepath.Join(dir, "system"), DesignFile: spec.DesignFile, Command: o.command, Args: o.args}
-	sys, err := system.Start(ctx, UndoRuntime(rt, journal), sysSpec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
+	sys, err := system.Start(ctx, undo.WrapRuntime(rt, journal), sysSpec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/undo"
 )
 
 // startTimeline starts one goroutine per fault: inject at load start + at, measure,
@@ -285,4 +286,21 @@ func (r *runner) runLive(ctx context.Context, lcs []checks.LiveCheck, env checks
 		}
 	})
 	return func() []result.Check { wg.Wait(); return out }
+}
+
+// undoFaults is the fault timeline as absolute times, for the undo record.
+func (r *runner) undoFaults() []undo.Fault {
+	var out []undo.Fault
+	for _, fs := range r.sc.Faults {
+		uf := undo.Fault{
+			Name: fs.Name, Type: fs.Type,
+			From:   r.loadStart.Add(fs.At.Std()).UTC(),
+			HealBy: r.loadStart.Add(fs.End().Std()).UTC(),
+		}
+		if t, ok := fs.Spec.(faults.Targeted); ok {
+			uf.Targets = t.Targets()
+		}
+		out = append(out, uf)
+	}
+	return out
 }

@@ -85,7 +85,7 @@ func TestCompareShadesEachRunsOwnWindows(t *testing.T) {
 	a, ha := offsetRun(t, 1450*time.Millisecond, 6*time.Second)
 	b, hb := offsetRun(t, 2900*time.Millisecond, 6500*time.Millisecond)
 	a.Design, b.Design = "with-breaker", "no-breaker"
-	groups := []DesignRuns{
+	groups := []result.DesignRuns{
 		{Design: "with-breaker", Runs: []*result.Run{a}, Histories: []string{ha}},
 		{Design: "no-breaker", Runs: []*result.Run{b}, Histories: []string{hb}},
 	}

@@ -14,22 +14,14 @@ import (
 	"github.com/faultline-dev/faultline/result"
 )
 
-// DesignRuns is one design's repeated runs of the same scenario (same seed, same load, same
-// fault schedule), with their histories for the charts.
-type DesignRuns struct {
-	Design    string
-	Runs      []*result.Run // repeats
-	Histories []string      // one per repeat; may be empty for a table-only comparison
-}
-
 // figureStat summarises one check's figure over a design's repeats.
 type figureStat struct {
 	N, Passed, Skipped, Runs int
 	// Never counts the repeats whose moment never came (result.Check.Never): they have no
 	// figure, so they stay out of the mean and rank the design below one where it came.
-	Never int
-	Mean, Min, Max           float64
-	Unit                     string
+	Never          int
+	Mean, Min, Max float64
+	Unit           string
 }
 
 // compareRow is one check across every design.
@@ -59,7 +51,7 @@ type designSummary struct {
 	Errors   figureStat // error ratio
 }
 
-func compare(groups []DesignRuns) (*comparison, error) {
+func compare(groups []result.DesignRuns) (*comparison, error) {
 	if len(groups) == 0 {
 		return nil, fmt.Errorf("compare designs: no designs")
 	}
@@ -267,7 +259,7 @@ func passText(st *figureStat) string {
 // CompareMarkdown writes the design comparison as Markdown: per check, every design's mean
 // figure with its min–max spread over the repeats, the winner, and a "within noise" mark
 // where the spreads overlap.
-func CompareMarkdown(w io.Writer, groups []DesignRuns) error {
+func CompareMarkdown(w io.Writer, groups []result.DesignRuns) error {
 	cmp, err := compare(groups)
 	if err != nil {
 		return err
@@ -335,7 +327,7 @@ type comparePage struct {
 // (mean and min–max spread over the repeats, a "within noise" mark when the spreads
 // overlap, and the winner), and latency, error-rate and throughput charts on one time axis
 // with a line per design, each design's repeats pooled. Like HTML, it opens offline.
-func Compare(ctx context.Context, w io.Writer, groups []DesignRuns, opts ...Option) error {
+func Compare(ctx context.Context, w io.Writer, groups []result.DesignRuns, opts ...Option) error {
 	cmp, err := compare(groups)
 	if err != nil {
 		return err
@@ -430,7 +422,7 @@ func compareCharts(cmp *comparison, tls []*timeline, end time.Duration, faults [
 // own load start, in its design's colour. Runs of different designs are not injected at the
 // same instant, and a spike must be read against the window of the run that had it. The
 // first repeat of each design names its windows; further repeats only shade theirs.
-func compareWindows(groups []DesignRuns) []faultWindow {
+func compareWindows(groups []result.DesignRuns) []faultWindow {
 	var out []faultWindow
 	for gi, g := range groups {
 		design := g.Design
@@ -453,7 +445,7 @@ func compareWindows(groups []DesignRuns) []faultWindow {
 
 // runOfHistory is the run that wrote a design's history i, whose load start the history's
 // times are shifted by.
-func runOfHistory(g DesignRuns, i int, path string) *result.Run {
+func runOfHistory(g result.DesignRuns, i int, path string) *result.Run {
 	for _, r := range g.Runs {
 		if r != nil && historyOf(r) == path {
 			return r

@@ -48,12 +48,12 @@ func TestJudge(t *testing.T) {
 }
 
 // designGroups builds two designs of two repeats; "no-breaker" is slower and fails more.
-func designGroups(t *testing.T) []DesignRuns {
+func designGroups(t *testing.T) []result.DesignRuns {
 	t.Helper()
 	dir := t.TempDir()
-	var groups []DesignRuns
+	var groups []result.DesignRuns
 	for gi, design := range []string{"with-breaker", "no-breaker"} {
-		g := DesignRuns{Design: design}
+		g := result.DesignRuns{Design: design}
 		for rep := range 2 {
 			r := fixtureRun()
 			r.Design = design
@@ -115,12 +115,12 @@ func TestCompareRejects(t *testing.T) {
 	var buf bytes.Buffer
 	for _, tc := range []struct {
 		name   string
-		groups []DesignRuns
+		groups []result.DesignRuns
 		want   string
 	}{
 		{"no designs", nil, "no designs"},
-		{"nil run", []DesignRuns{{Design: "a", Runs: []*result.Run{nil}}}, "a run 0 is nil"},
-		{"missing history", []DesignRuns{{Design: "a", Runs: []*result.Run{fixtureRun()}, Histories: []string{"/nonexistent/h.jsonl"}}}, "open history"},
+		{"nil run", []result.DesignRuns{{Design: "a", Runs: []*result.Run{nil}}}, "a run 0 is nil"},
+		{"missing history", []result.DesignRuns{{Design: "a", Runs: []*result.Run{fixtureRun()}, Histories: []string{"/nonexistent/h.jsonl"}}}, "open history"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Compare(context.Background(), &buf, tc.groups)
@@ -149,7 +149,7 @@ func TestCompareNeverObservedLoses(t *testing.T) {
 			Figure: fig, Never: never, Passed: !never && fig <= 5}
 	}
 	run := func(c result.Check) *result.Run { return &result.Run{Scenario: "s", Checks: []result.Check{c}} }
-	groups := []DesignRuns{
+	groups := []result.DesignRuns{
 		{Design: "outbox", Runs: []*result.Run{run(check(1.9, false)), run(check(2.1, false))}},
 		{Design: "no-outbox", Runs: []*result.Run{run(check(-1, true)), run(check(-1, true))}},
 		{Design: "flaky", Runs: []*result.Run{run(check(0.5, false)), run(check(-1, true))}},

@@ -29,19 +29,30 @@ const (
 	Error   Verdict = "error"   // the harness could not run the scenario
 )
 
+// Exit codes of the faultline command, one per verdict; CI gates on them. They are defined
+// here only: the command maps a run's verdict through ExitCode and every other failure
+// (a usage error, a harness error) to ExitError.
+const (
+	ExitPassed  = 0 // the run passed / the command succeeded
+	ExitFailed  = 1 // a check failed
+	ExitInvalid = 2 // the run could not show what it claims
+	ExitError   = 3 // the harness could not run the scenario; a usage error
+	ExitAborted = 4 // a stop condition fired
+)
+
 // ExitCode is what `faultline run` returns for a verdict; CI gates on it.
 func (v Verdict) ExitCode() int {
 	switch v {
 	case Passed:
-		return 0
+		return ExitPassed
 	case Failed:
-		return 1
+		return ExitFailed
 	case Invalid:
-		return 2
+		return ExitInvalid
 	case Aborted:
-		return 4
+		return ExitAborted
 	default:
-		return 3
+		return ExitError
 	}
 }
 
@@ -335,4 +346,13 @@ func (r *Run) Validate() []error {
 		}
 	}
 	return errs
+}
+
+// DesignRuns is one design's repeated runs of the same scenario (same seed, same load, same
+// fault schedule), with their histories for the charts: what a design comparison produces
+// and its reports render.
+type DesignRuns struct {
+	Design    string
+	Runs      []*Run   // repeats
+	Histories []string // one per repeat; may be empty for a table-only comparison
 }

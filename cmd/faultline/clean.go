@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/runtime/docker"
+	"github.com/faultline-dev/faultline/undo"
 )
 
 // healTimeout bounds healing leftovers before a command runs: killing processes takes
@@ -26,20 +26,20 @@ const healTimeout = 60 * time.Second
 var noHealHook = map[string]bool{"serve": true, "reap": true, "clean": true, "__complete": true, "__completeNoDesc": true, "completion": true, "help": true}
 
 // healLeftovers is the root's pre-run hook: before any command, it heals the runs whose
-// harness died without cleaning up (see harness.Journal). With no undo record it costs
+// harness died without cleaning up (see undo.Journal). With no undo record it costs
 // one directory read.
 func healLeftovers(cmd *cobra.Command, _ []string) error {
-	if noHealHook[cmd.Name()] || os.Getenv(harness.UndoMarkerEnv) != "" {
+	if noHealHook[cmd.Name()] || os.Getenv(undo.MarkerEnv) != "" {
 		return nil
 	}
-	dir := harness.DefaultUndoDir()
-	paths, err := harness.Pending(dir)
+	dir := undo.DefaultDir()
+	paths, err := undo.Pending(dir)
 	if err != nil || len(paths) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(contextOf(cmd), healTimeout)
 	defer cancel()
-	reps, err := harness.HealPending(ctx, dir, harness.WithContainerCleaner(cleanContainers))
+	reps, err := undo.HealPending(ctx, dir, undo.WithContainerCleaner(cleanContainers))
 	printHeal(cmd.ErrOrStderr(), reps, false)
 	if err != nil {
 		// A command the user asked for still runs; the record stays for `faultline clean`.
@@ -56,7 +56,7 @@ func contextOf(cmd *cobra.Command) context.Context {
 }
 
 // printHeal prints one line per healed run; runs in progress only when verbose.
-func printHeal(w io.Writer, reps []harness.HealReport, verbose bool) {
+func printHeal(w io.Writer, reps []undo.HealReport, verbose bool) {
 	for _, r := range reps {
 		if r.InProgress && !verbose {
 			continue
@@ -91,16 +91,16 @@ func newCleanCmd() *cobra.Command {
 				return usagef("clean: --images needs --docker (an image goes only with every container of every run)")
 			}
 			if dir == "" {
-				dir = harness.DefaultUndoDir()
+				dir = undo.DefaultDir()
 			}
-			var opts []harness.HealOption
-			opts = append(opts, harness.WithContainerCleaner(cleanContainers))
+			var opts []undo.HealOption
+			opts = append(opts, undo.WithContainerCleaner(cleanContainers))
 			if force {
-				opts = append(opts, harness.WithForce())
+				opts = append(opts, undo.WithForce())
 			}
 			ctx, cancel := context.WithTimeout(contextOf(cmd), healTimeout)
 			defer cancel()
-			reps, err := harness.HealPending(ctx, dir, opts...)
+			reps, err := undo.HealPending(ctx, dir, opts...)
 			printHeal(cmd.OutOrStdout(), reps, true)
 			if alldk {
 				removed, derr := dockerClean(ctx, "")
@@ -125,7 +125,7 @@ func newCleanCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "undo-dir", "", "where undo records are (default $"+harness.UndoDirEnv+", else $XDG_STATE_HOME/faultline/undo)")
+	cmd.Flags().StringVar(&dir, "undo-dir", "", "where undo records are (default $"+undo.DirEnv+", else $XDG_STATE_HOME/faultline/undo)")
 	cmd.Flags().BoolVar(&force, "force", false, "also heal runs whose harness is still alive, killing that harness first")
 	cmd.Flags().BoolVar(&alldk, "docker", false, "also remove every container, network and volume labelled by faultline, whatever its run")
 	cmd.Flags().BoolVar(&images, "images", false, "with --docker: also remove the images faultline built (a cache: the next docker run builds them again)")

@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/undo"
 )
 
 // killPoints is how many moments of a run TestSIGKILLedRunIsHealedByTheNextCommand
@@ -32,8 +32,8 @@ func TestSIGKILLedRunIsHealedByTheNextCommand(t *testing.T) {
 		t.Skip("starts a whole system 21 times")
 	}
 	bin := faultlineBinary(t)
-	undo := t.TempDir()
-	env := append(os.Environ(), harness.UndoDirEnv+"="+undo)
+	undoDir := t.TempDir()
+	env := append(os.Environ(), undo.DirEnv+"="+undoDir)
 	scenario := filepath.Join("testdata", "killpoints.yaml")
 	start := func(dir string) (*exec.Cmd, *bytes.Buffer) {
 		var out bytes.Buffer
@@ -59,7 +59,7 @@ func TestSIGKILLedRunIsHealedByTheNextCommand(t *testing.T) {
 	if err != nil && !errors.As(err, &ee) {
 		require.NoError(t, err, "output:\n%s", out)
 	}
-	left, err := harness.Pending(undo)
+	left, err := undo.Pending(undoDir)
 	require.NoError(t, err)
 	require.Empty(t, left, "a finished run removes its undo record:\n%s", out)
 	t.Logf("a whole run takes %s", total.Round(time.Millisecond))
@@ -71,8 +71,8 @@ func TestSIGKILLedRunIsHealedByTheNextCommand(t *testing.T) {
 		time.Sleep(at)
 		// Blast radius, while it runs: nothing of the run listens beyond loopback.
 		pids := []int{cmd.Process.Pid}
-		if paths, _ := harness.Pending(undo); len(paths) == 1 {
-			if rec, err := harness.ReadUndo(paths[0]); err == nil {
+		if paths, _ := undo.Pending(undoDir); len(paths) == 1 {
+			if rec, err := undo.Read(paths[0]); err == nil {
 				for _, p := range rec.Processes {
 					pids = append(pids, p.PID)
 				}
@@ -87,11 +87,11 @@ func TestSIGKILLedRunIsHealedByTheNextCommand(t *testing.T) {
 
 		// What the killed run left: its record (if it got that far) names its processes
 		// and proxies; its marker finds children whose pid it never wrote down.
-		paths, err := harness.Pending(undo)
+		paths, err := undo.Pending(undoDir)
 		require.NoError(t, err)
-		var recs []harness.UndoRecord
+		var recs []undo.Record
 		for _, p := range paths {
-			rec, err := harness.ReadUndo(p)
+			rec, err := undo.Read(p)
 			require.NoError(t, err)
 			recs = append(recs, rec)
 		}
@@ -103,10 +103,10 @@ func TestSIGKILLedRunIsHealedByTheNextCommand(t *testing.T) {
 		require.NoError(t, err, "%s", healed)
 		assert.True(t, strings.Contains(string(healed), "faultline "), "the command still did its job: %s", healed)
 
-		left, err := harness.Pending(undo)
+		left, err := undo.Pending(undoDir)
 		require.NoError(t, err)
 		assert.Empty(t, left, "kill %d at %s: the record was healed and removed; output:\n%s", i, at, healed)
-		tmps, _ := filepath.Glob(filepath.Join(undo, "*"))
+		tmps, _ := filepath.Glob(filepath.Join(undoDir, "*"))
 		assert.Empty(t, tmps, "kill %d at %s: nothing half-written is left", i, at)
 		var procs, proxies int
 		for _, rec := range recs {
@@ -119,7 +119,7 @@ func TestSIGKILLedRunIsHealedByTheNextCommand(t *testing.T) {
 				assert.False(t, p.Alive(), "kill %d at %s: %s (pid %d) is alive", i, at, p.Name, p.PID)
 				assert.False(t, p.Stopped(), "kill %d at %s: %s (pid %d) is stopped", i, at, p.Name, p.PID)
 			}
-			assert.Empty(t, harness.Marked(rec.RunID), "kill %d at %s: a process of the run is alive", i, at)
+			assert.Empty(t, undo.Marked(rec.RunID), "kill %d at %s: a process of the run is alive", i, at)
 			for _, px := range rec.Proxies {
 				proxies++
 				conn, err := net.DialTimeout("tcp", px.Listen, 200*time.Millisecond)
@@ -147,18 +147,18 @@ func firstLine(s string) string {
 }
 
 func TestCleanReportsNothingToDo(t *testing.T) {
-	undo := t.TempDir()
-	out, err := run(t, "clean", "--undo-dir", undo)
+	undoDir := t.TempDir()
+	out, err := run(t, "clean", "--undo-dir", undoDir)
 	require.NoError(t, err)
 	assert.Contains(t, out, "nothing to clean")
 }
 
 func TestCleanHealsAndKeepsRunsInProgress(t *testing.T) {
-	undo := t.TempDir()
-	t.Setenv(harness.UndoDirEnv, undo)
+	undoDir := t.TempDir()
+	t.Setenv(undo.DirEnv, undoDir)
 	// This process stands for a harness that is still running: its record stays, even
 	// though clean runs in the same process here.
-	j, err := harness.OpenJournal(undo, "live-run", "", "local")
+	j, err := undo.OpenJournal(undoDir, "live-run", "", "local")
 	require.NoError(t, err)
 	child := exec.Command("sleep", "300")
 	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -168,29 +168,29 @@ func TestCleanHealsAndKeepsRunsInProgress(t *testing.T) {
 	// A record whose harness is dead, naming a stopped child that outlived it.
 	dead := exec.Command("sleep", "0.01")
 	require.NoError(t, dead.Start())
-	h, err := harness.Identify(dead.Process.Pid)
+	h, err := undo.Identify(dead.Process.Pid)
 	require.NoError(t, err)
 	require.NoError(t, dead.Wait())
-	c, err := harness.Identify(child.Process.Pid)
+	c, err := undo.Identify(child.Process.Pid)
 	require.NoError(t, err)
 	require.NoError(t, syscall.Kill(c.PID, syscall.SIGSTOP))
 	c.Name = "merchant-1"
-	orphan, err := harness.OpenJournal(t.TempDir(), "dead-run", "", "local")
+	orphan, err := undo.OpenJournal(t.TempDir(), "dead-run", "", "local")
 	require.NoError(t, err)
-	require.NoError(t, orphan.Update(func(r *harness.UndoRecord) {
+	require.NoError(t, orphan.Update(func(r *undo.Record) {
 		r.Harness = h
-		r.Processes = []harness.UndoProcess{c}
+		r.Processes = []undo.Process{c}
 	}))
 	b, err := os.ReadFile(orphan.Path())
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(undo, "dead-run.json"), b, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(undoDir, "dead-run.json"), b, 0o644))
 
 	out, err := run(t, "clean")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "healed run dead-run: killed 1 process(es) (merchant-1")
 	assert.Contains(t, out, "run live-run is still in progress")
 	assert.False(t, c.Alive(), "a stopped child of a dead harness is killed")
-	assert.NoFileExists(t, filepath.Join(undo, "dead-run.json"))
+	assert.NoFileExists(t, filepath.Join(undoDir, "dead-run.json"))
 	assert.FileExists(t, j.Path())
 }
 
@@ -236,7 +236,7 @@ func listeners(pids []int) []listener {
 }
 
 func BenchmarkHealHookWithNothingToHeal(b *testing.B) {
-	b.Setenv(harness.UndoDirEnv, b.TempDir())
+	b.Setenv(undo.DirEnv, b.TempDir())
 	cmd := newVersionCmd()
 	for b.Loop() {
 		if err := healLeftovers(cmd, nil); err != nil {
@@ -249,14 +249,14 @@ func BenchmarkHealHookWithNothingToHeal(b *testing.B) {
 // its process group running; clean kills the member, says so, and only then calls the
 // run healed.
 func TestCleanKillsTheGroupOfADeadLeader(t *testing.T) {
-	undo := t.TempDir()
-	t.Setenv(harness.UndoDirEnv, undo)
+	undoDir := t.TempDir()
+	t.Setenv(undo.DirEnv, undoDir)
 	cmd := exec.Command("sh", "-c", "sleep 300 & echo $!")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	leader, err := harness.Identify(cmd.Process.Pid)
+	leader, err := undo.Identify(cmd.Process.Pid)
 	require.NoError(t, err)
 	var line [32]byte
 	n, err := stdout.Read(line[:])
@@ -266,31 +266,31 @@ func TestCleanKillsTheGroupOfADeadLeader(t *testing.T) {
 	_, err = fmt.Sscan(string(line[:n]), &memberPID)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = syscall.Kill(memberPID, syscall.SIGKILL) })
-	member, err := harness.Identify(memberPID)
+	member, err := undo.Identify(memberPID)
 	require.NoError(t, err)
 	require.False(t, leader.Alive())
 	require.True(t, member.Alive())
 
 	dead := exec.Command("sleep", "0.01")
 	require.NoError(t, dead.Start())
-	h, err := harness.Identify(dead.Process.Pid)
+	h, err := undo.Identify(dead.Process.Pid)
 	require.NoError(t, err)
 	require.NoError(t, dead.Wait())
 	leader.Name = "order-1"
-	rec, err := harness.OpenJournal(t.TempDir(), "group-run", "", "local")
+	rec, err := undo.OpenJournal(t.TempDir(), "group-run", "", "local")
 	require.NoError(t, err)
-	require.NoError(t, rec.Update(func(r *harness.UndoRecord) {
+	require.NoError(t, rec.Update(func(r *undo.Record) {
 		r.Harness = h
-		r.Processes = []harness.UndoProcess{leader}
+		r.Processes = []undo.Process{leader}
 	}))
 	b, err := os.ReadFile(rec.Path())
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(undo, "group-run.json"), b, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(undoDir, "group-run.json"), b, 0o644))
 
 	out, err := run(t, "clean")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, fmt.Sprintf("healed run group-run: killed 1 process(es) (order-1 group member (pid %d))", memberPID))
 	assert.NotContains(t, out, "NOT healed")
 	assert.False(t, member.Alive(), "the dead leader's group member is killed")
-	assert.NoFileExists(t, filepath.Join(undo, "group-run.json"))
+	assert.NoFileExists(t, filepath.Join(undoDir, "group-run.json"))
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/faultline-dev/faultline/compare"
 	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/reports"
 	"github.com/faultline-dev/faultline/result"
@@ -57,8 +58,8 @@ func newCompareCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if repeat < 1 || repeat > harness.MaxRepeat {
-				return usagef("compare: --repeat must be in 1..%d", harness.MaxRepeat)
+			if repeat < 1 || repeat > compare.MaxRepeat {
+				return usagef("compare: --repeat must be in 1..%d", compare.MaxRepeat)
 			}
 			variants, err := compareVariants(cmd.ErrOrStderr(), args)
 			if err != nil {
@@ -82,7 +83,7 @@ func newCompareCmd() *cobra.Command {
 
 // compareVariants loads the arguments and validates them before anything starts: one
 // scenario with a compare list, or several scenarios that differ only in design.
-func compareVariants(errOut io.Writer, args []string) ([]harness.Variant, error) {
+func compareVariants(errOut io.Writer, args []string) ([]compare.Variant, error) {
 	var scs []*scenarios.Scenario
 	for _, a := range args {
 		sc, err := loadScenario(a)
@@ -101,13 +102,13 @@ func compareVariants(errOut io.Writer, args []string) ([]harness.Variant, error)
 		if len(scs[0].Compare) == 0 {
 			return nil, usagef("compare: %s lists no designs; add a compare: list such as [{name: breaker-off, design: designs/no-breaker.yaml}, {name: breaker-on, design: designs/resilient.yaml}], or give two scenario files", scs[0].File)
 		}
-		v, err := harness.Variants(scs[0])
+		v, err := compare.Variants(scs[0])
 		if err != nil {
 			return nil, usagef("%v", err)
 		}
 		return v, nil
 	}
-	v, err := harness.VariantsOf(scs...)
+	v, err := compare.VariantsOf(scs...)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
@@ -116,7 +117,7 @@ func compareVariants(errOut io.Writer, args []string) ([]harness.Variant, error)
 
 // compareDesigns runs the comparison, writes each run's reports and the comparison
 // report, and prints the comparison table with the report paths last.
-func compareDesigns(ctx context.Context, out, errOut io.Writer, variants []harness.Variant, dir string, repeat int, extra ...harness.Option) error {
+func compareDesigns(ctx context.Context, out, errOut io.Writer, variants []compare.Variant, dir string, repeat int, extra ...harness.Option) error {
 	if dir == "" {
 		dir = filepath.Join(harness.DefaultRunsDir, time.Now().UTC().Format("20060102T150405Z")+"-compare-"+variants[0].Scenario.Name)
 	}
@@ -139,14 +140,14 @@ func compareDesigns(ctx context.Context, out, errOut io.Writer, variants []harne
 		}
 	})}, extra...)
 	began := time.Now()
-	groups, err := harness.Compare(ctx, variants,
-		harness.Repeat(repeat), harness.CompareDir(dir), harness.RunOptions(runOpts...),
-		harness.OnRunStart(func(name string, rep int) {
+	groups, err := compare.Run(ctx, variants,
+		compare.Repeat(repeat), compare.Dir(dir), compare.RunOptions(runOpts...),
+		compare.OnRunStart(func(name string, rep int) {
 			ppMu.Lock()
 			pp = newProgressPrinter(errOut, fmt.Sprintf("%s %d/%d", name, rep, repeat))
 			ppMu.Unlock()
 		}),
-		harness.OnRunDone(func(name string, rep int, res *result.Run) {
+		compare.OnRunDone(func(name string, rep int, res *result.Run) {
 			ppMu.Lock()
 			pp.done()
 			pp = nil
@@ -189,7 +190,7 @@ func compareDesigns(ctx context.Context, out, errOut io.Writer, variants []harne
 }
 
 // writeComparison writes compare.html and compare.md into dir, each whole or not at all.
-func writeComparison(ctx context.Context, dir string, groups []reports.DesignRuns) (htmlPath, mdPath string, err error) {
+func writeComparison(ctx context.Context, dir string, groups []result.DesignRuns) (htmlPath, mdPath string, err error) {
 	var page, md bytes.Buffer
 	if err := reports.Compare(ctx, &page, groups); err != nil {
 		return "", "", err

@@ -122,7 +122,7 @@ func TestCompareNeedsDesigns(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			out, err := run(t, append([]string{"compare"}, tt.args...)...)
 			require.Error(t, err)
-			assert.Equal(t, exitHarness, exitCode(err))
+			assert.Equal(t, result.ExitError, exitCode(err))
 			assert.Contains(t, err.Error()+out, tt.want)
 		})
 	}

@@ -13,17 +13,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/runtime/docker"
+	"github.com/faultline-dev/faultline/undo"
 )
 
 // TestSIGKILLedDockerRunIsCleaned kills `faultline run --runtime docker` once its
 // containers are up and shows that `faultline clean` removes every container, network,
 // volume and image labelled with that run.
 func TestSIGKILLedDockerRunIsCleaned(t *testing.T) {
-	bin, undo := dockerRunSetup(t)
-	env := append(os.Environ(), harness.UndoDirEnv+"="+undo)
-	runID := killDockerRun(t, bin, env, undo)
+	bin, undoDir := dockerRunSetup(t)
+	env := append(os.Environ(), undo.DirEnv+"="+undoDir)
+	runID := killDockerRun(t, bin, env, undoDir)
 
 	before, err := docker.Leftovers(context.Background(), runID)
 	require.NoError(t, err)
@@ -40,14 +40,14 @@ func TestSIGKILLedDockerRunIsCleaned(t *testing.T) {
 	after, err := docker.Leftovers(context.Background(), runID)
 	require.NoError(t, err)
 	assert.True(t, after.Empty(), "labelled with run %s and still there: %+v", runID, after)
-	left, err := harness.Pending(undo)
+	left, err := undo.Pending(undoDir)
 	require.NoError(t, err)
 	assert.Empty(t, left, "the record goes once everything is removed")
 }
 
 // dockerRunSetup skips without an engine (or with -short) and returns the faultline
 // binary and an undo directory of the test's own.
-func dockerRunSetup(t *testing.T) (bin, undo string) {
+func dockerRunSetup(t *testing.T) (bin, undoDir string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts the system as containers")
@@ -63,7 +63,7 @@ func dockerRunSetup(t *testing.T) (bin, undo string) {
 // killDockerRun starts `faultline run --runtime docker` and SIGKILLs it once its gateway
 // container runs (by then the network, the Toxiproxy container, every component and the
 // volumes exist); it returns the run id.
-func killDockerRun(t *testing.T, bin string, env []string, undo string) string {
+func killDockerRun(t *testing.T, bin string, env []string, undoDir string) string {
 	t.Helper()
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "run", filepath.Join("testdata", "killpoints.yaml"), "--runtime", "docker", "--dir", t.TempDir())
@@ -79,8 +79,8 @@ func killDockerRun(t *testing.T, bin string, env []string, undo string) string {
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		require.True(t, time.Now().Before(deadline), "the run never started its gateway container:\n%s", &out)
-		if paths, _ := harness.Pending(undo); len(paths) == 1 {
-			if rec, err := harness.ReadUndo(paths[0]); err == nil && len(rec.Networks) > 0 {
+		if paths, _ := undo.Pending(undoDir); len(paths) == 1 {
+			if rec, err := undo.Read(paths[0]); err == nil && len(rec.Networks) > 0 {
 				runID = rec.RunID
 				rep, err := docker.Leftovers(context.Background(), runID)
 				if err == nil && containsSuffix(rep.Containers, "-gateway-1") {
@@ -100,8 +100,8 @@ func killDockerRun(t *testing.T, bin string, env []string, undo string) string {
 // run's reaper container removes the run once the harness's connection has been gone for
 // its grace period.
 func TestSIGKILLedDockerRunIsReapedWithoutACommand(t *testing.T) {
-	bin, undo := dockerRunSetup(t)
-	runID := killDockerRun(t, bin, append(os.Environ(), harness.UndoDirEnv+"="+undo), undo)
+	bin, undoDir := dockerRunSetup(t)
+	runID := killDockerRun(t, bin, append(os.Environ(), undo.DirEnv+"="+undoDir), undoDir)
 	killed := time.Now()
 	for {
 		rep, err := docker.Leftovers(context.Background(), runID)

@@ -8,14 +8,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-)
 
-// Exit codes, as documented in docs/ARCHITECTURE.md. Only main maps errors to them.
-const (
-	exitPassed  = 0 // the run passed / the command succeeded
-	exitFailed  = 1 // a check failed
-	exitInvalid = 2 // the run could not show what it claims
-	exitHarness = 3 // harness or usage error
+	"github.com/faultline-dev/faultline/result"
 )
 
 // usageError marks a problem with how the command was called (bad flag, bad value).
@@ -28,20 +22,21 @@ func usagef(format string, args ...any) error {
 	return &usageError{err: fmt.Errorf(format, args...)}
 }
 
-// exitCode maps an error to the process exit code: a run's verdict carries its own code
-// (0 passed, 1 failed, 2 invalid, 4 aborted); usage and harness errors are 3.
+// exitCode maps an error to the process exit code (result.Exit*, as documented in
+// docs/ARCHITECTURE.md; only main maps errors to them): a run's verdict carries its own
+// code (0 passed, 1 failed, 2 invalid, 4 aborted); usage and harness errors are 3.
 func exitCode(err error) int {
 	var ue *usageError
 	var coded interface{ ExitCode() int } // a run's verdict (run.go)
 	switch {
 	case err == nil:
-		return exitPassed
+		return result.ExitPassed
 	case errors.As(err, &coded):
 		return coded.ExitCode()
 	case errors.As(err, &ue):
-		return exitHarness
+		return result.ExitError
 	default:
-		return exitHarness
+		return result.ExitError
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/faultline-dev/faultline/reference-services/auth"
+	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/system"
 )
 
@@ -32,14 +33,14 @@ func TestExitCodes(t *testing.T) {
 		args []string
 		want int
 	}{
-		{"version", []string{"version"}, exitPassed},
-		{"unknown flag", []string{"up", "--no-such-flag"}, exitHarness},
-		{"unknown command", []string{"explode"}, exitHarness},
-		{"bad replicas", []string{"up", "--orders", "-1"}, exitHarness},
-		{"bad lease", []string{"up", "--lease-ttl", "100ms"}, exitHarness},
-		{"serve without config", []string{"serve"}, exitHarness},
-		{"token with empty subject", []string{"token", "--subject", ""}, exitHarness},
-		{"stray argument", []string{"version", "extra"}, exitHarness},
+		{"version", []string{"version"}, result.ExitPassed},
+		{"unknown flag", []string{"up", "--no-such-flag"}, result.ExitError},
+		{"unknown command", []string{"explode"}, result.ExitError},
+		{"bad replicas", []string{"up", "--orders", "-1"}, result.ExitError},
+		{"bad lease", []string{"up", "--lease-ttl", "100ms"}, result.ExitError},
+		{"serve without config", []string{"serve"}, result.ExitError},
+		{"token with empty subject", []string{"token", "--subject", ""}, result.ExitError},
+		{"stray argument", []string{"version", "extra"}, result.ExitError},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

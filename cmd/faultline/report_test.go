@@ -130,7 +130,7 @@ func TestReportRefusesWhatIsNotAResult(t *testing.T) {
 	for _, arg := range []string{bad, filepath.Join(dir, "missing.json"), t.TempDir()} {
 		out, err := run(t, "report", arg)
 		require.Error(t, err, fmt.Sprintf("report %s: %s", arg, out))
-		assert.Equal(t, exitHarness, exitCode(err))
+		assert.Equal(t, result.ExitError, exitCode(err))
 		_, statErr := os.Stat(filepath.Join(filepath.Dir(arg), reports.HTMLFile))
 		assert.True(t, os.IsNotExist(statErr), "no report for a bad result")
 	}

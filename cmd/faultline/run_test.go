@@ -32,7 +32,7 @@ func TestValidateMalformed(t *testing.T) {
 
 	out, err := run(t, "validate", good, bad)
 	require.Error(t, err)
-	assert.Equal(t, exitHarness, exitCode(err))
+	assert.Equal(t, result.ExitError, exitCode(err))
 	assert.Contains(t, out, good+": ok")
 	lines := 0
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -86,9 +86,9 @@ func TestRunExitCodes(t *testing.T) {
 		})
 	}
 	_, err := run(t, "run")
-	assert.Equal(t, exitHarness, exitCode(err), "run without a scenario is a usage error")
+	assert.Equal(t, result.ExitError, exitCode(err), "run without a scenario is a usage error")
 	_, err = run(t, "run", "no-such-scenario")
-	assert.Equal(t, exitHarness, exitCode(err))
+	assert.Equal(t, result.ExitError, exitCode(err))
 }
 
 var (

@@ -24,7 +24,7 @@ func (e *soakFailedError) Error() string {
 }
 
 // ExitCode maps a failed soak to exit 1.
-func (e *soakFailedError) ExitCode() int { return exitFailed }
+func (e *soakFailedError) ExitCode() int { return result.ExitFailed }
 
 // soakErr makes a soak cut short by Ctrl-C or SIGTERM exit 4 (aborted), as a run does,
 // instead of 3, which would blame the harness for the interruption.

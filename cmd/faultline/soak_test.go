@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/faultline-dev/faultline/result"
 )
 
 // An interrupted soak is aborted (exit 4), as ARCHITECTURE.md says of Ctrl-C; any other
@@ -19,7 +21,7 @@ func TestSoakErrExitCodes(t *testing.T) {
 		want int
 	}{
 		{name: "interrupted", ctx: cancelled, want: 4},
-		{name: "harness error", ctx: context.Background(), want: exitHarness},
+		{name: "harness error", ctx: context.Background(), want: result.ExitError},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/faultline-dev/faultline/result"
 )
 
 // TestValidateTakesWhatSuiteTakes: suite accepted a directory and built-in names while
@@ -34,7 +36,7 @@ func TestValidateTakesWhatSuiteTakes(t *testing.T) {
 	_, err = run(t, "validate", empty)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "holds no *.yaml scenario")
-	assert.Equal(t, exitHarness, exitCode(err))
+	assert.Equal(t, result.ExitError, exitCode(err))
 
 	bad := filepath.Join(dir, "c.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte("name: x\n"), 0o644))

@@ -1,4 +1,18 @@
-package harness
+// Package undo is crash recovery for runs: the undo journal a run keeps of everything it
+// creates that could outlive it, and the healing of a dead run's leftovers.
+//
+// Before the harness creates anything that could outlive it (a child process, a proxy, a
+// fault, a container) it writes what it is about to create into an undo record,
+// atomically (a temporary file renamed over the old one), and removes the record after a
+// clean finish. A record left behind means its harness died without cleaning up
+// (SIGKILL, OOM killer, power loss); the next faultline command heals it: it kills the
+// recorded processes (checked against their start times in /proc so that a recycled pid
+// is never signalled) with their process groups, including the members of a group whose
+// leader already exited, and has a container runtime's leftovers removed.
+//
+// The package knows nothing of scenarios or of how a run is driven, so the commands that
+// only heal depend on it alone.
+package undo
 
 import (
 	"bytes"
@@ -20,31 +34,26 @@ import (
 	"github.com/faultline-dev/faultline/runtime"
 )
 
-// Undo records. Before the harness creates anything that could outlive it (a child
-// process, a proxy, a fault, a container) it writes what it is about to create into an
-// undo record, atomically (a temporary file renamed over the old one), and removes the
-// record after a clean finish. A record left behind means its harness died without
-// cleaning up (SIGKILL, OOM killer, power loss); the next faultline command heals it.
 const (
-	// UndoDirEnv overrides where undo records live (DefaultUndoDir).
-	UndoDirEnv = "FAULTLINE_UNDO_DIR"
-	// UndoMarkerEnv is set in every child process's environment to its run's id, so a
+	// DirEnv overrides where undo records live (DefaultDir).
+	DirEnv = "FAULTLINE_UNDO_DIR"
+	// MarkerEnv is set in every child process's environment to its run's id, so a
 	// child whose pid never reached the record (the harness died between fork and write)
 	// is still found by scanning /proc.
-	UndoMarkerEnv = "FAULTLINE_UNDO_RUN"
-	// UndoVersion is the record format's version.
-	UndoVersion = 1
+	MarkerEnv = "FAULTLINE_UNDO_RUN"
+	// Version is the record format's version.
+	Version = 1
 )
 
 // killWait bounds how long healing waits for a killed process to disappear.
 const killWait = 5 * time.Second
 
-// DefaultUndoDir is where undo records live: $FAULTLINE_UNDO_DIR, else
+// DefaultDir is where undo records live: $FAULTLINE_UNDO_DIR, else
 // $XDG_STATE_HOME/faultline/undo, else ~/.local/state/faultline/undo, else
 // .faultline/undo under the working directory. One place per user, not per working
 // directory, so that any faultline command heals a run started from anywhere.
-func DefaultUndoDir() string {
-	if d := os.Getenv(UndoDirEnv); d != "" {
+func DefaultDir() string {
+	if d := os.Getenv(DirEnv); d != "" {
 		return d
 	}
 	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
@@ -56,8 +65,8 @@ func DefaultUndoDir() string {
 	return filepath.Join(".faultline", "undo")
 }
 
-// UndoRecord is everything one run created that could outlive its harness.
-type UndoRecord struct {
+// Record is everything one run created that could outlive its harness.
+type Record struct {
 	Version int    `json:"version"`
 	RunID   string `json:"run_id"`
 	RunDir  string `json:"run_dir"`
@@ -66,27 +75,27 @@ type UndoRecord struct {
 	Runtime string `json:"runtime"`
 	// Harness identifies the process that owns the record; while it lives the run is in
 	// progress and nobody else heals it.
-	Harness UndoProcess `json:"harness"`
-	Created time.Time   `json:"created"`
-	Updated time.Time   `json:"updated"`
+	Harness Process   `json:"harness"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
 	// Processes are the children started, with their start times so a recycled pid is
 	// never killed.
-	Processes []UndoProcess `json:"processes,omitempty"`
+	Processes []Process `json:"processes,omitempty"`
 	// Proxies are the Toxiproxy proxies on the run's links. On the local runtime they live
 	// in the harness's memory, so a dead harness took them and their toxics with it; on
 	// Docker they live in the run's Toxiproxy container, which the container cleaner
 	// removes with the rest.
-	Proxies []UndoProxy `json:"proxies,omitempty"`
+	Proxies []Proxy `json:"proxies,omitempty"`
 	// Faults are the scheduled faults with the time each must be healed by: the
 	// dead-man deadline that holds even if the harness is gone.
-	Faults []UndoFault `json:"faults,omitempty"`
+	Faults []Fault `json:"faults,omitempty"`
 	// Containers and Networks are what a container runtime created, labelled with RunID.
 	Containers []string `json:"containers,omitempty"`
 	Networks   []string `json:"networks,omitempty"`
 }
 
-// UndoProcess is one process a run started (or the harness itself).
-type UndoProcess struct {
+// Process is one process a run started (or the harness itself).
+type Process struct {
 	Name string `json:"name"`
 	PID  int    `json:"pid,omitempty"` // 0 while starting
 	// Start is the process's start time in clock ticks since boot (/proc/PID/stat field
@@ -96,14 +105,14 @@ type UndoProcess struct {
 	Paused bool `json:"paused,omitempty"`
 }
 
-// UndoProxy is one fault proxy.
-type UndoProxy struct {
+// Proxy is one fault proxy.
+type Proxy struct {
 	Name   string `json:"name"`
 	Listen string `json:"listen"`
 }
 
-// UndoFault is one scheduled fault.
-type UndoFault struct {
+// Fault is one scheduled fault.
+type Fault struct {
 	Name    string    `json:"name"`
 	Type    string    `json:"type"`
 	Targets []string  `json:"targets,omitempty"`
@@ -115,7 +124,7 @@ type UndoFault struct {
 type Journal struct {
 	path string
 	mu   sync.Mutex
-	rec  UndoRecord
+	rec  Record
 	// cleaner removes a container runtime's leftovers when the record is closed.
 	cleaner func(ctx context.Context, runID string) ([]string, error)
 }
@@ -142,10 +151,10 @@ func OpenJournal(dir, runID, runDir, rt string) (*Journal, error) {
 	}
 	self.Name = "harness"
 	now := time.Now().UTC()
-	j := &Journal{path: filepath.Join(dir, runID+".json"), rec: UndoRecord{
-		Version: UndoVersion, RunID: runID, RunDir: runDir, Runtime: rt, Harness: self, Created: now, Updated: now,
+	j := &Journal{path: filepath.Join(dir, runID+".json"), rec: Record{
+		Version: Version, RunID: runID, RunDir: runDir, Runtime: rt, Harness: self, Created: now, Updated: now,
 	}}
-	if err := j.Update(func(*UndoRecord) {}); err != nil {
+	if err := j.Update(func(*Record) {}); err != nil {
 		return nil, err
 	}
 	return j, nil
@@ -155,7 +164,7 @@ func OpenJournal(dir, runID, runDir, rt string) (*Journal, error) {
 func (j *Journal) Path() string { return j.path }
 
 // Record returns a copy of the record as last written.
-func (j *Journal) Record() UndoRecord {
+func (j *Journal) Record() Record {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return cloneRecord(j.rec)
@@ -163,7 +172,7 @@ func (j *Journal) Record() UndoRecord {
 
 // Update changes the record and writes it atomically before returning, so the change is
 // on disk before the action it announces.
-func (j *Journal) Update(fn func(*UndoRecord)) error {
+func (j *Journal) Update(fn func(*Record)) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	fn(&j.rec)
@@ -202,7 +211,7 @@ func (j *Journal) Close(ctx context.Context) error {
 	return nil
 }
 
-func cloneRecord(r UndoRecord) UndoRecord {
+func cloneRecord(r Record) Record {
 	r.Processes = slices.Clone(r.Processes)
 	r.Proxies = slices.Clone(r.Proxies)
 	r.Faults = slices.Clone(r.Faults)
@@ -211,8 +220,8 @@ func cloneRecord(r UndoRecord) UndoRecord {
 	return r
 }
 
-func (j *Journal) setProcess(p UndoProcess) error {
-	return j.Update(func(r *UndoRecord) {
+func (j *Journal) setProcess(p Process) error {
+	return j.Update(func(r *Record) {
 		for i := range r.Processes {
 			if r.Processes[i].Name == p.Name && (r.Processes[i].PID == 0 || r.Processes[i].PID == p.PID) {
 				r.Processes[i] = p
@@ -225,29 +234,29 @@ func (j *Journal) setProcess(p UndoProcess) error {
 
 // RecordLinks records every proxy of links.
 func (j *Journal) RecordLinks(links *faults.Links) error {
-	var ps []UndoProxy
+	var ps []Proxy
 	for _, l := range links.All() {
 		addr, err := links.ListenAddr(l.Name())
 		if err != nil {
 			continue
 		}
-		ps = append(ps, UndoProxy{Name: l.Name(), Listen: addr})
+		ps = append(ps, Proxy{Name: l.Name(), Listen: addr})
 	}
-	return j.Update(func(r *UndoRecord) { r.Proxies = ps })
+	return j.Update(func(r *Record) { r.Proxies = ps })
 }
 
 // RecordFaults records the faults the timeline will inject, each with its deadline.
-func (j *Journal) RecordFaults(fs []UndoFault) error {
-	return j.Update(func(r *UndoRecord) { r.Faults = slices.Clone(fs) })
+func (j *Journal) RecordFaults(fs []Fault) error {
+	return j.Update(func(r *Record) { r.Faults = slices.Clone(fs) })
 }
 
 // Identify returns pid with its start time, or an error if it does not exist.
-func Identify(pid int) (UndoProcess, error) {
+func Identify(pid int) (Process, error) {
 	start, _, err := procStat(pid)
 	if err != nil {
-		return UndoProcess{}, err
+		return Process{}, err
 	}
-	return UndoProcess{PID: pid, Start: start}, nil
+	return Process{PID: pid, Start: start}, nil
 }
 
 // procStat reads a process's start time (field 22) and state (field 3) from
@@ -292,7 +301,7 @@ func procStatGroup(pid int) (start uint64, state byte, pgrp int, err error) {
 // members are the component's too. The kernel does not hand out a pid that is still
 // some group's id, so a group with live members whose id is p's pid is p's group, as long
 // as the pid is not now a different process and the members started after p did.
-func (p UndoProcess) groupMembers() []UndoProcess {
+func (p Process) groupMembers() []Process {
 	if p.PID <= 0 {
 		return nil
 	}
@@ -303,7 +312,7 @@ func (p UndoProcess) groupMembers() []UndoProcess {
 	if err != nil {
 		return nil
 	}
-	var out []UndoProcess
+	var out []Process
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == p.PID || pid == os.Getpid() {
@@ -313,19 +322,19 @@ func (p UndoProcess) groupMembers() []UndoProcess {
 		if err != nil || pgrp != p.PID || start < p.Start || state == 'Z' || state == 'X' {
 			continue
 		}
-		out = append(out, UndoProcess{Name: p.Name + " group member", PID: pid, Start: start})
+		out = append(out, Process{Name: p.Name + " group member", PID: pid, Start: start})
 	}
 	return out
 }
 
 // Alive reports whether p still runs: same pid, same start time, not a zombie.
-func (p UndoProcess) Alive() bool {
+func (p Process) Alive() bool {
 	start, state, err := procStat(p.PID)
 	return err == nil && start == p.Start && state != 'Z' && state != 'X'
 }
 
 // Stopped reports whether p is alive and stopped (SIGSTOP: state T).
-func (p UndoProcess) Stopped() bool {
+func (p Process) Stopped() bool {
 	start, state, err := procStat(p.PID)
 	return err == nil && start == p.Start && (state == 'T' || state == 't')
 }
@@ -333,7 +342,7 @@ func (p UndoProcess) Stopped() bool {
 // kill SIGKILLs p and its process group, but only if p is still the process recorded:
 // the pid is pinned with a pidfd before its start time is compared, so a recycled pid is
 // never signalled. It reports whether p was alive.
-func (p UndoProcess) kill() (bool, error) {
+func (p Process) kill() (bool, error) {
 	proc, err := os.FindProcess(p.PID)
 	if err != nil {
 		return false, nil
@@ -353,7 +362,7 @@ func (p UndoProcess) kill() (bool, error) {
 }
 
 // waitGone polls until none of ps is alive or ctx (at most killWait) ends.
-func waitGone(ctx context.Context, ps []UndoProcess) error {
+func waitGone(ctx context.Context, ps []Process) error {
 	ctx, cancel := context.WithTimeout(ctx, killWait)
 	defer cancel()
 	for {
@@ -374,16 +383,16 @@ func waitGone(ctx context.Context, ps []UndoProcess) error {
 	}
 }
 
-// Marked lists the live processes whose environment carries UndoMarkerEnv=runID: the
+// Marked lists the live processes whose environment carries MarkerEnv=runID: the
 // run's children, including any whose pid never reached the record.
-func Marked(runID string) []UndoProcess {
+func Marked(runID string) []Process {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	want := []byte(UndoMarkerEnv + "=" + runID + "\x00")
+	want := []byte(MarkerEnv + "=" + runID + "\x00")
 	self := os.Getpid()
-	var out []UndoProcess
+	var out []Process
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
@@ -490,9 +499,9 @@ func Pending(dir string) ([]string, error) {
 	return out, nil
 }
 
-// ReadUndo reads one record.
-func ReadUndo(path string) (UndoRecord, error) {
-	var rec UndoRecord
+// Read reads one record.
+func Read(path string) (Record, error) {
+	var rec Record
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return rec, fmt.Errorf("read undo record: %w", err)
@@ -500,8 +509,8 @@ func ReadUndo(path string) (UndoRecord, error) {
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return rec, fmt.Errorf("read undo record %s: %w", path, err)
 	}
-	if rec.Version > UndoVersion {
-		return rec, fmt.Errorf("read undo record %s: version %d is newer than this faultline (%d)", path, rec.Version, UndoVersion)
+	if rec.Version > Version {
+		return rec, fmt.Errorf("read undo record %s: version %d is newer than this faultline (%d)", path, rec.Version, Version)
 	}
 	if rec.RunID == "" {
 		rec.RunID = strings.TrimSuffix(filepath.Base(path), ".json")
@@ -525,7 +534,7 @@ func HealPending(ctx context.Context, dir string, opts ...HealOption) ([]HealRep
 	var reps []HealReport
 	var errs []error
 	for _, path := range paths {
-		rec, err := ReadUndo(path)
+		rec, err := Read(path)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // healed by a concurrent command
@@ -558,7 +567,7 @@ func removeStaleTemps(dir string) {
 		if _, err := os.Stat(strings.TrimSuffix(tmp, ".tmp")); err == nil {
 			continue // its record is healed (and the temp removed) with it
 		}
-		rec, err := ReadUndo(tmp)
+		rec, err := Read(tmp)
 		switch {
 		case err == nil && rec.Harness.Alive():
 			continue // being written right now
@@ -575,7 +584,7 @@ func removeStaleTemps(dir string) {
 
 // healRecord heals one record. The record's own harness may call it (Journal.Close);
 // anyone else heals only a record whose harness is dead, unless forced.
-func healRecord(ctx context.Context, rec *UndoRecord, cfg healConfig) HealReport {
+func healRecord(ctx context.Context, rec *Record, cfg healConfig) HealReport {
 	rep := HealReport{RunID: rec.RunID}
 	self := cfg.own
 	if !self && rec.Harness.PID > 0 && rec.Harness.Alive() {
@@ -590,7 +599,7 @@ func healRecord(ctx context.Context, rec *UndoRecord, cfg healConfig) HealReport
 			rep.Err = err
 			return rep
 		}
-		if err := waitGone(ctx, []UndoProcess{h}); err != nil {
+		if err := waitGone(ctx, []Process{h}); err != nil {
 			rep.Err = err
 			return rep
 		}
@@ -607,7 +616,7 @@ func healRecord(ctx context.Context, rec *UndoRecord, cfg healConfig) HealReport
 			procs = append(procs, m)
 		}
 	}
-	var killed []UndoProcess
+	var killed []Process
 	for _, p := range procs {
 		if p.PID <= 0 {
 			continue
@@ -615,7 +624,7 @@ func healRecord(ctx context.Context, rec *UndoRecord, cfg healConfig) HealReport
 		// The members are listed before the leader dies: killing a live leader signals
 		// its group, and a dead leader's members are found by the group id alone.
 		members := p.groupMembers()
-		for _, q := range append([]UndoProcess{p}, members...) {
+		for _, q := range append([]Process{p}, members...) {
 			stopped := q.Stopped()
 			ok, err := q.kill()
 			if err != nil {
@@ -662,60 +671,60 @@ func healRecord(ctx context.Context, rec *UndoRecord, cfg healConfig) HealReport
 	return rep
 }
 
-// undoRuntime records every process of the runtime it wraps before and after each
+// recordingRuntime records every process of the runtime it wraps before and after each
 // action, so that a record always covers what might be running.
-type undoRuntime struct {
+type recordingRuntime struct {
 	runtime.Runtime
 	j     *Journal
 	runID string
 }
 
 var (
-	_ runtime.Runtime = (*undoRuntime)(nil)
-	_ runtime.Process = (*undoProcess)(nil)
+	_ runtime.Runtime = (*recordingRuntime)(nil)
+	_ runtime.Process = (*recordedProcess)(nil)
 )
 
-// UndoRuntime wraps rt so that every process it starts, restarts, pauses or resumes is
-// recorded in j, and carries UndoMarkerEnv in its environment.
-func UndoRuntime(rt runtime.Runtime, j *Journal) runtime.Runtime {
-	return &undoRuntime{Runtime: rt, j: j, runID: j.Record().RunID}
+// WrapRuntime wraps rt so that every process it starts, restarts, pauses or resumes is
+// recorded in j, and carries MarkerEnv in its environment.
+func WrapRuntime(rt runtime.Runtime, j *Journal) runtime.Runtime {
+	return &recordingRuntime{Runtime: rt, j: j, runID: j.Record().RunID}
 }
 
 // Unwrap returns the runtime underneath, so that callers can tell what kind it is.
-func (u *undoRuntime) Unwrap() runtime.Runtime { return u.Runtime }
+func (u *recordingRuntime) Unwrap() runtime.Runtime { return u.Runtime }
 
 // Start records the name, starts the process, then records its pid and start time.
-func (u *undoRuntime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, error) {
+func (u *recordingRuntime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, error) {
 	if s.Container == nil {
 		// A container is found by its run label instead: its pid may belong to another
 		// pid namespace (an engine in a VM), where the marker would find a stranger.
-		s.Env = append(slices.Clone(s.Env), UndoMarkerEnv+"="+u.runID)
+		s.Env = append(slices.Clone(s.Env), MarkerEnv+"="+u.runID)
 	}
 	if s.Labels == nil {
 		s.Labels = map[string]string{}
 	}
 	s.Labels["faultline.undo"] = u.runID
-	if err := u.j.setProcess(UndoProcess{Name: s.Name}); err != nil {
+	if err := u.j.setProcess(Process{Name: s.Name}); err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Name, err)
 	}
 	p, err := u.Runtime.Start(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	up := &undoProcess{Process: p, j: u.j}
+	up := &recordedProcess{Process: p, j: u.j}
 	if err := up.record(false); err != nil {
 		return up, fmt.Errorf("start %s: %w", s.Name, err)
 	}
 	return up, nil
 }
 
-// undoProcess is a runtime.Process whose pid changes and pauses are recorded.
-type undoProcess struct {
+// recordedProcess is a runtime.Process whose pid changes and pauses are recorded.
+type recordedProcess struct {
 	runtime.Process
 	j *Journal
 }
 
-func (p *undoProcess) record(paused bool) error {
+func (p *recordedProcess) record(paused bool) error {
 	if _, container := runtime.As[runtime.HostPorter](p.Process); container {
 		// Removed by the record's container cleaner, by label: its pid is the engine's,
 		// which need not be this host's (and a frozen container ignores SIGKILL).
@@ -730,19 +739,19 @@ func (p *undoProcess) record(paused bool) error {
 		return nil // already gone: nothing to undo
 	}
 	id.Name, id.Paused = p.Name(), paused
-	return p.j.Update(func(r *UndoRecord) {
+	return p.j.Update(func(r *Record) {
 		// One entry per name: the latest incarnation replaces a restarted one.
-		r.Processes = slices.DeleteFunc(r.Processes, func(q UndoProcess) bool { return q.Name == id.Name })
+		r.Processes = slices.DeleteFunc(r.Processes, func(q Process) bool { return q.Name == id.Name })
 		r.Processes = append(r.Processes, id)
 	})
 }
 
 // Unwrap returns the process underneath, whose optional capabilities (a container's
 // network and ports) this wrapper does not repeat.
-func (p *undoProcess) Unwrap() runtime.Process { return p.Process }
+func (p *recordedProcess) Unwrap() runtime.Process { return p.Process }
 
 // Pause records the pause before freezing the process.
-func (p *undoProcess) Pause() error {
+func (p *recordedProcess) Pause() error {
 	if err := p.record(true); err != nil {
 		return fmt.Errorf("pause %s: %w", p.Name(), err)
 	}
@@ -750,7 +759,7 @@ func (p *undoProcess) Pause() error {
 }
 
 // Resume thaws the process, then records it running.
-func (p *undoProcess) Resume() error {
+func (p *recordedProcess) Resume() error {
 	err := p.Process.Resume()
 	_ = p.record(false)
 	return err
@@ -758,7 +767,7 @@ func (p *undoProcess) Resume() error {
 
 // Restart records the new incarnation once it runs; the old one is stopped first, and a
 // harness killed in between leaves the new child marked in its environment.
-func (p *undoProcess) Restart(ctx context.Context) error {
+func (p *recordedProcess) Restart(ctx context.Context) error {
 	err := p.Process.Restart(ctx)
 	if rerr := p.record(false); err == nil && rerr != nil {
 		return fmt.Errorf("restart %s: %w", p.Name(), rerr)
@@ -766,25 +775,8 @@ func (p *undoProcess) Restart(ctx context.Context) error {
 	return err
 }
 
-// undoRunID names a run's record: unique per harness process even when two runs share a
+// NewRunID names a run's record: unique per harness process even when two runs share a
 // scenario and a second.
-func undoRunID(began time.Time, scenario string) string {
+func NewRunID(began time.Time, scenario string) string {
 	return fmt.Sprintf("%s-%s-%d", began.UTC().Format("20060102T150405Z"), scenario, os.Getpid())
-}
-
-// undoFaults is the fault timeline as absolute times, for the record.
-func (r *runner) undoFaults() []UndoFault {
-	var out []UndoFault
-	for _, fs := range r.sc.Faults {
-		uf := UndoFault{
-			Name: fs.Name, Type: fs.Type,
-			From:   r.loadStart.Add(fs.At.Std()).UTC(),
-			HealBy: r.loadStart.Add(fs.End().Std()).UTC(),
-		}
-		if t, ok := fs.Spec.(faults.Targeted); ok {
-			uf.Targets = t.Targets()
-		}
-		out = append(out, uf)
-	}
-	return out
 }

@@ -1,4 +1,4 @@
-package harness_test
+package compare_test
 
 import (
 	"path/filepath"
@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/compare"
 	"github.com/faultline-dev/faultline/scenarios"
 )
 
@@ -22,7 +22,7 @@ func TestVariantsFromCompareList(t *testing.T) {
 	sc, err := scenarios.Load(filepath.Join("..", "scenarios", "compare", "cascading-failure.yaml"))
 	require.NoError(t, err)
 	require.Empty(t, sc.Validate(scenarios.Topology{}))
-	vs, err := harness.Variants(sc)
+	vs, err := compare.Variants(sc)
 	require.NoError(t, err)
 	var got [][2]string
 	for _, v := range vs {
@@ -34,7 +34,7 @@ func TestVariantsFromCompareList(t *testing.T) {
 	assert.Equal(t, [][2]string{{"breaker-off", "designs/no-breaker.yaml"}, {"breaker-on", "designs/resilient.yaml"}}, got)
 	assert.Equal(t, "designs/resilient.yaml", sc.System.Design.Path, "the scenario itself is left alone")
 
-	_, err = harness.Variants(builtin(t, "baseline"))
+	_, err = compare.Variants(builtin(t, "baseline"))
 	assert.ErrorContains(t, err, "needs two or more")
 }
 
@@ -57,7 +57,7 @@ func TestVariantsOfAScenarioPair(t *testing.T) {
 			for _, f := range tt.files {
 				scs = append(scs, builtin(t, f))
 			}
-			vs, err := harness.VariantsOf(scs...)
+			vs, err := compare.VariantsOf(scs...)
 			if tt.wantErr != "" {
 				assert.ErrorContains(t, err, tt.wantErr)
 				return
@@ -78,24 +78,24 @@ func TestCompareRefusesBeforeStartingAnything(t *testing.T) {
 	sc := builtin(t, "cascading-failure-with-breaker")
 	missing := *sc
 	missing.System.Design = scenarios.DesignRef{Path: "designs/no-such-design.yaml"}
-	two := []harness.Variant{{Name: "a", Scenario: sc}, {Name: "b", Scenario: sc}}
+	two := []compare.Variant{{Name: "a", Scenario: sc}, {Name: "b", Scenario: sc}}
 	tests := []struct {
 		name     string
-		variants []harness.Variant
-		opts     []harness.CompareOption
+		variants []compare.Variant
+		opts     []compare.Option
 		want     string
 	}{
 		{"one design", two[:1], nil, "two or more"},
-		{"repeat 0", two, []harness.CompareOption{harness.Repeat(0)}, "repeat 0"},
-		{"repeat too high", two, []harness.CompareOption{harness.Repeat(harness.MaxRepeat + 1)}, "outside"},
-		{"same name twice", []harness.Variant{{Name: "a", Scenario: sc}, {Name: "a", Scenario: sc}}, nil, "repeated"},
-		{"name with a slash", []harness.Variant{{Name: "a/b", Scenario: sc}, {Name: "c", Scenario: sc}}, nil, "directory"},
-		{"design file missing", []harness.Variant{{Name: "a", Scenario: sc}, {Name: "b", Scenario: &missing}}, nil, "no-such-design.yaml"},
+		{"repeat 0", two, []compare.Option{compare.Repeat(0)}, "repeat 0"},
+		{"repeat too high", two, []compare.Option{compare.Repeat(compare.MaxRepeat + 1)}, "outside"},
+		{"same name twice", []compare.Variant{{Name: "a", Scenario: sc}, {Name: "a", Scenario: sc}}, nil, "repeated"},
+		{"name with a slash", []compare.Variant{{Name: "a/b", Scenario: sc}, {Name: "c", Scenario: sc}}, nil, "directory"},
+		{"design file missing", []compare.Variant{{Name: "a", Scenario: sc}, {Name: "b", Scenario: &missing}}, nil, "no-such-design.yaml"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			groups, err := harness.Compare(t.Context(), tt.variants, append(tt.opts, harness.CompareDir(dir))...)
+			groups, err := compare.Run(t.Context(), tt.variants, append(tt.opts, compare.Dir(dir))...)
 			assert.ErrorContains(t, err, tt.want)
 			assert.Empty(t, groups)
 			entries, _ := filepath.Glob(filepath.Join(dir, "*"))

@@ -1,4 +1,7 @@
-package harness
+// Package compare runs one scenario against several designs of the system, with the same
+// seeded load and fault schedule, and returns each design's runs: the data a comparison
+// report (package reports) renders.
+package compare
 
 import (
 	"context"
@@ -10,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/faultline-dev/faultline/reports"
+	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 )
@@ -136,43 +139,43 @@ func distinctLabels(names []string) []string {
 	return out
 }
 
-// CompareOption configures Compare.
-type CompareOption func(*compareOptions)
+// Option configures Run.
+type Option func(*options)
 
-type compareOptions struct {
+type options struct {
 	repeat  int
 	dir     string
-	runOpts []Option
+	runOpts []harness.Option
 	start   func(variant string, repeat int)
 	done    func(variant string, repeat int, res *result.Run)
 }
 
 // Repeat runs every design n times (default 1), so the comparison can show the spread of
 // each figure and tell a real difference from noise.
-func Repeat(n int) CompareOption { return func(o *compareOptions) { o.repeat = n } }
+func Repeat(n int) Option { return func(o *options) { o.repeat = n } }
 
-// CompareDir sets the comparison's directory (default DefaultRunsDir/<UTC time>-compare-
+// Dir sets the comparison's directory (default harness.DefaultRunsDir/<UTC time>-compare-
 // <scenario>); each run goes to DIR/<variant>/<repeat>.
-func CompareDir(dir string) CompareOption { return func(o *compareOptions) { o.dir = dir } }
+func Dir(dir string) Option { return func(o *options) { o.dir = dir } }
 
 // RunOptions are passed to every run (logger, seed, command...). A WithDir among them is
 // overridden by the run's own directory.
-func RunOptions(opts ...Option) CompareOption {
-	return func(o *compareOptions) { o.runOpts = append(o.runOpts, opts...) }
+func RunOptions(opts ...harness.Option) Option {
+	return func(o *options) { o.runOpts = append(o.runOpts, opts...) }
 }
 
 // OnRunStart is called before each run, so a CLI can show which design is running.
-func OnRunStart(fn func(variant string, repeat int)) CompareOption {
-	return func(o *compareOptions) { o.start = fn }
+func OnRunStart(fn func(variant string, repeat int)) Option {
+	return func(o *options) { o.start = fn }
 }
 
 // OnRunDone is called after each run with its result, so a long comparison shows each
 // verdict as it comes instead of only at the end.
-func OnRunDone(fn func(variant string, repeat int, res *result.Run)) CompareOption {
-	return func(o *compareOptions) { o.done = fn }
+func OnRunDone(fn func(variant string, repeat int, res *result.Run)) Option {
+	return func(o *options) { o.done = fn }
 }
 
-// Compare runs every variant with the same seeded load and fault schedule, repeat times
+// Run runs every variant with the same seeded load and fault schedule, repeat times
 // each, and returns each design's runs with their histories, ready for reports.Compare.
 // Runs are interleaved (every design's first repeat, then every design's second...) so a
 // machine that gets busier during the comparison slows every design alike instead of the
@@ -180,8 +183,8 @@ func OnRunDone(fn func(variant string, repeat int, res *result.Run)) CompareOpti
 // at once. A run that ends in a harness error is kept (verdict error) and the comparison
 // goes on; a scenario that is invalid, or a cancelled ctx, stops it, and the runs done so
 // far are returned with the error.
-func Compare(ctx context.Context, variants []Variant, opts ...CompareOption) ([]reports.DesignRuns, error) {
-	o := compareOptions{repeat: 1}
+func Run(ctx context.Context, variants []Variant, opts ...Option) ([]result.DesignRuns, error) {
+	o := options{repeat: 1}
 	for _, fn := range opts {
 		if fn != nil {
 			fn(&o)
@@ -203,16 +206,16 @@ func Compare(ctx context.Context, variants []Variant, opts ...CompareOption) ([]
 		}
 		seen[v.Name] = true
 		if v.Scenario.System.Design.Path != "" {
-			if _, err := resolveDesign(v.Scenario, ""); err != nil {
+			if _, err := harness.DesignPath(v.Scenario); err != nil {
 				return nil, fmt.Errorf("compare designs: %s: %w", v.Name, err)
 			}
 		}
 	}
 	dir := o.dir
 	if dir == "" {
-		dir = filepath.Join(DefaultRunsDir, time.Now().UTC().Format("20060102T150405Z")+"-compare-"+variants[0].Scenario.Name)
+		dir = filepath.Join(harness.DefaultRunsDir, time.Now().UTC().Format("20060102T150405Z")+"-compare-"+variants[0].Scenario.Name)
 	}
-	groups := make([]reports.DesignRuns, len(variants))
+	groups := make([]result.DesignRuns, len(variants))
 	for i, v := range variants {
 		groups[i].Design = v.Name
 	}
@@ -224,9 +227,9 @@ func Compare(ctx context.Context, variants []Variant, opts ...CompareOption) ([]
 			if o.start != nil {
 				o.start(v.Name, rep)
 			}
-			runOpts := append(append([]Option(nil), o.runOpts...), WithDir(filepath.Join(dir, v.Name, strconv.Itoa(rep))))
-			res, err := Run(ctx, v.Scenario, runOpts...)
-			var verr *ValidationError
+			runOpts := append(append([]harness.Option(nil), o.runOpts...), harness.WithDir(filepath.Join(dir, v.Name, strconv.Itoa(rep))))
+			res, err := harness.Run(ctx, v.Scenario, runOpts...)
+			var verr *harness.ValidationError
 			if errors.As(err, &verr) {
 				return groups, err
 			}

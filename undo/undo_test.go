@@ -1,4 +1,4 @@
-package harness_test
+package undo_test
 
 import (
 	"bufio"
@@ -18,18 +18,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/faultline-dev/faultline/faults"
-	"github.com/faultline-dev/faultline/harness"
-	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/runtime/local"
-	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/undo"
 )
 
 const helperEnv = "FAULTLINE_UNDO_TEST_HELPER"
 
 // startSleep starts `sleep 300` in a session of its own (no parent-death signal: it
 // stands for a process that outlived its harness) and reaps it when it dies.
-func startSleep(t *testing.T, env ...string) harness.UndoProcess {
+func startSleep(t *testing.T, env ...string) undo.Process {
 	t.Helper()
 	cmd := exec.Command("sleep", "300")
 	cmd.Env = append(os.Environ(), env...)
@@ -37,27 +35,27 @@ func startSleep(t *testing.T, env ...string) harness.UndoProcess {
 	require.NoError(t, cmd.Start())
 	go func() { _ = cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	p, err := harness.Identify(cmd.Process.Pid)
+	p, err := undo.Identify(cmd.Process.Pid)
 	require.NoError(t, err)
 	p.Name = "sleep"
 	return p
 }
 
 // deadHarness is the identity of a process that has exited and been reaped.
-func deadHarness(t *testing.T) harness.UndoProcess {
+func deadHarness(t *testing.T) undo.Process {
 	t.Helper()
 	cmd := exec.Command("sleep", "0.01")
 	require.NoError(t, cmd.Start())
-	p, err := harness.Identify(cmd.Process.Pid) // an unreaped child keeps its /proc entry
+	p, err := undo.Identify(cmd.Process.Pid) // an unreaped child keeps its /proc entry
 	require.NoError(t, err)
 	require.NoError(t, cmd.Wait())
 	require.False(t, p.Alive())
 	return p
 }
 
-func writeRecord(t *testing.T, dir string, rec harness.UndoRecord) string {
+func writeRecord(t *testing.T, dir string, rec undo.Record) string {
 	t.Helper()
-	rec.Version = harness.UndoVersion
+	rec.Version = undo.Version
 	b, err := json.Marshal(rec)
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll(dir, 0o755))
@@ -73,18 +71,18 @@ func TestHealKillsOnlyWhatTheRunOwns(t *testing.T) {
 	require.NoError(t, syscall.Kill(stopped.PID, syscall.SIGSTOP))
 	require.Eventually(t, stopped.Stopped, 5*time.Second, 10*time.Millisecond)
 	recycled := startSleep(t) // recorded with another start time: a pid the kernel reused
-	marked := startSleep(t, harness.UndoMarkerEnv+"="+runID)
-	stranger := startSleep(t, harness.UndoMarkerEnv+"="+runID+"-other")
+	marked := startSleep(t, undo.MarkerEnv+"="+runID)
+	stranger := startSleep(t, undo.MarkerEnv+"="+runID+"-other")
 
 	stale := recycled
 	stale.Start--
-	path := writeRecord(t, dir, harness.UndoRecord{
+	path := writeRecord(t, dir, undo.Record{
 		RunID: runID, Runtime: "local", Harness: deadHarness(t),
-		Processes: []harness.UndoProcess{{Name: "order-1", PID: stopped.PID, Start: stopped.Start, Paused: true}, {Name: "product-1", PID: stale.PID, Start: stale.Start}},
-		Proxies:   []harness.UndoProxy{{Name: "gateway->product-1", Listen: "127.0.0.1:1"}},
+		Processes: []undo.Process{{Name: "order-1", PID: stopped.PID, Start: stopped.Start, Paused: true}, {Name: "product-1", PID: stale.PID, Start: stale.Start}},
+		Proxies:   []undo.Proxy{{Name: "gateway->product-1", Listen: "127.0.0.1:1"}},
 	})
 
-	reps, err := harness.HealPending(t.Context(), dir)
+	reps, err := undo.HealPending(t.Context(), dir)
 	require.NoError(t, err)
 	require.Len(t, reps, 1)
 	rep := reps[0]
@@ -100,7 +98,7 @@ func TestHealKillsOnlyWhatTheRunOwns(t *testing.T) {
 	assert.True(t, stranger.Alive(), "another run's marker is not ours")
 	assert.NoFileExists(t, path, "a healed record is removed")
 
-	reps, err = harness.HealPending(t.Context(), dir)
+	reps, err = undo.HealPending(t.Context(), dir)
 	require.NoError(t, err)
 	assert.Empty(t, reps, "healing is done once")
 }
@@ -110,19 +108,19 @@ func TestHealLeavesARunInProgressAlone(t *testing.T) {
 	live := startSleep(t) // stands for a harness that is still running
 	live.Name = "harness"
 	child := startSleep(t)
-	path := writeRecord(t, dir, harness.UndoRecord{
+	path := writeRecord(t, dir, undo.Record{
 		RunID: "in-progress", Runtime: "local", Harness: live,
-		Processes: []harness.UndoProcess{{Name: "gateway-1", PID: child.PID, Start: child.Start}},
+		Processes: []undo.Process{{Name: "gateway-1", PID: child.PID, Start: child.Start}},
 	})
 
-	reps, err := harness.HealPending(t.Context(), dir)
+	reps, err := undo.HealPending(t.Context(), dir)
 	require.NoError(t, err)
 	require.Len(t, reps, 1)
 	assert.True(t, reps[0].InProgress)
 	assert.True(t, child.Alive(), "a live harness's children are not touched")
 	assert.FileExists(t, path)
 
-	reps, err = harness.HealPending(t.Context(), dir, harness.WithForce())
+	reps, err = undo.HealPending(t.Context(), dir, undo.WithForce())
 	require.NoError(t, err)
 	require.Len(t, reps, 1)
 	assert.False(t, reps[0].InProgress)
@@ -135,32 +133,32 @@ func TestHealKeepsARecordItCannotRead(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "garbage.json")
 	require.NoError(t, os.WriteFile(bad, []byte("{not json"), 0o644))
-	_, err := harness.HealPending(t.Context(), dir)
+	_, err := undo.HealPending(t.Context(), dir)
 	require.Error(t, err)
 	assert.FileExists(t, bad)
 
-	none, err := harness.Pending(filepath.Join(dir, "missing"))
+	none, err := undo.Pending(filepath.Join(dir, "missing"))
 	require.NoError(t, err, "no undo directory means nothing to heal")
 	assert.Empty(t, none)
 }
 
 func TestJournalRecordsBeforeEachAction(t *testing.T) {
 	dir := t.TempDir()
-	j, err := harness.OpenJournal(dir, "journal-test", "/runs/x", "local")
+	j, err := undo.OpenJournal(dir, "journal-test", "/runs/x", "local")
 	require.NoError(t, err)
-	read := func() harness.UndoRecord {
-		rec, err := harness.ReadUndo(j.Path())
+	read := func() undo.Record {
+		rec, err := undo.Read(j.Path())
 		require.NoError(t, err)
 		return rec
 	}
-	self, err := harness.Identify(os.Getpid())
+	self, err := undo.Identify(os.Getpid())
 	require.NoError(t, err)
 	assert.Equal(t, self.PID, read().Harness.PID)
 	assert.Equal(t, self.Start, read().Harness.Start)
 
 	rt := local.New()
 	t.Cleanup(func() { _ = rt.Close(t.Context()) })
-	p, err := harness.UndoRuntime(rt, j).Start(t.Context(), runtime.Spec{Name: "sleeper", Command: "sleep", Args: []string{"300"}})
+	p, err := undo.WrapRuntime(rt, j).Start(t.Context(), runtime.Spec{Name: "sleeper", Command: "sleep", Args: []string{"300"}})
 	require.NoError(t, err)
 	rec := read()
 	require.Len(t, rec.Processes, 1)
@@ -170,7 +168,7 @@ func TestJournalRecordsBeforeEachAction(t *testing.T) {
 	assert.True(t, got.Alive())
 	env, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID()) + "/environ")
 	require.NoError(t, err)
-	assert.Contains(t, string(env), harness.UndoMarkerEnv+"=journal-test\x00")
+	assert.Contains(t, string(env), undo.MarkerEnv+"=journal-test\x00")
 
 	require.NoError(t, p.Pause())
 	assert.True(t, read().Processes[0].Paused, "a pause is on disk before the process stops")
@@ -197,9 +195,9 @@ func TestUndoHelperProcess(t *testing.T) {
 	if os.Getenv(helperEnv) == "" {
 		return
 	}
-	j, err := harness.OpenJournal(os.Getenv(harness.UndoDirEnv), "helper", "", "local")
+	j, err := undo.OpenJournal(os.Getenv(undo.DirEnv), "helper", "", "local")
 	require.NoError(t, err)
-	p, err := harness.UndoRuntime(local.New(), j).Start(t.Context(), runtime.Spec{Name: "sleeper", Command: "sleep", Args: []string{"300"}})
+	p, err := undo.WrapRuntime(local.New(), j).Start(t.Context(), runtime.Spec{Name: "sleeper", Command: "sleep", Args: []string{"300"}})
 	require.NoError(t, err)
 	require.NoError(t, p.Pause())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -220,7 +218,7 @@ func TestDeadManHealsAfterSIGKILL(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(exe, "-test.run=^TestUndoHelperProcess$")
-	cmd.Env = append(os.Environ(), helperEnv+"=1", harness.UndoDirEnv+"="+dir)
+	cmd.Env = append(os.Environ(), helperEnv+"=1", undo.DirEnv+"="+dir)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
@@ -235,7 +233,7 @@ func TestDeadManHealsAfterSIGKILL(t *testing.T) {
 		}
 	}
 	require.NotZero(t, pid, "the helper never got ready")
-	rec, err := harness.ReadUndo(filepath.Join(dir, "helper.json"))
+	rec, err := undo.Read(filepath.Join(dir, "helper.json"))
 	require.NoError(t, err)
 	require.Len(t, rec.Processes, 1)
 	child := rec.Processes[0]
@@ -258,90 +256,13 @@ func TestDeadManHealsAfterSIGKILL(t *testing.T) {
 	assert.Error(t, err, "the proxy and its toxic died with the harness")
 
 	// The record is still there (the harness never closed it); the next command heals it.
-	reps, err := harness.HealPending(t.Context(), dir)
+	reps, err := undo.HealPending(t.Context(), dir)
 	require.NoError(t, err)
 	require.Len(t, reps, 1)
 	assert.Empty(t, reps[0].Killed, "nothing was left alive to kill")
 	assert.Equal(t, 1, reps[0].Proxies)
 	assert.Contains(t, reps[0].String(), "nothing was left running")
 	assert.NoFileExists(t, filepath.Join(dir, "helper.json"))
-}
-
-func TestAbortWhenStopsTheRunAtOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a whole system")
-	}
-	undo := t.TempDir()
-	t.Setenv(harness.UndoDirEnv, undo)
-	sc, err := scenarios.Parse("abort.yaml", []byte(`name: abort-test
-description: >-
-  product refuses the gateway, so about a quarter of browsing fails (the rest is served
-  without product) and the stop condition fires.
-seed: 5
-load:
-  rate: 20/s
-  duration: 14s
-  clients: 2
-  mix: {browse: 1}
-faults:
-  - name: product-down
-    type: down
-    at: 2s
-    for: 10s
-    target: gateway->product
-abort_when:
-  - check: error_rate
-    name: too-many-errors
-    max: 10%
-`))
-	require.NoError(t, err)
-	res, _ := runScenario(t, sc)
-
-	assert.Equal(t, result.Aborted, res.Verdict, "reason: %s", res.Reason)
-	assert.Equal(t, 4, res.Verdict.ExitCode())
-	assert.Contains(t, res.Reason, "too-many-errors")
-	require.NotEmpty(t, res.Checks)
-	c := res.Checks[len(res.Checks)-1]
-	assert.Equal(t, "too-many-errors", c.Name)
-	assert.False(t, c.Passed)
-	assert.Greater(t, c.Figure, 0.1)
-	require.Len(t, res.Faults, 1)
-	f := res.Faults[0]
-	require.NotZero(t, f.Injected)
-	require.NotZero(t, f.Healed, "the fault was healed")
-	assert.Less(t, f.Healed.Std(), f.Injected.Std()+8*time.Second, "healed when the condition fired, not at its planned end 10 s after injection")
-	assert.Less(t, res.Load.Requests, int64(14*20*9/10), "the load stopped early")
-	left, err := harness.Pending(undo)
-	require.NoError(t, err)
-	assert.Empty(t, left, "a run that ended cleanly removes its undo record")
-}
-
-func TestRefusesAFaultOutsideTheTopology(t *testing.T) {
-	undo := t.TempDir()
-	t.Setenv(harness.UndoDirEnv, undo)
-	sc, err := scenarios.Parse("outside.yaml", []byte(`name: outside
-description: a fault aimed at a component the system does not have.
-load:
-  rate: 5/s
-  duration: 3s
-  mix: {browse: 1}
-faults:
-  - name: elsewhere
-    type: latency
-    at: 1s
-    for: 1s
-    target: gateway->payments
-    latency: 100ms
-`))
-	require.NoError(t, err)
-	res, err := harness.Run(t.Context(), sc, harness.WithDir(t.TempDir()))
-	var ve *harness.ValidationError
-	require.ErrorAs(t, err, &ve)
-	assert.Equal(t, result.Error, res.Verdict)
-	assert.True(t, strings.Contains(err.Error(), "payments"), err.Error())
-	left, err := harness.Pending(undo)
-	require.NoError(t, err)
-	assert.Empty(t, left, "nothing was started, so nothing was recorded")
 }
 
 // TestHealKillsTheGroupOfADeadLeader: a component's process group outlives its leader
@@ -354,14 +275,14 @@ func TestHealKillsTheGroupOfADeadLeader(t *testing.T) {
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	leader, err := harness.Identify(cmd.Process.Pid)
+	leader, err := undo.Identify(cmd.Process.Pid)
 	require.NoError(t, err)
 	line, err := bufio.NewReader(out).ReadString('\n')
 	require.NoError(t, err)
 	require.NoError(t, cmd.Wait())
 	memberPID, err := strconv.Atoi(strings.TrimSpace(line))
 	require.NoError(t, err)
-	member, err := harness.Identify(memberPID)
+	member, err := undo.Identify(memberPID)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = syscall.Kill(memberPID, syscall.SIGKILL) })
 	require.False(t, leader.Alive(), "the leader has exited")
@@ -370,11 +291,11 @@ func TestHealKillsTheGroupOfADeadLeader(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, leader.PID, pgid, "the member is in the leader's group")
 
-	path := writeRecord(t, dir, harness.UndoRecord{
+	path := writeRecord(t, dir, undo.Record{
 		RunID: fmt.Sprintf("group-%d", time.Now().UnixNano()), Runtime: "local", Harness: deadHarness(t),
-		Processes: []harness.UndoProcess{{Name: "order-1", PID: leader.PID, Start: leader.Start}},
+		Processes: []undo.Process{{Name: "order-1", PID: leader.PID, Start: leader.Start}},
 	})
-	reps, err := harness.HealPending(t.Context(), dir)
+	reps, err := undo.HealPending(t.Context(), dir)
 	require.NoError(t, err)
 	require.Len(t, reps, 1)
 	assert.NoError(t, reps[0].Err)
