@@ -220,3 +220,28 @@ func Connect(_ context.Context, url, name string, reg prometheus.Registerer, log
 	}
 	return nc, js, nil
 }
+
+// Consume hands every message of cons to handle until ctx ends (nil) or the pull fails (an
+// error, for the caller to back off and subscribe again); what names the error's noun.
+// Messages() keeps pull requests outstanding at all times, asking for more before the
+// previous request runs out, so there is no moment at which the replica cannot be handed a
+// message. A fetch-per-batch loop has such a gap after every batch: an outage that began in
+// it found the replica holding nothing, which looked like an idle replica rather than one
+// that was cut off mid-work.
+func Consume(ctx context.Context, cons jetstream.Consumer, batch int, what string, handle func(context.Context, jetstream.Msg)) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(batch))
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", what, err)
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("pull %s: %w", what, err)
+		}
+		handle(ctx, msg)
+	}
+}

@@ -95,21 +95,7 @@ func (c *SagaConsumer) consume(ctx context.Context, once *sync.Once) error {
 	if c.ready != nil {
 		once.Do(c.ready)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(64))
-	if err != nil {
-		return fmt.Errorf("pull outcomes: %w", err)
-	}
-	defer it.Stop()
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("pull outcomes: %w", err)
-		}
-		c.handle(ctx, msg)
-	}
+	return broker.Consume(ctx, cons, 64, "outcomes", c.handle)
 }
 
 // handle records one decision: commit first, then ack.

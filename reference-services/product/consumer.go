@@ -175,27 +175,10 @@ func (c *Consumer) consumer(ctx context.Context) (jetstream.Consumer, error) {
 }
 
 // consume applies events from a continuous pull until ctx ends (nil) or the subscription
-// fails (an error; Run backs off and subscribes again). Messages() keeps pull requests
-// outstanding at all times, asking for more before the previous request runs out, so there
-// is no moment at which this replica cannot be handed an event. A fetch-per-batch loop has
-// such a gap after every batch: an outage that began in it found the replica holding
-// nothing, which looked like an idle replica rather than one that was cut off mid-work.
+// fails (an error; Run backs off and subscribes again), without a gap in which this
+// replica holds no outstanding pull (broker.Consume says why that matters).
 func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(c.opts.batch))
-	if err != nil {
-		return fmt.Errorf("pull events: %w", err)
-	}
-	defer it.Stop()
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("pull events: %w", err)
-		}
-		c.handle(ctx, msg)
-	}
+	return broker.Consume(ctx, cons, c.opts.batch, "events", c.handle)
 }
 
 // handle applies one message: commit first, then publish the decision, then ack, so a
