@@ -72,16 +72,7 @@ var overflowOut = regexp.MustCompile(`(?s)<pre id="overflow">(.*?)</pre>`)
 // checks that nothing overflows: the fault table's measured column wraps its detail, and
 // topology labels are shortened with an ellipsis (the full text in their title).
 func TestHTMLLongTextStaysInPlace(t *testing.T) {
-	chromium := ""
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			chromium = p
-			break
-		}
-	}
-	if chromium == "" {
-		t.Skip("chromium not installed (Debian package chromium); skipping the layout test")
-	}
+	chromium := chromiumOrSkip(t, "layout")
 	dir := t.TempDir()
 	p, err := WriteAll(context.Background(), dir, longRun(), fixtureHistory(t))
 	require.NoError(t, err)

@@ -18,16 +18,7 @@ import (
 // something was drawn: a page that failed to parse or lost its inline SVG renders mostly
 // white with few colours.
 func TestHTMLScreenshot(t *testing.T) {
-	chromium := ""
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			chromium = p
-			break
-		}
-	}
-	if chromium == "" {
-		t.Skip("chromium not installed (Debian package chromium); skipping the screenshot test")
-	}
+	chromium := chromiumOrSkip(t, "screenshot")
 	dir := t.TempDir()
 	pagePath := filepath.Join(dir, "report.html")
 	p, err := WriteAll(context.Background(), dir, fixtureRun(), fixtureHistory(t))
@@ -63,4 +54,17 @@ func TestHTMLScreenshot(t *testing.T) {
 	total := (b.Dx() / 2) * (b.Dy() / 2)
 	assert.Greater(t, len(colours), 50, "a rendered page with charts has many colours")
 	assert.Greater(t, nonWhite, total/50, "more than 2%% of the page is drawn")
+}
+
+// chromiumOrSkip returns the path of Debian's chromium, or skips the test named what when
+// the machine has none (CI installs it).
+func chromiumOrSkip(t *testing.T, what string) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skipf("chromium not installed (Debian package chromium); skipping the %s test", what)
+	return ""
 }
