@@ -308,14 +308,9 @@ func (p Process) groupMembers() []Process {
 	if start, _, err := procStat(p.PID); err == nil && start != p.Start {
 		return nil // the pid is someone else's now
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	var out []Process
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == p.PID || pid == os.Getpid() {
+	for _, pid := range otherPIDs() {
+		if pid == p.PID {
 			continue
 		}
 		start, state, pgrp, err := procStatGroup(pid)
@@ -323,6 +318,23 @@ func (p Process) groupMembers() []Process {
 			continue
 		}
 		out = append(out, Process{Name: p.Name + " group member", PID: pid, Start: start})
+	}
+	return out
+}
+
+// otherPIDs lists the pids in /proc other than this process's own; none when /proc
+// cannot be read.
+func otherPIDs() []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	self := os.Getpid()
+	var out []int
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && pid != self {
+			out = append(out, pid)
+		}
 	}
 	return out
 }
@@ -386,19 +398,10 @@ func waitGone(ctx context.Context, ps []Process) error {
 // Marked lists the live processes whose environment carries MarkerEnv=runID: the
 // run's children, including any whose pid never reached the record.
 func Marked(runID string) []Process {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	want := []byte(MarkerEnv + "=" + runID + "\x00")
-	self := os.Getpid()
 	var out []Process
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+	for _, pid := range otherPIDs() {
+		env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 		if err != nil || !(bytes.HasPrefix(env, want) || bytes.Contains(env, append([]byte{0}, want...))) {
 			continue
 		}
