@@ -72,13 +72,14 @@ type Applied struct {
 // previous poll saw has settled: every order of the previous snapshot (of this one, for
 // the first poll, which has none before it) was applied exactly once, with its product
 // and quantity, and every product's stock is at most its initial stock minus the
-// quantities of those orders. A system that records no applied events is judged by the
-// stock bound alone. A read that fails does not hold.
+// quantities of those orders that took stock (see settled). A system that records no
+// applied events is judged by the stock bound alone. A read that fails does not hold.
 //
 // The state converged at the first poll of the last unbroken run of holding polls, if
 // that run reaches a poll after the load (nothing new placed) at which every order read
-// is applied and stock equals initial stock minus the quantities of every order exactly. The moment is therefore at
-// most one poll late, and never earlier than the backlog left by the faults drained.
+// is applied, none is pending, and stock equals initial stock minus the quantities of
+// every order not rejected, exactly (mismatch). The moment is therefore at most one poll
+// late, and never earlier than the backlog left by the faults drained.
 type convergeTracker struct {
 	prev    []Order // the orders of the last successful read; nil before it
 	holding bool
