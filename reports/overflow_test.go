@@ -3,7 +3,6 @@ package reports
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/faultline-dev/faultline/internal/browsertest"
 	"github.com/faultline-dev/faultline/result"
 )
 
@@ -72,7 +72,7 @@ var overflowOut = regexp.MustCompile(`(?s)<pre id="overflow">(.*?)</pre>`)
 // checks that nothing overflows: the fault table's measured column wraps its detail, and
 // topology labels are shortened with an ellipsis (the full text in their title).
 func TestHTMLLongTextStaysInPlace(t *testing.T) {
-	chromium := chromiumOrSkip(t, "layout")
+	b := browsertest.New(t, "layout", 1280, 2400)
 	dir := t.TempDir()
 	p, err := WriteAll(context.Background(), dir, longRun(), fixtureHistory(t))
 	require.NoError(t, err)
@@ -81,16 +81,10 @@ func TestHTMLLongTextStaysInPlace(t *testing.T) {
 	probe := filepath.Join(dir, "probe.html")
 	require.NoError(t, os.WriteFile(probe, []byte(strings.Replace(string(page), "</body>", overflowProbe+"</body>", 1)), 0o644))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
-		"--user-data-dir="+filepath.Join(dir, "profile"), "--window-size=1280,2400", "--dump-dom", "file://"+probe)
-	cmd.Env = append(os.Environ(), "HOME="+dir)
-	out, err := cmd.Output()
-	require.NoError(t, err)
-	m := overflowOut.FindSubmatch(out)
+	b.Open("file://" + probe)
+	m := overflowOut.FindStringSubmatch(b.DOM())
 	require.NotNil(t, m, "the probe ran")
-	assert.Equal(t, "none", string(m[1]), "overflowing elements")
+	assert.Equal(t, "none", m[1], "overflowing elements")
 }
 
 // Topology labels too long for their box are shortened, and the full text stays

@@ -2,19 +2,18 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"image"
-	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/faultline-dev/faultline/internal/browsertest"
 )
 
 // TestDemoEndsWithARenderedReport runs what `make demo` runs and opens the page it names
@@ -23,8 +22,7 @@ func TestDemoEndsWithARenderedReport(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a whole system")
 	}
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
+	if browsertest.Path() == "" {
 		t.Skip("chromium not installed (Debian package chromium); skipping the demo screenshot test")
 	}
 	t.Parallel()
@@ -40,24 +38,14 @@ func TestDemoEndsWithARenderedReport(t *testing.T) {
 	page, ok := strings.CutPrefix(last, "open the report: ")
 	require.True(t, ok, "the demo ends with the report's path, got %q", last)
 	require.True(t, filepath.IsAbs(page) && strings.HasSuffix(page, "/report.html"), page)
-	_, err = os.Stat(page)
+	_, err := os.Stat(page)
 	require.NoError(t, err)
 	assert.Contains(t, stdout.String(), "dependency-latency: ", "the verdict is printed")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	browse := func(args ...string) []byte {
-		c := exec.CommandContext(ctx, chromium, append([]string{"--headless", "--no-sandbox", "--disable-gpu",
-			"--user-data-dir=" + filepath.Join(work, "profile"), "--window-size=1280,3000"}, append(args, "file://"+page)...)...)
-		c.Env = append(os.Environ(), "HOME="+work)
-		var out, errs bytes.Buffer
-		c.Stdout, c.Stderr = &out, &errs
-		require.NoError(t, c.Run(), "chromium: %s", &errs)
-		return out.Bytes()
-	}
-
 	// The DOM Chromium built holds every chart with drawn lines in it.
-	dom := string(browse("--dump-dom"))
+	b := browsertest.New(t, "demo screenshot", 1280, 3000)
+	b.Open("file://" + page)
+	dom := b.DOM()
 	for _, id := range []string{"latency", "throughput", "errors", "breakers"} {
 		svg := regexp.MustCompile(`(?s)<svg class="chart" id="` + id + `".*?</svg>`).FindString(dom)
 		require.NotEmpty(t, svg, "chart %s is on the page", id)
@@ -67,27 +55,9 @@ func TestDemoEndsWithARenderedReport(t *testing.T) {
 	}
 
 	// The screenshot is not a blank page: many colours, a good share of it drawn.
-	shot := filepath.Join(work, "shot.png")
-	browse("--screenshot=" + shot)
-	f, err := os.Open(shot)
-	require.NoError(t, err)
-	defer f.Close()
-	img, err := png.Decode(f)
-	require.NoError(t, err)
-	b := img.Bounds()
-	assert.Equal(t, image.Rect(0, 0, 1280, 3000), b)
-	colours := map[uint32]bool{}
-	nonWhite, total := 0, 0
-	for y := b.Min.Y; y < b.Max.Y; y += 2 {
-		for x := b.Min.X; x < b.Max.X; x += 2 {
-			r, g, bl, _ := img.At(x, y).RGBA()
-			colours[(r>>8)<<16|(g>>8)<<8|bl>>8] = true
-			if r < 0xf000 || g < 0xf000 || bl < 0xf000 {
-				nonWhite++
-			}
-			total++
-		}
-	}
-	assert.Greater(t, len(colours), 50, "a page with charts has many colours")
-	assert.Greater(t, nonWhite, total/50, "more than 2%% of the page is drawn")
+	img := b.Screenshot()
+	assert.Equal(t, image.Rect(0, 0, 1280, 3000), img.Bounds())
+	colours, drawn := browsertest.Drawn(img)
+	assert.Greater(t, colours, 50, "a page with charts has many colours")
+	assert.Greater(t, drawn, 0.02, "more than 2%% of the page is drawn")
 }
