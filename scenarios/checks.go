@@ -64,6 +64,12 @@ type Templated interface {
 	RenderTemplates(render func(field, value string) string) CheckSpec
 }
 
+// MetricReader is the optional capability of a kind that reads metrics, by name, so that
+// a scraper of a custom topology and a run's stop conditions keep those samples.
+type MetricReader interface {
+	MetricNames() []string
+}
+
 // Hint returns an error whose message validation reports with hint, the way built-in
 // kinds suggest a fix ("did you mean ...").
 func Hint(h, format string, args ...any) error { return hint(h, format, args...) }
@@ -572,6 +578,9 @@ func (c *FaultLandedCheck) CheckPlacement(at Placement) []error {
 
 // AutoName names the check after its fault.
 func (c *FaultLandedCheck) AutoName() string { return autoName(CheckFaultLanded, c.Fault) }
+
+// MetricNames names the metric the check reads.
+func (c *MetricCheck) MetricNames() []string { return nonEmpty(c.Metric) }
 
 // AutoName names the check after its component and series.
 func (c *MetricCheck) AutoName() string {
