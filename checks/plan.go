@@ -95,7 +95,7 @@ func autoName(c scenarios.Check) string {
 
 // LiveCheck is a check the harness must run against the live system when its phase ends
 // (At on the run's clock): http_probe and command. Evaluate leaves them out; the harness
-// adds the results of Run to the checks it hands Verdict.
+// adds the results of Run to the checks it hands Decide.
 type LiveCheck struct {
 	Name  string
 	Phase string
