@@ -77,50 +77,64 @@ type kind struct {
 	abortable bool
 }
 
-// builtins are the evaluators of the built-in kinds, by kind. Each one asserts its own
-// spec type: a kind's name and spec type are registered together in scenarios.
+// builtins are the evaluators of the built-in kinds, by kind; a kind's name and spec
+// type are registered together in scenarios.
 var builtins = map[string]kind{
-	scenarios.CheckErrorRate: {abortable: true, build: func(e *engine, p planned, w window) evaluator {
-		s := p.check.Spec.(*scenarios.ErrorRateCheck)
+	scenarios.CheckErrorRate: {abortable: true, build: typed(func(e *engine, p planned, w window, s *scenarios.ErrorRateCheck) evaluator {
 		return &errorRateEval{p: p, spec: s, acc: e.acc(w, s.Journey, s.Route, false)}
-	}},
-	scenarios.CheckLatency: {abortable: true, build: func(e *engine, p planned, w window) evaluator {
-		s := p.check.Spec.(*scenarios.LatencyCheck)
+	})},
+	scenarios.CheckLatency: {abortable: true, build: typed(func(e *engine, p planned, w window, s *scenarios.LatencyCheck) evaluator {
 		return &latencyEval{p: p, spec: s, acc: e.acc(w, s.Journey, s.Route, false)}
-	}},
-	scenarios.CheckMetric: {abortable: true, build: func(e *engine, p planned, w window) evaluator {
-		return e.buildMetric(p, w, p.check.Spec.(*scenarios.MetricCheck))
-	}},
-	scenarios.CheckFallbackServed: {build: func(e *engine, p planned, w window) evaluator {
-		return e.buildFallback(p, w, p.check.Spec.(*scenarios.FallbackServedCheck))
-	}},
-	scenarios.CheckThroughput: {build: func(e *engine, p planned, w window) evaluator {
-		s := p.check.Spec.(*scenarios.ThroughputCheck)
+	})},
+	scenarios.CheckMetric:         {abortable: true, build: typed((*engine).buildMetric)},
+	scenarios.CheckFallbackServed: {build: typed((*engine).buildFallback)},
+	scenarios.CheckThroughput: {build: typed(func(e *engine, p planned, w window, s *scenarios.ThroughputCheck) evaluator {
 		return &throughputEval{p: p, spec: s, acc: e.acc(w, "", "", true), w: w, e: e}
-	}},
-	scenarios.CheckFaultLanded: {build: func(e *engine, p planned, _ window) evaluator {
-		return fixed{e.faultLanded(p, p.check.Spec.(*scenarios.FaultLandedCheck))}
-	}},
-	scenarios.CheckBreakerOpened: {build: func(e *engine, p planned, _ window) evaluator {
-		return e.buildBreakerOpened(p, p.check.Spec.(*scenarios.BreakerOpenedCheck))
-	}},
-	scenarios.CheckBreakerClosed: {build: func(e *engine, p planned, _ window) evaluator {
-		return e.buildBreakerClosed(p, p.check.Spec.(*scenarios.BreakerClosedCheck))
-	}},
-	scenarios.CheckFailover: {build: func(e *engine, p planned, w window) evaluator {
-		return e.buildFailover(p, w, p.check.Spec.(*scenarios.FailoverCheck))
-	}},
-	scenarios.CheckConsistency: {build: func(e *engine, p planned, _ window) evaluator {
-		c := &consistencyEval{p: p, spec: p.check.Spec.(*scenarios.ConsistencyCheck), final: e.in.Final, keys: map[string]keyState{}}
+	})},
+	scenarios.CheckFaultLanded: {build: typed(func(e *engine, p planned, _ window, s *scenarios.FaultLandedCheck) evaluator {
+		return fixed{e.faultLanded(p, s)}
+	})},
+	scenarios.CheckBreakerOpened: {build: typed(func(e *engine, p planned, _ window, s *scenarios.BreakerOpenedCheck) evaluator {
+		return e.buildBreakerOpened(p, s)
+	})},
+	scenarios.CheckBreakerClosed: {build: typed(func(e *engine, p planned, _ window, s *scenarios.BreakerClosedCheck) evaluator {
+		return e.buildBreakerClosed(p, s)
+	})},
+	scenarios.CheckFailover: {build: typed((*engine).buildFailover)},
+	scenarios.CheckConsistency: {build: typed(func(e *engine, p planned, _ window, s *scenarios.ConsistencyCheck) evaluator {
+		c := &consistencyEval{p: p, spec: s, final: e.in.Final, keys: map[string]keyState{}}
 		e.reqSinks = append(e.reqSinks, c)
 		return c
-	}},
-	scenarios.CheckHTTPProbe: {live: func(ctx context.Context, spec scenarios.CheckSpec, env LiveEnv) result.Check {
-		return Probe(ctx, spec.(*scenarios.HTTPProbeCheck), env.BaseURL, env.Token)
-	}},
-	scenarios.CheckCommand: {live: func(ctx context.Context, spec scenarios.CheckSpec, env LiveEnv) result.Check {
-		return RunCommand(ctx, spec.(*scenarios.CommandCheck), env.Dir)
-	}},
+	})},
+	scenarios.CheckHTTPProbe: {live: liveTyped(func(ctx context.Context, s *scenarios.HTTPProbeCheck, env LiveEnv) result.Check {
+		return Probe(ctx, s, env.BaseURL, env.Token)
+	})},
+	scenarios.CheckCommand: {live: liveTyped(func(ctx context.Context, s *scenarios.CommandCheck, env LiveEnv) result.Check {
+		return RunCommand(ctx, s, env.Dir)
+	})},
+}
+
+// typed adapts the evaluator of one spec type to the table; a spec of another type under
+// the kind's name (only a hand-built Check can hold one) is skipped, not a panic.
+func typed[S scenarios.CheckSpec](build func(e *engine, p planned, w window, s S) evaluator) func(e *engine, p planned, w window) evaluator {
+	return func(e *engine, p planned, w window) evaluator {
+		s, ok := p.check.Spec.(S)
+		if !ok {
+			return fixed{skip(p, fmt.Sprintf("check kind %q holds a spec of type %T", p.check.Type, p.check.Spec))}
+		}
+		return build(e, p, w, s)
+	}
+}
+
+// liveTyped is typed for a live kind.
+func liveTyped[S scenarios.CheckSpec](run func(ctx context.Context, s S, env LiveEnv) result.Check) func(context.Context, scenarios.CheckSpec, LiveEnv) result.Check {
+	return func(ctx context.Context, spec scenarios.CheckSpec, env LiveEnv) result.Check {
+		s, ok := spec.(S)
+		if !ok {
+			return result.Check{Skipped: true, Message: fmt.Sprintf("a live check holds a spec of type %T", spec)}
+		}
+		return run(ctx, s, env)
+	}
 }
 
 // kindOf finds how to judge c: by the capabilities of its own spec (a kind registered from

@@ -135,6 +135,6 @@ func (lc LiveCheck) Run(ctx context.Context, env LiveEnv) result.Check {
 	} else {
 		c = result.Check{Kind: lc.Check.Type, Skipped: true, Message: fmt.Sprintf("%s is not a live check", lc.Check.Type)}
 	}
-	c.Name, c.Phase = lc.Name, lc.Phase
+	c.Name, c.Kind, c.Phase = lc.Name, lc.Check.Type, lc.Phase
 	return c
 }

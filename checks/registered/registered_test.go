@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -191,4 +192,64 @@ func TestRegisteredCheckKindWorksEndToEnd(t *testing.T) {
 			assert.Contains(t, e.Error(), "4 of 40 answers were 429")
 		})
 	}
+}
+
+// fileExists is a live kind registered from outside: it looks at the system when its
+// phase ends instead of reading the history.
+type fileExists struct {
+	Name string `yaml:"name_of_file" json:"name_of_file" doc:"file that must exist in the run's directory" required:"true"`
+}
+
+func (c *fileExists) Validate() []error { return nil }
+
+// RunLive looks for the file now.
+func (c *fileExists) RunLive(_ context.Context, env checks.LiveEnv) result.Check {
+	_, err := os.Stat(filepath.Join(env.Dir, c.Name))
+	return result.Check{Passed: err == nil, Message: fmt.Sprintf("%s exists: %t", c.Name, err == nil)}
+}
+
+var registerLive = sync.OnceValue(func() error {
+	return scenarios.RegisterCheck("file_exists", func() scenarios.CheckSpec { return &fileExists{} })
+})
+
+func TestRegisteredLiveKindRunsAtItsPhaseEnd(t *testing.T) {
+	require.NoError(t, registerLive())
+	y := `name: registered-live-kind
+description: a live check kind registered from outside the checks package
+load:
+  rate: 10/s
+  duration: 10s
+  mix: {browse: 1}
+expect:
+  after:
+    - check: file_exists
+      name: marker
+      name_of_file: marker.txt
+`
+	sc, err := scenarios.Parse("live.yaml", []byte(y))
+	require.NoError(t, err)
+	require.Empty(t, sc.Validate(scenarios.ReferenceTopology(sc.System)))
+	phases := checks.Phases(sc, nil, 0, 10*time.Second)
+	lcs := checks.LiveChecks(sc, phases)
+	require.Len(t, lcs, 1, "a live kind is run live")
+	dir := t.TempDir()
+	c := lcs[0].Run(context.Background(), checks.LiveEnv{Dir: dir})
+	assert.False(t, c.Passed, c.Message)
+	assert.Equal(t, "file_exists", c.Kind)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "marker.txt"), nil, 0o644))
+	c = lcs[0].Run(context.Background(), checks.LiveEnv{Dir: dir})
+	assert.True(t, c.Passed, c.Message)
+	assert.Equal(t, "marker", c.Name)
+
+	got, err := checks.Evaluate(context.Background(), sc, writeEmptyHistory(t), checks.Inputs{Phases: phases})
+	require.NoError(t, err)
+	assert.Empty(t, got, "Evaluate leaves a live kind to the harness")
+}
+
+func writeEmptyHistory(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "history.jsonl")
+	w, err := history.Create(p, time.Now())
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	return p
 }
