@@ -520,12 +520,24 @@ func (c *LatencyCheck) AutoName() string {
 	return autoName(CheckLatency+"_"+c.Percentile, c.Journey, c.Route)
 }
 
-// CheckPlacement keeps the check under expect.during: it is measured from an injection.
+// CheckPlacement keeps the check under expect.during (it is measured from an injection)
+// and to the reference system, whose breakers it reads.
 func (c *BreakerOpenedCheck) CheckPlacement(at Placement) []error {
+	errs := referenceOnly(CheckBreakerOpened, at)
 	if at.Phase != PlaceDuring {
-		return []error{hint("put it under expect.during.<fault name>", "breaker_opened is measured from a fault's injection, so it belongs in expect.during")}
+		errs = append(errs, hint("put it under expect.during.<fault name>", "breaker_opened is measured from a fault's injection, so it belongs in expect.during"))
 	}
-	return nil
+	return errs
+}
+
+// referenceOnly refuses, in a custom topology, a kind that reads the reference system's
+// own metrics or state.
+func referenceOnly(kind string, at Placement) []error {
+	if !at.Custom {
+		return nil
+	}
+	return []error{hint("it reads the reference system's own metrics or state; use error_rate, latency, metric, http_probe or command",
+		"%s applies only to the reference system, not to a custom topology", kind)}
 }
 
 // AutoName names the check after its edge.
@@ -533,12 +545,24 @@ func (c *BreakerOpenedCheck) AutoName() string {
 	return autoName(CheckBreakerOpened, c.Caller+"->"+c.Dependency)
 }
 
-// CheckPlacement keeps the check where a heal happens: expect.during or expect.after.
+// CheckPlacement keeps the check where a heal happens, expect.during or expect.after,
+// and to the reference system, whose breakers it reads.
 func (c *BreakerClosedCheck) CheckPlacement(at Placement) []error {
+	errs := referenceOnly(CheckBreakerClosed, at)
 	if at.Phase != PlaceDuring && at.Phase != PlaceAfter {
-		return []error{hint("put it under expect.during.<fault name> or expect.after", "breaker_closed is measured from a heal, so it belongs in expect.during or expect.after")}
+		errs = append(errs, hint("put it under expect.during.<fault name> or expect.after", "breaker_closed is measured from a heal, so it belongs in expect.during or expect.after"))
 	}
-	return nil
+	return errs
+}
+
+// CheckPlacement keeps the check to the reference system, whose fallbacks it reads.
+func (c *FallbackServedCheck) CheckPlacement(at Placement) []error {
+	return referenceOnly(CheckFallbackServed, at)
+}
+
+// CheckPlacement keeps the check to the reference system, whose final state it reads.
+func (c *ConsistencyCheck) CheckPlacement(at Placement) []error {
+	return referenceOnly(CheckConsistency, at)
 }
 
 // AutoName names the check after its edge.
@@ -554,12 +578,17 @@ func (c *FallbackServedCheck) AutoName() string {
 	return autoName(CheckFallbackServed, c.Caller+"->"+c.Dependency)
 }
 
-// CheckPlacement keeps the check under expect.during: it is measured from a loss.
+// CheckPlacement keeps the check under expect.during (it is measured from a loss), and
+// lease_expiry_observed to the reference system, which has the registry.
 func (c *FailoverCheck) CheckPlacement(at Placement) []error {
-	if at.Phase != PlaceDuring {
-		return []error{hint("put it under expect.during.<fault name> of the crash", "failover is measured from an instance's loss, so it belongs in expect.during")}
+	var errs []error
+	if at.Custom && c.LeaseExpiryObserved {
+		errs = append(errs, hint("a custom topology has no registry; remove it", "lease_expiry_observed applies only to the reference system"))
 	}
-	return nil
+	if at.Phase != PlaceDuring {
+		errs = append(errs, hint("put it under expect.during.<fault name> of the crash", "failover is measured from an instance's loss, so it belongs in expect.during"))
+	}
+	return errs
 }
 
 // AutoName names the check after its service.

@@ -13,11 +13,6 @@ import (
 	"github.com/faultline-dev/faultline/topology"
 )
 
-// ReferenceOnlyChecks are the checks that read the reference system's own metrics and
-// state (breakers, fallbacks, orders and stock); a scenario against a user's topology
-// cannot use them.
-var ReferenceOnlyChecks = []string{CheckBreakerOpened, CheckBreakerClosed, CheckFallbackServed, CheckConsistency}
-
 // processFaults act on processes, which an external component is not.
 var processFaults = []string{"crash", "pause", "restart", "crash_loop", "disconnect"}
 
@@ -194,19 +189,6 @@ func targetField(spec any) string {
 		return t.String()
 	}
 	return ""
-}
-
-// customCheck refuses a check that needs the reference system.
-func (v *validation) customCheck(n *yaml.Node, p path, c Check) {
-	if !v.topo.Custom {
-		return
-	}
-	if slices.Contains(ReferenceOnlyChecks, c.Type) {
-		v.add(n, "it reads the reference system's own metrics or state; use error_rate, latency, metric, http_probe or command", "%s: %s applies only to the reference system, not to a custom topology", p, c.Type)
-	}
-	if f, ok := c.Spec.(*FailoverCheck); ok && f.LeaseExpiryObserved {
-		v.add(v.at(p.with("lease_expiry_observed"), false), "a custom topology has no registry; remove it", "%s: lease_expiry_observed applies only to the reference system", p)
-	}
 }
 
 // clientURL renders a URL the load generator or a probe uses, for validation: with a

@@ -595,7 +595,6 @@ func (v *validation) checkList(list []Check, base path, phase string) {
 		if c.Spec == nil {
 			continue
 		}
-		v.customCheck(n, p, c)
 		v.specProblems(n, p, v.forValidation(p, c.Spec), c.missing)
 		if pl, ok := c.Spec.(Placed); ok {
 			at := Placement{Phase: phase, Faults: v.faultNames(), Journeys: v.journeys(), Custom: v.topo.Custom}
