@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -144,6 +145,22 @@ func NewCheck(kind string) (CheckSpec, error) {
 		return nil, fmt.Errorf("new check: unknown kind %q", kind)
 	}
 	return f(), nil
+}
+
+// KindOf returns the kind spec's type is registered under, "" for none, so that a program
+// building checks in Go rather than YAML need not restate it. A type registered under
+// several kinds gives the first of them in sorted order.
+func KindOf(spec CheckSpec) string {
+	if spec == nil {
+		return ""
+	}
+	t := reflect.TypeOf(spec)
+	for _, k := range CheckKinds() {
+		if f, err := NewCheck(k); err == nil && reflect.TypeOf(f) == t {
+			return k
+		}
+	}
+	return ""
 }
 
 // Percentiles a latency check can name.
