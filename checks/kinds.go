@@ -149,13 +149,10 @@ func kindOf(c scenarios.Check) (k kind, ok bool) {
 	if ev, isEval := c.Spec.(Evaluable); isEval {
 		k.build = func(e *engine, p planned, w window) evaluator { return e.external(p, w, ev.Evaluator) }
 	}
-	if ab, isAb := c.Spec.(Abortable); isAb {
+	if _, isAb := c.Spec.(Abortable); isAb {
 		k.abortable = true
-		if k.build == nil {
-			k.build = func(e *engine, p planned, w window) evaluator { return e.external(p, w, ab.AbortEvaluator) }
-		}
 	}
-	if k.live != nil || k.build != nil {
+	if k.live != nil || k.build != nil || k.abortable {
 		return k, true
 	}
 	k, ok = builtins[c.Type]

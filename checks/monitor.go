@@ -39,7 +39,7 @@ type AbortError struct {
 
 // Error names the condition and what it measured.
 func (e *AbortError) Error() string {
-	return fmt.Sprintf("stop condition %s fired: %s (last %s)", e.Check.Name, e.Check.Message, e.Window)
+	return fmt.Sprintf("stop condition %s fired over the last %s: %s", e.Check.Name, e.Window, e.Check.Message)
 }
 
 // Monitor judges a scenario's stop conditions over a rolling window of a running

@@ -12,8 +12,11 @@ import (
 )
 
 // CheckSpec is the type-specific part of a check: what it measures and its threshold.
-// Specs only describe; evaluating them against a run's history lives with the runner, so
-// a scenario can be validated without starting anything.
+// A kind is its spec type, registered by name (RegisterCheck); what else it does are
+// optional capabilities of the same type: Placed, AutoNamed, Templated and MetricReader
+// here, and checks.Evaluable, checks.Abortable and checks.Live, which judge a run. This
+// package only decodes and validates, so a scenario can be checked without anything able
+// to start it.
 type CheckSpec interface {
 	// Validate reports every problem with the spec's own fields. Messages start with the
 	// offending YAML key so the problem can be placed on its line.
