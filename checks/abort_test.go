@@ -2,6 +2,8 @@ package checks_test
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,4 +159,60 @@ func TestMonitorWindowSlides(t *testing.T) {
 	assert.Equal(t, scenarios.PlaceAbort, e.Check.Phase)
 	now = 4 * sec
 	assert.Nil(t, m.Check(), "the failures fell out of the window")
+}
+
+// TestUnjudgedStopConditions names the kinds a window cannot judge, which a run ignores
+// with a warning, and leaves no monitor when nothing is left to judge.
+func TestUnjudgedStopConditions(t *testing.T) {
+	tests := []struct {
+		name        string
+		conds       []scenarios.Check
+		wantIgnored []string
+		wantMonitor bool
+	}{
+		{"judged kinds", []scenarios.Check{check(&scenarios.ErrorRateCheck{Max: 0.1}),
+			check(&scenarios.LatencyCheck{Percentile: "p99", Max: scenarios.Duration(sec)}),
+			check(&scenarios.MetricCheck{Component: "gateway", Metric: "up", Op: "==", Value: ptr(1.0)})}, nil, true},
+		{"only kinds with no meaning before the end", []scenarios.Check{check(&scenarios.ConsistencyCheck{ExactlyOnce: true}),
+			check(&scenarios.BreakerClosedCheck{Caller: "gateway", Dependency: "product", Within: scenarios.Duration(sec)})},
+			[]string{scenarios.CheckConsistency, scenarios.CheckBreakerClosed}, false},
+		{"a mix", []scenarios.Check{check(&scenarios.ThroughputCheck{Min: 0.9}), check(&scenarios.ErrorRateCheck{Max: 0.1})},
+			[]string{scenarios.CheckThroughput}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := scenario(func(sc *scenarios.Scenario) { sc.AbortWhen = tt.conds })
+			assert.Equal(t, tt.wantIgnored, checks.Unjudged(sc))
+			m := checks.NewMonitor(sc, checks.DefaultAbortWindow, func() time.Duration { return 0 })
+			assert.Equal(t, tt.wantMonitor, m != nil)
+		})
+	}
+}
+
+// TestMonitorIsSafeWhileFed judges while the request sink and a scraper feed the monitor,
+// as a run does (go test -race).
+func TestMonitorIsSafeWhileFed(t *testing.T) {
+	sc := scenario(func(sc *scenarios.Scenario) {
+		sc.AbortWhen = []scenarios.Check{check(&scenarios.ErrorRateCheck{Max: 0.5}),
+			check(&scenarios.MetricCheck{Component: "gateway", Metric: "queue_depth", Op: "<=", Value: ptr(100.0)})}
+	})
+	var clock atomic.Int64
+	m := checks.NewMonitor(sc, 100*ms, func() time.Duration { return time.Duration(clock.Load()) })
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range 2000 {
+			clock.Store(int64(time.Duration(i) * ms))
+			m.Request(*req(time.Duration(i)*ms, ms).Request)
+		}
+	})
+	wg.Go(func() {
+		for i := range 2000 {
+			m.Metric(time.Duration(i)*ms, *sample(time.Duration(i)*ms, "gateway", "queue_depth", 1).Metric)
+		}
+	})
+	for range 200 {
+		assert.Nil(t, m.Check())
+	}
+	wg.Wait()
+	assert.Nil(t, m.Check())
 }
