@@ -43,7 +43,7 @@ func TestBuiltinScenariosEvaluate(t *testing.T) {
 				assert.NotEmpty(t, c.Message, c.Name)
 			}
 			if sc.ExpectFailure != nil {
-				_, reason, ef := checks.Verdict(sc, got, faults, result.Load{})
+				_, reason, ef := checks.Decide(sc, got, faults, result.Load{})
 				require.NotNil(t, ef)
 				assert.NotContains(t, reason, "which was not evaluated")
 			}

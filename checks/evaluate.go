@@ -153,8 +153,10 @@ type engine struct {
 	accList  []*reqAcc
 	reqSinks []requestSink
 	metrics  map[string][]metricSink
-	evals    []evaluator
-	badLines int
+	// anyMetric take every sample: kinds registered from outside, which filter their own.
+	anyMetric []metricSink
+	evals     []evaluator
+	badLines  int
 }
 
 func newEngine(sc *scenarios.Scenario, in Inputs) *engine {
@@ -180,7 +182,7 @@ func newEngine(sc *scenarios.Scenario, in Inputs) *engine {
 		e.leaseTTL = DefaultLeaseTTL
 	}
 	for _, p := range plan(sc, in.Phases) {
-		if isLive(p.check.Type) {
+		if isLive(p.check) {
 			continue
 		}
 		e.evals = append(e.evals, e.build(p))
@@ -199,6 +201,9 @@ func (e *engine) request(r *loadgen.Result) {
 
 func (e *engine) metric(t time.Duration, m *history.Metric) {
 	for _, s := range e.metrics[m.Name] {
+		s.onMetric(t, m)
+	}
+	for _, s := range e.anyMetric {
 		s.onMetric(t, m)
 	}
 }
@@ -234,29 +239,8 @@ func (e *engine) build(p planned) evaluator {
 	if !ok {
 		return fixed{skip(p, fmt.Sprintf("phase %s was not part of this run", p.phase))}
 	}
-	switch s := p.check.Spec.(type) {
-	case *scenarios.ErrorRateCheck:
-		return &errorRateEval{p: p, spec: s, acc: e.acc(w, s.Journey, s.Route, false)}
-	case *scenarios.LatencyCheck:
-		return &latencyEval{p: p, spec: s, acc: e.acc(w, s.Journey, s.Route, false)}
-	case *scenarios.FallbackServedCheck:
-		return e.buildFallback(p, w, s)
-	case *scenarios.ThroughputCheck:
-		return &throughputEval{p: p, spec: s, acc: e.acc(w, "", "", true), w: w, e: e}
-	case *scenarios.FaultLandedCheck:
-		return fixed{e.faultLanded(p, s)}
-	case *scenarios.BreakerOpenedCheck:
-		return e.buildBreakerOpened(p, s)
-	case *scenarios.BreakerClosedCheck:
-		return e.buildBreakerClosed(p, s)
-	case *scenarios.FailoverCheck:
-		return e.buildFailover(p, w, s)
-	case *scenarios.MetricCheck:
-		return e.buildMetric(p, w, s)
-	case *scenarios.ConsistencyCheck:
-		c := &consistencyEval{p: p, spec: s, final: e.in.Final, keys: map[string]keyState{}}
-		e.reqSinks = append(e.reqSinks, c)
-		return c
+	if k, ok := kindOf(p.check); ok && k.build != nil {
+		return k.build(e, p, w)
 	}
 	return fixed{skip(p, fmt.Sprintf("no evaluator for check kind %q", p.check.Type))}
 }

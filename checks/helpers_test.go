@@ -55,31 +55,8 @@ func named(name string, spec scenarios.CheckSpec) scenarios.Check {
 }
 
 func kindOf(spec scenarios.CheckSpec) string {
-	switch spec.(type) {
-	case *scenarios.ErrorRateCheck:
-		return scenarios.CheckErrorRate
-	case *scenarios.LatencyCheck:
-		return scenarios.CheckLatency
-	case *scenarios.BreakerOpenedCheck:
-		return scenarios.CheckBreakerOpened
-	case *scenarios.BreakerClosedCheck:
-		return scenarios.CheckBreakerClosed
-	case *scenarios.FallbackServedCheck:
-		return scenarios.CheckFallbackServed
-	case *scenarios.FailoverCheck:
-		return scenarios.CheckFailover
-	case *scenarios.ConsistencyCheck:
-		return scenarios.CheckConsistency
-	case *scenarios.FaultLandedCheck:
-		return scenarios.CheckFaultLanded
-	case *scenarios.ThroughputCheck:
-		return scenarios.CheckThroughput
-	case *scenarios.HTTPProbeCheck:
-		return scenarios.CheckHTTPProbe
-	case *scenarios.MetricCheck:
-		return scenarios.CheckMetric
-	case *scenarios.CommandCheck:
-		return scenarios.CheckCommand
+	if k := scenarios.KindOf(spec); k != "" {
+		return k
 	}
 	return "unknown"
 }

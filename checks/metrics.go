@@ -681,3 +681,15 @@ func (ev *metricEval) results() []result.Check {
 	c.Detail = fmt.Sprintf("%d samples, min %s, max %s", ev.n, num(ev.min), num(ev.max))
 	return []result.Check{c}
 }
+
+// labelString writes labels as {k=v,...}, sorted, or "" for none.
+func labelString(labels map[string]string) string {
+	if len(labels) == 0 {
+		return ""
+	}
+	kv := make([]string, 0, len(labels))
+	for _, k := range sortedKeys(labels) {
+		kv = append(kv, k+"="+labels[k])
+	}
+	return "{" + strings.Join(kv, ",") + "}"
+}

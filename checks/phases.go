@@ -20,7 +20,9 @@ const (
 	PhaseOverall      = "overall"
 	PhaseSteadyBefore = "steady_state:before"
 	PhaseSteadyAfter  = "steady_state:after"
-	DuringPrefix      = "during:"
+	// PhaseAbort is the phase of a stop condition's result: the last window of the run.
+	PhaseAbort   = scenarios.PlaceAbort
+	DuringPrefix = "during:"
 )
 
 // SteadyStateWindow caps the steady-state windows. A steady-state window is the second
@@ -143,6 +145,9 @@ type window struct {
 	// yields are the injections whose in-flight requests leave this phase for the
 	// fault's; set on every phase that is neither a during phase nor overall.
 	yields []time.Duration
+	// byEnd: a stop condition's window, which takes the requests that completed in it,
+	// since it judges what clients saw last, whenever they asked.
+	byEnd bool
 }
 
 // contains reports whether an instant (a metric sample, a request's start) falls in the
@@ -161,6 +166,9 @@ func (w window) contains(t time.Duration) bool {
 // up; overall keeps every request that started in the load. A request that starts during
 // a fault and ends after its heal stays in the fault's phase.
 func (w window) holds(start, end time.Duration) bool {
+	if w.byEnd {
+		return w.contains(end)
+	}
 	if w.during && inFlight(start, end, w.start) {
 		return true
 	}
@@ -217,6 +225,8 @@ func describePhase(name string) string {
 		return "in the steady state after the last heal"
 	case strings.HasPrefix(name, DuringPrefix):
 		return "during " + strings.TrimPrefix(name, DuringPrefix)
+	case name == PhaseAbort:
+		return "over the stop window"
 	}
 	return "in " + name
 }

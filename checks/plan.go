@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/faultline-dev/faultline/result"
@@ -84,70 +83,19 @@ func plan(sc *scenarios.Scenario, phases []result.Phase) []planned {
 	return out
 }
 
-// autoName names an unnamed check after its kind and filters.
+// autoName names an unnamed check after its kind and filters, as the kind says.
 func autoName(c scenarios.Check) string {
-	parts := []string{c.Type}
-	filter := func(ss ...string) {
-		for _, s := range ss {
-			if s != "" {
-				parts = append(parts, s)
-			}
+	if n, ok := c.Spec.(scenarios.AutoNamed); ok {
+		if name := n.AutoName(); name != "" {
+			return name
 		}
 	}
-	switch s := c.Spec.(type) {
-	case *scenarios.ErrorRateCheck:
-		filter(s.Journey, s.Route)
-	case *scenarios.LatencyCheck:
-		parts[0] = c.Type + "_" + s.Percentile
-		filter(s.Journey, s.Route)
-	case *scenarios.BreakerOpenedCheck:
-		filter(s.Caller + "->" + s.Dependency)
-	case *scenarios.BreakerClosedCheck:
-		filter(s.Caller + "->" + s.Dependency)
-	case *scenarios.FallbackServedCheck:
-		if s.Caller != "" || s.Dependency != "" {
-			filter(s.Caller + "->" + s.Dependency)
-		}
-	case *scenarios.FailoverCheck:
-		filter(s.Service)
-	case *scenarios.FaultLandedCheck:
-		filter(s.Fault)
-	case *scenarios.MetricCheck:
-		filter(s.Component, s.Metric+labelString(s.Labels))
-	case *scenarios.HTTPProbeCheck:
-		method := s.Method
-		if method == "" {
-			method = "GET"
-		}
-		filter(method + " " + s.URL)
-	case *scenarios.CommandCheck:
-		if len(s.Run) > 0 {
-			filter(s.Run[0])
-		}
-	}
-	return strings.Join(parts, "/")
-}
-
-func labelString(labels map[string]string) string {
-	if len(labels) == 0 {
-		return ""
-	}
-	kv := make([]string, 0, len(labels))
-	for _, k := range sortedKeys(labels) {
-		kv = append(kv, k+"="+labels[k])
-	}
-	return "{" + strings.Join(kv, ",") + "}"
-}
-
-// isLive reports the kinds the harness evaluates against the running system at the end of
-// a phase rather than from the history.
-func isLive(kind string) bool {
-	return kind == scenarios.CheckHTTPProbe || kind == scenarios.CheckCommand
+	return c.Type
 }
 
 // LiveCheck is a check the harness must run against the live system when its phase ends
 // (At on the run's clock): http_probe and command. Evaluate leaves them out; the harness
-// adds the results of Run to the checks it hands Verdict.
+// adds the results of Run to the checks it hands Decide.
 type LiveCheck struct {
 	Name  string
 	Phase string
@@ -171,7 +119,7 @@ func LiveChecks(sc *scenarios.Scenario, phases []result.Phase) []LiveCheck {
 	ws := windows(phases)
 	var out []LiveCheck
 	for _, p := range plan(sc, phases) {
-		if isLive(p.check.Type) {
+		if isLive(p.check) {
 			out = append(out, LiveCheck{Name: p.name, Phase: p.phase, At: ws[p.phase].end, Check: p.check})
 		}
 	}
@@ -182,14 +130,11 @@ func LiveChecks(sc *scenarios.Scenario, phases []result.Phase) []LiveCheck {
 // Run evaluates the live check now, with its name and phase set.
 func (lc LiveCheck) Run(ctx context.Context, env LiveEnv) result.Check {
 	var c result.Check
-	switch s := lc.Check.Spec.(type) {
-	case *scenarios.HTTPProbeCheck:
-		c = Probe(ctx, s, env.BaseURL, env.Token)
-	case *scenarios.CommandCheck:
-		c = RunCommand(ctx, s, env.Dir)
-	default:
+	if k, ok := kindOf(lc.Check); ok && k.live != nil {
+		c = k.live(ctx, lc.Check.Spec, env)
+	} else {
 		c = result.Check{Kind: lc.Check.Type, Skipped: true, Message: fmt.Sprintf("%s is not a live check", lc.Check.Type)}
 	}
-	c.Name, c.Phase = lc.Name, lc.Phase
+	c.Name, c.Kind, c.Phase = lc.Name, lc.Check.Type, lc.Phase
 	return c
 }

@@ -246,18 +246,8 @@ func RenderScenario(sc *scenarios.Scenario, plan *topology.Plan) (*scenarios.Sce
 		}
 		out := make([]scenarios.Check, len(in))
 		for i, c := range in {
-			switch s := c.Spec.(type) {
-			case *scenarios.HTTPProbeCheck:
-				x := *s
-				x.URL = render("http_probe url", s.URL)
-				c.Spec = &x
-			case *scenarios.CommandCheck:
-				x := *s
-				x.Run = make([]string, len(s.Run))
-				for j, a := range s.Run {
-					x.Run[j] = render("command run", a)
-				}
-				c.Spec = &x
+			if t, ok := c.Spec.(scenarios.Templated); ok {
+				c.Spec = t.RenderTemplates(func(field, v string) string { return render(c.Type+" "+field, v) })
 			}
 			out[i] = c
 		}
@@ -408,8 +398,12 @@ func metricNames(sc *scenarios.Scenario) []string {
 	var out []string
 	add := func(list []scenarios.Check) {
 		for _, c := range list {
-			if m, ok := c.Spec.(*scenarios.MetricCheck); ok && !slices.Contains(out, m.Metric) {
-				out = append(out, m.Metric)
+			if m, ok := c.Spec.(scenarios.MetricReader); ok {
+				for _, n := range m.MetricNames() {
+					if !slices.Contains(out, n) {
+						out = append(out, n)
+					}
+				}
 			}
 		}
 	}

@@ -121,7 +121,7 @@ func loadOf(s loadgen.Summary) result.Load {
 // it knows — a fault that was never injected, a load that sent less than MinRateShare of
 // the requests due, a fault whose links no request crossed while it was in place (its
 // proxies counted nothing but the harness's probes) — and leaves the rest to
-// checks.Verdict: a fault that did not land or
+// checks.Decide: a fault that did not land or
 // a steady state broken before the first fault make the run invalid, a failed check
 // fails it, and expect_failure turns the named check's failure into a pass.
 func decide(sc *scenarios.Scenario, res *result.Run, load loadgen.Summary) {
@@ -145,7 +145,7 @@ func decide(sc *scenarios.Scenario, res *result.Run, load loadgen.Summary) {
 		res.Hint = "the load's journeys do not use the fault's link; add a journey that does to load.mix, or target a link on the load's path"
 		return
 	}
-	res.Verdict, res.Reason, res.ExpectedFailure = checks.Verdict(sc, res.Checks, res.Faults, res.Load)
+	res.Verdict, res.Reason, res.ExpectedFailure = checks.Decide(sc, res.Checks, res.Faults, res.Load)
 	switch {
 	case res.Verdict == result.Invalid && strings.Contains(res.Reason, "did not land"):
 		res.Hint = "check that the fault's target is on a path the load uses, and that the machine is not overloaded"

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -11,13 +12,71 @@ import (
 )
 
 // CheckSpec is the type-specific part of a check: what it measures and its threshold.
-// Specs only describe; evaluating them against a run's history lives with the runner, so
-// a scenario can be validated without starting anything.
+// A kind is its spec type, registered by name (RegisterCheck); what else it does are
+// optional capabilities of the same type: Placed, AutoNamed, Templated and MetricReader
+// here, and checks.Evaluable, checks.Abortable and checks.Live, which judge a run. This
+// package only decodes and validates, so a scenario can be checked without anything able
+// to start it.
 type CheckSpec interface {
 	// Validate reports every problem with the spec's own fields. Messages start with the
 	// offending YAML key so the problem can be placed on its line.
 	Validate() []error
 }
+
+// Placement is where a check sits in a scenario and what the scenario around it
+// declares, for a kind's phase rules (see Placed).
+type Placement struct {
+	// Phase is the section the check sits in: one of the Place constants.
+	Phase string
+	// Faults are the names of the timeline's faults.
+	Faults []string
+	// Journeys are the journeys and declared load targets a filter may name.
+	Journeys []string
+	// Custom is set when the scenario runs a user's topology, not the reference system.
+	Custom bool
+}
+
+// Sections a check can sit in (Placement.Phase).
+const (
+	PlaceSteady  = "steady_state"
+	PlaceBefore  = "before"
+	PlaceDuring  = "during"
+	PlaceAfter   = "after"
+	PlaceOverall = "overall"
+	PlaceAbort   = "abort_when"
+)
+
+// Placed is the optional capability of a kind with phase rules: one measured from a
+// fault's injection belongs under expect.during, one naming a journey needs a journey the
+// load runs. Like Validate's, each message starts with the offending YAML key when there
+// is one, so the problem is placed on its line.
+type Placed interface {
+	CheckPlacement(at Placement) []error
+}
+
+// AutoNamed is the optional capability of a kind that names an unnamed check after its
+// filters ("latency_p99/browse"); without it the check is named after its kind.
+type AutoNamed interface {
+	AutoName() string
+}
+
+// Templated is the optional capability of a kind with fields a custom topology's
+// templates ({{.Addr "web" "http"}}) are rendered in before it runs. RenderTemplates
+// returns a copy with each such field replaced by render(field, value); field is its
+// YAML key, with an index for a list item ("run.1").
+type Templated interface {
+	RenderTemplates(render func(field, value string) string) CheckSpec
+}
+
+// MetricReader is the optional capability of a kind that reads metrics, by name, so that
+// a scraper of a custom topology and a run's stop conditions keep those samples.
+type MetricReader interface {
+	MetricNames() []string
+}
+
+// Hint returns an error whose message validation reports with hint, the way built-in
+// kinds suggest a fix ("did you mean ...").
+func Hint(h, format string, args ...any) error { return hint(h, format, args...) }
 
 // Check kinds.
 const (
@@ -89,6 +148,22 @@ func NewCheck(kind string) (CheckSpec, error) {
 		return nil, fmt.Errorf("new check: unknown kind %q", kind)
 	}
 	return f(), nil
+}
+
+// KindOf returns the kind spec's type is registered under, "" for none, so that a program
+// building checks in Go rather than YAML need not restate it. A type registered under
+// several kinds gives the first of them in sorted order.
+func KindOf(spec CheckSpec) string {
+	if spec == nil {
+		return ""
+	}
+	t := reflect.TypeOf(spec)
+	for _, k := range CheckKinds() {
+		if f, err := NewCheck(k); err == nil && reflect.TypeOf(f) == t {
+			return k
+		}
+	}
+	return ""
 }
 
 // Percentiles a latency check can name.
@@ -439,4 +514,189 @@ func nonEmpty(ss ...string) []string {
 		}
 	}
 	return out
+}
+
+// --- phase rules, names and templates of the built-in kinds ---
+
+// journeyErrs reports a journey filter that names neither a journey nor a declared target.
+func journeyErrs(j string, at Placement) []error {
+	if j == "" || contains(at.Journeys, j) {
+		return nil
+	}
+	return []error{hint(choiceHint(j, at.Journeys), "journey %q is neither a journey nor a declared target", j)}
+}
+
+// CheckPlacement checks the journey filter.
+func (c *ErrorRateCheck) CheckPlacement(at Placement) []error { return journeyErrs(c.Journey, at) }
+
+// AutoName names the check after its filter.
+func (c *ErrorRateCheck) AutoName() string { return autoName(CheckErrorRate, c.Journey, c.Route) }
+
+// CheckPlacement checks the journey filter.
+func (c *LatencyCheck) CheckPlacement(at Placement) []error { return journeyErrs(c.Journey, at) }
+
+// AutoName names the check after its percentile and filter.
+func (c *LatencyCheck) AutoName() string {
+	return autoName(CheckLatency+"_"+c.Percentile, c.Journey, c.Route)
+}
+
+// CheckPlacement keeps the check under expect.during (it is measured from an injection)
+// and to the reference system, whose breakers it reads.
+func (c *BreakerOpenedCheck) CheckPlacement(at Placement) []error {
+	errs := referenceOnly(CheckBreakerOpened, at)
+	if at.Phase != PlaceDuring {
+		errs = append(errs, hint("put it under expect.during.<fault name>", "breaker_opened is measured from a fault's injection, so it belongs in expect.during"))
+	}
+	return errs
+}
+
+// referenceOnly refuses, in a custom topology, a kind that reads the reference system's
+// own metrics or state.
+func referenceOnly(kind string, at Placement) []error {
+	if !at.Custom {
+		return nil
+	}
+	return []error{hint("it reads the reference system's own metrics or state; use error_rate, latency, metric, http_probe or command",
+		"%s applies only to the reference system, not to a custom topology", kind)}
+}
+
+// AutoName names the check after its edge.
+func (c *BreakerOpenedCheck) AutoName() string {
+	return autoName(CheckBreakerOpened, c.Caller+"->"+c.Dependency)
+}
+
+// CheckPlacement keeps the check where a heal happens, expect.during or expect.after,
+// and to the reference system, whose breakers it reads.
+func (c *BreakerClosedCheck) CheckPlacement(at Placement) []error {
+	errs := referenceOnly(CheckBreakerClosed, at)
+	if at.Phase != PlaceDuring && at.Phase != PlaceAfter {
+		errs = append(errs, hint("put it under expect.during.<fault name> or expect.after", "breaker_closed is measured from a heal, so it belongs in expect.during or expect.after"))
+	}
+	return errs
+}
+
+// CheckPlacement keeps the check to the reference system, whose fallbacks it reads.
+func (c *FallbackServedCheck) CheckPlacement(at Placement) []error {
+	return referenceOnly(CheckFallbackServed, at)
+}
+
+// CheckPlacement keeps the check to the reference system, whose final state it reads.
+func (c *ConsistencyCheck) CheckPlacement(at Placement) []error {
+	return referenceOnly(CheckConsistency, at)
+}
+
+// AutoName names the check after its edge.
+func (c *BreakerClosedCheck) AutoName() string {
+	return autoName(CheckBreakerClosed, c.Caller+"->"+c.Dependency)
+}
+
+// AutoName names the check after its edge, when it has one.
+func (c *FallbackServedCheck) AutoName() string {
+	if c.Caller == "" && c.Dependency == "" {
+		return CheckFallbackServed
+	}
+	return autoName(CheckFallbackServed, c.Caller+"->"+c.Dependency)
+}
+
+// CheckPlacement keeps the check under expect.during (it is measured from a loss), and
+// lease_expiry_observed to the reference system, which has the registry.
+func (c *FailoverCheck) CheckPlacement(at Placement) []error {
+	var errs []error
+	if at.Custom && c.LeaseExpiryObserved {
+		errs = append(errs, hint("a custom topology has no registry; remove it", "lease_expiry_observed applies only to the reference system"))
+	}
+	if at.Phase != PlaceDuring {
+		errs = append(errs, hint("put it under expect.during.<fault name> of the crash", "failover is measured from an instance's loss, so it belongs in expect.during"))
+	}
+	return errs
+}
+
+// AutoName names the check after its service.
+func (c *FailoverCheck) AutoName() string { return autoName(CheckFailover, c.Service) }
+
+// CheckPlacement needs a fault: named, or the during phase's; a named one must exist.
+func (c *FaultLandedCheck) CheckPlacement(at Placement) []error {
+	switch {
+	case c.Fault == "" && at.Phase != PlaceDuring:
+		return []error{hint("name the fault with fault: <name>, or put the check under expect.during.<fault name>", "fault_landed outside expect.during needs a fault")}
+	case c.Fault != "" && !contains(at.Faults, c.Fault):
+		return []error{hint(choiceHint(c.Fault, at.Faults), "fault %q is not in the timeline", c.Fault)}
+	}
+	return nil
+}
+
+// AutoName names the check after its fault.
+func (c *FaultLandedCheck) AutoName() string { return autoName(CheckFaultLanded, c.Fault) }
+
+// MetricNames names the metric the check reads.
+func (c *MetricCheck) MetricNames() []string { return nonEmpty(c.Metric) }
+
+// AutoName names the check after its component and series.
+func (c *MetricCheck) AutoName() string {
+	return autoName(CheckMetric, c.Component, c.Metric+labelString(c.Labels))
+}
+
+// AutoName names the check after its request.
+func (c *HTTPProbeCheck) AutoName() string {
+	method := c.Method
+	if method == "" {
+		method = "GET"
+	}
+	return autoName(CheckHTTPProbe, method+" "+c.URL)
+}
+
+// CheckPlacement refuses a path with a custom topology, which has no gateway to resolve
+// it against.
+func (c *HTTPProbeCheck) CheckPlacement(at Placement) []error {
+	if at.Custom && strings.HasPrefix(c.URL, "/") {
+		return []error{hint(`write http://{{.Addr "web" "http"}}`+c.URL, "url %q is a path, but a custom topology has no gateway to resolve it against", c.URL)}
+	}
+	return nil
+}
+
+// RenderTemplates renders the URL.
+func (c *HTTPProbeCheck) RenderTemplates(render func(field, value string) string) CheckSpec {
+	x := *c
+	x.URL = render("url", c.URL)
+	return &x
+}
+
+// AutoName names the check after its program.
+func (c *CommandCheck) AutoName() string {
+	if len(c.Run) == 0 {
+		return CheckCommand
+	}
+	return autoName(CheckCommand, c.Run[0])
+}
+
+// RenderTemplates renders every argument.
+func (c *CommandCheck) RenderTemplates(render func(field, value string) string) CheckSpec {
+	x := *c
+	x.Run = make([]string, len(c.Run))
+	for i, a := range c.Run {
+		x.Run[i] = render(fmt.Sprintf("run.%d", i), a)
+	}
+	return &x
+}
+
+// autoName joins a kind and its non-empty filters with "/".
+func autoName(kind string, filters ...string) string {
+	return strings.Join(append([]string{kind}, nonEmpty(filters...)...), "/")
+}
+
+// labelString writes labels as {k=v,...}, sorted, or "" for none.
+func labelString(labels map[string]string) string {
+	if len(labels) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	kv := make([]string, 0, len(keys))
+	for _, k := range keys {
+		kv = append(kv, k+"="+labels[k])
+	}
+	return "{" + strings.Join(kv, ",") + "}"
 }

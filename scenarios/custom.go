@@ -5,17 +5,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/faultline-dev/faultline/topology"
 )
-
-// ReferenceOnlyChecks are the checks that read the reference system's own metrics and
-// state (breakers, fallbacks, orders and stock); a scenario against a user's topology
-// cannot use them.
-var ReferenceOnlyChecks = []string{CheckBreakerOpened, CheckBreakerClosed, CheckFallbackServed, CheckConsistency}
 
 // processFaults act on processes, which an external component is not.
 var processFaults = []string{"crash", "pause", "restart", "crash_loop", "disconnect"}
@@ -195,19 +191,6 @@ func targetField(spec any) string {
 	return ""
 }
 
-// customCheck refuses a check that needs the reference system.
-func (v *validation) customCheck(n *yaml.Node, p path, c Check) {
-	if !v.topo.Custom {
-		return
-	}
-	if slices.Contains(ReferenceOnlyChecks, c.Type) {
-		v.add(n, "it reads the reference system's own metrics or state; use error_rate, latency, metric, http_probe or command", "%s: %s applies only to the reference system, not to a custom topology", p, c.Type)
-	}
-	if f, ok := c.Spec.(*FailoverCheck); ok && f.LeaseExpiryObserved {
-		v.add(v.at(p.with("lease_expiry_observed"), false), "a custom topology has no registry; remove it", "%s: lease_expiry_observed applies only to the reference system", p)
-	}
-}
-
 // clientURL renders a URL the load generator or a probe uses, for validation: with a
 // custom topology it must be an absolute URL once its templates are rendered.
 func (v *validation) clientURL(s string) (string, error) {
@@ -225,34 +208,27 @@ func (v *validation) clientURL(s string) (string, error) {
 }
 
 // forValidation returns spec with its templated fields rendered, so that the spec's own
-// Validate sees a URL, not a template.
-func (v *validation) forValidation(n *yaml.Node, p path, spec CheckSpec) CheckSpec {
-	if !v.topo.Custom {
+// Validate sees a URL, not a template. A field that does not render is reported on its
+// line and validated as a placeholder URL, so that its problem is not reported twice.
+func (v *validation) forValidation(p path, spec CheckSpec) CheckSpec {
+	t, ok := spec.(Templated)
+	if !ok || !v.topo.Custom || v.s.Topology == nil {
 		return spec
 	}
-	switch c := spec.(type) {
-	case *HTTPProbeCheck:
-		cp := *c
-		if c.URL != "" {
-			u, err := v.clientURL(c.URL)
-			if err != nil {
-				msg, h := err.Error(), ""
-				if hd, ok := err.(*hinted); ok {
-					msg, h = hd.msg, hd.hint
+	return t.RenderTemplates(func(field, value string) string {
+		out, err := v.s.Topology.CheckClientTemplate(value)
+		if err != nil {
+			fp := p
+			for _, k := range strings.Split(field, ".") {
+				if i, aerr := strconv.Atoi(k); aerr == nil {
+					fp = fp.with(i)
+				} else {
+					fp = fp.with(k)
 				}
-				v.add(v.at(p.with("url"), false), h, "%s: %s", p, msg)
-				cp.URL = "http://127.0.0.1/"
-			} else {
-				cp.URL = u
 			}
+			v.add(v.at(fp, false), `templates see .Addr "component" "port" and .Addrs`, "%s: %v", p, err)
+			return "http://127.0.0.1/"
 		}
-		return &cp
-	case *CommandCheck:
-		for i, a := range c.Run {
-			if _, err := v.s.Topology.CheckClientTemplate(a); err != nil {
-				v.add(v.at(p.with("run").with(i), false), `commands see .Addr "component" "port" and .Addrs`, "%s: %v", p, err)
-			}
-		}
-	}
-	return spec
+		return out
+	})
 }

@@ -79,3 +79,37 @@ func TestSchemaDescribesTheTopology(t *testing.T) {
 	system := props["system"].(map[string]any)["properties"].(map[string]any)
 	assert.Contains(t, system, "topology")
 }
+
+// TestCheckTemplatesAreValidatedOnTheirLines holds the templated fields of the checks
+// (scenarios.Templated) to the topology: a bad template on its own line, a probe of a path
+// refused (there is no gateway), and each reported once.
+func TestCheckTemplatesAreValidatedOnTheirLines(t *testing.T) {
+	src := `name: templates
+description: d
+topology:
+  components:
+    - {name: web, command: httpd, ports: [http]}
+  links: [{from: client, to: web}]
+load: {rate: 1/s, duration: 5s, mix: {a: 1}, targets: [{name: a, url: "http://{{.Addr \"web\" \"http\"}}/"}]}
+expect:
+  overall:
+    - check: http_probe
+      url: "http://{{.Addr \"web\" \"htp\"}}/"
+    - check: http_probe
+      url: /health
+    - check: command
+      run: [curl, "{{.Addr \"wbe\" \"http\"}}"]
+`
+	s, err := Parse("templates.yaml", []byte(src))
+	require.NoError(t, err)
+	var got []string
+	for _, err := range s.Validate(Topology{}) {
+		got = append(got, err.Error())
+	}
+	require.Len(t, got, 3, "%q", got)
+	assert.Contains(t, got[0], `templates.yaml:11:12: expect.overall[0]: `)
+	assert.Contains(t, got[0], `"htp"`)
+	assert.Equal(t, `templates.yaml:13:12: expect.overall[1]: url "/health" is a path, but a custom topology has no gateway to resolve it against (hint: write http://{{.Addr "web" "http"}}/health)`, got[1])
+	assert.Contains(t, got[2], `templates.yaml:15:19: expect.overall[2]: render template: `)
+	assert.Contains(t, got[2], `"wbe"`)
+}

@@ -489,3 +489,18 @@ expect:
 	assert.Equal(t, &BreakerOpenedCheck{Caller: "gateway", Dependency: "product", Within: Duration(time.Second)}, during[0].Spec)
 	assert.Equal(t, &BreakerClosedCheck{Caller: "gateway", Dependency: "merchant", Within: Duration(2 * time.Second)}, during[1].Spec, "explicit keys override merged ones")
 }
+
+func TestKindOf(t *testing.T) {
+	tests := []struct {
+		spec CheckSpec
+		want string
+	}{
+		{&LatencyCheck{}, CheckLatency},
+		{&MetricCheck{}, CheckMetric},
+		{&CommandCheck{}, CheckCommand},
+		{nil, ""},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, KindOf(tt.spec), "%T", tt.spec)
+	}
+}

@@ -428,17 +428,7 @@ func sameTargets(a, b any) bool {
 // each on the attribute it names.
 func (v *validation) specProblems(n *yaml.Node, p path, spec any, missing []string) {
 	if val, ok := spec.(validator); ok {
-		for _, err := range safeValidate(val) {
-			key, msg, h := splitSpecErr(n, err, missing)
-			if contains(missing, key) {
-				continue
-			}
-			at := n
-			if key != "" {
-				at = lookup(n, path{key}, false)
-			}
-			v.add(at, h, "%s: %s", p, msg)
-		}
+		v.specErrs(n, p, safeValidate(val), missing)
 	}
 	targets, _ := safeTargets(spec)
 	for _, t := range targets {
@@ -450,6 +440,22 @@ func (v *validation) specProblems(n *yaml.Node, p path, spec any, missing []stri
 			}
 			v.add(scalarWith(n, t), h, "%s: %s", p, msg)
 		}
+	}
+}
+
+// specErrs places each of a spec's errors on the line of the attribute it starts with,
+// else on the check's; an error about a missing attribute was reported already.
+func (v *validation) specErrs(n *yaml.Node, p path, errs []error, missing []string) {
+	for _, err := range errs {
+		key, msg, h := splitSpecErr(n, err, missing)
+		if contains(missing, key) {
+			continue
+		}
+		at := n
+		if key != "" {
+			at = lookup(n, path{key}, false)
+		}
+		v.add(at, h, "%s: %s", p, msg)
 	}
 }
 
@@ -524,6 +530,15 @@ func safeValidate(val validator) (errs []error) {
 	return val.Validate()
 }
 
+func safePlacement(pl Placed, at Placement) (errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			errs = []error{fmt.Errorf("check placement: %v", r)}
+		}
+	}()
+	return pl.CheckPlacement(at)
+}
+
 func safeTargets(spec any) (ts []string, ok bool) {
 	t, ok := spec.(targeted)
 	if !ok {
@@ -537,22 +552,10 @@ func safeTargets(spec any) (ts []string, ok bool) {
 	return append([]string(nil), t.Targets()...), true
 }
 
-// phase is where a check sits, which decides what it may measure.
-type phase int
-
-const (
-	phaseSteady phase = iota
-	phaseBefore
-	phaseDuring
-	phaseAfter
-	phaseOverall
-	phaseAbort
-)
-
 func (v *validation) checks() {
 	s := v.s
-	v.checkList(s.SteadyState, path{"steady_state"}, phaseSteady)
-	v.checkList(s.Expect.Before, path{"expect", "before"}, phaseBefore)
+	v.checkList(s.SteadyState, path{"steady_state"}, PlaceSteady)
+	v.checkList(s.Expect.Before, path{"expect", "before"}, PlaceBefore)
 	faultNames := make([]string, 0, len(s.Faults))
 	for _, f := range s.Faults {
 		faultNames = append(faultNames, f.Name)
@@ -571,14 +574,14 @@ func (v *validation) checks() {
 			}
 			v.add(v.at(p, true), h, "expect.during: %q names no fault", k)
 		}
-		v.checkList(s.Expect.During[k], p, phaseDuring)
+		v.checkList(s.Expect.During[k], p, PlaceDuring)
 	}
-	v.checkList(s.Expect.After, path{"expect", "after"}, phaseAfter)
-	v.checkList(s.Expect.Overall, path{"expect", "overall"}, phaseOverall)
-	v.checkList(s.AbortWhen, path{"abort_when"}, phaseAbort)
+	v.checkList(s.Expect.After, path{"expect", "after"}, PlaceAfter)
+	v.checkList(s.Expect.Overall, path{"expect", "overall"}, PlaceOverall)
+	v.checkList(s.AbortWhen, path{"abort_when"}, PlaceAbort)
 }
 
-func (v *validation) checkList(list []Check, base path, ph phase) {
+func (v *validation) checkList(list []Check, base path, phase string) {
 	for i, c := range list {
 		p := base.with(i)
 		n := v.at(p, false)
@@ -592,42 +595,11 @@ func (v *validation) checkList(list []Check, base path, ph phase) {
 		if c.Spec == nil {
 			continue
 		}
-		v.customCheck(n, p, c)
-		v.specProblems(n, p, v.forValidation(n, p, c.Spec), c.missing)
-		switch spec := c.Spec.(type) {
-		case *ErrorRateCheck:
-			v.journeyRef(p, spec.Journey)
-		case *LatencyCheck:
-			v.journeyRef(p, spec.Journey)
-		case *BreakerOpenedCheck:
-			if ph != phaseDuring {
-				v.add(n, "put it under expect.during.<fault name>", "%s: breaker_opened is measured from a fault's injection, so it belongs in expect.during", p)
-			}
-		case *BreakerClosedCheck:
-			if ph != phaseDuring && ph != phaseAfter {
-				v.add(n, "put it under expect.during.<fault name> or expect.after", "%s: breaker_closed is measured from a heal, so it belongs in expect.during or expect.after", p)
-			}
-		case *FailoverCheck:
-			if ph != phaseDuring {
-				v.add(n, "put it under expect.during.<fault name> of the crash", "%s: failover is measured from an instance's loss, so it belongs in expect.during", p)
-			}
-		case *FaultLandedCheck:
-			switch {
-			case spec.Fault == "" && ph != phaseDuring:
-				v.add(n, "name the fault with fault: <name>, or put the check under expect.during.<fault name>", "%s: fault_landed outside expect.during needs a fault", p)
-			case spec.Fault != "" && !v.hasFault(spec.Fault):
-				v.add(v.at(p.with("fault"), false), choiceHint(spec.Fault, v.faultNames()), "%s: fault %q is not in the timeline", p, spec.Fault)
-			}
+		v.specProblems(n, p, v.forValidation(p, c.Spec), c.missing)
+		if pl, ok := c.Spec.(Placed); ok {
+			at := Placement{Phase: phase, Faults: v.faultNames(), Journeys: v.journeys(), Custom: v.topo.Custom}
+			v.specErrs(n, p, safePlacement(pl, at), nil)
 		}
-	}
-}
-
-func (v *validation) journeyRef(p path, j string) {
-	if j == "" {
-		return
-	}
-	if known := v.journeys(); !contains(known, j) {
-		v.add(v.at(p.with("journey"), false), choiceHint(j, known), "%s: journey %q is neither a journey nor a declared target", p, j)
 	}
 }
 
@@ -638,8 +610,6 @@ func (v *validation) faultNames() []string {
 	}
 	return out
 }
-
-func (v *validation) hasFault(name string) bool { return contains(v.faultNames(), name) }
 
 func (v *validation) expectFailure() {
 	ef := v.s.ExpectFailure

@@ -14,7 +14,7 @@ import (
 // be valid when the scenario has no throughput check of its own.
 const DefaultThroughputFloor = 0.8
 
-// Verdict decides a run from its checks (Evaluate's and the live ones), its faults and its
+// Decide decides a run from its checks (Evaluate's and the live ones), its faults and its
 // load, and says why in one line.
 //
 // A run is Invalid, whatever its checks say, when a fault did not land (its effect says
@@ -28,7 +28,7 @@ const DefaultThroughputFloor = 0.8
 // is Passed only if the named check failed with a message matching Reason and every
 // other check passed; Failed otherwise, saying which. The ExpectedFailure record is
 // returned for a scenario with expect_failure, nil otherwise.
-func Verdict(sc *scenarios.Scenario, checks []result.Check, faults []result.Fault, load result.Load) (result.Verdict, string, *result.ExpectedFailure) {
+func Decide(sc *scenarios.Scenario, checks []result.Check, faults []result.Fault, load result.Load) (result.Verdict, string, *result.ExpectedFailure) {
 	var ef *result.ExpectedFailure
 	if sc != nil && sc.ExpectFailure != nil {
 		ef = &result.ExpectedFailure{Check: sc.ExpectFailure.Check, Reason: sc.ExpectFailure.Explanation}

@@ -15,7 +15,7 @@ import (
 	"github.com/faultline-dev/faultline/scenarios"
 )
 
-func TestVerdict(t *testing.T) {
+func TestDecide(t *testing.T) {
 	pass := func(name, kind, phase string) result.Check {
 		return result.Check{Name: name, Kind: kind, Phase: phase, Passed: true, Message: name + " held"}
 	}
@@ -119,7 +119,7 @@ func TestVerdict(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sc := scenario(func(sc *scenarios.Scenario) { sc.ExpectFailure = tt.expect })
-			got, reason, ef := checks.Verdict(sc, tt.checks, tt.faults, tt.load)
+			got, reason, ef := checks.Decide(sc, tt.checks, tt.faults, tt.load)
 			assert.Equal(t, tt.want, got)
 			assert.Equal(t, tt.reason, reason)
 			if tt.expect == nil {
@@ -242,7 +242,7 @@ func TestRunCommand(t *testing.T) {
 
 // A check named "errors/browse" is its own check, not a sub-result of one named "errors":
 // its failure must neither satisfy nor hide from an expect_failure naming "errors".
-func TestVerdictExpectFailureIgnoresLongerNamedCheck(t *testing.T) {
+func TestDecideExpectFailureIgnoresLongerNamedCheck(t *testing.T) {
 	sc := scenario(func(sc *scenarios.Scenario) {
 		sc.Expect.Overall = []scenarios.Check{
 			named("errors", &scenarios.ErrorRateCheck{Max: 0.01}),
@@ -254,7 +254,7 @@ func TestVerdictExpectFailureIgnoresLongerNamedCheck(t *testing.T) {
 		{Name: "errors", Kind: "error_rate", Phase: "overall", Passed: true, Message: "error rate 0.5% <= 1%"},
 		{Name: "errors/browse", Kind: "error_rate", Phase: "overall", Message: "error rate 7% > 1%"},
 	}
-	got, reason, ef := checks.Verdict(sc, cks, nil, result.Load{PlannedRate: 10, AchievedRate: 10})
+	got, reason, ef := checks.Decide(sc, cks, nil, result.Load{PlannedRate: 10, AchievedRate: 10})
 	want := result.Failed
 	assert.Equal(t, want, got, reason)
 	require.NotNil(t, ef)
