@@ -19,6 +19,7 @@ import (
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/observe"
+	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/reference-services/config"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime"
@@ -378,7 +379,7 @@ func (r *runner) loadSpec() (loadgen.Spec, error) {
 		}
 		return tokens[client]
 	}
-	journeys := loadgen.ReferenceJourneys(token, loadgen.WithCatalog(r.sys.Spec().Catalog))
+	journeys := reference.Journeys(token, reference.WithCatalog(r.sys.Spec().Catalog))
 	for _, t := range l.Targets {
 		j, err := loadgen.NewHTTPJourney(loadgen.HTTPTarget{
 			Name: t.Name, Method: t.Method, URL: t.URL, Headers: t.Headers, Body: t.Body,
