@@ -72,7 +72,7 @@ func Run(t testing.TB, path string, opts ...Option) *result.Run {
 		t.Fatalf("faultline: load scenario %s: %v", path, err)
 		return nil
 	}
-	if errs := sc.Validate(scenarios.Topology{}); len(errs) > 0 {
+	if errs := sc.Validate(scenarios.SystemShape{}); len(errs) > 0 {
 		for _, e := range errs {
 			t.Errorf("faultline: %v", e)
 		}

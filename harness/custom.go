@@ -45,7 +45,7 @@ const readyPoll = 100 * time.Millisecond
 // then the same load, fault timeline, scraping and checks as a reference run.
 func runCustom(ctx context.Context, sc *scenarios.Scenario, o options, res *result.Run, began time.Time) (*result.Run, error) {
 	res.Design = "custom"
-	if errs := sc.Validate(scenarios.Topology{}); len(errs) > 0 {
+	if errs := sc.Validate(scenarios.SystemShape{}); len(errs) > 0 {
 		res.Reason = fmt.Sprintf("the scenario has %d problem(s); the first: %v", len(errs), errs[0])
 		res.Hint = "run faultline validate " + sc.File
 		return res, &ValidationError{Errs: errs}

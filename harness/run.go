@@ -69,7 +69,7 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*result.R
 	if sc.HasTopology() {
 		return runCustom(ctx, sc, o, res, began) // the user's own system: see custom.go
 	}
-	if errs := sc.Validate(scenarios.ReferenceTopology(sc.System)); len(errs) > 0 {
+	if errs := sc.Validate(scenarios.DefaultShape(sc.System)); len(errs) > 0 {
 		res.Reason = fmt.Sprintf("the scenario has %d problem(s); the first: %v", len(errs), errs[0])
 		res.Hint = "run faultline validate " + sc.File
 		return res, &ValidationError{Errs: errs}

@@ -13,7 +13,7 @@ func TestTopologyFileProblemsArePlacedInEitherFile(t *testing.T) {
 	file := filepath.Join("testdata", "topology", "uses-file.yaml")
 	topo := filepath.Join("testdata", "topology", "topo.yaml")
 	var got []string
-	for _, err := range ValidateFile(file, Topology{}) {
+	for _, err := range ValidateFile(file, SystemShape{}) {
 		got = append(got, err.Error())
 	}
 	want := []string{
@@ -60,7 +60,7 @@ expect:
 `
 	s, err := Parse("ok.yaml", []byte(src))
 	require.NoError(t, err)
-	assert.Empty(t, s.Validate(Topology{}))
+	assert.Empty(t, s.Validate(SystemShape{}))
 	assert.True(t, s.HasTopology())
 }
 

@@ -269,7 +269,7 @@ func Load(path string, opts ...Option) (*Scenario, error) {
 // ValidateFile loads path and returns every problem, decoding and semantic, in file
 // order; it is what `faultline validate` prints. A zero topology means the reference
 // topology sized by the scenario's own system section.
-func ValidateFile(path string, topology Topology, opts ...Option) []error {
+func ValidateFile(path string, topology SystemShape, opts ...Option) []error {
 	s, err := Load(path, opts...)
 	if s == nil {
 		var list ErrorList
