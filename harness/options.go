@@ -22,9 +22,6 @@ const (
 	DefaultRunsDir = ".faultline/runs"
 	// DefaultConvergeBound bounds the wait for the final state to add up after the load.
 	DefaultConvergeBound = 10 * time.Second
-	// MinRateShare is the share of the planned requests a load must send for a run to be
-	// valid (the brief's 90 %).
-	MinRateShare = 0.9
 	// HistoryFile and ResultFile are the names of a run's records inside its directory.
 	HistoryFile   = "history.jsonl"
 	ResultFile    = "result.json"

@@ -434,7 +434,7 @@ func mixWeights(mix map[string]float64) map[string]int {
 
 func (r *runner) sink(res loadgen.Result) {
 	r.requests.Add(1)
-	if res.Status == 0 || res.Status >= 500 {
+	if res.Failed() {
 		r.errs.Add(1)
 	}
 	if m := r.abort.Load(); m != nil {
