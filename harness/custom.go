@@ -24,7 +24,6 @@ import (
 	"github.com/faultline-dev/faultline/observe"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime"
-	"github.com/faultline-dev/faultline/runtime/docker"
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/topology"
@@ -788,9 +787,7 @@ func (cs *customSystem) Healthy(ctx context.Context, name string) bool {
 		return false
 	}
 	if c.Ready == nil || c.Ready.TCP != "" {
-		st, ok := runtime.As[interface {
-			State(context.Context) (docker.State, error)
-		}](cs.proc(name))
+		st, ok := runtime.As[runtime.Inspector](cs.proc(name))
 		if !ok {
 			return true
 		}
