@@ -267,8 +267,8 @@ func Load(path string, opts ...Option) (*Scenario, error) {
 }
 
 // ValidateFile loads path and returns every problem, decoding and semantic, in file
-// order; it is what `faultline validate` prints. A zero topology means the reference
-// topology sized by the scenario's own system section.
+// order; it is what `faultline validate` prints. A zero shape means the default system's
+// (the reference system's, see DefaultShape) sized by the scenario's own system section.
 func ValidateFile(path string, topology SystemShape, opts ...Option) []error {
 	s, err := Load(path, opts...)
 	if s == nil {

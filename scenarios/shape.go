@@ -10,9 +10,12 @@ import (
 	"github.com/faultline-dev/faultline/topology"
 )
 
-// SystemShape is what a scenario may target: services and their instance counts. Instances
-// are named <service>-<n>, n from 1, as the system package names its components, and a
-// link is written caller->callee with either end a service or an instance.
+// SystemShape is the shape of the system a scenario is validated against: what it may
+// target, its services and their instance counts, and the proxied links a fault can act
+// on. Instances are named <service>-<n>, n from 1, as the system package names its
+// components, and a link is written caller->callee with either end a service or an
+// instance. (A topology.Topology is a user's whole system, commands and all; its shape is
+// CustomShape of it.)
 type SystemShape struct {
 	// Services maps each service to its number of instances.
 	Services map[string]int
