@@ -22,6 +22,9 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/harness"
+	// The reference system's adapter registers the default system scenarios validate
+	// against when they name no topology.
+	_ "github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 )
