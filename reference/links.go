@@ -20,6 +20,9 @@ var services = []scenarios.SystemService{
 	{Name: config.KindGateway, Doc: "the HTTP entry point the load calls"},
 }
 
+// replicated are the services a scenario may run several instances of (system.replicas).
+var replicated = []string{config.KindMerchant, config.KindOrder, config.KindProduct}
+
 // routes maps each service that others call by route to its callers. Every (caller
 // service, callee instance) pair gets a proxy of its own, shared by the caller's
 // instances, so a fault on order->product-2 leaves gateway->product-2 alone.
@@ -35,7 +38,7 @@ var shared = []string{config.KindRegistry, config.KindBroker, config.KindBalance
 
 func init() {
 	// The list is static and complete, so registering it cannot fail.
-	_ = scenarios.RegisterDefaultSystem(scenarios.DefaultSystem{Services: services, Edges: Edges})
+	_ = scenarios.RegisterDefaultSystem(scenarios.DefaultSystem{Services: services, Replicated: replicated, Edges: Edges})
 }
 
 // Services lists the reference system's services in start order.

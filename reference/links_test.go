@@ -26,6 +26,9 @@ func TestImportRegistersTheDefaultSystem(t *testing.T) {
 	}
 	assert.Equal(t, reference.Services(), names)
 	assert.Equal(t, []string{"registry", "broker", "merchant", "product", "order", "balancer", "gateway"}, names)
+	assert.Equal(t, []string{"merchant", "order", "product"}, got.Replicated)
+	assert.Equal(t, 3, scenarios.System{Replicas: map[string]int{"order": 3}}.ReplicasOf("order"))
+	assert.Equal(t, 1, scenarios.System{Replicas: map[string]int{"broker": 3}}.ReplicasOf("broker"), "the broker runs once")
 }
 
 // TestValidationUsesTheRegisteredLinks: a link fault validates exactly when the link is one

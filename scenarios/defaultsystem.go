@@ -14,6 +14,9 @@ import (
 type DefaultSystem struct {
 	// Services are the system's services in start order.
 	Services []SystemService
+	// Replicated are the services whose instance count system.replicas may choose, in
+	// the order hints list them; the others run once (the gateways have their own count).
+	Replicated []string
 	// Edges lists the proxied links of the system sized by services (each service's
 	// instance count), one per proxy the run puts in place.
 	Edges func(services map[string]int) []Edge
@@ -38,7 +41,7 @@ func RegisterDefaultSystem(sys DefaultSystem) error {
 	if len(sys.Services) == 0 || sys.Edges == nil {
 		return errors.New("register default system: it needs services and edges")
 	}
-	sys.Services = slices.Clone(sys.Services)
+	sys.Services, sys.Replicated = slices.Clone(sys.Services), slices.Clone(sys.Replicated)
 	registered.mu.Lock()
 	defer registered.mu.Unlock()
 	registered.sys = &sys
@@ -65,4 +68,11 @@ func defaultServices() []string {
 		out[i] = s.Name
 	}
 	return out
+}
+
+// replicatedServices lists the services of the default system a scenario may replicate;
+// nil when none is registered.
+func replicatedServices() []string {
+	b, _ := RegisteredDefault()
+	return b.Replicated
 }

@@ -97,7 +97,7 @@ func (r *refWriter) reference() {
 		switch {
 		case s == "gateway":
 			n = fmt.Sprintf("`system.gateways`, 1 to %d", MaxReplicas)
-		case slices.Contains(ReplicatedServices, s):
+		case slices.Contains(b.Replicated, s):
 			n = fmt.Sprintf("`system.replicas.%s`, 1 to %d", s, MaxReplicas)
 		}
 		r.p("| `%s` | %s | %s |", s, n, svc.Doc)

@@ -138,12 +138,12 @@ func (v *validation) system() {
 	sort.Strings(keys)
 	for _, k := range keys {
 		n := sys.Replicas[k]
-		if !contains(ReplicatedServices, k) {
-			h := choiceHint(k, ReplicatedServices)
+		if replicated := replicatedServices(); !contains(replicated, k) {
+			h := choiceHint(k, replicated)
 			if k == "gateway" || k == "gateways" {
 				h = "the gateway count is system.gateways"
 			} else if contains(defaultServices(), k) {
-				h = k + " always runs as a single instance; replicas are for " + strings.Join(ReplicatedServices, ", ")
+				h = k + " always runs as a single instance; replicas are for " + strings.Join(replicated, ", ")
 			}
 			v.add(v.at(path{"system", "replicas", k}, true), h, "system.replicas: %q is not a replicated service", k)
 			continue
