@@ -6,13 +6,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 )
-
-// DefaultThroughputFloor is the smallest share of the planned rate a run must achieve to
-// be valid when the scenario has no throughput check of its own.
-const DefaultThroughputFloor = 0.8
 
 // Decide decides a run from its checks (Evaluate's and the live ones), its faults and its
 // load, and says why in one line.
@@ -20,7 +17,7 @@ const DefaultThroughputFloor = 0.8
 // A run is Invalid, whatever its checks say, when a fault did not land (its effect says
 // Landed=false, or a fault_landed check did not pass), when the load fell below its
 // throughput floor (a throughput check did not pass, or, without one, the achieved rate
-// was below DefaultThroughputFloor of the plan), or when the steady state did not hold
+// fell short of loadgen.MinRateShare of the plan), or when the steady state did not hold
 // before the first fault: such a run cannot show what it claims.
 //
 // Otherwise, without expect_failure, it is Failed at the first check that did not pass
@@ -113,9 +110,9 @@ func invalidity(checks []result.Check, faults []result.Fault, load result.Load) 
 			}
 		}
 	}
-	if !hasThroughput && load.PlannedRate > 0 && load.AchievedRate < DefaultThroughputFloor*load.PlannedRate {
+	if !hasThroughput && load.PlannedRate > 0 && loadgen.FellShort(load.AchievedRate, load.PlannedRate) {
 		return fmt.Sprintf("load below its throughput floor: achieved %.1f req/s of %.1f planned, under %s",
-			load.AchievedRate, load.PlannedRate, pct(DefaultThroughputFloor))
+			load.AchievedRate, load.PlannedRate, pct(loadgen.MinRateShare))
 	}
 	for _, c := range checks {
 		if c.Phase == PhaseSteadyBefore && !c.Passed {

@@ -70,7 +70,7 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "load below the default floor", checks: []result.Check{steady}, load: result.Load{PlannedRate: 50, AchievedRate: 30},
-			want: result.Invalid, reason: "load below its throughput floor: achieved 30.0 req/s of 50.0 planned, under 80%",
+			want: result.Invalid, reason: "load below its throughput floor: achieved 30.0 req/s of 50.0 planned, under 90%",
 		},
 		{
 			name: "steady state failed before the fault", load: load,

@@ -355,7 +355,7 @@ func (a *reqAcc) add(r *loadgen.Result) {
 		a.fallbacks++
 	}
 	a.lat.add(r.Latency)
-	if !r.OK {
+	if r.Failed() {
 		a.errs++
 		a.failed[r.Status]++
 		return

@@ -103,13 +103,13 @@ func writeBenchHistory(b *testing.B, n int, placeEvery int) string {
 			}
 			nextScrape += 100 * ms
 		}
-		r := loadgen.Result{Seq: uint64(i + 1), Journey: loadgen.JourneyBrowse, Method: "GET", Path: "/products/p-003",
+		r := loadgen.Result{Seq: uint64(i + 1), Journey: "browse", Method: "GET", Path: "/products/p-003",
 			Start: start, Latency: time.Duration(5+i%40) * ms, Status: 200, OK: true, ServedBy: "gateway-1"}
 		if i%97 == 0 {
 			r.Status, r.OK, r.Error = 503, false, ""
 		}
 		if placeEvery > 0 && i%placeEvery == 0 {
-			r.Journey, r.Method, r.Path, r.Status, r.OK = loadgen.JourneyPlaceOrder, "POST", "/orders", 201, true
+			r.Journey, r.Method, r.Path, r.Status, r.OK = "place_order", "POST", "/orders", 201, true
 			r.Key, r.OrderID, r.Product, r.Quantity = loadgen.KeyFor(1, r.Seq), fmt.Sprintf("o-%d", i), "p-003", 1
 		}
 		ev := history.RequestEvent(r)

@@ -72,13 +72,13 @@ func failed(s int, err string) reqOpt {
 }
 func place(key, order string) reqOpt { // a placement with its outcome set by status()
 	return func(r *loadgen.Result) {
-		r.Journey, r.Method, r.Path, r.Key, r.OrderID = loadgen.JourneyPlaceOrder, "POST", "/orders", key, order
+		r.Journey, r.Method, r.Path, r.Key, r.OrderID = "place_order", "POST", "/orders", key, order
 	}
 }
 
 // req is a request that started at start and took lat; by default a successful browse.
 func req(start, lat time.Duration, opts ...reqOpt) history.Event {
-	r := loadgen.Result{Journey: loadgen.JourneyBrowse, Method: "GET", Path: "/products", Start: start, Latency: lat, Status: 200, OK: true}
+	r := loadgen.Result{Journey: "browse", Method: "GET", Path: "/products", Start: start, Latency: lat, Status: 200, OK: true}
 	for _, o := range opts {
 		o(&r)
 	}

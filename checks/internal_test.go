@@ -77,7 +77,7 @@ func TestStateDoesNotGrowWithBrowsing(t *testing.T) {
 	cons := e.evals[0].(*consistencyEval)
 	lat := e.evals[1].(*latencyEval)
 	buckets := func() int { return len(lat.acc.lat.counts) }
-	r := loadgen.Result{Journey: loadgen.JourneyBrowse, Method: "GET", Status: 200, OK: true, Latency: 30 * time.Millisecond}
+	r := loadgen.Result{Journey: "browse", Method: "GET", Status: 200, OK: true, Latency: 30 * time.Millisecond}
 	e.request(&r)
 	before := buckets()
 	for i := range 100_000 {
@@ -91,7 +91,7 @@ func TestStateDoesNotGrowWithBrowsing(t *testing.T) {
 	assert.LessOrEqual(t, buckets(), 2*max(before, 1200), "the sketch is bounded by the latency range")
 	assert.Equal(t, map[int]uint64{500: 33_333}, lat.acc.failed, "failures are counted by status, not kept")
 
-	p := loadgen.Result{Journey: loadgen.JourneyPlaceOrder, Method: "POST", Status: 201, OK: true}
+	p := loadgen.Result{Journey: "place_order", Method: "POST", Status: 201, OK: true}
 	for i := range 1000 {
 		p.Key, p.OrderID = loadgen.KeyFor(1, uint64(i%100)), "o"
 		e.request(&p)

@@ -21,7 +21,7 @@ func builtin(t *testing.T, name string) *scenarios.Scenario {
 func TestVariantsFromCompareList(t *testing.T) {
 	sc, err := scenarios.Load(filepath.Join("..", "scenarios", "compare", "cascading-failure.yaml"))
 	require.NoError(t, err)
-	require.Empty(t, sc.Validate(scenarios.Topology{}))
+	require.Empty(t, sc.Validate(scenarios.SystemShape{}))
 	vs, err := compare.Variants(sc)
 	require.NoError(t, err)
 	var got [][2]string

@@ -22,6 +22,9 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/harness"
+	// The reference system's adapter registers the default system scenarios validate
+	// against when they name no topology.
+	_ "github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 )
@@ -72,7 +75,7 @@ func Run(t testing.TB, path string, opts ...Option) *result.Run {
 		t.Fatalf("faultline: load scenario %s: %v", path, err)
 		return nil
 	}
-	if errs := sc.Validate(scenarios.Topology{}); len(errs) > 0 {
+	if errs := sc.Validate(scenarios.SystemShape{}); len(errs) > 0 {
 		for _, e := range errs {
 			t.Errorf("faultline: %v", e)
 		}

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/faultline-dev/faultline/reference-services/node"
 )
 
 // Link is one edge the harness controls: a caller (a component or a whole service)
@@ -483,7 +481,7 @@ func (l *Links) ServeAPI(addr string) (string, error) {
 	if strings.HasPrefix(addr, ":") {
 		addr = "127.0.0.1" + addr
 	}
-	ln, err := node.Listen(addr)
+	ln, err := listenLoopback(addr)
 	if err != nil {
 		return "", fmt.Errorf("serve toxiproxy api: %w", err)
 	}
@@ -498,6 +496,24 @@ func (l *Links) ServeAPI(addr string) (string, error) {
 	l.mu.Unlock()
 	go func() { _ = srv.Serve(ln) }()
 	return ln.Addr().String(), nil
+}
+
+// listenLoopback listens on addr only when its host is a loopback address. The hand API
+// can reshape every link of the run, so it never faces a network, not even inside a
+// container: unlike a service's listener it has no escape hatch.
+func listenLoopback(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("parse address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("listen %s: refusing a non-loopback address", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 // keepCounting puts the traffic counters back after a hand reset through the API (POST

@@ -24,7 +24,6 @@ import (
 	"github.com/faultline-dev/faultline/observe"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime"
-	"github.com/faultline-dev/faultline/runtime/docker"
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/topology"
@@ -45,7 +44,7 @@ const readyPoll = 100 * time.Millisecond
 // then the same load, fault timeline, scraping and checks as a reference run.
 func runCustom(ctx context.Context, sc *scenarios.Scenario, o options, res *result.Run, began time.Time) (*result.Run, error) {
 	res.Design = "custom"
-	if errs := sc.Validate(scenarios.Topology{}); len(errs) > 0 {
+	if errs := sc.Validate(scenarios.SystemShape{}); len(errs) > 0 {
 		res.Reason = fmt.Sprintf("the scenario has %d problem(s); the first: %v", len(errs), errs[0])
 		res.Hint = "run faultline validate " + sc.File
 		return res, &ValidationError{Errs: errs}
@@ -782,9 +781,7 @@ func (cs *customSystem) Healthy(ctx context.Context, name string) bool {
 		return false
 	}
 	if c.Ready == nil || c.Ready.TCP != "" {
-		st, ok := runtime.As[interface {
-			State(context.Context) (docker.State, error)
-		}](cs.proc(name))
+		st, ok := runtime.As[runtime.Inspector](cs.proc(name))
 		if !ok {
 			return true
 		}

@@ -118,8 +118,8 @@ func loadOf(s loadgen.Summary) result.Load {
 }
 
 // decide sets the verdict of a run whose checks are evaluated. The harness adds what only
-// it knows — a fault that was never injected, a load that sent less than MinRateShare of
-// the requests due, a fault whose links no request crossed while it was in place (its
+// it knows — a fault that was never injected, a load that sent less than loadgen.MinRateShare
+// of the requests due, a fault whose links no request crossed while it was in place (its
 // proxies counted nothing but the harness's probes) — and leaves the rest to
 // checks.Decide: a fault that did not land or
 // a steady state broken before the first fault make the run invalid, a failed check
@@ -133,10 +133,10 @@ func decide(sc *scenarios.Scenario, res *result.Run, load loadgen.Summary) {
 			return
 		}
 	}
-	if !load.RateReached(1 - MinRateShare) {
+	if load.FellShort() {
 		res.Verdict = result.Invalid
 		res.Reason = fmt.Sprintf("the load sent %d of %d requests due (%.0f%%), below %.0f%% of its planned rate",
-			load.Issued, load.Due, 100*float64(load.Issued)/float64(max(load.Due, 1)), 100*MinRateShare)
+			load.Issued, load.Due, 100*float64(load.Issued)/float64(max(load.Due, 1)), 100*loadgen.MinRateShare)
 		res.Hint = "lower load.rate or raise load.max_workers; the harness could not keep up"
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/loadgen"
+	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/reference-services/serve"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
@@ -193,7 +194,7 @@ func TestLatencyFault(t *testing.T) {
 		require.NotZero(t, healed)
 		var before, during []time.Duration
 		for _, q := range reqs {
-			if q.Journey != loadgen.JourneyBrowse || !q.OK {
+			if q.Journey != reference.JourneyBrowse || !q.OK {
 				continue
 			}
 			switch {

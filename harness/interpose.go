@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/faultline-dev/faultline/faults"
-	"github.com/faultline-dev/faultline/reference-services/config"
+	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/reference-services/registry"
 	"github.com/faultline-dev/faultline/system"
 )
@@ -19,15 +18,6 @@ import (
 // HarnessCaller is the caller name the route publisher watches the registry as. No route
 // is ever published for it, so it sees every instance at its real address.
 const HarnessCaller = "harness"
-
-// Callers maps each callee service to the services that call it. Every (caller service,
-// callee instance) pair gets a proxy of its own, so a fault on order->product-2 leaves
-// gateway->product-2 alone.
-var Callers = map[string][]string{
-	config.KindMerchant: {config.KindGateway, config.KindOrder, config.KindBalancer},
-	config.KindProduct:  {config.KindGateway, config.KindOrder, config.KindBalancer},
-	config.KindOrder:    {config.KindGateway, config.KindBalancer},
-}
 
 // Interposer is the harness's system.Interposer: it puts a Toxiproxy proxy on every edge
 // of a started system. Edges to the registry, the broker and the balancer get one proxy
@@ -131,7 +121,7 @@ func (ip *Interposer) publish(endpoint string) {
 		return
 	}
 	notify := make(chan struct{}, 1)
-	for _, svc := range slices.Sorted(mapKeys(Callers)) {
+	for _, svc := range reference.Routed() {
 		ch, cancel := w.Subscribe(svc)
 		defer cancel()
 		go func() {
@@ -162,16 +152,6 @@ func (ip *Interposer) publish(endpoint string) {
 	}
 }
 
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 func (ip *Interposer) sync(w *registry.Watcher, cli *registry.Client, upstream map[string]string) {
 	ip.mu.Lock()
 	callers := make(map[string]bool, len(ip.callers))
@@ -179,9 +159,9 @@ func (ip *Interposer) sync(w *registry.Watcher, cli *registry.Client, upstream m
 		callers[k] = v
 	}
 	ip.mu.Unlock()
-	for _, svc := range slices.Sorted(mapKeys(Callers)) {
+	for _, svc := range reference.Routed() {
 		for _, inst := range w.Instances(svc) {
-			for _, caller := range Callers[svc] {
+			for _, caller := range reference.CallersOf(svc) {
 				if !callers[caller] {
 					continue
 				}
@@ -266,7 +246,7 @@ func (ip *Interposer) WaitRoutes(ctx context.Context, sys *system.System) error 
 	}
 	var want []string
 	for _, c := range sys.Components() {
-		for _, caller := range Callers[c.Service] {
+		for _, caller := range reference.CallersOf(c.Service) {
 			if services[caller] {
 				want = append(want, caller+"->"+c.Name)
 			}

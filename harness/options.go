@@ -1,6 +1,7 @@
-// Package harness runs a scenario against the reference system and gives a verdict. It
-// starts a fault proxy on every edge of the system (see Interposer), starts the system as
-// local processes, scrapes every component's metrics into the run's history, sends the
+// Package harness runs a scenario against a system under test (the reference system, or a
+// user's own topology) and gives a verdict. It starts a fault proxy on every edge of the
+// system (see Interposer), starts the system on the scenario's runtime (local processes or
+// Docker containers), scrapes every component's metrics into the run's history, sends the
 // scenario's seeded load while a scheduler injects and heals each fault at its time and
 // measures its real effect, then heals everything, waits for the system to converge,
 // evaluates the checks and writes result.json. Faults are healed and processes stopped on
@@ -22,9 +23,6 @@ const (
 	DefaultRunsDir = ".faultline/runs"
 	// DefaultConvergeBound bounds the wait for the final state to add up after the load.
 	DefaultConvergeBound = 10 * time.Second
-	// MinRateShare is the share of the planned requests a load must send for a run to be
-	// valid (the brief's 90 %).
-	MinRateShare = 0.9
 	// HistoryFile and ResultFile are the names of a run's records inside its directory.
 	HistoryFile   = "history.jsonl"
 	ResultFile    = "result.json"

@@ -19,6 +19,7 @@ import (
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/observe"
+	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/reference-services/config"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime"
@@ -68,7 +69,7 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*result.R
 	if sc.HasTopology() {
 		return runCustom(ctx, sc, o, res, began) // the user's own system: see custom.go
 	}
-	if errs := sc.Validate(scenarios.ReferenceTopology(sc.System)); len(errs) > 0 {
+	if errs := sc.Validate(scenarios.DefaultShape(sc.System)); len(errs) > 0 {
 		res.Reason = fmt.Sprintf("the scenario has %d problem(s); the first: %v", len(errs), errs[0])
 		res.Hint = "run faultline validate " + sc.File
 		return res, &ValidationError{Errs: errs}
@@ -378,7 +379,7 @@ func (r *runner) loadSpec() (loadgen.Spec, error) {
 		}
 		return tokens[client]
 	}
-	journeys := loadgen.ReferenceJourneys(token, loadgen.WithCatalog(r.sys.Spec().Catalog))
+	journeys := reference.Journeys(token, reference.WithCatalog(r.sys.Spec().Catalog))
 	for _, t := range l.Targets {
 		j, err := loadgen.NewHTTPJourney(loadgen.HTTPTarget{
 			Name: t.Name, Method: t.Method, URL: t.URL, Headers: t.Headers, Body: t.Body,
@@ -433,7 +434,7 @@ func mixWeights(mix map[string]float64) map[string]int {
 
 func (r *runner) sink(res loadgen.Result) {
 	r.requests.Add(1)
-	if res.Status == 0 || res.Status >= 500 {
+	if res.Failed() {
 		r.errs.Add(1)
 	}
 	if m := r.abort.Load(); m != nil {

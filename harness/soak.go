@@ -20,6 +20,7 @@ import (
 	"github.com/faultline-dev/faultline/faults"
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/observe"
+	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/system"
@@ -358,8 +359,8 @@ func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, erro
 		MaxWorkers: 256,
 		Clients:    len(tokens),
 		Seed:       spec.Seed,
-		Journeys:   loadgen.ReferenceJourneys(func(c int) string { return tokens[c] }),
-		Mix:        loadgen.ReferenceMix(),
+		Journeys:   reference.Journeys(func(c int) string { return tokens[c] }),
+		Mix:        reference.Mix(),
 	}
 
 	samples := &sampler{series: map[string][]SoakSample{}}

@@ -13,13 +13,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/faultline-dev/faultline/loadgen"
+	"github.com/faultline-dev/faultline/reference"
 )
 
 // shopSpec is a load both fake gateways answer with success wherever a request lands:
 // browsing and fresh placements (an order read back would need the gateway that took it).
 func shopSpec(t *testing.T, seed int64, rate string, d time.Duration) loadgen.Spec {
 	spec := refSpec(t, seed, rate, d)
-	spec.Mix = map[string]int{loadgen.JourneyBrowse: 3, loadgen.JourneyPlaceOrder: 1}
+	spec.Mix = map[string]int{reference.JourneyBrowse: 3, reference.JourneyPlaceOrder: 1}
 	return spec
 }
 

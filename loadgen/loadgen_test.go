@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/faultline-dev/faultline/loadgen"
+	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/reference-services/config"
 )
 
@@ -30,7 +31,7 @@ func token(client int) string { return "tok-" + strconv.Itoa(client) }
 func refSpec(t testing.TB, seed int64, rate string, d time.Duration) loadgen.Spec {
 	return loadgen.Spec{
 		Rate: mustRate(t, rate), Duration: d, Seed: seed, Clients: 4,
-		Mix: loadgen.ReferenceMix(), Journeys: loadgen.ReferenceJourneys(token),
+		Mix: reference.Mix(), Journeys: reference.Journeys(token),
 		Timeout: 5 * time.Second,
 	}
 }
@@ -165,7 +166,7 @@ func TestRunMixAgainstServer(t *testing.T) {
 	gw := newGateway()
 	target := serve(t, gw)
 	spec := refSpec(t, 5, "400/s", 1500*time.Millisecond)
-	spec.Mix = map[string]int{loadgen.JourneyBrowse: 3, loadgen.JourneyPlaceOrder: 1}
+	spec.Mix = map[string]int{reference.JourneyBrowse: 3, reference.JourneyPlaceOrder: 1}
 	results, sum := collect(t, spec, target)
 	require.Len(t, results, 600)
 	counts := map[string]int{}
@@ -173,11 +174,11 @@ func TestRunMixAgainstServer(t *testing.T) {
 		counts[r.Journey]++
 		assert.True(t, r.OK, "request %d (%s %s) answered %d %s", r.Seq, r.Method, r.Path, r.Status, r.Error)
 	}
-	assert.InDelta(t, 0.75, float64(counts[loadgen.JourneyBrowse])/600, 0.05)
-	assert.InDelta(t, 0.25, float64(counts[loadgen.JourneyPlaceOrder])/600, 0.05)
+	assert.InDelta(t, 0.75, float64(counts[reference.JourneyBrowse])/600, 0.05)
+	assert.InDelta(t, 0.25, float64(counts[reference.JourneyPlaceOrder])/600, 0.05)
 	assert.Len(t, gw.requests(), 600, "the server saw every request")
 	assert.Equal(t, uint64(600), sum.Issued)
-	assert.Equal(t, uint64(counts[loadgen.JourneyBrowse]), sum.Journeys[loadgen.JourneyBrowse].Count)
+	assert.Equal(t, uint64(counts[reference.JourneyBrowse]), sum.Journeys[reference.JourneyBrowse].Count)
 	assert.True(t, sum.RateReached(0.05), "issued %d of %d due", sum.Issued, sum.Due)
 	assert.Equal(t, "gw-1", results[0].ServedBy)
 }
@@ -243,7 +244,7 @@ func TestSameSeedSameSchedule(t *testing.T) {
 func TestRetryOrderRepeatsAnEarlierPlacement(t *testing.T) {
 	gw := newGateway()
 	spec := refSpec(t, 3, "300/s", time.Second)
-	spec.Mix = map[string]int{loadgen.JourneyPlaceOrder: 1, loadgen.JourneyRetryOrder: 1, loadgen.JourneyViewOrder: 1}
+	spec.Mix = map[string]int{reference.JourneyPlaceOrder: 1, reference.JourneyRetryOrder: 1, reference.JourneyViewOrder: 1}
 	results, _ := collect(t, spec, serve(t, gw))
 	bySeq := map[uint64]loadgen.Result{}
 	for _, r := range results {
@@ -256,7 +257,7 @@ func TestRetryOrderRepeatsAnEarlierPlacement(t *testing.T) {
 	retries, views := 0, 0
 	for _, r := range results {
 		switch {
-		case r.Journey == loadgen.JourneyRetryOrder && r.Performed == "":
+		case r.Journey == reference.JourneyRetryOrder && r.Performed == "":
 			retries++
 			require.NotZero(t, r.Ref)
 			orig, ok := bySeq[r.Ref]
@@ -265,12 +266,12 @@ func TestRetryOrderRepeatsAnEarlierPlacement(t *testing.T) {
 			assert.Equal(t, orig.Key, r.Key, "retry %d reuses the key", r.Seq)
 			assert.Equal(t, orig.Client, r.Client)
 			assert.Equal(t, bodies[strconv.FormatUint(orig.Seq, 10)], bodies[strconv.FormatUint(r.Seq, 10)], "retry %d reuses the body", r.Seq)
-		case r.Journey == loadgen.JourneyPlaceOrder:
+		case r.Journey == reference.JourneyPlaceOrder:
 			assert.True(t, r.Acknowledged(), "placement %d answered %d", r.Seq, r.Status)
 			assert.Regexp(t, `^o-\d+$`, r.OrderID)
 			assert.Equal(t, config.DefaultCatalog().ProductMerchant(productIndex(t, r.Product)), r.Merchant)
 			assert.Equal(t, "Bearer tok-"+strconv.Itoa(r.Client), authOf(gw, r.Seq))
-		case r.Journey == loadgen.JourneyViewOrder && r.Performed == "":
+		case r.Journey == reference.JourneyViewOrder && r.Performed == "":
 			views++
 			assert.Equal(t, http.StatusOK, r.Status, "view_order %s reads an acknowledged order", r.Path)
 			assert.Regexp(t, `^/orders/o-\d+$`, r.Path)

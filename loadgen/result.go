@@ -40,6 +40,13 @@ type Result struct {
 	BytesIn   uint64        `json:"bytes_in,omitempty"`
 }
 
+// Failed reports whether the request failed as its journey judges it: no answer, or an
+// answer the journey's Observe did not count as a success (a 404 of a read, a 409 of a
+// purchase). It is the one rule behind every count of failed requests: the live progress,
+// the error_rate checks and abort_when. Acknowledged, Rejected and Indeterminate answer a
+// different question, what the request did to the system's state.
+func (r Result) Failed() bool { return !r.OK }
+
 // Acknowledged reports a 2xx answer: the system promised the effect happened.
 func (r Result) Acknowledged() bool { return r.Status >= 200 && r.Status < 300 }
 
@@ -116,6 +123,23 @@ type Summary struct {
 	Journeys     map[string]*JourneySummary `json:"journeys"`
 	Windows      []Window                   `json:"windows"` // one per second of the plan
 }
+
+// MinRateShare is the share of the requests due that a load must send for a run to count.
+// The load is open-model: requests leave at planned times whatever the system does, so a
+// load that sent less was paced by the harness (too few workers, a starved machine), not
+// by the system, and the run cannot show how the system behaves at the planned rate.
+// 0.9 leaves room for the last requests of a load cut at its end and for a scheduler's
+// jitter on a loaded machine, and for nothing else. It is the one rule: the harness's
+// verdict and checks' default throughput floor both apply it through FellShort.
+const MinRateShare = 0.9
+
+// FellShort reports whether a load that sent sent of due requests (or sent at a rate of
+// sent against a planned due) fell short of MinRateShare. Nothing due is short: a run
+// without load shows nothing.
+func FellShort(sent, due float64) bool { return due <= 0 || sent < MinRateShare*due }
+
+// FellShort reports whether the load sent less than MinRateShare of the requests due.
+func (s Summary) FellShort() bool { return FellShort(float64(s.Issued), float64(s.Due)) }
 
 // RateReached reports whether the load sent at least (1-tolerance) of the requests due:
 // a run whose load fell short cannot show how the system behaves at the planned rate.

@@ -154,7 +154,7 @@ func writeHistory(tb testing.TB, path string, s synth) {
 	step := s.duration / time.Duration(max(s.requests, 1))
 	nextMetric := time.Duration(0)
 	injected, healed := false, false
-	journeys := []string{loadgen.JourneyBrowse, loadgen.JourneyBrowse, loadgen.JourneyBrowse, loadgen.JourneyBrowse, loadgen.JourneyViewOrder, loadgen.JourneyPlaceOrder}
+	journeys := []string{"browse", "browse", "browse", "browse", "view_order", "place_order"}
 	for i := range s.requests {
 		start := time.Duration(i) * step
 		if !injected && start >= s.faultAt {
@@ -176,7 +176,7 @@ func writeHistory(tb testing.TB, path string, s synth) {
 		lat := time.Duration((5 + rng.ExpFloat64()*10) * float64(time.Millisecond))
 		status, ok, fallback := 200, true, ""
 		during := start >= s.faultAt && start < heal
-		if during && j == loadgen.JourneyBrowse {
+		if during && j == "browse" {
 			switch r := rng.Float64(); {
 			case r < 0.5:
 				fallback = "cached"

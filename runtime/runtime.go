@@ -1,7 +1,13 @@
 // Package runtime is the seam between the harness and wherever the system under test runs.
 // Scenarios and faults start, crash, pause and restart components through these interfaces
-// only, so the same scenario drives local OS processes today and containers later, and can
-// start a user's own commands, not only the faultline binary.
+// only, so the same scenario drives local OS processes (runtime/local) or Docker containers
+// (runtime/docker), and can start a user's own commands, not only the faultline binary.
+//
+// Runtime and Process are the least every runtime offers. What only some offer is a
+// declared capability, an interface a caller asks for with As (a process's) or AsRuntime
+// (a runtime's) instead of a type assertion on one runtime's types: Preparer and
+// Containerized for runtimes; Partitioner, HostPorter, Inspector and Specced for
+// processes. The helpers it shares (runtime/wait, runtime/ports) live below it.
 package runtime
 
 import (
@@ -192,6 +198,15 @@ type Preparer interface {
 	Prepare(ctx context.Context, s Spec) error
 }
 
+// Containerized is implemented by runtimes that start every process in a container on a
+// network of the run's own. The system is planned differently on one: components reach
+// each other by name on that network, where the harness's loopback addresses mean nothing.
+type Containerized interface {
+	Runtime
+	// Network is the name of the run's network.
+	Network() string
+}
+
 // Identity names a started process.
 type Identity interface {
 	Name() string
@@ -254,19 +269,43 @@ type HostPorter interface {
 	HostPort(containerPort int) (string, error)
 }
 
-// As finds an optional capability T of p (Partitioner, HostPorter, ...), looking through
-// wrappers that offer Unwrap() Process: a wrapper (a harness's recorder) cannot repeat
-// every capability of what it wraps.
-func As[T any](p Process) (T, bool) {
-	for p != nil {
-		if t, ok := p.(T); ok {
+// State is what an Inspector reports of a process.
+type State struct {
+	Running  bool
+	Paused   bool // frozen (a paused container, a stopped process)
+	Attached bool // on the run's network
+}
+
+// Inspector is implemented by processes whose runtime can say what state they are in
+// without asking the process itself: a check of last resort for a fault's effect where
+// the process has no health endpoint to probe (a forwarded TCP port accepts connections
+// even when the process behind it is frozen or off the network).
+type Inspector interface {
+	State(ctx context.Context) (State, error)
+}
+
+// As finds an optional capability T of p (Partitioner, HostPorter, Inspector, ...),
+// looking through wrappers that offer Unwrap() Process: a wrapper (a harness's recorder)
+// cannot repeat every capability of what it wraps.
+func As[T any](p Process) (T, bool) { return as[T](p) }
+
+// AsRuntime finds an optional capability T of rt (Preparer, Containerized, ...), looking
+// through wrappers that offer Unwrap() Runtime (the harness's undo recorder), as As does
+// for a process.
+func AsRuntime[T any](rt Runtime) (T, bool) { return as[T](rt) }
+
+// as looks for T in v and then in what v wraps, as long as each offers Unwrap() W.
+func as[T any, W comparable](v W) (T, bool) {
+	var none W
+	for v != none {
+		if t, ok := any(v).(T); ok {
 			return t, true
 		}
-		u, ok := p.(interface{ Unwrap() Process })
+		u, ok := any(v).(interface{ Unwrap() W })
 		if !ok {
 			break
 		}
-		p = u.Unwrap()
+		v = u.Unwrap()
 	}
 	var zero T
 	return zero, false

@@ -42,7 +42,7 @@ func TestCatalogValidates(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s, err := Builtin(name)
 			require.NoError(t, err)
-			require.Empty(t, s.Validate(Topology{}))
+			require.Empty(t, s.Validate(SystemShape{}))
 			assert.Equal(t, name, s.Name, "name matches the file name")
 			assert.GreaterOrEqual(t, len(strings.Fields(s.Description)), 25, "the description explains what it teaches")
 			assert.LessOrEqual(t, s.Load.Duration.Std(), 12*time.Second, "keeps the catalog within its time budget")
@@ -94,7 +94,7 @@ func BenchmarkParseValidate(b *testing.B) {
 	for b.Loop() {
 		for name, data := range files {
 			s, err := Parse(name, data)
-			if err != nil || len(s.Validate(Topology{})) > 0 {
+			if err != nil || len(s.Validate(SystemShape{})) > 0 {
 				b.Fatal(name, err)
 			}
 		}

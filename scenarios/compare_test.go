@@ -63,7 +63,7 @@ func TestCompareList(t *testing.T) {
 			s, _ := Parse("cmp.yaml", []byte(compareBase+tt.list), WithFaultDecoder(stubFaults{}))
 			require.NotNil(t, s)
 			var got []string
-			for _, err := range s.Validate(Topology{}) {
+			for _, err := range s.Validate(SystemShape{}) {
 				got = append(got, err.Error())
 			}
 			require.Len(t, got, len(tt.want), "problems:\n%s", strings.Join(got, "\n"))

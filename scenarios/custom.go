@@ -85,10 +85,10 @@ func shortPathErr(err error) string {
 	return err.Error()
 }
 
-// CustomTopology is what a scenario against t may target: its components (a replicated
+// CustomShape is what a scenario against t may target: its components (a replicated
 // one as <name>-<n>) and its declared links.
-func CustomTopology(t *topology.Topology) Topology {
-	out := Topology{Services: map[string]int{}, Custom: true, Links: t.LinkNames()}
+func CustomShape(t *topology.Topology) SystemShape {
+	out := SystemShape{Services: map[string]int{}, Custom: true, Links: t.LinkNames()}
 	for _, c := range t.Components {
 		n := 0 // a single instance is named after its component, not <name>-1
 		if c.Replicas > 1 {

@@ -13,7 +13,7 @@ func TestTopologyFileProblemsArePlacedInEitherFile(t *testing.T) {
 	file := filepath.Join("testdata", "topology", "uses-file.yaml")
 	topo := filepath.Join("testdata", "topology", "topo.yaml")
 	var got []string
-	for _, err := range ValidateFile(file, Topology{}) {
+	for _, err := range ValidateFile(file, SystemShape{}) {
 		got = append(got, err.Error())
 	}
 	want := []string{
@@ -60,7 +60,7 @@ expect:
 `
 	s, err := Parse("ok.yaml", []byte(src))
 	require.NoError(t, err)
-	assert.Empty(t, s.Validate(Topology{}))
+	assert.Empty(t, s.Validate(SystemShape{}))
 	assert.True(t, s.HasTopology())
 }
 
@@ -103,7 +103,7 @@ expect:
 	s, err := Parse("templates.yaml", []byte(src))
 	require.NoError(t, err)
 	var got []string
-	for _, err := range s.Validate(Topology{}) {
+	for _, err := range s.Validate(SystemShape{}) {
 		got = append(got, err.Error())
 	}
 	require.Len(t, got, 3, "%q", got)

@@ -19,7 +19,7 @@ func FuzzParse(f *testing.F) {
 				}
 				continue
 			}
-			errs := s.Validate(Topology{})
+			errs := s.Validate(SystemShape{})
 			if err != nil && len(errs) == 0 {
 				t.Fatalf("Parse found problems that Validate dropped: %v", err)
 			}

@@ -24,17 +24,6 @@ var journeyDocs = map[string]string{
 	"retry_order": "re-sends an earlier placement byte for byte, same key and client, as a client that never saw the first answer would",
 }
 
-// serviceDocs says what each reference service is.
-var serviceDocs = map[string]string{
-	"registry": "etcd: service discovery, leases and routes",
-	"broker":   "NATS: carries the inventory events of the order outbox",
-	"merchant": "merchants and their stock",
-	"product":  "the product catalog",
-	"order":    "orders, with an outbox of inventory events",
-	"balancer": "server-side load balancer (designs with discovery: server only)",
-	"gateway":  "the HTTP entry point the load calls",
-}
-
 // Reference renders the scenario reference (docs/SCENARIOS.md) from the JSON Schema, the
 // reference system's topology and the fault descriptions, so that the page cannot drift
 // from what validate accepts.
@@ -102,15 +91,16 @@ func (r *refWriter) reference() {
 	r.p("")
 	r.p("| service | instances | what it is |")
 	r.p("|---|---|---|")
-	for _, s := range ReferenceServices {
-		n := "1"
+	b, _ := RegisteredDefault()
+	for _, svc := range b.Services {
+		s, n := svc.Name, "1"
 		switch {
 		case s == "gateway":
 			n = fmt.Sprintf("`system.gateways`, 1 to %d", MaxReplicas)
-		case slices.Contains(ReplicatedServices, s):
+		case slices.Contains(b.Replicated, s):
 			n = fmt.Sprintf("`system.replicas.%s`, 1 to %d", s, MaxReplicas)
 		}
-		r.p("| `%s` | %s | %s |", s, n, serviceDocs[s])
+		r.p("| `%s` | %s | %s |", s, n, svc.Doc)
 	}
 	r.p("")
 	r.p("### Journeys")
@@ -139,8 +129,8 @@ func (r *refWriter) reference() {
 	r.p("")
 	r.p("| caller | calls |")
 	r.p("|---|---|")
-	edges := referenceEdges(ReferenceTopology(System{}).Services)
-	for _, caller := range ReferenceServices {
+	edges := DefaultShape(System{}).Edges
+	for _, caller := range defaultServices() {
 		var callees []string
 		for _, e := range edges {
 			if e.From == caller || e.FromService == caller {

@@ -145,7 +145,7 @@ func TestReferenceExamplesValidate(t *testing.T) {
 	for i, b := range blocks {
 		s, err := Parse(fmt.Sprintf("SCENARIOS.md#example-%d", i+1), []byte(b[1]))
 		require.NotNil(t, s, "%v", err)
-		assert.Empty(t, s.Validate(Topology{}), "example %d:\n%s", i+1, b[1])
+		assert.Empty(t, s.Validate(SystemShape{}), "example %d:\n%s", i+1, b[1])
 		for _, f := range s.Faults {
 			covered[f.Type] = true
 		}

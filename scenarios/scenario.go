@@ -49,10 +49,6 @@ type Scenario struct {
 // Runtimes a system can run on.
 var Runtimes = []string{"local", "docker"}
 
-// ReplicatedServices are the services whose instance count a scenario may choose; the
-// registry, broker and balancer are single, and gateways have their own count.
-var ReplicatedServices = []string{"merchant", "order", "product"}
-
 // MaxReplicas bounds replicas and gateways: more would not fit on a laptop.
 const MaxReplicas = 9
 
@@ -67,12 +63,13 @@ type System struct {
 	Topology string         `yaml:"topology,omitempty" json:"topology,omitempty" doc:"path of a topology file (your own system), relative to the scenario; or write topology: inline"`
 }
 
-// ReplicasOf returns the instance count of service with its default.
+// ReplicasOf returns the instance count of service with its default: system.gateways for
+// the gateway, system.replicas for a service the default system replicates, 1 otherwise.
 func (s System) ReplicasOf(service string) int {
-	switch service {
-	case "gateway":
+	switch {
+	case service == "gateway":
 		return max(s.Gateways, 1)
-	case "merchant", "order", "product":
+	case contains(replicatedServices(), service):
 		return max(s.Replicas[service], 1)
 	}
 	return 1
@@ -267,9 +264,9 @@ func Load(path string, opts ...Option) (*Scenario, error) {
 }
 
 // ValidateFile loads path and returns every problem, decoding and semantic, in file
-// order; it is what `faultline validate` prints. A zero topology means the reference
-// topology sized by the scenario's own system section.
-func ValidateFile(path string, topology Topology, opts ...Option) []error {
+// order; it is what `faultline validate` prints. A zero shape means the default system's
+// (the reference system's, see DefaultShape) sized by the scenario's own system section.
+func ValidateFile(path string, topology SystemShape, opts ...Option) []error {
 	s, err := Load(path, opts...)
 	if s == nil {
 		var list ErrorList

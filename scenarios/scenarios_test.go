@@ -93,7 +93,7 @@ func TestBadFiles(t *testing.T) {
 	require.NotEmpty(t, files)
 	for _, file := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
-			errs := ValidateFile(file, Topology{}, WithFaultDecoder(stubFaults{}))
+			errs := ValidateFile(file, SystemShape{}, WithFaultDecoder(stubFaults{}))
 			require.NotEmpty(t, errs, "a bad file must produce at least one problem")
 			var b strings.Builder
 			for _, e := range errs {
@@ -153,7 +153,7 @@ expect:
 `
 	s, err := Parse("ok.yaml", []byte(src), WithFaultDecoder(stubFaults{}))
 	require.NoError(t, err)
-	require.Empty(t, s.Validate(Topology{}))
+	require.Empty(t, s.Validate(SystemShape{}))
 
 	assert.Equal(t, Rate{Freq: 10, Per: time.Second}, s.Load.Rate)
 	assert.Equal(t, 10*time.Second, s.Load.Duration.Std())
@@ -231,7 +231,7 @@ faults:
 					got = append(got, e.Error())
 				}
 			} else {
-				for _, e := range s.Validate(Topology{}) {
+				for _, e := range s.Validate(SystemShape{}) {
 					got = append(got, e.Error())
 				}
 			}
@@ -247,8 +247,8 @@ func TestValidateCustomTopology(t *testing.T) {
 `
 	s, err := Parse("x.yaml", []byte(src), WithFaultDecoder(stubFaults{}))
 	require.NoError(t, err)
-	assert.Empty(t, s.Validate(Topology{Services: map[string]int{"billing": 2}}))
-	errs := s.Validate(Topology{})
+	assert.Empty(t, s.Validate(SystemShape{Services: map[string]int{"billing": 2}}))
+	errs := s.Validate(SystemShape{})
 	require.Len(t, errs, 1)
 	assert.Contains(t, errs[0].Error(), `target "billing-2" is not in the topology`)
 }
@@ -354,7 +354,7 @@ func TestFraction(t *testing.T) {
 }
 
 func TestTopology(t *testing.T) {
-	topo := ReferenceTopology(System{Replicas: map[string]int{"order": 2}, Gateways: 2})
+	topo := DefaultShape(System{Replicas: map[string]int{"order": 2}, Gateways: 2})
 	cases := []struct {
 		target string
 		ok     bool
@@ -425,7 +425,7 @@ func TestCommonKeysAreNotShadowed(t *testing.T) {
 func TestValidateGoValue(t *testing.T) {
 	s := &Scenario{File: "go", Faults: []FaultSpec{{Name: "f", Type: "crash", For: Duration(time.Second), Spec: &stubCrash{Target: "nowhere"}}}}
 	var got []string
-	for _, e := range s.Validate(Topology{}) {
+	for _, e := range s.Validate(SystemShape{}) {
 		got = append(got, e.Error())
 	}
 	assert.Equal(t, []string{
@@ -436,7 +436,7 @@ func TestValidateGoValue(t *testing.T) {
 		"go: load.mix is empty (hint: such as {browse: 60, view_order: 20, place_order: 20})",
 		`go: faults[0]: target "nowhere" is not in the topology (hint: services are balancer, broker, gateway, merchant, order, product, registry, instances <service>-<n>)`,
 	}, got)
-	assert.Len(t, (*Scenario)(nil).Validate(Topology{}), 1)
+	assert.Len(t, (*Scenario)(nil).Validate(SystemShape{}), 1)
 }
 
 // TestRealFaultsDecode decodes a fault through the real registry end to end, so a change
@@ -459,7 +459,7 @@ func TestRealFaultsDecode(t *testing.T) {
 	s, err := Parse("real.yaml", []byte(src))
 	require.NoError(t, err)
 	var got []string
-	for _, e := range s.Validate(Topology{}) {
+	for _, e := range s.Validate(SystemShape{}) {
 		got = append(got, e.Error())
 	}
 	require.Len(t, got, 2, "%v", got)

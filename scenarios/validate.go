@@ -41,7 +41,7 @@ func (v *validation) checkName(p path, what, name, kind, example string) {
 // validation collects semantic problems of one scenario.
 type validation struct {
 	s     *Scenario
-	topo  Topology
+	topo  SystemShape
 	errs  ErrorList
 	names map[string]path // check name -> where it was defined
 	// parsed holds the positions Parse already reported: a value that failed to decode is
@@ -51,16 +51,19 @@ type validation struct {
 
 // Validate reports every problem of s at once, in file order: those Parse found and the
 // semantic ones (timeline beyond the load, duplicate names, unknown targets, weights,
-// phases naming no fault...). A zero topology means ReferenceTopology(s.System).
-func (s *Scenario) Validate(topology Topology) []error {
+// phases naming no fault...). A zero topology means DefaultShape(s.System).
+func (s *Scenario) Validate(topology SystemShape) []error {
 	if s == nil {
 		return []error{errors.New("validate scenario: no scenario")}
 	}
 	if s.Topology != nil {
-		topology = CustomTopology(s.Topology)
+		topology = CustomShape(s.Topology)
 	}
 	if topology.IsZero() {
-		topology = ReferenceTopology(s.System)
+		topology = DefaultShape(s.System)
+		if topology.IsZero() {
+			return []error{errors.New("validate scenario: no default system registered and no topology: import the reference package or pass a shape")}
+		}
 	}
 	v := &validation{s: s, topo: topology, names: map[string]path{}, parsed: map[Position]bool{}}
 	v.errs = append(v.errs, s.parseErrs...)
@@ -135,12 +138,12 @@ func (v *validation) system() {
 	sort.Strings(keys)
 	for _, k := range keys {
 		n := sys.Replicas[k]
-		if !contains(ReplicatedServices, k) {
-			h := choiceHint(k, ReplicatedServices)
+		if replicated := replicatedServices(); !contains(replicated, k) {
+			h := choiceHint(k, replicated)
 			if k == "gateway" || k == "gateways" {
 				h = "the gateway count is system.gateways"
-			} else if contains(ReferenceServices, k) {
-				h = k + " always runs as a single instance; replicas are for " + strings.Join(ReplicatedServices, ", ")
+			} else if contains(defaultServices(), k) {
+				h = k + " always runs as a single instance; replicas are for " + strings.Join(replicated, ", ")
 			}
 			v.add(v.at(path{"system", "replicas", k}, true), h, "system.replicas: %q is not a replicated service", k)
 			continue

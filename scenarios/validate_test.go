@@ -22,7 +22,7 @@ func problems(t *testing.T, src string) []string {
 		return out
 	}
 	var out []string
-	for _, e := range s.Validate(Topology{}) {
+	for _, e := range s.Validate(SystemShape{}) {
 		out = append(out, e.Error())
 	}
 	return out

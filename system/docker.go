@@ -102,37 +102,18 @@ func StartDocker(ctx context.Context, s Spec, d Docker, opts ...Option) (*System
 	return sys, nil
 }
 
-// isContainerRuntime reports whether rt runs containers, which changes how the system
-// is planned: the harness's host addresses mean nothing inside a container. A wrapper
-// (the harness's undo recorder) is looked through with an Unwrap method.
+// isContainerRuntime reports whether rt declares that it runs containers, which changes
+// how the system is planned: the harness's host addresses mean nothing inside a container.
+// A wrapper (the harness's undo recorder) is looked through.
 func isContainerRuntime(rt runtime.Runtime) bool {
-	for rt != nil {
-		if _, ok := rt.(*docker.Runtime); ok {
-			return true
-		}
-		u, ok := rt.(interface{ Unwrap() runtime.Runtime })
-		if !ok {
-			return false
-		}
-		rt = u.Unwrap()
-	}
-	return false
+	_, ok := runtime.AsRuntime[runtime.Containerized](rt)
+	return ok
 }
 
-// preparer finds rt's runtime.Preparer, looking through wrappers as isContainerRuntime
-// does: a wrapper records starts, and a prepared container is recorded when it starts.
+// preparer finds rt's runtime.Preparer, looking through wrappers: a wrapper records
+// starts, and a prepared container is recorded when it starts.
 func preparer(rt runtime.Runtime) (runtime.Preparer, bool) {
-	for rt != nil {
-		if p, ok := rt.(runtime.Preparer); ok {
-			return p, true
-		}
-		u, ok := rt.(interface{ Unwrap() runtime.Runtime })
-		if !ok {
-			return nil, false
-		}
-		rt = u.Unwrap()
-	}
-	return nil, false
+	return runtime.AsRuntime[runtime.Preparer](rt)
 }
 
 // withContainerCommand makes the default command the binary inside the image.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/observe"
+	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/reference-services/config"
 	"github.com/faultline-dev/faultline/system"
 )
@@ -69,8 +70,8 @@ func TestOverloadShedsAndRecovers(t *testing.T) {
 		require.NoError(t, err)
 		tokens[i] = tok
 	}
-	journeys := loadgen.ReferenceJourneys(func(c int) string { return tokens[c] })
-	mix := map[string]int{loadgen.JourneyBrowse: 70, loadgen.JourneyViewOrder: 20, loadgen.JourneyPlaceOrder: 10}
+	journeys := reference.Journeys(func(c int) string { return tokens[c] })
+	mix := map[string]int{reference.JourneyBrowse: 70, reference.JourneyViewOrder: 20, reference.JourneyPlaceOrder: 10}
 
 	capacity, fullP99 := measureCapacity(t, sys, d.Gateway.MaxInFlight, journeys, mix)
 	t.Logf("capacity: %.0f req/s, p99 %s (closed loop, %d workers = max_in_flight)", capacity, fullP99, d.Gateway.MaxInFlight)
@@ -111,7 +112,7 @@ func TestOverloadShedsAndRecovers(t *testing.T) {
 	recov := window(results, ovBaseline+ovOverload+ovRecoverWithin, ovBaseline+ovOverload+ovRecovery)
 	t.Logf("baseline: %s", base)
 	t.Logf("overload: %s; admitted: %s", over, overload)
-	for _, j := range []string{loadgen.JourneyBrowse, loadgen.JourneyViewOrder, loadgen.JourneyPlaceOrder} {
+	for _, j := range []string{reference.JourneyBrowse, reference.JourneyViewOrder, reference.JourneyPlaceOrder} {
 		var js []loadgen.Result
 		for _, r := range overload.all {
 			if r.Journey == j {

@@ -1,11 +1,6 @@
 package system
 
 import (
-	"encoding/json"
-	"net"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -66,59 +61,4 @@ func TestPercentile(t *testing.T) {
 		got := Percentile(tt.in, tt.p)
 		assert.Equal(t, tt.want, got, "%v p%v", tt.in, tt.p)
 	}
-}
-
-func TestAllocatorGivesDistinctConsecutiveAndStablePorts(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ports.json")
-	a := newAllocator(path)
-	seen := map[string]bool{}
-	for i := range 5 {
-		addr, err := a.take("c" + strconv.Itoa(i))
-		require.NoError(t, err)
-		require.False(t, seen[addr], "port %s handed out twice", addr)
-		seen[addr] = true
-	}
-	gw, err := a.takeRange([]string{"g1", "g2", "g3"})
-	require.NoError(t, err)
-	require.Len(t, gw, 3)
-	for i := 1; i < 3; i++ {
-		assert.Equal(t, port(t, gw[0])+i, port(t, gw[i]))
-	}
-	require.NoError(t, a.save())
-	a.release()
-
-	b := newAllocator(path)
-	defer b.release()
-	again, err := b.take("c0")
-	require.NoError(t, err)
-	var first map[string]string
-	raw, err := os.ReadFile(path)
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(raw, &first))
-	assert.Equal(t, first["c0"], again, "a free port from the last start is reused")
-	gw2, err := b.takeRange([]string{"g1", "g2", "g3"})
-	require.NoError(t, err)
-	assert.Equal(t, gw, gw2)
-}
-
-func TestAllocatorMovesOffABusyPort(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ports.json")
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer busy.Close()
-	require.NoError(t, os.WriteFile(path, []byte(`{"x":"`+busy.Addr().String()+`"}`), 0o644))
-	a := newAllocator(path)
-	defer a.release()
-	got, err := a.take("x")
-	require.NoError(t, err)
-	assert.NotEqual(t, busy.Addr().String(), got)
-}
-
-func port(t *testing.T, addr string) int {
-	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	require.NoError(t, err)
-	n, err := strconv.Atoi(p)
-	require.NoError(t, err)
-	return n
 }

@@ -7,12 +7,9 @@ package system
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,7 +21,8 @@ import (
 	"github.com/faultline-dev/faultline/reference-services/config"
 	"github.com/faultline-dev/faultline/reference-services/design"
 	"github.com/faultline-dev/faultline/runtime"
-	"github.com/faultline-dev/faultline/system/wait"
+	"github.com/faultline-dev/faultline/runtime/ports"
+	"github.com/faultline-dev/faultline/runtime/wait"
 )
 
 // Token claims every gateway of a system checks; Token issues with them.
@@ -383,14 +381,14 @@ type planned struct {
 // "/peer"; "/net" is the listen address, which peers dial directly).
 func localAddrs(dir string, plan []planned) (map[string]string, error) {
 	var err error
-	ports := newAllocator(filepath.Join(dir, "ports.json"))
-	defer ports.release()
+	alloc := ports.New(filepath.Join(dir, "ports.json"))
+	defer alloc.Release()
 	addrs := map[string]string{}
 	for _, p := range plan {
 		if p.kind == config.KindGateway {
 			continue
 		}
-		if addrs[p.name+"/listen"], err = ports.take(p.name + "/listen"); err != nil {
+		if addrs[p.name+"/listen"], err = alloc.Take(p.name + "/listen"); err != nil {
 			return nil, err
 		}
 	}
@@ -400,7 +398,7 @@ func localAddrs(dir string, plan []planned) (map[string]string, error) {
 			gwKeys = append(gwKeys, p.name+"/listen")
 		}
 	}
-	gw, err := ports.takeRange(gwKeys)
+	gw, err := alloc.TakeRange(gwKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -408,14 +406,14 @@ func localAddrs(dir string, plan []planned) (map[string]string, error) {
 		addrs[k] = gw[i]
 	}
 	for _, p := range plan {
-		if addrs[p.name+"/admin"], err = ports.take(p.name + "/admin"); err != nil {
+		if addrs[p.name+"/admin"], err = alloc.Take(p.name + "/admin"); err != nil {
 			return nil, err
 		}
 	}
-	if addrs["registry-1/peer"], err = ports.take("registry-1/peer"); err != nil {
+	if addrs["registry-1/peer"], err = alloc.Take("registry-1/peer"); err != nil {
 		return nil, err
 	}
-	if err := ports.save(); err != nil {
+	if err := alloc.Save(); err != nil {
 		return nil, err
 	}
 
@@ -809,140 +807,4 @@ func (sys *System) Resume(name string) error {
 		return fmt.Errorf("resume component: %w", err)
 	}
 	return c.Process.Resume()
-}
-
-// allocator hands out 127.0.0.1 ports outside the ephemeral range, preferring those of the previous start of the same
-// run directory so URLs (and the etcd member's peer URL) stay stable across restarts. Each
-// port stays bound until release, so no two components get the same one.
-type allocator struct {
-	path string
-	prev map[string]string
-	got  map[string]string
-	held []net.Listener
-}
-
-func newAllocator(path string) *allocator {
-	a := &allocator{path: path, prev: map[string]string{}, got: map[string]string{}}
-	if b, err := os.ReadFile(path); err == nil {
-		_ = json.Unmarshal(b, &a.prev) // a corrupt file only costs stable ports
-	}
-	return a
-}
-
-func (a *allocator) hold(addr string) (string, bool) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", false
-	}
-	a.held = append(a.held, ln)
-	return ln.Addr().String(), true
-}
-
-func (a *allocator) take(key string) (string, error) {
-	if prev, ok := a.prev[key]; ok {
-		if addr, ok := a.hold(prev); ok {
-			a.got[key] = addr
-			return addr, nil
-		}
-	}
-	out, err := a.takeRange([]string{key})
-	if err != nil {
-		return "", err
-	}
-	return out[0], nil
-}
-
-// takeRange allocates consecutive ports, so that N gateways are easy to find and to type.
-func (a *allocator) takeRange(keys []string) ([]string, error) {
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	if out, ok := a.tryRange(keys, a.prevBase(keys)); ok {
-		return out, nil
-	}
-	lo, hi := portRange()
-	for range 200 {
-		if out, ok := a.tryRange(keys, lo+rand.IntN(hi-lo-len(keys))); ok {
-			return out, nil
-		}
-	}
-	return nil, fmt.Errorf("allocate %d consecutive ports: none free", len(keys))
-}
-
-// portRange is where fresh ports come from: below the kernel's ephemeral range, because a
-// port handed out from that range (":0") can be taken by some outgoing connection's local
-// end between the moment the harness releases it and the moment the child binds it — one
-// component's dial to the registry was enough to make a gateway fail with EADDRINUSE.
-func portRange() (lo, hi int) {
-	lo, hi = 10000, 32768
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return lo, hi
-	}
-	var eLo, eHi int
-	if _, err := fmt.Sscan(string(b), &eLo, &eHi); err != nil {
-		return lo, hi
-	}
-	switch {
-	case eLo-lo >= 2000:
-		return lo, eLo // below the ephemeral range
-	case 65535-eHi >= 2000:
-		return eHi + 1, 65535 // above it
-	default:
-		return 1024, 65535 // no room outside it: take our chances anywhere
-	}
-}
-
-func (a *allocator) prevBase(keys []string) int {
-	addr, ok := a.prev[keys[0]]
-	if !ok {
-		return 0
-	}
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return 0
-	}
-	port, _ := strconv.Atoi(p)
-	return port
-}
-
-func (a *allocator) tryRange(keys []string, base int) ([]string, bool) {
-	if base <= 0 || base+len(keys) > 65535 {
-		return nil, false
-	}
-	mark := len(a.held)
-	var out []string
-	for i := range keys {
-		addr, ok := a.hold(net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)))
-		if !ok {
-			for _, ln := range a.held[mark:] {
-				_ = ln.Close()
-			}
-			a.held = a.held[:mark]
-			return nil, false
-		}
-		out = append(out, addr)
-	}
-	for i, k := range keys {
-		a.got[k] = out[i]
-	}
-	return out, true
-}
-
-func (a *allocator) save() error {
-	b, err := json.MarshalIndent(a.got, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode ports: %w", err)
-	}
-	if err := os.WriteFile(a.path, b, 0o644); err != nil {
-		return fmt.Errorf("write ports: %w", err)
-	}
-	return nil
-}
-
-func (a *allocator) release() {
-	for _, ln := range a.held {
-		_ = ln.Close()
-	}
-	a.held = nil
 }

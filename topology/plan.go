@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/faultline-dev/faultline/runtime/ports"
 )
 
 // Plan is a topology laid out for one run: every instance with its ports and directory,
@@ -97,35 +99,14 @@ func InNetwork() PlanOption { return func(p *Plan) { p.network = true } }
 // PortsFunc allocates n free ports on 127.0.0.1.
 type PortsFunc func(n int) ([]int, error)
 
-// FreePorts allocates n distinct free ports on 127.0.0.1 by holding a listener on each
-// until all are found, so two of them cannot be the same.
-func FreePorts(n int) ([]int, error) {
-	ls := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	out := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", net.JoinHostPort(Host, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("allocate port: %w", err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
-}
-
-// NewPlan lays t out under runDir with ports from alloc (FreePorts when nil). t should be
+// NewPlan lays t out under runDir with ports from alloc (ports.Free when nil). t should be
 // valid (Validate returns nothing); a plan of an invalid topology is refused.
 func NewPlan(t *Topology, runDir string, alloc PortsFunc, opts ...PlanOption) (*Plan, error) {
 	if t == nil {
 		return nil, errors.New("plan topology: no topology")
 	}
 	if alloc == nil {
-		alloc = FreePorts
+		alloc = ports.Free
 	}
 	total := 0
 	for _, c := range t.Components {

@@ -117,13 +117,3 @@ func TestValidateReportsEveryProblemWithItsPath(t *testing.T) {
 	assert.Equal(t, []any{"components", 0, "args", 0}, ps[0].Path)
 	assert.True(t, strings.Contains(ps[0].Msg, `web has no port "grpc"`), ps[0].Msg)
 }
-
-func TestFreePortsAreDistinct(t *testing.T) {
-	ports, err := FreePorts(8)
-	require.NoError(t, err)
-	seen := map[int]bool{}
-	for _, p := range ports {
-		assert.False(t, seen[p], "port %d twice", p)
-		seen[p] = true
-	}
-}

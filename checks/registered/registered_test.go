@@ -16,6 +16,7 @@ import (
 	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/loadgen"
+	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 )
@@ -109,7 +110,7 @@ abort_when:
 func requests(throttled int) []loadgen.Result {
 	var out []loadgen.Result
 	for i := range 40 {
-		r := loadgen.Result{Journey: loadgen.JourneyBrowse, Method: "GET", Path: "/products",
+		r := loadgen.Result{Journey: reference.JourneyBrowse, Method: "GET", Path: "/products",
 			Start: time.Duration(i) * 250 * time.Millisecond, Latency: 10 * time.Millisecond, Status: 200, OK: true}
 		if i >= 40-throttled {
 			r.Status, r.OK = 429, false
@@ -126,7 +127,7 @@ func TestRegisteredCheckKindWorksEndToEnd(t *testing.T) {
 	t.Run("a bad spec is refused on its line", func(t *testing.T) {
 		sc, err := scenarios.Parse("bad.yaml", fmt.Appendf(nil, scenarioYAML, 42, 429))
 		require.NoError(t, err, "decoded")
-		err = errors.Join(sc.Validate(scenarios.ReferenceTopology(sc.System))...)
+		err = errors.Join(sc.Validate(scenarios.DefaultShape(sc.System))...)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "bad.yaml:10:15: expect.overall[0]: status 42 is not an HTTP status")
 	})
@@ -134,7 +135,7 @@ func TestRegisteredCheckKindWorksEndToEnd(t *testing.T) {
 		y := fmt.Sprintf(scenarioYAML, 429, 429) + "steady_state:\n  - check: status_count\n    status: 429\n"
 		sc, err := scenarios.Parse("steady.yaml", []byte(y))
 		require.NoError(t, err, "decoded")
-		err = errors.Join(sc.Validate(scenarios.ReferenceTopology(sc.System))...)
+		err = errors.Join(sc.Validate(scenarios.DefaultShape(sc.System))...)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "steady.yaml:18:5: steady_state[0]: status_count does not belong in steady_state")
 	})
@@ -150,7 +151,7 @@ func TestRegisteredCheckKindWorksEndToEnd(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sc, err := scenarios.Parse("ok.yaml", fmt.Appendf(nil, scenarioYAML, 429, 429))
 			require.NoError(t, err)
-			require.Empty(t, sc.Validate(scenarios.ReferenceTopology(sc.System)))
+			require.Empty(t, sc.Validate(scenarios.DefaultShape(sc.System)))
 			require.IsType(t, &statusCount{}, sc.Expect.Overall[0].Spec, "decoded into the registered spec")
 			reqs := requests(tt.throttled)
 
@@ -228,7 +229,7 @@ expect:
 `
 	sc, err := scenarios.Parse("live.yaml", []byte(y))
 	require.NoError(t, err)
-	require.Empty(t, sc.Validate(scenarios.ReferenceTopology(sc.System)))
+	require.Empty(t, sc.Validate(scenarios.DefaultShape(sc.System)))
 	phases := checks.Phases(sc, nil, 0, 10*time.Second)
 	lcs := checks.LiveChecks(sc, phases)
 	require.Len(t, lcs, 1, "a live kind is run live")

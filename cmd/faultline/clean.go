@@ -65,9 +65,20 @@ func printHeal(w io.Writer, reps []undo.HealReport, verbose bool) {
 	}
 }
 
-// cleanContainers removes a container run's leftovers by its label.
+// cleanContainers removes a container run's leftovers by its label (every run's when
+// runID is empty), with the one Docker cleaner, and names what it removed.
 func cleanContainers(ctx context.Context, runID string) ([]string, error) {
-	return dockerClean(ctx, runID)
+	rep, err := docker.Clean(ctx, runID)
+	var removed []string
+	for _, group := range []struct {
+		kind  string
+		names []string
+	}{{"container", rep.Containers}, {"network", rep.Networks}, {"volume", rep.Volumes}} {
+		for _, n := range group.names {
+			removed = append(removed, group.kind+" "+n)
+		}
+	}
+	return removed, err
 }
 
 func newCleanCmd() *cobra.Command {
@@ -103,7 +114,7 @@ func newCleanCmd() *cobra.Command {
 			reps, err := undo.HealPending(ctx, dir, opts...)
 			printHeal(cmd.OutOrStdout(), reps, true)
 			if alldk {
-				removed, derr := dockerClean(ctx, "")
+				removed, derr := cleanContainers(ctx, "")
 				if len(removed) > 0 {
 					fmt.Fprintf(cmd.OutOrStdout(), "faultline: removed docker leftovers: %s\n", strings.Join(removed, ", "))
 				}

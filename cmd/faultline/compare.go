@@ -90,7 +90,7 @@ func compareVariants(errOut io.Writer, args []string) ([]compare.Variant, error)
 		if err != nil {
 			return nil, err
 		}
-		if errs := sc.Validate(scenarios.ReferenceTopology(sc.System)); len(errs) > 0 {
+		if errs := sc.Validate(scenarios.DefaultShape(sc.System)); len(errs) > 0 {
 			for _, e := range errs {
 				fmt.Fprintln(errOut, e)
 			}

@@ -59,6 +59,20 @@ func TestDependencyRules(t *testing.T) {
 	}
 }
 
+// TestFrameworkDoesNotImportTheReferenceSystem: the framework packages learn the reference
+// system through the reference package, which depends on them and not the other way, so
+// that a user's own system meets no part of the shop.
+func TestFrameworkDoesNotImportTheReferenceSystem(t *testing.T) {
+	for _, pkg := range []string{"checks", "loadgen", "faults", "scenarios"} {
+		t.Run(pkg, func(t *testing.T) {
+			for _, d := range deps(t, pkg) {
+				assert.False(t, d == "reference" || strings.HasPrefix(d, "reference/") || strings.HasPrefix(d, "reference-services/"),
+					"%s depends on %s", pkg, d)
+			}
+		})
+	}
+}
+
 // TestHealFilesDoNotImportTheRunner: the commands that only heal a dead run's leftovers
 // (clean and the heal-on-start hook in clean.go, the Docker reaper in reap.go) must not
 // need the runner, so that healing works whatever state the runner's code is in.

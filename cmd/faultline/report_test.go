@@ -14,6 +14,7 @@ import (
 
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/loadgen"
+	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/reports"
 	"github.com/faultline-dev/faultline/result"
 )
@@ -51,7 +52,7 @@ func storedRun(t *testing.T, dir string, withHistory bool) string {
 			lat = 900 * time.Millisecond
 		}
 		require.NoError(t, w.Write(history.Event{T: start + lat, Kind: history.KindRequest, Request: &loadgen.Result{
-			Seq: uint64(i), Journey: loadgen.JourneyBrowse, Method: "GET", Path: "/products", Planned: start, Start: start,
+			Seq: uint64(i), Journey: reference.JourneyBrowse, Method: "GET", Path: "/products", Planned: start, Start: start,
 			Latency: lat, Status: 200, OK: true}}))
 		if i%5 == 0 {
 			state := 0.0

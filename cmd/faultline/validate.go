@@ -60,7 +60,7 @@ func validateArg(arg string) []error {
 		if err != nil {
 			return []error{err}
 		}
-		return sc.Validate(scenarios.Topology{})
+		return sc.Validate(scenarios.SystemShape{})
 	}
-	return scenarios.ValidateFile(arg, scenarios.Topology{})
+	return scenarios.ValidateFile(arg, scenarios.SystemShape{})
 }

@@ -414,24 +414,17 @@ func (p *Process) HostPort(containerPort int) (string, error) {
 	return "", fmt.Errorf("map port %s:%d: not published (is the container running and connected?)", p.spec.Name, containerPort)
 }
 
-// State is what the engine says of a container now.
-type State struct {
-	Running  bool
-	Paused   bool // frozen by docker pause
-	Attached bool // on the run's network
-}
-
-// State asks the engine: a check of last resort for a fault's effect where the container
+// State asks the engine what it says of the container now: a check of last resort for a fault's effect where the container
 // has no health endpoint to probe (a TCP port is accepted by the forwarder even when the
 // container is frozen or off the network).
-func (p *Process) State(ctx context.Context) (State, error) {
+func (p *Process) State(ctx context.Context) (runtime.State, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	info, err := p.rt.cli.ContainerInspect(ctx, p.ContainerID(), client.ContainerInspectOptions{})
 	if err != nil {
-		return State{}, fmt.Errorf("inspect container %s: %w", p.spec.Name, notRunning(err))
+		return runtime.State{}, fmt.Errorf("inspect container %s: %w", p.spec.Name, notRunning(err))
 	}
-	var st State
+	var st runtime.State
 	if s := info.Container.State; s != nil {
 		st.Running, st.Paused = s.Running, s.Paused
 	}

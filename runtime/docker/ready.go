@@ -3,9 +3,9 @@ package docker
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"time"
+
+	"github.com/faultline-dev/faultline/runtime/wait"
 )
 
 // httpReady waits until GET http://<published host port><path> answers 2xx. It probes the
@@ -19,44 +19,19 @@ type httpReady struct {
 }
 
 // wait polls until the probe passes, the container stops (no point waiting for a dead
-// process) or ctx ends.
+// process) or ctx ends. The port is looked up on every attempt: the engine publishes it
+// only once the container runs.
 func (h httpReady) wait(ctx context.Context, p *Process) error {
-	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	var last error
-	for {
-		if !p.Running() {
-			return fmt.Errorf("wait for %d/tcp: container exited: %v", h.port, p.ExitErr())
+	probe := wait.Func(func(ctx context.Context) (bool, error) {
+		addr, err := p.HostPort(h.port)
+		if err != nil {
+			return false, err
 		}
-		last = h.probe(ctx, c, p)
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for GET %s on %d/tcp: %w (last: %w)", h.path, h.port, ctx.Err(), last)
-		case <-p.Wait():
-		case <-time.After(h.interval):
-		}
-	}
-}
-
-func (h httpReady) probe(ctx context.Context, c *http.Client, p *Process) error {
-	addr, err := p.HostPort(h.port)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+h.path, nil)
-	if err != nil {
-		return fmt.Errorf("build probe: %w", err)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("probe: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("probe: status %d", resp.StatusCode)
+		err = wait.CheckHTTP(ctx, nil, "http://"+addr+h.path, 0)
+		return err == nil, err
+	})
+	if err := wait.WhileRunning(p, probe.Every(h.interval)).Wait(ctx); err != nil {
+		return fmt.Errorf("wait for GET %s on %d/tcp: %w", h.path, h.port, err)
 	}
 	return nil
 }

@@ -85,13 +85,15 @@ type Runtime struct {
 }
 
 var (
-	_ runtime.Runtime     = (*Runtime)(nil)
-	_ runtime.Preparer    = (*Runtime)(nil)
-	_ runtime.Lister      = (*Runtime)(nil)
-	_ runtime.Process     = (*Process)(nil)
-	_ runtime.Specced     = (*Process)(nil)
-	_ runtime.Partitioner = (*Process)(nil)
-	_ runtime.HostPorter  = (*Process)(nil)
+	_ runtime.Runtime       = (*Runtime)(nil)
+	_ runtime.Preparer      = (*Runtime)(nil)
+	_ runtime.Lister        = (*Runtime)(nil)
+	_ runtime.Process       = (*Process)(nil)
+	_ runtime.Specced       = (*Process)(nil)
+	_ runtime.Partitioner   = (*Process)(nil)
+	_ runtime.HostPorter    = (*Process)(nil)
+	_ runtime.Inspector     = (*Process)(nil)
+	_ runtime.Containerized = (*Runtime)(nil)
 )
 
 // Option configures a Runtime.

@@ -10,13 +10,16 @@ import (
 	"github.com/faultline-dev/faultline/topology"
 )
 
-// Topology is what a scenario may target: services and their instance counts. Instances
-// are named <service>-<n>, n from 1, as the system package names its components, and a
-// link is written caller->callee with either end a service or an instance.
-type Topology struct {
+// SystemShape is the shape of the system a scenario is validated against: what it may
+// target, its services and their instance counts, and the proxied links a fault can act
+// on. Instances are named <service>-<n>, n from 1, as the system package names its
+// components, and a link is written caller->callee with either end a service or an
+// instance. (A topology.Topology is a user's whole system, commands and all; its shape is
+// CustomShape of it.)
+type SystemShape struct {
 	// Services maps each service to its number of instances.
 	Services map[string]int
-	// Custom marks a user's own topology (see CustomTopology): checks that read the
+	// Custom marks a user's own topology (see CustomShape): checks that read the
 	// reference system's state are refused, and so are its built-in journeys.
 	Custom bool
 	// Links are a custom topology's declared links, "from->to"; a link whose caller is
@@ -47,61 +50,9 @@ func (e Edge) Matches(from, to string) bool {
 	return (e.From == from || (e.FromService != "" && e.FromService == from)) && (e.To == to || e.ToService == to)
 }
 
-// referenceRoutes maps each reference service that others call by route to its callers:
-// one proxy per (caller service, callee instance), shared by the caller's instances.
-var referenceRoutes = map[string][]string{
-	"merchant": {"gateway", "order", "balancer"},
-	"product":  {"gateway", "order", "balancer"},
-	"order":    {"gateway", "balancer"},
-}
-
-// referenceShared are the single components every other component dials with a proxy
-// per caller instance (the registry and the broker dial nothing).
-var referenceShared = []string{"registry", "broker", "balancer"}
-
-// ReferenceRoutes returns, for each reference service that is called by route, the
-// services that call it. The harness's interposer creates exactly these proxies; a test
-// there keeps the two in step.
-func ReferenceRoutes() map[string][]string {
-	out := make(map[string][]string, len(referenceRoutes))
-	for k, v := range referenceRoutes {
-		out[k] = append([]string(nil), v...)
-	}
-	return out
-}
-
-// referenceEdges lists the reference system's proxied links for the instance counts in
-// services: route links from each caller service to each callee instance, and links
-// from each calling instance to the registry, the broker and the balancer.
-func referenceEdges(services map[string]int) []Edge {
-	var out []Edge
-	inst := func(s string, i int) string { return s + "-" + strconv.Itoa(i) }
-	for _, callee := range ReferenceServices {
-		for _, caller := range referenceRoutes[callee] {
-			for i := 1; i <= services[callee]; i++ {
-				out = append(out, Edge{From: caller, To: inst(callee, i), ToService: callee})
-			}
-		}
-	}
-	for _, caller := range ReferenceServices {
-		if caller == "registry" || caller == "broker" {
-			continue
-		}
-		for i := 1; i <= services[caller]; i++ {
-			for _, shared := range referenceShared {
-				if shared == caller {
-					continue
-				}
-				out = append(out, Edge{From: inst(caller, i), FromService: caller, To: shared + "-1", ToService: shared})
-			}
-		}
-	}
-	return out
-}
-
 // CheckEdge reports why no edge matches from->to, with a hint naming what the caller
 // does call; nil when at least one does. Both ends are known to exist.
-func (t Topology) CheckEdge(from, to string) error {
+func (t SystemShape) CheckEdge(from, to string) error {
 	var calls, callers []string
 	for _, e := range t.Edges {
 		if e.Matches(from, to) {
@@ -157,25 +108,27 @@ func serviceOf(name string) string {
 	return name
 }
 
-// ReferenceServices are the reference system's services, in start order.
-var ReferenceServices = []string{"registry", "broker", "merchant", "product", "order", "balancer", "gateway"}
-
-// ReferenceTopology is the reference system sized by sys: replicated domain services,
-// gateways, and single registry, broker and balancer instances.
-func ReferenceTopology(sys System) Topology {
-	t := Topology{Services: map[string]int{}}
-	for _, s := range ReferenceServices {
-		t.Services[s] = sys.ReplicasOf(s)
+// DefaultShape is the registered default system (the reference system) sized by sys: replicated services,
+// gateways, and single instances of the others. Without a registered system it is zero,
+// and Validate then refuses the scenario.
+func DefaultShape(sys System) SystemShape {
+	b, ok := RegisteredDefault()
+	if !ok {
+		return SystemShape{}
 	}
-	t.Edges = referenceEdges(t.Services)
+	t := SystemShape{Services: map[string]int{}}
+	for _, s := range b.Services {
+		t.Services[s.Name] = sys.ReplicasOf(s.Name)
+	}
+	t.Edges = b.Edges(t.Services)
 	return t
 }
 
 // IsZero reports whether t has no services (Validate then uses the reference topology).
-func (t Topology) IsZero() bool { return len(t.Services) == 0 }
+func (t SystemShape) IsZero() bool { return len(t.Services) == 0 }
 
 // HasComponent reports whether name is a service or one of its instances.
-func (t Topology) HasComponent(name string) bool {
+func (t SystemShape) HasComponent(name string) bool {
 	if _, ok := t.Services[name]; ok {
 		return true
 	}
@@ -199,7 +152,7 @@ func (t Topology) HasComponent(name string) bool {
 }
 
 // Components lists every service and instance name, sorted, for hints.
-func (t Topology) Components() []string {
+func (t SystemShape) Components() []string {
 	var out []string
 	for s, n := range t.Services {
 		out = append(out, s)
@@ -213,7 +166,7 @@ func (t Topology) Components() []string {
 
 // CheckTarget reports why target (a component, or a link caller->callee) is not in t,
 // with a hint; it returns nil when the target exists.
-func (t Topology) CheckTarget(target string) error {
+func (t SystemShape) CheckTarget(target string) error {
 	if from, to, ok := strings.Cut(target, "->"); ok {
 		if err := t.checkComponent(strings.TrimSpace(from)); err != nil {
 			return err
@@ -229,7 +182,7 @@ func (t Topology) CheckTarget(target string) error {
 	return t.checkComponent(target)
 }
 
-func (t Topology) checkComponent(name string) error {
+func (t SystemShape) checkComponent(name string) error {
 	if t.HasComponent(name) {
 		return nil
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/runtime/local"
-	"github.com/faultline-dev/faultline/system/wait"
+	"github.com/faultline-dev/faultline/runtime/wait"
 )
 
 // readyAfter serves 503 for the first n requests and 200 afterwards.
@@ -84,4 +84,38 @@ func TestTCP(t *testing.T) {
 	require.NoError(t, wait.WithTimeout(wait.TCP(addr), 5*time.Second).Wait(t.Context()))
 	require.NoError(t, ln.Close())
 	require.Error(t, wait.WithTimeout(wait.TCP(addr), 100*time.Millisecond).Wait(t.Context()))
+}
+
+// TestCheckHTTPStatus: one attempt passes on the wanted status, or on any 2xx when none
+// is wanted (a container's or a topology's readiness probe).
+func TestCheckHTTPStatus(t *testing.T) {
+	tests := []struct {
+		answer, want int
+		ok           bool
+	}{
+		{200, 0, true},
+		{204, 0, true},
+		{299, 0, true},
+		{301, 0, false},
+		{503, 0, false},
+		{200, 200, true},
+		{204, 200, false},
+		{418, 418, true},
+	}
+	for _, tt := range tests {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(tt.answer) }))
+		err := wait.CheckHTTP(t.Context(), nil, srv.URL, tt.want)
+		srv.Close()
+		assert.Equal(t, tt.ok, err == nil, "answer %d, want %d: %v", tt.answer, tt.want, err)
+	}
+}
+
+// TestFuncEveryPollsAtItsOwnPace: a slower poll asks less often than the default.
+func TestFuncEveryPollsAtItsOwnPace(t *testing.T) {
+	var calls atomic.Int64
+	f := wait.Func(func(context.Context) (bool, error) { return calls.Add(1) >= 3, nil })
+	start := time.Now()
+	require.NoError(t, f.Every(50*time.Millisecond).Wait(t.Context()))
+	assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond, "three attempts, two waits")
+	assert.Equal(t, int64(3), calls.Load())
 }

@@ -1,10 +1,12 @@
-// Package wait holds composable readiness strategies: a strategy polls one condition, and
-// combinators add deadlines, run several at once, or fail fast when the process being
-// waited for dies, so that a crashed component fails a start in milliseconds instead of
-// after the whole timeout.
+// Package wait is the one readiness-wait package of every runtime and system under test:
+// a strategy polls one condition, and combinators add deadlines, run several at once, or
+// fail fast when the process being waited for dies, so that a crashed component fails a
+// start in milliseconds instead of after the whole timeout. The one-attempt checks
+// (CheckHTTP, CheckTCP) serve callers that probe health once rather than wait for it.
 package wait
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +34,19 @@ type Func func(ctx context.Context) (bool, error)
 
 // Wait polls f every DefaultInterval.
 func (f Func) Wait(ctx context.Context) error { return poll(ctx, DefaultInterval, f) }
+
+// Every polls f every d instead: a probe that costs more than a loopback request (one
+// through a container engine's published port) is polled less often.
+func (f Func) Every(d time.Duration) Strategy {
+	return every{f: f, d: cmp.Or(max(d, 0), DefaultInterval)}
+}
+
+type every struct {
+	f Func
+	d time.Duration
+}
+
+func (e every) Wait(ctx context.Context) error { return poll(ctx, e.d, e.f) }
 
 func poll(ctx context.Context, every time.Duration, check func(ctx context.Context) (bool, error)) error {
 	t := time.NewTicker(every)
@@ -67,6 +82,49 @@ func (p *permanentError) Error() string { return p.err.Error() }
 // Permanent marks err as ending a Func's wait at once instead of being retried.
 func Permanent(err error) error { return &permanentError{err: err} }
 
+// CheckHTTP makes one GET of url with c (nil: a client of its own with a one-second
+// timeout) and reports why it is not ready: an error unless the answer has status, or any
+// 2xx status when status is 0.
+func CheckHTTP(ctx context.Context, c *http.Client, url string, status int) error {
+	if c == nil {
+		c = newClient(time.Second)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return Permanent(fmt.Errorf("build request %s: %w", url, err))
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	switch {
+	case status == 0 && (resp.StatusCode < 200 || resp.StatusCode > 299):
+		return fmt.Errorf("GET %s: status %d, want 2xx", url, resp.StatusCode)
+	case status != 0 && resp.StatusCode != status:
+		return fmt.Errorf("GET %s: status %d, want %d", url, resp.StatusCode, status)
+	}
+	return nil
+}
+
+// CheckTCP dials addr once and reports why it does not accept a connection.
+func CheckTCP(ctx context.Context, addr string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	_ = c.Close()
+	return nil
+}
+
+// newClient is the probes' HTTP client: no keep-alive (a probe must see a restarted
+// listener, not a pooled connection to the old one) and no proxy from the environment.
+func newClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
+}
+
 // HTTPStrategy waits until GET URL answers with the wanted status.
 type HTTPStrategy struct {
 	url      string
@@ -78,10 +136,10 @@ type HTTPStrategy struct {
 
 var _ Strategy = (*HTTPStrategy)(nil)
 
-// HTTP waits for GET url to answer status (for example a component's /readyz and 200).
+// HTTP waits for GET url to answer status (for example a component's /readyz and 200);
+// status 0 accepts any 2xx.
 func HTTP(url string, status int) *HTTPStrategy {
-	return &HTTPStrategy{url: url, status: status, interval: DefaultInterval,
-		client: &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}}
+	return &HTTPStrategy{url: url, status: status, interval: DefaultInterval, client: newClient(time.Second)}
 }
 
 // WithTimeout bounds the whole wait.
@@ -108,20 +166,8 @@ func (h *HTTPStrategy) Wait(ctx context.Context) error {
 		defer cancel()
 	}
 	err := poll(ctx, h.interval, func(ctx context.Context) (bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url, nil)
-		if err != nil {
-			return false, Permanent(fmt.Errorf("build request %s: %w", h.url, err))
-		}
-		resp, err := h.client.Do(req)
-		if err != nil {
-			return false, err
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		_ = resp.Body.Close()
-		if resp.StatusCode != h.status {
-			return false, fmt.Errorf("GET %s: status %d, want %d", h.url, resp.StatusCode, h.status)
-		}
-		return true, nil
+		err := CheckHTTP(ctx, h.client, h.url, h.status)
+		return err == nil, err
 	})
 	if err != nil {
 		return fmt.Errorf("wait for %s: %w", h.url, err)
@@ -132,13 +178,8 @@ func (h *HTTPStrategy) Wait(ctx context.Context) error {
 // TCP waits until addr accepts a connection.
 func TCP(addr string) Strategy {
 	return Func(func(ctx context.Context) (bool, error) {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return false, err
-		}
-		_ = c.Close()
-		return true, nil
+		err := CheckTCP(ctx, addr)
+		return err == nil, err
 	})
 }
 

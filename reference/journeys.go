@@ -1,4 +1,4 @@
-package loadgen
+package reference
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/reference-services/config"
 )
 
@@ -29,9 +30,9 @@ const (
 // that placed it only, so a client views its own orders.
 func ordersOf(client int) string { return TagOrders + "/" + strconv.Itoa(client) }
 
-// ReferenceMix is a plausible shop: mostly browsing, some order pages, a steady trickle of
+// Mix is a plausible shop: mostly browsing, some order pages, a steady trickle of
 // purchases and a few client retries of a purchase.
-func ReferenceMix() map[string]int {
+func Mix() map[string]int {
 	return map[string]int{JourneyBrowse: 60, JourneyViewOrder: 20, JourneyPlaceOrder: 15, JourneyRetryOrder: 5}
 }
 
@@ -41,34 +42,34 @@ type refConfig struct {
 	maxQty  int
 }
 
-// RefOption configures the reference journeys.
-type RefOption func(*refConfig)
+// JourneyOption configures the reference journeys.
+type JourneyOption func(*refConfig)
 
 // WithCatalog names the catalog the system was seeded with; the default is
 // config.DefaultCatalog, the one the reference system starts with.
-func WithCatalog(c config.Catalog) RefOption { return func(r *refConfig) { r.catalog = c } }
+func WithCatalog(c config.Catalog) JourneyOption { return func(r *refConfig) { r.catalog = c } }
 
 // WithMaxQuantity bounds the quantity of one order line (default 3), so that a run never
 // exhausts stock by accident.
-func WithMaxQuantity(n int) RefOption { return func(r *refConfig) { r.maxQty = n } }
+func WithMaxQuantity(n int) JourneyOption { return func(r *refConfig) { r.maxQty = n } }
 
-// ReferenceJourneys returns browse, view_order, place_order and retry_order against the
+// Journeys returns browse, view_order, place_order and retry_order against the
 // reference gateway. token gives the bearer token of a virtual client; nil sends none.
-func ReferenceJourneys(token func(client int) string, opts ...RefOption) []Journey {
+func Journeys(token func(client int) string, opts ...JourneyOption) []loadgen.Journey {
 	c := &refConfig{catalog: config.DefaultCatalog(), token: token, maxQty: 3}
 	for _, o := range opts {
 		o(c)
 	}
 	c.catalog.Products = max(c.catalog.Products, 1)
 	c.maxQty = max(c.maxQty, 1)
-	return []Journey{browse{c}, viewOrder{c}, placeOrder{c}, retryOrder{c}}
+	return []loadgen.Journey{browse{c}, viewOrder{c}, placeOrder{c}, retryOrder{c}}
 }
 
 var (
-	_ Journey = browse{}
-	_ Journey = viewOrder{}
-	_ Journey = placeOrder{}
-	_ Journey = retryOrder{}
+	_ loadgen.Journey = browse{}
+	_ loadgen.Journey = viewOrder{}
+	_ loadgen.Journey = placeOrder{}
+	_ loadgen.Journey = retryOrder{}
 )
 
 func (c *refConfig) header(client int) http.Header {
@@ -84,7 +85,7 @@ type browse struct{ c *refConfig }
 
 func (browse) Name() string { return JourneyBrowse }
 
-func (b browse) Plan(p *Plan, s *State) error {
+func (b browse) Plan(p *loadgen.Plan, s *loadgen.State) error {
 	list := s.Rand().IntN(4) == 0
 	i := s.Rand().IntN(b.c.catalog.Products)
 	p.Method, p.Header = http.MethodGet, b.c.header(p.Client)
@@ -97,9 +98,11 @@ func (b browse) Plan(p *Plan, s *State) error {
 	return nil
 }
 
-func (browse) Resolve(*Plan, *State) error { return nil }
+func (browse) Resolve(*loadgen.Plan, *loadgen.State) error { return nil }
 
-func (browse) Observe(_ *Plan, r *Result, _ []byte, _ *State) { r.OK = r.Status == http.StatusOK }
+func (browse) Observe(_ *loadgen.Plan, r *loadgen.Result, _ []byte, _ *loadgen.State) {
+	r.OK = r.Status == http.StatusOK
+}
 
 // viewOrder reads an order its client placed earlier in the run; before any is acknowledged
 // it browses a product instead (Performed says so).
@@ -107,14 +110,14 @@ type viewOrder struct{ c *refConfig }
 
 func (viewOrder) Name() string { return JourneyViewOrder }
 
-func (v viewOrder) Plan(p *Plan, s *State) error {
+func (v viewOrder) Plan(p *loadgen.Plan, s *loadgen.State) error {
 	p.Product = config.ProductID(s.Rand().IntN(v.c.catalog.Products))
 	p.Pick = s.Rand().Uint64()
 	p.Method, p.Header = http.MethodGet, v.c.header(p.Client)
 	return nil
 }
 
-func (viewOrder) Resolve(p *Plan, s *State) error {
+func (viewOrder) Resolve(p *loadgen.Plan, s *loadgen.State) error {
 	if id, ok := s.Known(ordersOf(p.Client), p.Pick); ok {
 		p.Path = "/orders/" + url.PathEscape(id)
 		return nil
@@ -124,7 +127,7 @@ func (viewOrder) Resolve(p *Plan, s *State) error {
 	return nil
 }
 
-func (viewOrder) Observe(p *Plan, r *Result, body []byte, _ *State) {
+func (viewOrder) Observe(p *loadgen.Plan, r *loadgen.Result, body []byte, _ *loadgen.State) {
 	r.OK = r.Status == http.StatusOK
 	if p.Performed == "" && r.OK {
 		r.OrderID = orderID(body)
@@ -137,7 +140,7 @@ type placeOrder struct{ c *refConfig }
 
 func (placeOrder) Name() string { return JourneyPlaceOrder }
 
-func (o placeOrder) Plan(p *Plan, s *State) error {
+func (o placeOrder) Plan(p *loadgen.Plan, s *loadgen.State) error {
 	i := s.Rand().IntN(o.c.catalog.Products)
 	p.Product = config.ProductID(i)
 	p.Merchant = o.c.catalog.ProductMerchant(i)
@@ -154,9 +157,11 @@ func (o placeOrder) Plan(p *Plan, s *State) error {
 	return nil
 }
 
-func (placeOrder) Resolve(*Plan, *State) error { return nil }
+func (placeOrder) Resolve(*loadgen.Plan, *loadgen.State) error { return nil }
 
-func (placeOrder) Observe(p *Plan, r *Result, body []byte, s *State) { observePlacement(p, r, body, s) }
+func (placeOrder) Observe(p *loadgen.Plan, r *loadgen.Result, body []byte, s *loadgen.State) {
+	observePlacement(p, r, body, s)
+}
 
 // retryOrder re-sends an earlier placement byte for byte, with the same key and the same
 // client, as a client that never saw the first answer would. With no earlier placement it
@@ -165,7 +170,7 @@ type retryOrder struct{ c *refConfig }
 
 func (retryOrder) Name() string { return JourneyRetryOrder }
 
-func (o retryOrder) Plan(p *Plan, s *State) error {
+func (o retryOrder) Plan(p *loadgen.Plan, s *loadgen.State) error {
 	orig, ok := s.Recall(TagPlacements)
 	if !ok {
 		p.Performed = JourneyPlaceOrder
@@ -178,13 +183,13 @@ func (o retryOrder) Plan(p *Plan, s *State) error {
 	return nil
 }
 
-func (retryOrder) Resolve(*Plan, *State) error { return nil }
+func (retryOrder) Resolve(*loadgen.Plan, *loadgen.State) error { return nil }
 
-func (retryOrder) Observe(p *Plan, r *Result, body []byte, s *State) {
+func (retryOrder) Observe(p *loadgen.Plan, r *loadgen.Result, body []byte, s *loadgen.State) {
 	observePlacement(p, r, body, s)
 }
 
-func observePlacement(p *Plan, r *Result, body []byte, s *State) {
+func observePlacement(p *loadgen.Plan, r *loadgen.Result, body []byte, s *loadgen.State) {
 	r.OK = r.Status >= 200 && r.Status < 300
 	if !r.OK {
 		return

@@ -1,0 +1,56 @@
+package runtime_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/faultline-dev/faultline/runtime"
+	"github.com/faultline-dev/faultline/runtime/local"
+)
+
+// wrapped is a runtime wrapper of the kind a harness puts around a runtime (a recorder):
+// it declares no capability of its own and unwraps to what it wraps.
+type wrapped struct{ runtime.Runtime }
+
+func (w wrapped) Unwrap() runtime.Runtime { return w.Runtime }
+
+// containers declares the container capability on top of a local runtime, the way a
+// container runtime does.
+type containers struct{ runtime.Runtime }
+
+func (containers) Network() string { return "run-net" }
+
+// opaque wraps a runtime without offering Unwrap: its capabilities are hidden.
+type opaque struct{ runtime.Runtime }
+
+// TestAsRuntimeFindsDeclaredCapabilities: a capability is found on the runtime or through
+// any depth of unwrapping wrappers, and never through a wrapper that does not unwrap.
+func TestAsRuntimeFindsDeclaredCapabilities(t *testing.T) {
+	loc := local.New()
+	t.Cleanup(func() { _ = loc.Close(context.Background()) })
+	ctr := containers{loc}
+	tests := []struct {
+		name          string
+		rt            runtime.Runtime
+		containerized bool
+	}{
+		{"local", loc, false},
+		{"wrapped local", wrapped{loc}, false},
+		{"container runtime", ctr, true},
+		{"wrapped container runtime", wrapped{ctr}, true},
+		{"twice wrapped container runtime", wrapped{wrapped{ctr}}, true},
+		{"opaque wrapper", opaque{ctr}, false},
+		{"nil", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, got := runtime.AsRuntime[runtime.Containerized](tt.rt)
+			assert.Equal(t, tt.containerized, got)
+			if got {
+				assert.Equal(t, "run-net", c.Network())
+			}
+		})
+	}
+}
