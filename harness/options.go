@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/faults"
+	"github.com/faultline-dev/faultline/sut"
 )
 
 // Defaults of a run.
@@ -47,6 +48,7 @@ type options struct {
 	readyTimeout  time.Duration
 	runtime       string
 	docker        Docker
+	system        sut.System
 }
 
 func defaultOptions() options {
@@ -150,6 +152,10 @@ type Docker struct {
 	// BuildLog receives the image builds' output; nil discards it.
 	BuildLog io.Writer
 }
+
+// WithSystem runs the scenario against sys instead of the system it names (its own
+// topology, or the reference system). sys is made for this one run.
+func WithSystem(sys sut.System) Option { return func(o *options) { o.system = sys } }
 
 // WithDocker sets how runs on the Docker runtime get their images.
 func WithDocker(d Docker) Option { return func(o *options) { o.docker = d } }

@@ -104,13 +104,14 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 	r.hist = hist
 	r.res.History = HistoryFile
 
+	plan, err := r.sys.Plan(dir, r.res.Runtime == "docker")
+	r.res.Design = plan.Design
+	if err != nil {
+		return done, r.fail(ctx, err)
+	}
 	linkOpts := o.linkOpts
 	if r.res.Runtime == "docker" {
-		proxies, err := r.dockerProxies()
-		if err != nil {
-			return done, r.fail(ctx, err)
-		}
-		proxies = max(proxies, 1) // a topology without links still gets a (quiet) server
+		proxies := max(plan.Proxies, 1) // a topology without links still gets a (quiet) server
 		d, closeDocker, err := r.startDocker(ctx, proxies)
 		// Registered before the error is checked: a half-made runtime is removed too.
 		undos = append(undos, func(*error) {
@@ -143,18 +144,6 @@ func (r *runner) cleanupContext(ctx context.Context) func() (context.Context, co
 	return func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	}
-}
-
-// dockerProxies is how many proxy ports the run's Toxiproxy container publishes.
-func (r *runner) dockerProxies() (int, error) {
-	if r.sc.HasTopology() {
-		return topologyProxies(r.sc.Topology), nil
-	}
-	spec, err := r.systemSpec()
-	if err != nil {
-		return 0, err
-	}
-	return proxyPorts(spec)
 }
 
 // heldRun names the record of an earlier run in dir, or "" when there is none.

@@ -20,6 +20,7 @@ import (
 	"github.com/faultline-dev/faultline/faults"
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/observe"
+	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/system"
@@ -298,7 +299,7 @@ func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, erro
 		return nil, fmt.Errorf("start fault proxies: %w", err)
 	}
 	defer links.Close()
-	ip := NewInterposer(links, o.log)
+	ip := reference.NewInterposer(links, o.log)
 	defer ip.Close()
 	rt := local.New(local.WithLogger(o.log))
 	defer func() {

@@ -1,4 +1,4 @@
-package harness
+package reference
 
 import (
 	"context"
@@ -20,16 +20,16 @@ import (
 // is ever published for it, so it sees every instance at its real address.
 const HarnessCaller = "harness"
 
-// Callers maps each callee service to the services that call it. Every (caller service,
+// routeCallers maps each callee service to the services that call it. Every (caller service,
 // callee instance) pair gets a proxy of its own, so a fault on order->product-2 leaves
 // gateway->product-2 alone.
-var Callers = map[string][]string{
+var routeCallers = map[string][]string{
 	config.KindMerchant: {config.KindGateway, config.KindOrder, config.KindBalancer},
 	config.KindProduct:  {config.KindGateway, config.KindOrder, config.KindBalancer},
 	config.KindOrder:    {config.KindGateway, config.KindBalancer},
 }
 
-// Interposer is the harness's system.Interposer: it puts a Toxiproxy proxy on every edge
+// Interposer is the reference system's system.Interposer: it puts a Toxiproxy proxy on every edge
 // of a started system. Edges to the registry, the broker and the balancer get one proxy
 // per caller instance, created while the system is planned; edges between services get
 // one proxy per (caller service, callee instance), created by a route publisher that
@@ -131,7 +131,7 @@ func (ip *Interposer) publish(endpoint string) {
 		return
 	}
 	notify := make(chan struct{}, 1)
-	for _, svc := range slices.Sorted(mapKeys(Callers)) {
+	for _, svc := range slices.Sorted(mapKeys(routeCallers)) {
 		ch, cancel := w.Subscribe(svc)
 		defer cancel()
 		go func() {
@@ -179,9 +179,9 @@ func (ip *Interposer) sync(w *registry.Watcher, cli *registry.Client, upstream m
 		callers[k] = v
 	}
 	ip.mu.Unlock()
-	for _, svc := range slices.Sorted(mapKeys(Callers)) {
+	for _, svc := range slices.Sorted(mapKeys(routeCallers)) {
 		for _, inst := range w.Instances(svc) {
-			for _, caller := range Callers[svc] {
+			for _, caller := range routeCallers[svc] {
 				if !callers[caller] {
 					continue
 				}
@@ -266,7 +266,7 @@ func (ip *Interposer) WaitRoutes(ctx context.Context, sys *system.System) error 
 	}
 	var want []string
 	for _, c := range sys.Components() {
-		for _, caller := range Callers[c.Service] {
+		for _, caller := range routeCallers[c.Service] {
 			if services[caller] {
 				want = append(want, caller+"->"+c.Name)
 			}

@@ -1,13 +1,14 @@
-package harness
+// Package run runs a user's topology (package topology) as a system under test (package
+// sut): the supervisor that starts its components in order, waits for each one's own
+// readiness check, and lends them to process faults.
+package run
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,201 +18,26 @@ import (
 	"sync"
 	"time"
 
-	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/faults"
-	"github.com/faultline-dev/faultline/history"
-	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/observe"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/runtime/docker"
-	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/sut"
 	"github.com/faultline-dev/faultline/topology"
-	"github.com/faultline-dev/faultline/undo"
 )
 
-// Kinds of the components of a custom topology, in result.json and processes.json.
+// Kinds of the components of a topology, in result.json and processes.json; Design is
+// the design such a run reports.
 const (
 	KindCustom   = "custom"
 	KindExternal = "external"
+	Design       = "custom"
 )
 
 // readyPoll is how often a readiness check is retried.
 const readyPoll = 100 * time.Millisecond
-
-// runCustom runs sc against its own topology (see package topology) instead of the
-// reference system: proxies first, then the components callees first, each waited for,
-// then the same load, fault timeline, scraping and checks as a reference run.
-func runCustom(ctx context.Context, sc *scenarios.Scenario, o options, res *result.Run, began time.Time) (*result.Run, error) {
-	res.Design = "custom"
-	if errs := sc.Validate(scenarios.Topology{}); len(errs) > 0 {
-		res.Reason = fmt.Sprintf("the scenario has %d problem(s); the first: %v", len(errs), errs[0])
-		res.Hint = "run faultline validate " + sc.File
-		return res, &ValidationError{Errs: errs}
-	}
-	if err := runnableOn(sc.Topology, res.Runtime); err != nil {
-		res.Reason = err.Error()
-		res.Hint = "on the local runtime every component needs a command; on docker an image or a build (see examples/)"
-		return res, fmt.Errorf("run scenario: %w", err)
-	}
-	if o.evaluator == nil {
-		o.evaluator = DefaultEvaluator()
-	}
-	r := &runner{o: o, sc: sc, res: res, began: began, active: map[string]bool{}}
-	err := r.runCustom(ctx)
-	return res, err
-}
-
-func (r *runner) runCustom(ctx context.Context) (err error) {
-	o := r.o
-	done, err := r.prepare(ctx)
-	defer done(&err)
-	if err != nil {
-		return err
-	}
-	cleanup := r.cleanupContext(ctx)
-	dir := r.dir
-	links := r.links
-
-	var planOpts []topology.PlanOption
-	if r.docker != nil {
-		planOpts = append(planOpts, topology.InNetwork())
-	}
-	plan, err := topology.NewPlan(r.sc.Topology, dir, nil, planOpts...)
-	if err != nil {
-		return r.fail(ctx, err)
-	}
-	// Every proxy exists before any caller starts, so callers are configured with it.
-	for _, px := range plan.Proxies() {
-		listen, err := links.Add(ctx, faults.Link{From: px.From, To: px.To, ToService: px.ToComponent, Upstream: px.Upstream})
-		if err != nil {
-			return r.fail(ctx, fmt.Errorf("create proxy: %w", err))
-		}
-		if err := plan.SetListen(px.Name(), listen); err != nil {
-			return r.fail(ctx, err)
-		}
-		if r.docker != nil {
-			// The load generator and the checks dial it from the host.
-			host, err := r.docker.dial(listen)
-			if err != nil {
-				return r.fail(ctx, fmt.Errorf("find proxy %s: %w", px.Name(), err))
-			}
-			if err := plan.SetHostListen(px.Name(), host); err != nil {
-				return r.fail(ctx, err)
-			}
-		}
-	}
-	r.recordLinks()
-	if err := r.journal.RecordLinks(links); err != nil {
-		return r.fail(ctx, err)
-	}
-	rendered, err := RenderScenario(r.sc, plan)
-	if err != nil {
-		return r.fail(ctx, err)
-	}
-	r.sc = rendered
-
-	cs := &customSystem{plan: plan, procs: map[string]runtime.Process{}, readyCap: o.readyTimeout}
-	if r.docker != nil {
-		// The runtime is removed with the rest of the run's docker side (prepare).
-		cs.rt = undo.WrapRuntime(r.docker.rt, r.journal)
-		if cs.images, err = r.componentImages(ctx); err != nil {
-			return r.fail(ctx, err)
-		}
-	} else {
-		rt := local.New(local.WithLogger(o.log))
-		defer func() {
-			cctx, cancel := cleanup()
-			defer cancel()
-			_ = rt.Close(cctx)
-		}()
-		cs.rt = undo.WrapRuntime(rt, r.journal)
-	}
-	defer func() {
-		r.setPhase("stopping")
-		cctx, cancel := cleanup()
-		defer cancel()
-		if serr := cs.Stop(cctx); serr != nil {
-			o.log.Warn("stop components", "err", serr)
-		}
-	}()
-	if err := cs.Start(ctx); err != nil {
-		return r.fail(ctx, err)
-	}
-	r.recordCustomTopology(plan)
-	if err := r.writeCustomProcesses(cs); err != nil {
-		return r.fail(ctx, err)
-	}
-	env := faults.NewEnv(links, cs)
-	defer func() {
-		cctx, cancel := cleanup()
-		defer cancel()
-		r.healAll(cctx, env)
-	}()
-
-	stopScrape, err := r.startCustomScraper(ctx, cs)
-	if err != nil {
-		return r.fail(ctx, err)
-	}
-	defer stopScrape()
-
-	spec, bases, err := r.customLoadSpec()
-	if err != nil {
-		return r.fail(ctx, err)
-	}
-	r.loadStart = time.Now()
-	if err := r.journal.RecordFaults(r.undoFaults()); err != nil {
-		return r.fail(ctx, err)
-	}
-	ctx, stopAbort, releaseAbort := r.watchAbort(ctx)
-	defer releaseAbort()
-	stopProgress := r.startProgress()
-	defer stopProgress()
-	loadOff := r.loadStart.Sub(r.began)
-	r.phaseEdge("before", history.PhaseStart)
-	r.setPhase("before")
-	sched := r.startTimeline(ctx, env)
-	live := r.startCustomLive(ctx, loadOff)
-	sum, lerr := loadgen.RunTargets(ctx, spec, bases, r.sink, loadgen.WithEpoch(r.began))
-	stopAbort()
-	loadEnd := r.since()
-	sched.Wait()
-	r.closePhases(loadOff, loadEnd)
-	r.res.Load = loadOf(sum)
-	liveResults := live()
-	if lerr != nil {
-		return r.fail(ctx, fmt.Errorf("run load: %w", lerr))
-	}
-	if ctx.Err() != nil {
-		return r.fail(ctx, ctx.Err())
-	}
-	hctx, hcancel := cleanup()
-	r.healAll(hctx, env)
-	hcancel()
-	r.rps.Store(0)
-	stopScrape()
-	if err := r.hist.Flush(); err != nil {
-		return r.fail(ctx, fmt.Errorf("flush history: %w", err))
-	}
-
-	r.setPhase("evaluating")
-	r.mu.Lock()
-	ev := Evaluation{
-		Scenario: r.sc, HistoryPath: filepath.Join(dir, HistoryFile), Phases: slices.Clone(r.res.Phases),
-		Faults: slices.Clone(r.faults), Load: sum, LoadStart: loadOff, LoadEnd: loadEnd, LastHeal: r.lastHeal,
-		Final: FinalState{Err: "a custom topology has no final state to read"}, Live: liveResults,
-	}
-	r.mu.Unlock()
-	cks, err := r.o.evaluator.Evaluate(ctx, ev)
-	if err != nil {
-		return r.fail(ctx, fmt.Errorf("evaluate checks: %w", err))
-	}
-	r.res.Checks = cks
-	r.res.Faults = ev.Faults
-	decide(r.sc, r.res, sum)
-	return nil
-}
 
 // RenderScenario returns a copy of sc whose load targets, http_probe URLs and command
 // checks have their topology templates ({{.Addr "web" "http"}}) rendered for the load
@@ -280,169 +106,11 @@ func RenderScenario(sc *scenarios.Scenario, plan *topology.Plan) (*scenarios.Sce
 	return &cp, nil
 }
 
-// customLoadSpec maps the load section onto a load spec of the declared targets, and
-// returns the base URLs the load generator needs (every target URL is absolute).
-func (r *runner) customLoadSpec() (loadgen.Spec, []string, error) {
-	l := r.sc.Load
-	var journeys []loadgen.Journey
-	var bases []string
-	for _, t := range l.Targets {
-		j, err := loadgen.NewHTTPJourney(loadgen.HTTPTarget{Name: t.Name, Method: t.Method, URL: t.URL, Headers: t.Headers, Body: t.Body})
-		if err != nil {
-			return loadgen.Spec{}, nil, fmt.Errorf("build load: %w", err)
-		}
-		journeys = append(journeys, j)
-		if u, err := url.Parse(t.URL); err == nil && u.Host != "" && !strings.Contains(u.Host, "{{") {
-			base := u.Scheme + "://" + u.Host
-			if !slices.Contains(bases, base) {
-				bases = append(bases, base)
-			}
-		}
-	}
-	if len(bases) == 0 {
-		return loadgen.Spec{}, nil, errors.New("build load: no target has an absolute http URL")
-	}
-	clients := 10
-	if l.Clients > 0 {
-		clients = l.Clients
-	}
-	spec := loadgen.Spec{
-		Rate:       loadgen.Rate{Freq: l.Rate.Freq, Per: l.Rate.Per},
-		Duration:   l.Duration.Std(),
-		MaxWorkers: max(l.MaxWorkers, 0),
-		Timeout:    l.Timeout.Std(),
-		Mix:        mixWeights(l.Mix),
-		Seed:       r.res.Seed,
-		Clients:    clients,
-		Journeys:   journeys,
-	}
-	if spec.MaxWorkers == 0 {
-		spec.MaxWorkers = 64
-	}
-	if spec.Timeout == 0 {
-		spec.Timeout = 2 * time.Second
-	}
-	spec.Ramp = rampOf(l)
-	if errs := spec.Validate(); len(errs) > 0 {
-		return spec, nil, fmt.Errorf("build load: %w", errors.Join(errs...))
-	}
-	// One base: the load generator only fails over between several gateways, and every
-	// URL here is absolute anyway.
-	return spec, bases[:1], nil
-}
-
-func (r *runner) recordCustomTopology(plan *topology.Plan) {
-	for _, name := range plan.Order() {
-		for _, inst := range plan.Instances(name) {
-			kind := KindCustom
-			if inst.External {
-				kind = KindExternal
-			}
-			r.res.Topology = append(r.res.Topology, result.Component{Name: inst.Name, Kind: kind, Service: inst.Component})
-		}
-	}
-}
-
-func (r *runner) writeCustomProcesses(cs *customSystem) error {
-	var recs []ProcessRecord
-	for _, name := range cs.started {
-		pid, _ := cs.PID(name)
-		recs = append(recs, ProcessRecord{Name: name, Kind: KindCustom, PID: pid})
-	}
-	b, err := json.MarshalIndent(recs, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode processes: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(r.dir, ProcessesFile), b, 0o644); err != nil {
-		return fmt.Errorf("write processes: %w", err)
-	}
-	return nil
-}
-
-// startCustomScraper samples every declared metrics endpoint into the history; it keeps
-// the metrics the scenario's checks name (all of them when none does).
-func (r *runner) startCustomScraper(ctx context.Context, cs *customSystem) (func(), error) {
-	var targets []observe.Target
-	for _, name := range cs.plan.Order() {
-		c, _ := cs.plan.Topology().Component(name)
-		if c.Metrics == nil {
-			continue
-		}
-		for _, inst := range cs.plan.Instances(name) {
-			u, err := cs.plan.RenderHost(inst.Name, c.Metrics.URL)
-			if err != nil {
-				return nil, fmt.Errorf("start scraper: %w", err)
-			}
-			targets = append(targets, observe.Target{Component: inst.Name, URL: u})
-		}
-	}
-	if len(targets) == 0 {
-		return func() {}, nil
-	}
-	opts := []observe.Option{observe.WithStart(r.began)}
-	if names := metricNames(r.sc); len(names) > 0 {
-		opts = append(opts, observe.WithPrefixes(names...))
-	}
-	s, err := observe.NewScraper(func() []observe.Target { return targets }, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("start scraper: %w", err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		_ = s.Run(sctx, func(x observe.Sample) {
-			m := history.Metric{Component: x.Component, Name: x.Name, Labels: x.Labels, Value: x.Value}
-			ev := history.MetricEvent(m)
-			ev.T = max(x.T, 1)
-			_ = r.hist.Write(ev)
-			if am := r.abort.Load(); am != nil {
-				am.onMetric(ev.T, m)
-			}
-		})
-	})
-	return sync.OnceFunc(func() { cancel(); wg.Wait() }), nil
-}
-
-// metricNames lists the metrics the scenario's metric checks read.
-func metricNames(sc *scenarios.Scenario) []string {
-	var out []string
-	add := func(list []scenarios.Check) {
-		for _, c := range list {
-			if m, ok := c.Spec.(*scenarios.MetricCheck); ok && !slices.Contains(out, m.Metric) {
-				out = append(out, m.Metric)
-			}
-		}
-	}
-	add(sc.SteadyState)
-	add(sc.AbortWhen)
-	add(sc.Expect.Before)
-	add(sc.Expect.After)
-	add(sc.Expect.Overall)
-	for _, l := range sc.Expect.During {
-		add(l)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// startCustomLive runs the live checks (http_probe, command) at the planned end of their
-// phases, against the URLs their templates rendered to.
-func (r *runner) startCustomLive(ctx context.Context, loadStart time.Duration) func() []result.Check {
-	planned := checks.Phases(r.sc, nil, loadStart, loadStart+r.sc.Load.Duration.Std())
-	lcs := checks.LiveChecks(r.sc, planned)
-	if len(lcs) == 0 {
-		return func() []result.Check { return nil }
-	}
-	env := checks.LiveEnv{}
-	if r.sc.File != "" {
-		env.Dir = filepath.Dir(r.sc.File)
-	}
-	return r.runLive(ctx, lcs, env)
-}
-
-// customSystem is a started topology: it starts instances in the plan's order, waits
-// for each to be ready, and lends them to process faults as faults.Processes.
-type customSystem struct {
+// System is a user's topology as a system under test: it puts a proxy on every declared
+// link before any caller starts, starts the instances in the plan's order, waits for
+// each to be ready (its own readiness check), and lends them to process faults.
+type System struct {
+	sc       *scenarios.Scenario
 	rt       runtime.Runtime
 	plan     *topology.Plan
 	readyCap time.Duration
@@ -455,14 +123,189 @@ type customSystem struct {
 }
 
 var (
-	_ faults.Processes    = (*customSystem)(nil)
-	_ faults.PIDs         = (*customSystem)(nil)
-	_ faults.HealthProber = (*customSystem)(nil)
-	_ faults.Networker    = (*customSystem)(nil)
+	_ sut.System          = (*System)(nil)
+	_ sut.Killer          = (*System)(nil)
+	_ sut.Pauser          = (*System)(nil)
+	_ sut.Restarter       = (*System)(nil)
+	_ sut.Disconnecter    = (*System)(nil)
+	_ sut.Renderer        = (*System)(nil)
+	_ faults.Processes    = (*System)(nil)
+	_ faults.PIDs         = (*System)(nil)
+	_ faults.HealthProber = (*System)(nil)
+	_ faults.Networker    = (*System)(nil)
 )
 
-// Start starts every component, callees first, and returns once each instance is ready.
-func (cs *customSystem) Start(ctx context.Context) error {
+// New returns the system sc's topology describes.
+func New(sc *scenarios.Scenario) *System {
+	return &System{sc: sc, procs: map[string]runtime.Process{}}
+}
+
+// Validate checks sc against its own topology (which the scenario carries).
+func (cs *System) Validate(sc *scenarios.Scenario) []error {
+	return sc.Validate(scenarios.Topology{})
+}
+
+// Runnable reports what stops the topology from running on rt: on the local runtime every
+// component it starts needs a command, on docker an image or a build as well.
+func (cs *System) Runnable(rt string) error {
+	var missing []string
+	for _, c := range cs.sc.Topology.Components {
+		switch {
+		case c.External() && rt == "docker":
+			// Its loopback address is the container's own loopback there.
+			missing = append(missing, c.Name+" is an external address, which containers cannot reach")
+		case c.External():
+		case rt == "docker" && !c.Containerised():
+			missing = append(missing, c.Name+" has no image or build")
+		}
+	}
+	if len(missing) > 0 {
+		return &sut.Unrunnable{
+			Err:  fmt.Errorf("run topology on %s: %s", rt, strings.Join(missing, "; ")),
+			Hint: "on the local runtime every component needs a command; on docker an image or a build (see examples/)",
+		}
+	}
+	return nil
+}
+
+// Plan places every instance and proxy in dir; the design is "custom" and a proxy is
+// needed per callee instance of every link.
+func (cs *System) Plan(dir string, container bool) (sut.Plan, error) {
+	var opts []topology.PlanOption
+	if container {
+		opts = append(opts, topology.InNetwork())
+	}
+	plan, err := topology.NewPlan(cs.sc.Topology, dir, nil, opts...)
+	if err != nil {
+		return sut.Plan{Design: Design}, err
+	}
+	cs.plan = plan
+	n := 0
+	for _, l := range cs.sc.Topology.Links {
+		if c, ok := cs.sc.Topology.Component(l.To); ok {
+			n += len(c.Instances())
+		}
+	}
+	return sut.Plan{Design: Design, Proxies: n}, nil
+}
+
+// Start creates every link's proxy first, so that callers are configured with it, then
+// starts every component, callees first, and returns once each instance is ready.
+func (cs *System) Start(ctx context.Context, env sut.Env) error {
+	cs.rt, cs.readyCap = env.Runtime, env.ReadyTimeout
+	for _, px := range cs.plan.Proxies() {
+		listen, err := env.Links.Add(ctx, faults.Link{From: px.From, To: px.To, ToService: px.ToComponent, Upstream: px.Upstream})
+		if err != nil {
+			return fmt.Errorf("create proxy: %w", err)
+		}
+		if err := cs.plan.SetListen(px.Name(), listen); err != nil {
+			return err
+		}
+		if env.Dial != nil {
+			// The load generator and the checks dial it from the host.
+			host, err := env.Dial(listen)
+			if err != nil {
+				return fmt.Errorf("find proxy %s: %w", px.Name(), err)
+			}
+			if err := cs.plan.SetHostListen(px.Name(), host); err != nil {
+				return err
+			}
+		}
+	}
+	// A template that does not render is refused before anything starts.
+	if _, err := cs.Render(cs.sc); err != nil {
+		return err
+	}
+	if env.Container {
+		images, err := componentImages(ctx, cs.sc.Topology)
+		if err != nil {
+			return err
+		}
+		cs.images = images
+	}
+	return cs.start(ctx)
+}
+
+// Render renders sc's templates for the load generator as a caller (see RenderScenario).
+func (cs *System) Render(sc *scenarios.Scenario) (*scenarios.Scenario, error) {
+	return RenderScenario(sc, cs.plan)
+}
+
+// Topology lists every instance, external ones included.
+func (cs *System) Topology() []result.Component {
+	var out []result.Component
+	for _, name := range cs.plan.Order() {
+		for _, inst := range cs.plan.Instances(name) {
+			kind := KindCustom
+			if inst.External {
+				kind = KindExternal
+			}
+			out = append(out, result.Component{Name: inst.Name, Kind: kind, Service: inst.Component})
+		}
+	}
+	return out
+}
+
+// Processes lists the instances started, in start order.
+func (cs *System) Processes() []sut.Process {
+	cs.mu.Lock()
+	names := slices.Clone(cs.started)
+	cs.mu.Unlock()
+	var out []sut.Process
+	for _, name := range names {
+		pid, _ := cs.PID(name)
+		out = append(out, sut.Process{Name: name, Kind: KindCustom, PID: pid})
+	}
+	return out
+}
+
+// LoadTargets is nil: a topology's load targets carry absolute URLs.
+func (cs *System) LoadTargets() []string { return nil }
+
+// Scrape reads every declared metrics endpoint, keeping the metrics the checks name.
+func (cs *System) Scrape() (sut.Scrape, error) {
+	var targets []observe.Target
+	for _, name := range cs.plan.Order() {
+		c, _ := cs.plan.Topology().Component(name)
+		if c.Metrics == nil {
+			continue
+		}
+		for _, inst := range cs.plan.Instances(name) {
+			u, err := cs.plan.RenderHost(inst.Name, c.Metrics.URL)
+			if err != nil {
+				return sut.Scrape{}, fmt.Errorf("start scraper: %w", err)
+			}
+			targets = append(targets, observe.Target{Component: inst.Name, URL: u})
+		}
+	}
+	return sut.Scrape{Targets: func() []observe.Target { return targets }, Checked: true}, nil
+}
+
+// componentImages finds or builds every component's image before anything starts: a
+// build takes seconds, a missing image is an error before the run, not in the middle.
+func componentImages(ctx context.Context, topo *topology.Topology) (map[string]string, error) {
+	out := map[string]string{}
+	for _, c := range topo.Components {
+		switch {
+		case c.External():
+		case c.Image != "":
+			if err := docker.ImageExists(ctx, c.Image); err != nil {
+				return nil, fmt.Errorf("component %s: %w", c.Name, err)
+			}
+			out[c.Name] = c.Image
+		case c.Build != nil:
+			tag, err := docker.BuildHostImage(ctx, docker.HostImage{Binaries: c.Build.Binaries, Files: c.Build.Files, Dirs: c.Build.Dirs})
+			if err != nil {
+				return nil, fmt.Errorf("build image of %s: %w", c.Name, err)
+			}
+			out[c.Name] = tag
+		}
+	}
+	return out, nil
+}
+
+// start starts every component, callees first, and returns once each instance is ready.
+func (cs *System) start(ctx context.Context) error {
 	topo := cs.plan.Topology()
 	for _, name := range cs.plan.Order() {
 		c, _ := topo.Component(name)
@@ -495,7 +338,7 @@ func (cs *customSystem) Start(ctx context.Context) error {
 }
 
 // spec renders an instance's command, arguments, environment and files.
-func (cs *customSystem) spec(c topology.Component, inst *topology.Instance) (runtime.Spec, error) {
+func (cs *System) spec(c topology.Component, inst *topology.Instance) (runtime.Spec, error) {
 	var errs []error
 	render := func(what, text string) string {
 		out, err := cs.plan.Render(inst.Name, text)
@@ -564,7 +407,7 @@ func (cs *customSystem) spec(c topology.Component, inst *topology.Instance) (run
 // containerSpec runs an instance in its component's image: every port published on the
 // same port of 127.0.0.1 (so the plan's host view holds, and survives a restart), and the
 // instance's run directory bind-mounted at the same path, so {{.Dir}} means one place.
-func (cs *customSystem) containerSpec(c topology.Component, inst *topology.Instance) *runtime.ContainerSpec {
+func (cs *System) containerSpec(c topology.Component, inst *topology.Instance) *runtime.ContainerSpec {
 	ctr := &runtime.ContainerSpec{
 		Image:     cs.images[c.Name],
 		HostPorts: map[int]int{},
@@ -580,7 +423,7 @@ func (cs *customSystem) containerSpec(c topology.Component, inst *topology.Insta
 
 // waitReady polls the component's readiness check until it passes, the process exits,
 // or the timeout passes. A component without one is ready once it is running.
-func (cs *customSystem) waitReady(ctx context.Context, c topology.Component, name string) error {
+func (cs *System) waitReady(ctx context.Context, c topology.Component, name string) error {
 	p := cs.proc(name)
 	if p == nil {
 		return fmt.Errorf("wait for %s: not started", name)
@@ -619,7 +462,7 @@ func (cs *customSystem) waitReady(ctx context.Context, c topology.Component, nam
 }
 
 // readyCheck builds one attempt of the component's readiness check.
-func (cs *customSystem) readyCheck(c topology.Component, name string) (func(context.Context) error, error) {
+func (cs *System) readyCheck(c topology.Component, name string) (func(context.Context) error, error) {
 	r := c.Ready
 	if r == nil {
 		return func(context.Context) error { return nil }, nil
@@ -691,13 +534,13 @@ func (cs *customSystem) readyCheck(c topology.Component, name string) (func(cont
 	}
 }
 
-func (cs *customSystem) proc(name string) runtime.Process {
+func (cs *System) proc(name string) runtime.Process {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return cs.procs[name]
 }
 
-func (cs *customSystem) must(name string) (runtime.Process, error) {
+func (cs *System) must(name string) (runtime.Process, error) {
 	p := cs.proc(name)
 	if p == nil {
 		return nil, fmt.Errorf("find %s: no such process (started: %s)", name, strings.Join(cs.started, ", "))
@@ -706,7 +549,7 @@ func (cs *customSystem) must(name string) (runtime.Process, error) {
 }
 
 // Kill sends SIGKILL to the instance.
-func (cs *customSystem) Kill(name string) error {
+func (cs *System) Kill(name string) error {
 	p, err := cs.must(name)
 	if err != nil {
 		return err
@@ -715,7 +558,7 @@ func (cs *customSystem) Kill(name string) error {
 }
 
 // Pause sends SIGSTOP to the instance.
-func (cs *customSystem) Pause(name string) error {
+func (cs *System) Pause(name string) error {
 	p, err := cs.must(name)
 	if err != nil {
 		return err
@@ -724,7 +567,7 @@ func (cs *customSystem) Pause(name string) error {
 }
 
 // Resume sends SIGCONT to the instance.
-func (cs *customSystem) Resume(name string) error {
+func (cs *System) Resume(name string) error {
 	p, err := cs.must(name)
 	if err != nil {
 		return err
@@ -734,7 +577,7 @@ func (cs *customSystem) Resume(name string) error {
 
 // Restart starts the instance again from the same spec (same ports, same directory) and
 // waits for its readiness check, so that a healed crash means a serving component.
-func (cs *customSystem) Restart(ctx context.Context, name string) error {
+func (cs *System) Restart(ctx context.Context, name string) error {
 	p, err := cs.must(name)
 	if err != nil {
 		return err
@@ -750,14 +593,14 @@ func (cs *customSystem) Restart(ctx context.Context, name string) error {
 }
 
 // Running reports whether the instance's process is alive.
-func (cs *customSystem) Running(name string) bool {
+func (cs *System) Running(name string) bool {
 	p := cs.proc(name)
 	return p != nil && p.Running()
 }
 
 // Instances lists a replicated component's instances; nil for anything else, which
 // faults then treat as one instance.
-func (cs *customSystem) Instances(service string) []string {
+func (cs *System) Instances(service string) []string {
 	c, ok := cs.plan.Topology().Component(service)
 	if !ok || c.External() {
 		return nil
@@ -767,7 +610,7 @@ func (cs *customSystem) Instances(service string) []string {
 
 // PID is the instance's current operating-system process id. A container offers none:
 // its freezer does not show as a stopped process, so a pause is observed with Healthy.
-func (cs *customSystem) PID(name string) (int, bool) {
+func (cs *System) PID(name string) (int, bool) {
 	p := cs.proc(name)
 	if p == nil || !p.Running() || cs.images != nil {
 		return 0, false
@@ -782,7 +625,7 @@ const healthTimeout = time.Second
 // one (no check, or a TCP port, which a frozen process's kernel and a container's port
 // forwarder both accept) a container is healthy while the engine has it running, not
 // paused and on the run's network, and a process while it runs.
-func (cs *customSystem) Healthy(ctx context.Context, name string) bool {
+func (cs *System) Healthy(ctx context.Context, name string) bool {
 	c, ok := cs.plan.Topology().ComponentOf(name)
 	if !ok || !cs.Running(name) {
 		return false
@@ -807,7 +650,7 @@ func (cs *customSystem) Healthy(ctx context.Context, name string) bool {
 }
 
 // Disconnect takes the instance's container off the run's network.
-func (cs *customSystem) Disconnect(ctx context.Context, name string) error {
+func (cs *System) Disconnect(ctx context.Context, name string) error {
 	p, err := cs.must(name)
 	if err != nil {
 		return err
@@ -820,7 +663,7 @@ func (cs *customSystem) Disconnect(ctx context.Context, name string) error {
 }
 
 // Reconnect puts the instance's container back on the run's network.
-func (cs *customSystem) Reconnect(ctx context.Context, name string) error {
+func (cs *System) Reconnect(ctx context.Context, name string) error {
 	p, err := cs.must(name)
 	if err != nil {
 		return err
@@ -834,7 +677,7 @@ func (cs *customSystem) Reconnect(ctx context.Context, name string) error {
 
 // CanDisconnect reports whether the instance runs where its network can be cut (a
 // container).
-func (cs *customSystem) CanDisconnect(name string) bool {
+func (cs *System) CanDisconnect(name string) bool {
 	p := cs.proc(name)
 	if p == nil {
 		return false
@@ -845,7 +688,7 @@ func (cs *customSystem) CanDisconnect(name string) bool {
 
 // Stop stops every instance, callers first, so a callee never disappears under a
 // caller that is still shutting down cleanly.
-func (cs *customSystem) Stop(ctx context.Context) error {
+func (cs *System) Stop(ctx context.Context) error {
 	cs.mu.Lock()
 	names := slices.Clone(cs.started)
 	cs.mu.Unlock()

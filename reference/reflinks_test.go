@@ -1,4 +1,4 @@
-package harness
+package reference
 
 import (
 	"path/filepath"
@@ -18,19 +18,19 @@ import (
 // find its proxy, and one it refuses must have none.
 func TestReferenceRoutesMatchValidation(t *testing.T) {
 	want := scenarios.ReferenceRoutes()
-	assert.Len(t, Callers, len(want))
-	for callee, callers := range Callers {
+	assert.Len(t, routeCallers, len(want))
+	for callee, callers := range routeCallers {
 		assert.ElementsMatch(t, want[callee], callers, "callers of %s", callee)
 	}
 	topo := scenarios.ReferenceTopology(scenarios.System{})
-	for callee, callers := range Callers {
+	for callee, callers := range routeCallers {
 		for _, caller := range callers {
 			assert.NoError(t, topo.CheckEdge(caller, callee), "%s->%s", caller, callee)
 		}
 	}
 	for _, svc := range scenarios.ReferenceServices {
 		for _, callee := range []string{"merchant", "product", "order"} {
-			if !slices.Contains(Callers[callee], svc) {
+			if !slices.Contains(routeCallers[callee], svc) {
 				assert.Error(t, topo.CheckEdge(svc, callee), "%s does not call %s by route", svc, callee)
 			}
 		}
