@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/systems"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 )
@@ -99,7 +100,7 @@ func Run(t testing.TB, path string, opts ...Option) *result.Run {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	hopts := append([]harness.Option{harness.WithDir(dir)}, c.harness...)
+	hopts := append([]harness.Option{harness.WithDir(dir), harness.WithSystemFor(systems.For)}, c.harness...)
 	if c.logf {
 		hopts = append(hopts, harness.WithLogger(slog.New(slog.NewTextHandler(logWriter{t}, nil))))
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/faultline-dev/faultline/reference-services/serve"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/systems"
 )
 
 // TestMain lets the test binary double as the faultline binary: the components a run
@@ -45,7 +46,7 @@ func runScenario(t *testing.T, sc *scenarios.Scenario, opts ...harness.Option) (
 	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var phases []string
 	opts = append([]harness.Option{
-		harness.WithCommand(exe), harness.WithDir(dir), harness.WithLogger(log),
+		harness.WithSystemFor(systems.For), harness.WithCommand(exe), harness.WithDir(dir), harness.WithLogger(log),
 		harness.WithProgress(func(p harness.Progress) {
 			if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
 				phases = append(phases, p.Phase)
@@ -235,7 +236,7 @@ func TestRefusesInvalidScenario(t *testing.T) {
 	require.Error(t, err)
 	require.NotNil(t, sc)
 	dir := filepath.Join(t.TempDir(), "run")
-	res, err := harness.Run(t.Context(), sc, harness.WithDir(dir))
+	res, err := harness.Run(t.Context(), sc, harness.WithSystemFor(systems.For), harness.WithDir(dir))
 	var verr *harness.ValidationError
 	require.ErrorAs(t, err, &verr)
 	assert.GreaterOrEqual(t, len(verr.Errs), 5)

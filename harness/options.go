@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/faults"
+	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/sut"
 )
 
@@ -49,6 +50,7 @@ type options struct {
 	runtime       string
 	docker        Docker
 	system        sut.System
+	systemFor     SystemFor
 }
 
 func defaultOptions() options {
@@ -153,9 +155,17 @@ type Docker struct {
 	BuildLog io.Writer
 }
 
-// WithSystem runs the scenario against sys instead of the system it names (its own
-// topology, or the reference system). sys is made for this one run.
+// WithSystem runs the scenario against sys, made for this one run; it wins over
+// WithSystemFor.
 func WithSystem(sys sut.System) Option { return func(o *options) { o.system = sys } }
+
+// SystemFor makes the system under test for one run of sc. command and args are what
+// WithCommand gave: the executable a system of faultline's own processes re-executes.
+type SystemFor func(sc *scenarios.Scenario, command string, args ...string) sut.System
+
+// WithSystemFor picks each run's system under test (systems.For picks the one the
+// scenario names). Run needs it or WithSystem.
+func WithSystemFor(f SystemFor) Option { return func(o *options) { o.systemFor = f } }
 
 // WithDocker sets how runs on the Docker runtime get their images.
 func WithDocker(d Docker) Option { return func(o *options) { o.docker = d } }

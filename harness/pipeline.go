@@ -60,7 +60,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if r.docker != nil {
 		env.Dial = r.docker.dial
 	}
-	if err := r.sys.Start(ctx, env); err != nil {
+	if err := bringUp(ctx, r.sys, env, r.journal); err != nil {
 		return r.fail(ctx, err)
 	}
 	r.res.Topology = r.sys.Topology()
@@ -74,7 +74,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 		defer cancel()
 		r.healAll(cctx, fenv)
 	}()
-	if err := r.interpose(ctx); err != nil {
+	if err := r.interpose(); err != nil {
 		return r.fail(ctx, err)
 	}
 
@@ -123,22 +123,10 @@ func (r *runner) runtime() (runtime.Runtime, func(context.Context)) {
 	return rt, func(ctx context.Context) { _ = rt.Close(ctx) }
 }
 
-// interpose waits for the system's routes through the proxies, records the links in the
-// result and the undo record, and renders the scenario's templates now that every
-// address is known.
-func (r *runner) interpose(ctx context.Context) error {
-	if p, ok := r.sys.(sut.RoutePublisher); ok {
-		wctx, cancel := context.WithTimeout(ctx, r.o.readyTimeout)
-		err := p.PublishRoutes(wctx)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("publish routes: %w", err)
-		}
-	}
+// interpose records the links the system was started with in the result, and renders
+// the scenario's templates now that every address is known.
+func (r *runner) interpose() error {
 	r.recordLinks()
-	if err := r.journal.RecordLinks(r.links); err != nil {
-		return err
-	}
 	if rd, ok := r.sys.(sut.Renderer); ok {
 		sc, err := rd.Render(r.sc)
 		if err != nil {

@@ -15,11 +15,9 @@ import (
 	"github.com/faultline-dev/faultline/faults"
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/loadgen"
-	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/sut"
-	toporun "github.com/faultline-dev/faultline/topology/run"
 	"github.com/faultline-dev/faultline/undo"
 )
 
@@ -61,8 +59,13 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*result.R
 	}
 	res.Runtime = cmp.Or(o.runtime, sc.System.Runtime, "local")
 	sys := o.system
+	if sys == nil && o.systemFor != nil {
+		sys = o.systemFor(sc, o.command, o.args...)
+	}
 	if sys == nil {
-		sys = defaultSystem(sc, o)
+		res.Reason = "no system under test"
+		res.Hint = "pass harness.WithSystemFor(systems.For), or WithSystem"
+		return res, errors.New("run scenario: no system under test")
 	}
 	if errs := sys.Validate(sc); len(errs) > 0 {
 		res.Reason = fmt.Sprintf("the scenario has %d problem(s); the first: %v", len(errs), errs[0])
@@ -83,15 +86,6 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*result.R
 	r := &runner{o: o, sc: sc, res: res, began: began, active: map[string]bool{}, sys: sys}
 	err := r.run(ctx)
 	return res, err
-}
-
-// defaultSystem is the system a scenario names: its own topology when it has one, the
-// reference system otherwise.
-func defaultSystem(sc *scenarios.Scenario, o options) sut.System {
-	if sc.HasTopology() {
-		return toporun.New(sc)
-	}
-	return reference.New(sc, o.command, o.args...)
 }
 
 // runner is one run in progress.
@@ -266,8 +260,3 @@ func (r *runner) startProgress() func() {
 	})
 	return sync.OnceFunc(func() { close(done); wg.Wait() })
 }
-
-// DesignPath is the file sc's design names, looked up the way a run looks it up, so that a
-// caller can refuse a misspelt path before starting anything; "" when sc names no design
-// file.
-func DesignPath(sc *scenarios.Scenario) (string, error) { return reference.DesignPath(sc) }

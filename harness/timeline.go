@@ -157,6 +157,14 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 	}
 }
 
+// FaultTarget is the fault's own target as written in the scenario, when it has one;
+// FaultParams flattens its attributes (its exported fields, by their json names), as the
+// history records them.
+func FaultTarget(f faults.Fault) string { return targetOf(f) }
+
+// FaultParams: see FaultTarget.
+func FaultParams(f faults.Fault) map[string]string { return paramsOf(f) }
+
 // targetOf is the fault's own target as written in the scenario, when it has one.
 func targetOf(f faults.Fault) string {
 	v := reflect.ValueOf(f)

@@ -30,9 +30,10 @@ type System struct {
 	command string
 	args    []string
 
-	spec system.Spec
-	ip   *Interposer
-	sys  *system.System // nil until Start succeeded
+	fixed *system.Spec // set by FromSpec: the spec as given, no scenario behind it
+	spec  system.Spec
+	ip    *Interposer
+	sys   *system.System // nil until Start succeeded
 }
 
 var (
@@ -59,6 +60,15 @@ func New(sc *scenarios.Scenario, command string, args ...string) *System {
 	return &System{sc: sc, command: command, args: args}
 }
 
+// FromSpec returns the reference system spec describes, for a caller with no scenario
+// (a soak); an empty spec.Dir means the run directory's "system".
+func FromSpec(spec system.Spec) *System {
+	return &System{sc: &scenarios.Scenario{}, fixed: &spec}
+}
+
+// Command is the executable and arguments New was given.
+func (s *System) Command() (string, []string) { return s.command, s.args }
+
 // Validate checks sc against the reference system's components and routes.
 func (s *System) Validate(sc *scenarios.Scenario) []error {
 	return sc.Validate(scenarios.ReferenceTopology(sc.System))
@@ -74,6 +84,9 @@ func (s *System) Runnable(rt string) error {
 
 // Plan resolves the scenario's design and maps its system section onto a system spec.
 func (s *System) Plan(dir string, container bool) (sut.Plan, error) {
+	if s.fixed != nil {
+		return s.planSpec(*s.fixed, dir, container)
+	}
 	sys := s.sc.System
 	designFile, err := resolveDesign(s.sc, dir)
 	if err != nil {
@@ -107,6 +120,27 @@ func (s *System) Plan(dir string, container bool) (sut.Plan, error) {
 		if p.Proxies, err = proxyPorts(spec); err != nil {
 			return p, err
 		}
+	}
+	return p, nil
+}
+
+// planSpec plans a system from a spec given as it is.
+func (s *System) planSpec(spec system.Spec, dir string, container bool) (sut.Plan, error) {
+	spec.Dir = cmp.Or(spec.Dir, filepath.Join(dir, "system"))
+	if container {
+		spec.Command, spec.Args = "", nil
+	}
+	s.spec = spec
+	p := sut.Plan{Design: "default"}
+	if spec.DesignFile != "" {
+		p.Design = strings.TrimSuffix(filepath.Base(spec.DesignFile), filepath.Ext(spec.DesignFile))
+	}
+	if container {
+		n, err := proxyPorts(spec)
+		if err != nil {
+			return p, err
+		}
+		p.Proxies = n
 	}
 	return p, nil
 }

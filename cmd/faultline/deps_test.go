@@ -43,7 +43,11 @@ func TestDependencyRules(t *testing.T) {
 		pkg    string
 		forbid []string
 	}{
-		{"harness", []string{"reports", "compare", "cmd/faultline"}},
+		// The pipeline runs any system under test and names none: the reference system's
+		// adapter, its supervisor and a topology's live outside it.
+		{"harness", []string{"reports", "compare", "cmd/faultline", "reference", "system", "topology/run", "systems", "soak"}},
+		{"sut", []string{"harness", "reference", "system", "topology/run"}},
+		{"soak", []string{"reports", "compare", "cmd/faultline"}},
 		{"undo", []string{"harness", "compare", "reports", "checks", "loadgen", "system", "topology"}},
 		{"compare", []string{"reports"}},
 		{"reports", []string{"harness", "compare", "undo"}},
@@ -56,6 +60,21 @@ func TestDependencyRules(t *testing.T) {
 				assert.NotContains(t, got, f, "%s must not depend on %s", tt.pkg, f)
 			}
 		})
+	}
+}
+
+// TestHarnessImportsNoReferenceService: no file of the harness imports the reference
+// system's services; what it knows of them is in package reference. (Its dependencies
+// through loadgen and faults are theirs to shed.)
+func TestHarnessImportsNoReferenceService(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to list imports with")
+	}
+	out, err := exec.Command(goBin, "list", "-f", `{{join .Imports "\n"}}`, module+"harness").Output()
+	require.NoError(t, err, "go list harness")
+	for _, p := range strings.Fields(string(out)) {
+		assert.False(t, strings.HasPrefix(p, module+"reference-services/"), "harness imports %s", p)
 	}
 }
 
