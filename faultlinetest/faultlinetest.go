@@ -22,9 +22,9 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/harness"
-	"github.com/faultline-dev/faultline/systems"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/systems"
 )
 
 // Option configures Run.

@@ -16,10 +16,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/faultline-dev/faultline/harness"
-	"github.com/faultline-dev/faultline/systems"
 	"github.com/faultline-dev/faultline/reports"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/systems"
 )
 
 // verdictError carries a run's verdict to main as its exit code; the verdict has been
