@@ -1,10 +1,13 @@
-// Package harness runs a scenario against the reference system and gives a verdict. It
-// starts a fault proxy on every edge of the system (see Interposer), starts the system as
-// local processes, scrapes every component's metrics into the run's history, sends the
-// scenario's seeded load while a scheduler injects and heals each fault at its time and
-// measures its real effect, then heals everything, waits for the system to converge,
-// evaluates the checks and writes result.json. Faults are healed and processes stopped on
-// every exit path, a cancelled context included.
+// Package harness runs a scenario against a system under test (package sut) and gives a
+// verdict, through one pipeline (see runner.run in pipeline.go): it claims the run
+// directory and opens the undo record and the history, starts the system on the local or
+// Docker runtime with a fault proxy on every link it declares, scrapes its metrics into
+// the history, sends the scenario's seeded load while a scheduler injects and heals each
+// fault at its time and measures its real effect, then heals everything, waits for the
+// system's state to converge when it can be read, evaluates the checks and writes
+// result.json. Faults are healed and the system stopped on every exit path, a cancelled
+// context included. Which system runs is the caller's choice (WithSystemFor,
+// WithSystem); the harness names none.
 package harness
 
 import (

@@ -28,36 +28,9 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 			u(errp)
 		}
 	}
-	// The run directory is claimed before anything is written: a directory another run
-	// holds is refused, and RunDir stays empty so that nobody writes this run's ERROR
-	// result or reports into the other run's directory.
-	stamp := r.began.UTC().Format("20060102T150405Z")
-	dir, runName := o.dir, r.sc.Name
-	var release func()
-	if dir == "" {
-		base, aerr := filepath.Abs(filepath.Join(DefaultRunsDir, stamp+"-"+r.sc.Name))
-		if aerr != nil {
-			return done, r.fail(ctx, fmt.Errorf("resolve run dir: %w", aerr))
-		}
-		dir, release, err = ClaimNewDir(base)
-		// Two runs of one scenario in the same second: base and base-2 get undo records
-		// of their own too.
-		runName = strings.TrimPrefix(filepath.Base(dir), stamp+"-")
-	} else {
-		if dir, err = filepath.Abs(dir); err != nil {
-			return done, r.fail(ctx, fmt.Errorf("resolve run dir: %w", err))
-		}
-		release, err = ClaimDir(dir)
-		if err == nil {
-			// A finished run's records are not overwritten by this run's ERROR result.
-			if held := heldRun(dir); held != "" {
-				release()
-				err = fmt.Errorf("run dir %s already holds a run (%s); choose another directory or remove it", dir, held)
-			}
-		}
-	}
+	dir, runName, release, err := r.claimDir()
 	if err != nil {
-		return done, r.fail(ctx, fmt.Errorf("create run dir: %w", err))
+		return done, r.fail(ctx, err)
 	}
 	undos = append(undos, func(*error) { release() })
 	r.dir = dir
@@ -136,6 +109,39 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 	undos = append(undos, func(*error) { links.Close() })
 	r.links = links
 	return done, nil
+}
+
+// claimDir claims the run directory before anything is written: a directory another run
+// holds is refused, and RunDir stays empty so that nobody writes this run's ERROR result
+// or reports into the other run's directory. runName names the run's undo record.
+func (r *runner) claimDir() (dir, runName string, release func(), err error) {
+	stamp := r.began.UTC().Format("20060102T150405Z")
+	dir, runName = r.o.dir, r.sc.Name
+	if dir == "" {
+		base, err := filepath.Abs(filepath.Join(DefaultRunsDir, stamp+"-"+r.sc.Name))
+		if err != nil {
+			return "", "", nil, fmt.Errorf("resolve run dir: %w", err)
+		}
+		dir, release, err = ClaimNewDir(base)
+		if err != nil {
+			return "", "", nil, fmt.Errorf("create run dir: %w", err)
+		}
+		// Two runs of one scenario in the same second: base and base-2 get undo records
+		// of their own too.
+		return dir, strings.TrimPrefix(filepath.Base(dir), stamp+"-"), release, nil
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return "", "", nil, fmt.Errorf("resolve run dir: %w", err)
+	}
+	if release, err = ClaimDir(dir); err != nil {
+		return "", "", nil, fmt.Errorf("create run dir: %w", err)
+	}
+	// A finished run's records are not overwritten by this run's ERROR result.
+	if held := heldRun(dir); held != "" {
+		release()
+		return "", "", nil, fmt.Errorf("create run dir: run dir %s already holds a run (%s); choose another directory or remove it", dir, held)
+	}
+	return dir, runName, release, nil
 }
 
 // cleanupContext returns contexts for healing and stopping on the way out: they outlive an

@@ -37,7 +37,8 @@ func (e *ValidationError) Error() string {
 	return "validate scenario:\n" + strings.Join(lines, "\n")
 }
 
-// Run runs sc against the reference system (or its own topology) as local processes, or as
+// Run runs sc against the system under test WithSystem gives, or WithSystemFor makes for
+// sc (systems.For: the reference system or sc's own topology), as local processes, or as
 // containers with system.runtime docker or WithRuntime("docker"), and returns the result it
 // also wrote to the run directory. The result is never nil: a scenario that could not be
 // run has verdict error (with the error also returned), a run cut short by ctx has verdict
