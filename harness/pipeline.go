@@ -387,6 +387,7 @@ func controls(sys sut.System) faults.Processes {
 // partialControls lends a system that lacks some controls to process faults.
 type partialControls struct{ sut.System }
 
+// Kill kills through sut.Killer.
 func (p partialControls) Kill(name string) error {
 	if k, ok := p.System.(sut.Killer); ok {
 		return k.Kill(name)
@@ -394,6 +395,7 @@ func (p partialControls) Kill(name string) error {
 	return fmt.Errorf("kill %s: the system under test cannot kill its instances", name)
 }
 
+// Pause freezes through sut.Pauser.
 func (p partialControls) Pause(name string) error {
 	if k, ok := p.System.(sut.Pauser); ok {
 		return k.Pause(name)
@@ -401,6 +403,7 @@ func (p partialControls) Pause(name string) error {
 	return fmt.Errorf("pause %s: the system under test cannot pause its instances", name)
 }
 
+// Resume thaws through sut.Pauser.
 func (p partialControls) Resume(name string) error {
 	if k, ok := p.System.(sut.Pauser); ok {
 		return k.Resume(name)
@@ -408,6 +411,7 @@ func (p partialControls) Resume(name string) error {
 	return fmt.Errorf("resume %s: the system under test cannot pause its instances", name)
 }
 
+// Restart restarts through sut.Restarter.
 func (p partialControls) Restart(ctx context.Context, name string) error {
 	if k, ok := p.System.(sut.Restarter); ok {
 		return k.Restart(ctx, name)
