@@ -15,7 +15,7 @@ import (
 	"github.com/faultline-dev/faultline/undo"
 )
 
-// prepare does what every run, reference or custom, starts with: the run directory, the
+// prepare does what every run starts with, whatever its system: the run directory, the
 // result file (saved last, whatever happens), the undo record (before anything is created),
 // the history and the fault proxies. The returned done undoes them in reverse order and
 // must be deferred with the run's error even when prepare fails (it then undoes what was
