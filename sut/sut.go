@@ -133,6 +133,11 @@ type (
 	}
 	// Disconnecter takes an instance off the network and back (faults.Networker).
 	Disconnecter = faults.Networker
+	// Prober answers whether an instance is healthy now, by its own readiness check: it
+	// is how a pause is seen where no process id is (a container).
+	Prober = faults.HealthProber
+	// PIDs names an instance's operating-system process, for faults verified from /proc.
+	PIDs = faults.PIDs
 	// RoutePublisher is a system whose callers find their callees at run time: the
 	// pipeline waits, after Start, until every route through a proxy is published.
 	RoutePublisher interface {

@@ -128,6 +128,8 @@ var (
 	_ sut.Pauser          = (*System)(nil)
 	_ sut.Restarter       = (*System)(nil)
 	_ sut.Disconnecter    = (*System)(nil)
+	_ sut.Prober          = (*System)(nil)
+	_ sut.PIDs            = (*System)(nil)
 	_ sut.Renderer        = (*System)(nil)
 	_ faults.Processes    = (*System)(nil)
 	_ faults.PIDs         = (*System)(nil)
