@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/systems"
 )
 
 // MaxRepeat bounds --repeat: every repeat of every design starts a whole system.
@@ -206,7 +208,7 @@ func Run(ctx context.Context, variants []Variant, opts ...Option) ([]result.Desi
 		}
 		seen[v.Name] = true
 		if v.Scenario.System.Design.Path != "" {
-			if _, err := harness.DesignPath(v.Scenario); err != nil {
+			if _, err := reference.DesignPath(v.Scenario); err != nil {
 				return nil, fmt.Errorf("compare designs: %s: %w", v.Name, err)
 			}
 		}
@@ -227,7 +229,7 @@ func Run(ctx context.Context, variants []Variant, opts ...Option) ([]result.Desi
 			if o.start != nil {
 				o.start(v.Name, rep)
 			}
-			runOpts := append(append([]harness.Option(nil), o.runOpts...), harness.WithDir(filepath.Join(dir, v.Name, strconv.Itoa(rep))))
+			runOpts := append(append([]harness.Option{harness.WithSystemFor(systems.For)}, o.runOpts...), harness.WithDir(filepath.Join(dir, v.Name, strconv.Itoa(rep))))
 			res, err := harness.Run(ctx, v.Scenario, runOpts...)
 			var verr *harness.ValidationError
 			if errors.As(err, &verr) {

@@ -27,6 +27,7 @@ import (
 	_ "github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/systems"
 )
 
 // Option configures Run.
@@ -102,7 +103,7 @@ func Run(t testing.TB, path string, opts ...Option) *result.Run {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	hopts := append([]harness.Option{harness.WithDir(dir)}, c.harness...)
+	hopts := append([]harness.Option{harness.WithDir(dir), harness.WithSystemFor(systems.For)}, c.harness...)
 	if c.logf {
 		hopts = append(hopts, harness.WithLogger(slog.New(slog.NewTextHandler(logWriter{t}, nil))))
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/systems"
 )
 
 // TestClaimNewDirConcurrent: claims of one name at the same moment get one directory each.
@@ -102,7 +103,7 @@ func TestRunsStartedTogetherGetTheirOwnDirectories(t *testing.T) {
 	var wg sync.WaitGroup
 	res := make([]*result.Run, 2)
 	for i := range res {
-		wg.Go(func() { res[i], _ = harness.Run(t.Context(), sc) })
+		wg.Go(func() { res[i], _ = harness.Run(t.Context(), sc, harness.WithSystemFor(systems.For)) })
 	}
 	wg.Wait()
 	require.NotEmpty(t, res[0].RunDir)
@@ -119,7 +120,7 @@ func TestRunsStartedTogetherGetTheirOwnDirectories(t *testing.T) {
 	release, err := harness.ClaimDir(held)
 	require.NoError(t, err)
 	defer release()
-	r, err := harness.Run(t.Context(), sc, harness.WithDir(held))
+	r, err := harness.Run(t.Context(), sc, harness.WithSystemFor(systems.For), harness.WithDir(held))
 	require.Error(t, err)
 	assert.Equal(t, result.Error, r.Verdict)
 	assert.Contains(t, r.Reason, "in use by process")
@@ -132,12 +133,12 @@ func TestRunsStartedTogetherGetTheirOwnDirectories(t *testing.T) {
 func TestRunRefusesADirectoryThatHoldsARun(t *testing.T) {
 	sc := loadTestdata(t, "custom/no-such-command.yaml")
 	dir := t.TempDir()
-	first, _ := harness.Run(t.Context(), sc, harness.WithDir(dir))
+	first, _ := harness.Run(t.Context(), sc, harness.WithSystemFor(systems.For), harness.WithDir(dir))
 	require.Equal(t, dir, first.RunDir)
 	before, err := os.ReadFile(filepath.Join(dir, harness.ResultFile))
 	require.NoError(t, err)
 
-	second, err := harness.Run(t.Context(), sc, harness.WithDir(dir))
+	second, err := harness.Run(t.Context(), sc, harness.WithSystemFor(systems.For), harness.WithDir(dir))
 	require.Error(t, err)
 	assert.Equal(t, result.Error, second.Verdict)
 	assert.Contains(t, second.Reason, "already holds a run (result.json)")
@@ -145,16 +146,4 @@ func TestRunRefusesADirectoryThatHoldsARun(t *testing.T) {
 	after, err := os.ReadFile(filepath.Join(dir, harness.ResultFile))
 	require.NoError(t, err)
 	assert.Equal(t, string(before), string(after), "the first run's result is untouched")
-}
-
-// TestSoakRefusesADirectoryInUse: a soak starts a whole system in its directory, so a
-// directory another process holds is refused before anything starts.
-func TestSoakRefusesADirectoryInUse(t *testing.T) {
-	dir := t.TempDir()
-	release, err := harness.ClaimDir(dir)
-	require.NoError(t, err)
-	defer release()
-	_, err = harness.Soak(t.Context(), harness.SoakSpec{Duration: time.Minute}, harness.WithDir(dir))
-	var inUse *harness.DirInUseError
-	require.ErrorAs(t, err, &inUse)
 }

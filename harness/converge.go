@@ -2,18 +2,12 @@ package harness
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
+	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/history"
-	"github.com/faultline-dev/faultline/reference-services/api/refv1"
-	"github.com/faultline-dev/faultline/reference-services/config"
-	"github.com/faultline-dev/faultline/system"
+	"github.com/faultline-dev/faultline/sut"
 )
 
 // convergePoll is how often the system's state is read while its convergence is watched.
@@ -22,46 +16,14 @@ const convergePoll = 100 * time.Millisecond
 // healPoll is how often the watch looks whether every fault has been healed.
 const healPoll = 10 * time.Millisecond
 
-// FinalState is the system's state after the load, read straight from the services: every
-// order, stock per product and the inventory events product applied.
-type FinalState struct {
-	Orders   []Order        `json:"orders"`
-	Products []ProductStock `json:"products"`
-	Applied  []Applied      `json:"applied"`
-	// Converged reports that the state converged (see convergeTracker) before the bound;
-	// ConvergedAt is that moment on the run's clock, ConvergedAfter how long after the
-	// last heal (after the load's end when the run had no fault) it was.
-	Converged      bool          `json:"converged"`
-	ConvergedAt    time.Duration `json:"converged_at"`
-	ConvergedAfter time.Duration `json:"converged_after"`
-	// Mismatch describes the last difference seen when not converged.
-	Mismatch string `json:"mismatch,omitempty"`
-	// Err is why the state could not be read, if it could not.
-	Err string `json:"err,omitempty"`
-}
-
-// Order is one order as stored, with its status: pending until product decided it (async
-// design), then confirmed or rejected.
-type Order struct {
-	ID, Key, Product string
-	Quantity         int64
-	Status           string
-}
-
-// ProductStock is one product's inventory.
-type ProductStock struct {
-	ID             string
-	Stock, Initial int64
-}
-
-// Applied is one inventory event product decided: its outcome (confirmed, rejected or
-// released) and how often it took the stock.
-type Applied struct {
-	OrderID, Product     string
-	Quantity, Deliveries int64
-	Outcome              string
-	Applications         int64
-}
+// FinalState is the system's state after the load (see sut.FinalState); Order,
+// ProductStock and Applied are its parts.
+type (
+	FinalState   = sut.FinalState
+	Order        = sut.Order
+	ProductStock = sut.ProductStock
+	Applied      = sut.Applied
+)
 
 // convergeTracker decides when a live system's state converged, from snapshots read every
 // convergePoll from the last heal on, while the load continues and after it.
@@ -153,7 +115,7 @@ func settled(prev []Order, st FinalState) string {
 		case a.Product != o.Product || a.Quantity != o.Quantity:
 			return fmt.Sprintf("order %s is applied as %d of %s, but is %d of %s", o.ID, a.Quantity, a.Product, o.Quantity, o.Product)
 		}
-		if a.Outcome != refv1.StatusRejected && a.Outcome != refv1.OutcomeReleased {
+		if a.Outcome != checks.StateRejected && a.Outcome != checks.StateReleased {
 			ordered[o.Product] += o.Quantity
 		}
 	}
@@ -180,7 +142,8 @@ type convergeWatch struct {
 // then counts from the load's end.
 func (r *runner) watchConvergence(ctx context.Context) *convergeWatch {
 	w := &convergeWatch{stop: func() {}}
-	if len(r.sc.Faults) == 0 {
+	state, ok := r.sys.(sut.StateReader)
+	if len(r.sc.Faults) == 0 || !ok {
 		return w
 	}
 	wctx, cancel := context.WithCancel(ctx)
@@ -195,7 +158,7 @@ func (r *runner) watchConvergence(ctx context.Context) *convergeWatch {
 		for {
 			began := time.Now()
 			rctx, rcancel := context.WithTimeout(wctx, 5*time.Second)
-			st, err := ReadFinalState(rctx, r.sys)
+			st, err := state.ReadFinalState(rctx)
 			rcancel()
 			if wctx.Err() != nil {
 				return // stopped mid-read: the read says nothing about the system
@@ -246,11 +209,12 @@ func (r *runner) converge(ctx context.Context, w *convergeWatch) FinalState {
 		ref = r.lastHeal
 	}
 	r.mu.Unlock()
+	state := r.sys.(sut.StateReader)
 	deadline := time.Now().Add(r.o.convergeBound)
 	var st FinalState
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		got, err := ReadFinalState(rctx, r.sys)
+		got, err := state.ReadFinalState(rctx)
 		cancel()
 		at := r.since()
 		if err != nil {
@@ -297,9 +261,9 @@ func mismatch(st FinalState) string {
 	pending := 0
 	for _, o := range st.Orders {
 		switch o.Status {
-		case refv1.StatusPending:
+		case checks.StatePending:
 			pending++
-		case refv1.StatusRejected:
+		case checks.StateRejected:
 			continue
 		}
 		ordered[o.Product] += o.Quantity
@@ -313,85 +277,4 @@ func mismatch(st FinalState) string {
 		}
 	}
 	return ""
-}
-
-// ReadFinalState reads every order, every product's stock and every applied inventory
-// event from the first order and product instances that answer (replicas share storage).
-func ReadFinalState(ctx context.Context, sys *system.System) (FinalState, error) {
-	var st FinalState
-	var errs []error
-	read := func(kind string, fn func(conn *grpc.ClientConn) error) bool {
-		for _, c := range sys.Components() {
-			if c.Kind != kind || !sys.Running(c.Name) {
-				continue
-			}
-			conn, err := grpc.NewClient(c.Listen, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				errs = append(errs, fmt.Errorf("dial %s: %w", c.Name, err))
-				continue
-			}
-			err = fn(conn)
-			_ = conn.Close()
-			if err == nil {
-				return true
-			}
-			errs = append(errs, fmt.Errorf("read %s: %w", c.Name, err))
-		}
-		return false
-	}
-	okOrders := read(config.KindOrder, func(conn *grpc.ClientConn) error {
-		stream, err := refv1.NewOrderServiceClient(conn).ListOrders(ctx, &refv1.ListOrdersRequest{})
-		if err != nil {
-			return err
-		}
-		var out []Order
-		for {
-			o, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			out = append(out, Order{ID: o.GetId(), Key: o.GetIdempotencyKey(), Product: o.GetProductId(), Quantity: o.GetQuantity(), Status: o.GetStatus()})
-		}
-		st.Orders = out
-		return nil
-	})
-	okProducts := read(config.KindProduct, func(conn *grpc.ClientConn) error {
-		cli := refv1.NewProductServiceClient(conn)
-		resp, err := cli.ListProducts(ctx, &refv1.ListProductsRequest{})
-		if err != nil {
-			return err
-		}
-		var ps []ProductStock
-		for _, p := range resp.GetProducts() {
-			ps = append(ps, ProductStock{ID: p.GetId(), Stock: p.GetStock(), Initial: p.GetInitialStock()})
-		}
-		stream, err := cli.AppliedEvents(ctx, &refv1.AppliedEventsRequest{})
-		if err != nil {
-			return err
-		}
-		var applied []Applied
-		for {
-			a, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			applied = append(applied, Applied{OrderID: a.GetOrderId(), Product: a.GetProductId(), Quantity: a.GetQuantity(), Deliveries: a.GetDeliveries(),
-				Outcome: a.GetOutcome(), Applications: a.GetApplications()})
-		}
-		st.Products, st.Applied = ps, applied
-		return nil
-	})
-	if !okOrders || !okProducts {
-		if len(errs) == 0 {
-			errs = append(errs, errors.New("no order or product instance is running"))
-		}
-		return st, fmt.Errorf("read final state: %w", errors.Join(errs...))
-	}
-	return st, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/systems"
 )
 
 // withHTTPD builds the test's tiny HTTP server and puts it first in PATH, where the
@@ -78,7 +79,7 @@ func TestCustomTopologyCrashKillsAndHealRestarts(t *testing.T) {
 
 func TestCustomTopologyRefusesAbsentComponentAndReferenceChecks(t *testing.T) {
 	sc := loadTestdata(t, "custom/absent.yaml")
-	res, err := harness.Run(t.Context(), sc, harness.WithDir(t.TempDir()))
+	res, err := harness.Run(t.Context(), sc, harness.WithSystemFor(systems.For), harness.WithDir(t.TempDir()))
 	var verr *harness.ValidationError
 	require.ErrorAs(t, err, &verr)
 	assert.Equal(t, result.Error, res.Verdict)

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,15 +8,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/faultline-dev/faultline/faults"
-	"github.com/faultline-dev/faultline/reference-services/design"
 	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/runtime/docker"
-	"github.com/faultline-dev/faultline/system"
-	"github.com/faultline-dev/faultline/topology"
+	"github.com/faultline-dev/faultline/sut"
 	"github.com/faultline-dev/faultline/undo"
 )
 
@@ -43,12 +39,6 @@ type dockerRun struct {
 	// refused connection into an accepted-then-reset one.
 	direct bool
 }
-
-var (
-	_ faults.HealthProber = (*system.System)(nil)
-	_ faults.PIDs         = (*system.System)(nil)
-	_ faults.Networker    = (*system.System)(nil)
-)
 
 // DockerImages builds (or finds, when the binaries have not changed) the images a Docker
 // run needs, so that a suite builds them once for all its runs: Toxiproxy's, and
@@ -83,7 +73,8 @@ func (r *runner) startDocker(ctx context.Context, proxies int) (*dockerRun, func
 			}
 		}
 	}
-	imgs, err := DockerImages(ctx, r.o.docker, !r.sc.HasTopology())
+	fi, ok := r.sys.(sut.FaultlineImage)
+	imgs, err := DockerImages(ctx, r.o.docker, ok && fi.RunsFaultlineImage())
 	if err != nil {
 		return nil, closeFn, err
 	}
@@ -173,85 +164,6 @@ func (d *dockerRun) dial(addr string) (string, error) {
 		return hp.HostPort(n)
 	}
 	return "", fmt.Errorf("resolve %s: no container %q on the run's network (yet)", addr, host)
-}
-
-// proxyPorts is how many proxies the reference system of spec can need: one per caller
-// instance to the registry, the broker and the balancer, and one per (calling service,
-// callee instance) route. Publishing a port costs the engine a helper process, so the
-// count is worked out rather than guessed large.
-func proxyPorts(spec system.Spec) (int, error) {
-	d, err := design.Load(spec.DesignFile)
-	if err != nil {
-		return 0, fmt.Errorf("load design: %w", err)
-	}
-	m := cmp.Or(spec.Merchants, system.DefaultReplicas)
-	p := cmp.Or(spec.Products, system.DefaultReplicas)
-	o := cmp.Or(spec.Orders, system.DefaultReplicas)
-	g := cmp.Or(spec.Gateways, d.Gateways, 1)
-	callers := m + p + o + g
-	shared := 2 // registry and broker
-	routeCallers := 2
-	if d.Discovery == design.DiscoveryServer {
-		callers++ // the balancer dials the registry and the broker too
-		shared++
-		routeCallers++
-	}
-	routes := (m+p)*routeCallers + o*(routeCallers-1)
-	return callers*shared + routes, nil
-}
-
-// runnableOn reports what stops topo from running on rt: on the local runtime every
-// component it starts needs a command, on docker an image or a build as well.
-func runnableOn(topo *topology.Topology, rt string) error {
-	var missing []string
-	for _, c := range topo.Components {
-		switch {
-		case c.External() && rt == "docker":
-			// Its loopback address is the container's own loopback there.
-			missing = append(missing, c.Name+" is an external address, which containers cannot reach")
-		case c.External():
-		case rt == "docker" && !c.Containerised():
-			missing = append(missing, c.Name+" has no image or build")
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("run topology on %s: %s", rt, strings.Join(missing, "; "))
-	}
-	return nil
-}
-
-// topologyProxies is how many proxies a topology's links need: one per callee instance.
-func topologyProxies(topo *topology.Topology) int {
-	n := 0
-	for _, l := range topo.Links {
-		if c, ok := topo.Component(l.To); ok {
-			n += len(c.Instances())
-		}
-	}
-	return n
-}
-
-// componentImages finds or builds every component's image before anything starts: a
-// build takes seconds, a missing image is an error before the run, not in the middle.
-func (r *runner) componentImages(ctx context.Context) (map[string]string, error) {
-	out := map[string]string{}
-	for _, c := range r.sc.Topology.Components {
-		switch {
-		case c.External():
-		case c.Image != "":
-			if err := docker.ImageExists(ctx, c.Image); err != nil {
-				return nil, fmt.Errorf("component %s: %w", c.Name, err)
-			}
-			out[c.Name] = c.Image
-		case c.Build != nil:
-			tag, err := docker.BuildHostImage(ctx, docker.HostImage{Binaries: c.Build.Binaries, Files: c.Build.Files, Dirs: c.Build.Dirs})
-			if err != nil {
-				return nil, fmt.Errorf("build image of %s: %w", c.Name, err)
-			}
-			out[c.Name] = tag
-		}
-	}
-	return out, nil
 }
 
 // CleanDocker removes every container, network and volume labelled with runID and names

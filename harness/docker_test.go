@@ -16,6 +16,7 @@ import (
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime/docker"
 	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/systems"
 )
 
 // requireDocker skips with one line when no engine answers.
@@ -106,7 +107,7 @@ func TestCustomTopologyOnDocker(t *testing.T) {
 // run as a container; the run says which, before anything starts.
 func TestTopologyWithoutImagesIsRefusedOnDocker(t *testing.T) {
 	sc := loadTestdata(t, "custom/link-latency.yaml")
-	res, err := harness.Run(t.Context(), sc, harness.WithRuntime("docker"), harness.WithDir(t.TempDir()))
+	res, err := harness.Run(t.Context(), sc, harness.WithSystemFor(systems.For), harness.WithRuntime("docker"), harness.WithDir(t.TempDir()))
 	require.Error(t, err)
 	assert.Equal(t, result.Error, res.Verdict)
 	assert.Contains(t, res.Reason, "run topology on docker: api has no image or build; web has no image or build")

@@ -6,11 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/loadgen"
-	"github.com/faultline-dev/faultline/reference-services/api/refv1"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 )
@@ -50,14 +47,14 @@ func DefaultEvaluator() Evaluator {
 	return EvaluatorFunc(func(ctx context.Context, ev Evaluation) ([]result.Check, error) {
 		final := &checks.FinalState{Products: map[string]checks.Product{}, ConvergedAfter: -1}
 		for _, o := range ev.Final.Orders {
-			final.Orders = append(final.Orders, checks.Order{ID: o.ID, Key: o.Key, ProductID: o.Product, Quantity: o.Quantity, State: sagaState(o.Status)})
+			final.Orders = append(final.Orders, checks.Order{ID: o.ID, Key: o.Key, ProductID: o.Product, Quantity: o.Quantity, State: o.Status})
 		}
 		for _, p := range ev.Final.Products {
 			final.Products[p.ID] = checks.Product{Stock: p.Stock, Initial: p.Initial}
 		}
 		for _, a := range ev.Final.Applied {
 			final.Applied = append(final.Applied, checks.Applied{OrderID: a.OrderID, ProductID: a.Product, Quantity: a.Quantity, Deliveries: a.Deliveries,
-				State: sagaState(a.Outcome), Applications: a.Applications})
+				State: a.Outcome, Applications: a.Applications})
 		}
 		if ev.Final.Converged {
 			ref := ev.LoadEnd
@@ -77,23 +74,6 @@ func DefaultEvaluator() Evaluator {
 		}
 		return append(out, ev.Live...), nil
 	})
-}
-
-// sagaState maps the reference system's order statuses and inventory outcomes onto the
-// states the consistency check judges; an unknown one passes through, for the check to
-// report.
-func sagaState(s string) string {
-	switch s {
-	case refv1.StatusPending:
-		return checks.StatePending
-	case refv1.StatusConfirmed: // an event outcome and an order status alike
-		return checks.StateConfirmed
-	case refv1.StatusRejected:
-		return checks.StateRejected
-	case refv1.OutcomeReleased:
-		return checks.StateReleased
-	}
-	return s
 }
 
 // loadOf summarises what the load generator delivered for the result.
@@ -153,5 +133,3 @@ func decide(sc *scenarios.Scenario, res *result.Run, load loadgen.Summary) {
 		res.Hint = "the system was unhealthy before anything was injected; look at its logs in the run directory"
 	}
 }
-
-func yamlMarshal(n *yaml.Node) ([]byte, error) { return yaml.Marshal(n) }

@@ -3,7 +3,6 @@ package harness_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,7 +21,7 @@ import (
 	"github.com/faultline-dev/faultline/reference-services/serve"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
-	"github.com/faultline-dev/faultline/system"
+	"github.com/faultline-dev/faultline/systems"
 )
 
 // TestMain lets the test binary double as the faultline binary: the components a run
@@ -48,7 +47,7 @@ func runScenario(t *testing.T, sc *scenarios.Scenario, opts ...harness.Option) (
 	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var phases []string
 	opts = append([]harness.Option{
-		harness.WithCommand(exe), harness.WithDir(dir), harness.WithLogger(log),
+		harness.WithSystemFor(systems.For), harness.WithCommand(exe), harness.WithDir(dir), harness.WithLogger(log),
 		harness.WithProgress(func(p harness.Progress) {
 			if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
 				phases = append(phases, p.Phase)
@@ -238,7 +237,7 @@ func TestRefusesInvalidScenario(t *testing.T) {
 	require.Error(t, err)
 	require.NotNil(t, sc)
 	dir := filepath.Join(t.TempDir(), "run")
-	res, err := harness.Run(t.Context(), sc, harness.WithDir(dir))
+	res, err := harness.Run(t.Context(), sc, harness.WithSystemFor(systems.For), harness.WithDir(dir))
 	var verr *harness.ValidationError
 	require.ErrorAs(t, err, &verr)
 	assert.GreaterOrEqual(t, len(verr.Errs), 5)
@@ -249,31 +248,6 @@ func TestRefusesInvalidScenario(t *testing.T) {
 	assert.Equal(t, 3, res.Verdict.ExitCode())
 	_, statErr := os.Stat(dir)
 	assert.True(t, os.IsNotExist(statErr), "nothing is started or written for a refused scenario")
-}
-
-func TestInterposerPublishesNothingWithoutRegistry(t *testing.T) {
-	links, err := faults.NewLinks()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = links.Close() })
-	ip := harness.NewInterposer(links, nil)
-	t.Cleanup(func() { _ = ip.Close() })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = ln.Close() })
-	addr, err := ip.Interpose(componentNamed("order-1", "order"), "broker-1", ln.Addr().String())
-	require.NoError(t, err)
-	assert.NotEqual(t, ln.Addr().String(), addr, "the caller gets a proxy, not the real address")
-	l, ok := links.Get("order-1->broker-1")
-	require.True(t, ok)
-	assert.Equal(t, "order", l.FromService)
-	assert.Equal(t, "broker", l.ToService)
-	assert.Empty(t, ip.Routes())
-	_, err = ip.Interpose(componentNamed("order-1", "order"), "broker-1", ln.Addr().String())
-	assert.Error(t, err, "one proxy per edge")
-}
-
-func componentNamed(name, service string) system.Component {
-	return system.Component{Name: name, Kind: service, Service: service}
 }
 
 // TestCrashLoopLandsOverItsWindow: a crash loop of five rounds is measured when its

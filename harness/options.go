@@ -1,11 +1,13 @@
-// Package harness runs a scenario against a system under test (the reference system, or a
-// user's own topology) and gives a verdict. It starts a fault proxy on every edge of the
-// system (see Interposer), starts the system on the scenario's runtime (local processes or
-// Docker containers), scrapes every component's metrics into the run's history, sends the
-// scenario's seeded load while a scheduler injects and heals each fault at its time and
-// measures its real effect, then heals everything, waits for the system to converge,
-// evaluates the checks and writes result.json. Faults are healed and processes stopped on
-// every exit path, a cancelled context included.
+// Package harness runs a scenario against a system under test (package sut) and gives a
+// verdict, through one pipeline (see runner.run in pipeline.go): it claims the run
+// directory and opens the undo record and the history, starts the system on the local or
+// Docker runtime with a fault proxy on every link it declares, scrapes its metrics into
+// the history, sends the scenario's seeded load while a scheduler injects and heals each
+// fault at its time and measures its real effect, then heals everything, waits for the
+// system's state to converge when it can be read, evaluates the checks and writes
+// result.json. Faults are healed and the system stopped on every exit path, a cancelled
+// context included. Which system runs is the caller's choice (WithSystemFor,
+// WithSystem); the harness names none.
 package harness
 
 import (
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/faults"
+	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/sut"
 )
 
 // Defaults of a run.
@@ -45,6 +49,8 @@ type options struct {
 	readyTimeout  time.Duration
 	runtime       string
 	docker        Docker
+	system        sut.System
+	systemFor     SystemFor
 }
 
 func defaultOptions() options {
@@ -148,6 +154,18 @@ type Docker struct {
 	// BuildLog receives the image builds' output; nil discards it.
 	BuildLog io.Writer
 }
+
+// WithSystem runs the scenario against sys, made for this one run; it wins over
+// WithSystemFor.
+func WithSystem(sys sut.System) Option { return func(o *options) { o.system = sys } }
+
+// SystemFor makes the system under test for one run of sc. command and args are what
+// WithCommand gave: the executable a system of faultline's own processes re-executes.
+type SystemFor func(sc *scenarios.Scenario, command string, args ...string) sut.System
+
+// WithSystemFor picks each run's system under test (systems.For picks the one the
+// scenario names). Run needs it or WithSystem.
+func WithSystemFor(f SystemFor) Option { return func(o *options) { o.systemFor = f } }
 
 // WithDocker sets how runs on the Docker runtime get their images.
 func WithDocker(d Docker) Option { return func(o *options) { o.docker = d } }

@@ -15,7 +15,7 @@ import (
 	"github.com/faultline-dev/faultline/undo"
 )
 
-// prepare does what every run, reference or custom, starts with: the run directory, the
+// prepare does what every run starts with, whatever its system: the run directory, the
 // result file (saved last, whatever happens), the undo record (before anything is created),
 // the history and the fault proxies. The returned done undoes them in reverse order and
 // must be deferred with the run's error even when prepare fails (it then undoes what was
@@ -28,36 +28,9 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 			u(errp)
 		}
 	}
-	// The run directory is claimed before anything is written: a directory another run
-	// holds is refused, and RunDir stays empty so that nobody writes this run's ERROR
-	// result or reports into the other run's directory.
-	stamp := r.began.UTC().Format("20060102T150405Z")
-	dir, runName := o.dir, r.sc.Name
-	var release func()
-	if dir == "" {
-		base, aerr := filepath.Abs(filepath.Join(DefaultRunsDir, stamp+"-"+r.sc.Name))
-		if aerr != nil {
-			return done, r.fail(ctx, fmt.Errorf("resolve run dir: %w", aerr))
-		}
-		dir, release, err = ClaimNewDir(base)
-		// Two runs of one scenario in the same second: base and base-2 get undo records
-		// of their own too.
-		runName = strings.TrimPrefix(filepath.Base(dir), stamp+"-")
-	} else {
-		if dir, err = filepath.Abs(dir); err != nil {
-			return done, r.fail(ctx, fmt.Errorf("resolve run dir: %w", err))
-		}
-		release, err = ClaimDir(dir)
-		if err == nil {
-			// A finished run's records are not overwritten by this run's ERROR result.
-			if held := heldRun(dir); held != "" {
-				release()
-				err = fmt.Errorf("run dir %s already holds a run (%s); choose another directory or remove it", dir, held)
-			}
-		}
-	}
+	dir, runName, release, err := r.claimDir()
 	if err != nil {
-		return done, r.fail(ctx, fmt.Errorf("create run dir: %w", err))
+		return done, r.fail(ctx, err)
 	}
 	undos = append(undos, func(*error) { release() })
 	r.dir = dir
@@ -104,13 +77,14 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 	r.hist = hist
 	r.res.History = HistoryFile
 
+	plan, err := r.sys.Plan(dir, r.res.Runtime == "docker")
+	r.res.Design = plan.Design
+	if err != nil {
+		return done, r.fail(ctx, err)
+	}
 	linkOpts := o.linkOpts
 	if r.res.Runtime == "docker" {
-		proxies, err := r.dockerProxies()
-		if err != nil {
-			return done, r.fail(ctx, err)
-		}
-		proxies = max(proxies, 1) // a topology without links still gets a (quiet) server
+		proxies := max(plan.Proxies, 1) // a topology without links still gets a (quiet) server
 		d, closeDocker, err := r.startDocker(ctx, proxies)
 		// Registered before the error is checked: a half-made runtime is removed too.
 		undos = append(undos, func(*error) {
@@ -137,24 +111,45 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 	return done, nil
 }
 
+// claimDir claims the run directory before anything is written: a directory another run
+// holds is refused, and RunDir stays empty so that nobody writes this run's ERROR result
+// or reports into the other run's directory. runName names the run's undo record.
+func (r *runner) claimDir() (dir, runName string, release func(), err error) {
+	stamp := r.began.UTC().Format("20060102T150405Z")
+	dir, runName = r.o.dir, r.sc.Name
+	if dir == "" {
+		base, err := filepath.Abs(filepath.Join(DefaultRunsDir, stamp+"-"+r.sc.Name))
+		if err != nil {
+			return "", "", nil, fmt.Errorf("resolve run dir: %w", err)
+		}
+		dir, release, err = ClaimNewDir(base)
+		if err != nil {
+			return "", "", nil, fmt.Errorf("create run dir: %w", err)
+		}
+		// Two runs of one scenario in the same second: base and base-2 get undo records
+		// of their own too.
+		return dir, strings.TrimPrefix(filepath.Base(dir), stamp+"-"), release, nil
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return "", "", nil, fmt.Errorf("resolve run dir: %w", err)
+	}
+	if release, err = ClaimDir(dir); err != nil {
+		return "", "", nil, fmt.Errorf("create run dir: %w", err)
+	}
+	// A finished run's records are not overwritten by this run's ERROR result.
+	if held := heldRun(dir); held != "" {
+		release()
+		return "", "", nil, fmt.Errorf("create run dir: run dir %s already holds a run (%s); choose another directory or remove it", dir, held)
+	}
+	return dir, runName, release, nil
+}
+
 // cleanupContext returns contexts for healing and stopping on the way out: they outlive an
 // interrupted ctx (Ctrl-C must still heal) but are bounded.
 func (r *runner) cleanupContext(ctx context.Context) func() (context.Context, context.CancelFunc) {
 	return func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	}
-}
-
-// dockerProxies is how many proxy ports the run's Toxiproxy container publishes.
-func (r *runner) dockerProxies() (int, error) {
-	if r.sc.HasTopology() {
-		return topologyProxies(r.sc.Topology), nil
-	}
-	spec, err := r.systemSpec()
-	if err != nil {
-		return 0, err
-	}
-	return proxyPorts(spec)
 }
 
 // heldRun names the record of an earlier run in dir, or "" when there is none.

@@ -4,8 +4,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-
-	"github.com/faultline-dev/faultline/checks"
 )
 
 // The final state converges only when no order is pending and stock equals initial stock
@@ -27,14 +25,5 @@ func TestMismatchWaitsForTheSaga(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.want, mismatch(FinalState{Orders: tt.orders, Products: products}))
 		})
-	}
-}
-
-func TestSagaState(t *testing.T) {
-	for in, want := range map[string]string{
-		"pending": checks.StatePending, "confirmed": checks.StateConfirmed, "rejected": checks.StateRejected,
-		"released": checks.StateReleased, "": "", "lost-in-space": "lost-in-space",
-	} {
-		assert.Equal(t, want, sagaState(in), in)
 	}
 }

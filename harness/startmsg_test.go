@@ -9,6 +9,7 @@ import (
 
 	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/systems"
 )
 
 // TestStartErrorNamesTheComponentOnce: the runtime's error already says "start lb:", and
@@ -16,7 +17,7 @@ import (
 func TestStartErrorNamesTheComponentOnce(t *testing.T) {
 	sc := loadTestdata(t, "custom/no-such-command.yaml")
 	dir := t.TempDir()
-	res, _ := harness.Run(t.Context(), sc, harness.WithDir(dir))
+	res, _ := harness.Run(t.Context(), sc, harness.WithSystemFor(systems.For), harness.WithDir(dir))
 	require.NotNil(t, res)
 	assert.Equal(t, result.Error, res.Verdict, res.Reason)
 	require.Contains(t, res.Reason, "start lb:")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -158,6 +157,14 @@ func (r *runner) runFault(ctx context.Context, env faults.Env, i int, fs scenari
 	}
 }
 
+// FaultTarget is the fault's own target as written in the scenario, when it has one;
+// FaultParams flattens its attributes (its exported fields, by their json names), as the
+// history records them.
+func FaultTarget(f faults.Fault) string { return targetOf(f) }
+
+// FaultParams: see FaultTarget.
+func FaultParams(f faults.Fault) map[string]string { return paramsOf(f) }
+
 // targetOf is the fault's own target as written in the scenario, when it has one.
 func targetOf(f faults.Fault) string {
 	v := reflect.ValueOf(f)
@@ -247,25 +254,6 @@ func (r *runner) closePhases(loadStart, loadEnd time.Duration) {
 	// Reports count every time from load start, as the scenario does; the result keeps the
 	// run's own clock and says where on it the load began.
 	r.res.LoadStart = result.Duration(loadStart)
-}
-
-// startLive runs the live checks (http_probe, command) against the running system at the
-// planned end of their phases; the returned function waits for them and returns their
-// results. Checks whose time has not come when ctx ends are skipped.
-func (r *runner) startLive(ctx context.Context, loadStart time.Duration) func() []result.Check {
-	planned := checks.Phases(r.sc, nil, loadStart, loadStart+r.sc.Load.Duration.Std())
-	lcs := checks.LiveChecks(r.sc, planned)
-	if len(lcs) == 0 {
-		return func() []result.Check { return nil }
-	}
-	env := checks.LiveEnv{BaseURL: r.sys.GatewayURL()}
-	if tok, err := r.sys.Token("probe", 24*time.Hour); err == nil {
-		env.Token = tok
-	}
-	if r.sc.File != "" {
-		env.Dir = filepath.Dir(r.sc.File)
-	}
-	return r.runLive(ctx, lcs, env)
 }
 
 // runLive runs each live check (http_probe, command) at its planned moment against env, in

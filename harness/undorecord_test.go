@@ -11,6 +11,7 @@ import (
 	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/systems"
 	"github.com/faultline-dev/faultline/undo"
 )
 
@@ -81,7 +82,7 @@ faults:
     latency: 100ms
 `))
 	require.NoError(t, err)
-	res, err := harness.Run(t.Context(), sc, harness.WithDir(t.TempDir()))
+	res, err := harness.Run(t.Context(), sc, harness.WithSystemFor(systems.For), harness.WithDir(t.TempDir()))
 	var ve *harness.ValidationError
 	require.ErrorAs(t, err, &ve)
 	assert.Equal(t, result.Error, res.Verdict)

@@ -43,7 +43,11 @@ func TestDependencyRules(t *testing.T) {
 		pkg    string
 		forbid []string
 	}{
-		{"harness", []string{"reports", "compare", "cmd/faultline"}},
+		// The pipeline runs any system under test and names none: the reference system's
+		// adapter, its supervisor and a topology's live outside it.
+		{"harness", []string{"reports", "compare", "cmd/faultline", "reference", "system", "topology/run", "systems", "soak"}},
+		{"sut", []string{"harness", "reference", "system", "topology/run"}},
+		{"soak", []string{"reports", "compare", "cmd/faultline"}},
 		{"undo", []string{"harness", "compare", "reports", "checks", "loadgen", "system", "topology"}},
 		{"compare", []string{"reports"}},
 		{"reports", []string{"harness", "compare", "undo"}},
@@ -63,7 +67,7 @@ func TestDependencyRules(t *testing.T) {
 // system through the reference package, which depends on them and not the other way, so
 // that a user's own system meets no part of the shop.
 func TestFrameworkDoesNotImportTheReferenceSystem(t *testing.T) {
-	for _, pkg := range []string{"checks", "loadgen", "faults", "scenarios"} {
+	for _, pkg := range []string{"checks", "loadgen", "faults", "scenarios", "harness", "sut", "observe", "history", "result"} {
 		t.Run(pkg, func(t *testing.T) {
 			for _, d := range deps(t, pkg) {
 				assert.False(t, d == "reference" || strings.HasPrefix(d, "reference/") || strings.HasPrefix(d, "reference-services/"),

@@ -19,6 +19,7 @@ import (
 	"github.com/faultline-dev/faultline/reports"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/systems"
 )
 
 // verdictError carries a run's verdict to main as its exit code; the verdict has been
@@ -128,7 +129,7 @@ func runOne(ctx context.Context, out, errOut io.Writer, sc *scenarios.Scenario, 
 	// The plan's shape first, so what the file means is visible before it is sent.
 	fmt.Fprintf(errOut, "%s load: %s\n", sc.Name, harness.LoadPlan(sc.Load))
 	pp := newProgressPrinter(errOut, sc.Name)
-	opts := append([]harness.Option{harness.WithLogger(log), harness.WithProgress(pp.print)}, extra...)
+	opts := append([]harness.Option{harness.WithSystemFor(systems.For), harness.WithLogger(log), harness.WithProgress(pp.print)}, extra...)
 	if dir != "" {
 		opts = append(opts, harness.WithDir(dir))
 	}

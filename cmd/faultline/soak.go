@@ -14,13 +14,14 @@ import (
 
 	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/soak"
 )
 
 // soakFailedError is a soak whose processes grew: exit code 1, like a failed check.
 type soakFailedError struct{ dir string }
 
 func (e *soakFailedError) Error() string {
-	return "soak failed: a process's memory or goroutines grew (see " + filepath.Join(e.dir, harness.SoakFile) + ")"
+	return "soak failed: a process's memory or goroutines grew (see " + filepath.Join(e.dir, soak.SoakFile) + ")"
 }
 
 // ExitCode maps a failed soak to exit 1.
@@ -37,7 +38,7 @@ func soakErr(ctx context.Context, err error) error {
 
 func newSoakCmd() *cobra.Command {
 	var (
-		spec    harness.SoakSpec
+		spec    soak.SoakSpec
 		dir     string
 		design  string
 		verbose bool
@@ -64,7 +65,7 @@ func newSoakCmd() *cobra.Command {
 			if verbose {
 				opts = append(opts, harness.WithLogger(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))))
 			}
-			rep, err := harness.Soak(ctx, spec, opts...)
+			rep, err := soak.Soak(ctx, spec, opts...)
 			if err != nil {
 				return soakErr(ctx, err)
 			}
@@ -72,7 +73,7 @@ func newSoakCmd() *cobra.Command {
 			if err := rep.WriteTable(out); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "samples: %s\n", filepath.Join(rep.Dir, harness.SoakFile))
+			fmt.Fprintf(out, "samples: %s\n", filepath.Join(rep.Dir, soak.SoakFile))
 			if !rep.Passed() {
 				return &soakFailedError{dir: rep.Dir}
 			}
@@ -84,8 +85,8 @@ func newSoakCmd() *cobra.Command {
 	fl.DurationVar(&spec.Duration, "duration", 10*time.Minute, "how long the load runs")
 	fl.DurationVar(&spec.WarmUp, "warmup", 0, "warm-up before the start window (default: a fifth of --duration)")
 	fl.DurationVar(&spec.Window, "window", 0, "length of the start and end windows (default: a tenth of --duration, 10s..60s)")
-	fl.IntVar(&spec.Rate, "rate", harness.DefaultSoakRate, "constant load in requests per second")
-	fl.Float64Var(&spec.MaxRSSGrowth, "max-growth", harness.DefaultMaxRSSGrowth, "largest allowed RSS growth, as a fraction")
+	fl.IntVar(&spec.Rate, "rate", soak.DefaultSoakRate, "constant load in requests per second")
+	fl.Float64Var(&spec.MaxRSSGrowth, "max-growth", soak.DefaultMaxRSSGrowth, "largest allowed RSS growth, as a fraction")
 	fl.StringVar(&dir, "dir", "", "soak directory (default .faultline/runs/<UTC time>-soak)")
 	fl.StringVar(&design, "design", "", "design YAML (default: the built-in resilient design)")
 	fl.BoolVar(&verbose, "verbose", false, "log the system's start and the faults to stderr")

@@ -1,4 +1,8 @@
-package harness
+// Package soak runs the reference system under a constant load for a long time while
+// faults are injected and healed one after the other, and judges every process's memory
+// and goroutines for leaks. It starts the system through the harness's pipeline
+// (harness.StartSystem) and drives the load and the faults itself.
+package soak
 
 import (
 	"cmp"
@@ -18,13 +22,13 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/faults"
+	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/observe"
 	"github.com/faultline-dev/faultline/reference"
-	"github.com/faultline-dev/faultline/runtime/local"
+	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/system"
-	"github.com/faultline-dev/faultline/undo"
 )
 
 // Soak defaults.
@@ -37,6 +41,8 @@ const (
 	DefaultMaxRSSGrowth = 0.10
 	// SoakFile is the report a soak writes into its directory, samples included.
 	SoakFile = "soak.json"
+	// cleanupTimeout bounds healing on the way out, whatever ended the soak.
+	cleanupTimeout = 30 * time.Second
 	// soakSettle is how long the system gets after a heal before a measurement window.
 	soakSettle = 5 * time.Second
 	// soakGap separates two faults, so that each one's recovery is its own.
@@ -138,7 +144,7 @@ func CatalogFaults() ([]scenarios.FaultSpec, error) {
 			if !ok {
 				continue
 			}
-			key := fs.Type + " " + targetOf(f) + " " + fmt.Sprint(paramsOf(f))
+			key := fs.Type + " " + harness.FaultTarget(f) + " " + fmt.Sprint(harness.FaultParams(f))
 			if seen[key] {
 				continue
 			}
@@ -248,86 +254,31 @@ func (r *SoakReport) WriteTable(w io.Writer) error {
 }
 
 // Soak runs spec against the reference system as local processes and returns its report,
-// which it also writes to SoakFile in the run directory. WithDir, WithCommand, WithLogger
-// and WithReadyTimeout apply; the other options are for Run. Faults are healed and
-// processes stopped on every exit path. A soak whose processes grew returns a report that
-// is not Passed and a nil error; errors are for soaks that could not run.
-func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, error) {
-	o := defaultOptions()
-	for _, opt := range opts {
-		opt(&o)
-	}
+// which it also writes to SoakFile in the run directory. harness.WithDir, WithLogger,
+// WithReadyTimeout and WithLinkOptions apply; its processes are this executable's "serve"; the other options are for harness.Run. Faults
+// are healed and processes stopped on every exit path. A soak whose processes grew
+// returns a report that is not Passed and a nil error; errors are for soaks that could
+// not run.
+func Soak(ctx context.Context, spec SoakSpec, opts ...harness.Option) (*SoakReport, error) {
 	spec = spec.withDefaults()
 	if errs := spec.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("validate soak: %w", errors.Join(errs...))
 	}
 	began := time.Now()
-	dir := o.dir
-	if dir == "" {
-		dir = filepath.Join(DefaultRunsDir, began.UTC().Format("20060102T150405Z")+"-soak")
-	}
-	dir, err := filepath.Abs(dir)
+	sys := reference.FromSpec(system.Spec{DesignFile: spec.DesignFile})
+	up, err := harness.StartSystem(ctx, sys, "soak", opts...)
 	if err != nil {
-		return nil, fmt.Errorf("resolve soak dir: %w", err)
+		return nil, err
 	}
-	// Claimed like a run's: a second soak on one directory would start a second system there.
-	release, err := ClaimDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("create soak dir: %w", err)
-	}
-	defer release()
-	rep := &SoakReport{Spec: spec, Dir: dir, StartedAt: began.UTC()}
 	cleanup := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	}
-
-	// As in a run: the undo record exists before anything is created, so a soak killed
-	// with SIGKILL is healed by the next faultline command, and goes once everything is gone.
-	journal, err := undo.OpenJournal(undo.DefaultDir(), undo.NewRunID(began, "soak"), dir, "local")
-	if err != nil {
-		return nil, err
-	}
 	defer func() {
 		cctx, cancel := cleanup()
 		defer cancel()
-		if jerr := journal.Close(cctx); jerr != nil {
-			o.log.Warn("close undo record", "err", jerr)
-		}
+		up.Close(cctx)
 	}()
-	links, err := faults.NewLinks()
-	if err != nil {
-		return nil, fmt.Errorf("start fault proxies: %w", err)
-	}
-	defer links.Close()
-	ip := NewInterposer(links, o.log)
-	defer ip.Close()
-	rt := local.New(local.WithLogger(o.log))
-	defer func() {
-		cctx, cancel := cleanup()
-		defer cancel()
-		_ = rt.Close(cctx)
-	}()
-	sysSpec := system.Spec{Dir: filepath.Join(dir, "system"), DesignFile: spec.DesignFile, Command: o.command, Args: o.args}
-	sys, err := system.Start(ctx, undo.WrapRuntime(rt, journal), sysSpec, system.WithLogger(o.log), system.WithInterposer(ip), system.WithReadyTimeout(o.readyTimeout))
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		cctx, cancel := cleanup()
-		defer cancel()
-		if serr := sys.Stop(cctx); serr != nil {
-			o.log.Warn("stop system", "err", serr)
-		}
-	}()
-	wctx, cancel := context.WithTimeout(ctx, o.readyTimeout)
-	err = ip.WaitRoutes(wctx, sys)
-	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("publish routes: %w", err)
-	}
-	if err := journal.RecordLinks(links); err != nil {
-		return nil, err
-	}
+	rep := &SoakReport{Spec: spec, Dir: up.Dir, StartedAt: began.UTC()}
 
 	cycle := spec.Faults
 	if cycle == nil {
@@ -335,16 +286,15 @@ func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, erro
 		if err != nil {
 			return nil, err
 		}
-		cycle = applicable(all, sys.Components())
+		cycle = applicable(all, sys.Topology())
 	}
-	env := faults.NewEnv(links, sys)
+	env := up.Env
 	defer func() {
 		cctx, cancel := cleanup()
 		defer cancel()
 		for _, fs := range cycle {
 			_ = fs.Spec.(faults.Fault).Heal(cctx, env)
 		}
-		_ = links.HealAll(cctx)
 	}()
 
 	tokens := make([]string, 16)
@@ -359,19 +309,17 @@ func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, erro
 		MaxWorkers: 256,
 		Clients:    len(tokens),
 		Seed:       spec.Seed,
-		Journeys:   reference.Journeys(func(c int) string { return tokens[c] }),
+		Journeys:   sys.Journeys(func(c int) string { return tokens[c] }),
 		Mix:        reference.Mix(),
 	}
 
 	samples := &sampler{series: map[string][]SoakSample{}}
 	loadStart := time.Now()
-	scraper, err := observe.NewScraper(func() []observe.Target {
-		var out []observe.Target
-		for _, c := range sys.Components() {
-			out = append(out, observe.Target{Component: c.Name, URL: c.AdminURL() + "/metrics"})
-		}
-		return out
-	}, observe.WithInterval(spec.Interval), observe.WithStart(loadStart),
+	scrape, err := sys.Scrape()
+	if err != nil {
+		return nil, err
+	}
+	scraper, err := observe.NewScraper(scrape.Targets, observe.WithInterval(spec.Interval), observe.WithStart(loadStart),
 		observe.WithPrefixes("process_resident_memory_bytes", "go_goroutines", "process_start_time_seconds"))
 	if err != nil {
 		return nil, err
@@ -381,9 +329,9 @@ func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, erro
 	wg.Go(func() { _ = scraper.Run(sctx, samples.add) })
 	defer func() { stopScrape(); wg.Wait() }()
 
-	cyc := &cycler{env: env, log: o.log, faults: cycle, counts: make([]SoakFault, len(cycle))}
+	cyc := &cycler{env: env, log: up.Log, faults: cycle, counts: make([]SoakFault, len(cycle))}
 	for i, fs := range cycle {
-		cyc.counts[i] = SoakFault{Name: fs.Name, Type: fs.Type, Target: targetOf(fs.Spec.(faults.Fault))}
+		cyc.counts[i] = SoakFault{Name: fs.Name, Type: fs.Type, Target: harness.FaultTarget(fs.Spec.(faults.Fault))}
 	}
 	wg.Go(func() {
 		sf, _ := spec.startWindow()
@@ -391,8 +339,8 @@ func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, erro
 		cyc.run(ctx, loadStart, 0, sf-soakSettle)
 		cyc.run(ctx, loadStart, sf+spec.Window, ef-soakSettle)
 	})
-	o.log.Info("soak started", "duration", spec.Duration, "rate", spec.Rate, "faults", len(cycle), "dir", dir)
-	sum, lerr := loadgen.Run(ctx, load, sys.GatewayURL(), nil)
+	up.Log.Info("soak started", "duration", spec.Duration, "rate", spec.Rate, "faults", len(cycle), "dir", up.Dir)
+	sum, lerr := loadgen.Run(ctx, load, sys.LoadTargets()[0], nil)
 	stopScrape()
 	wg.Wait()
 	rep.Load = sum
@@ -405,7 +353,7 @@ func Soak(ctx context.Context, spec SoakSpec, opts ...Option) (*SoakReport, erro
 		return rep, fmt.Errorf("run soak: %w", err)
 	}
 	rep.Processes = samples.judge(spec)
-	if err := rep.save(filepath.Join(dir, SoakFile)); err != nil {
+	if err := rep.save(filepath.Join(up.Dir, SoakFile)); err != nil {
 		return rep, err
 	}
 	return rep, nil
@@ -423,7 +371,7 @@ func (r *SoakReport) save(path string) error {
 }
 
 // applicable keeps the faults whose every target is a component or a service of comps.
-func applicable(fs []scenarios.FaultSpec, comps []system.Component) []scenarios.FaultSpec {
+func applicable(fs []scenarios.FaultSpec, comps []result.Component) []scenarios.FaultSpec {
 	known := map[string]bool{}
 	for _, c := range comps {
 		known[c.Name], known[c.Service] = true, true
@@ -596,4 +544,14 @@ func median(xs []SoakSample, f func(SoakSample) float64) float64 {
 		return v[n/2]
 	}
 	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// sleepUntil waits until t or ctx's end and reports whether t was reached.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	select {
+	case <-time.After(time.Until(t)):
+		return ctx.Err() == nil
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -1,4 +1,4 @@
-package harness
+package reference
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/faults"
-	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/reference-services/registry"
 	"github.com/faultline-dev/faultline/system"
 )
@@ -19,7 +18,7 @@ import (
 // is ever published for it, so it sees every instance at its real address.
 const HarnessCaller = "harness"
 
-// Interposer is the harness's system.Interposer: it puts a Toxiproxy proxy on every edge
+// Interposer is the reference system's system.Interposer: it puts a Toxiproxy proxy on every edge
 // of a started system. Edges to the registry, the broker and the balancer get one proxy
 // per caller instance, created while the system is planned; edges between services get
 // one proxy per (caller service, callee instance), created by a route publisher that
@@ -121,7 +120,7 @@ func (ip *Interposer) publish(endpoint string) {
 		return
 	}
 	notify := make(chan struct{}, 1)
-	for _, svc := range reference.Routed() {
+	for _, svc := range Routed() {
 		ch, cancel := w.Subscribe(svc)
 		defer cancel()
 		go func() {
@@ -159,9 +158,9 @@ func (ip *Interposer) sync(w *registry.Watcher, cli *registry.Client, upstream m
 		callers[k] = v
 	}
 	ip.mu.Unlock()
-	for _, svc := range reference.Routed() {
+	for _, svc := range Routed() {
 		for _, inst := range w.Instances(svc) {
-			for _, caller := range reference.CallersOf(svc) {
+			for _, caller := range routes[svc] {
 				if !callers[caller] {
 					continue
 				}
@@ -246,7 +245,7 @@ func (ip *Interposer) WaitRoutes(ctx context.Context, sys *system.System) error 
 	}
 	var want []string
 	for _, c := range sys.Components() {
-		for _, caller := range reference.CallersOf(c.Service) {
+		for _, caller := range routes[c.Service] {
 			if services[caller] {
 				want = append(want, caller+"->"+c.Name)
 			}

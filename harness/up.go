@@ -1,0 +1,124 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/faultline-dev/faultline/faults"
+	"github.com/faultline-dev/faultline/runtime/local"
+	"github.com/faultline-dev/faultline/sut"
+	"github.com/faultline-dev/faultline/undo"
+)
+
+// bringUp is the pipeline's start step, shared by Run and StartSystem: start the system
+// with its links through the proxies, wait for its routes through them, and record the
+// proxies for crash recovery.
+func bringUp(ctx context.Context, sys sut.System, env sut.Env, journal *undo.Journal) error {
+	if err := sys.Start(ctx, env); err != nil {
+		return err
+	}
+	if p, ok := sys.(sut.RoutePublisher); ok {
+		wctx, cancel := context.WithTimeout(ctx, env.ReadyTimeout)
+		err := p.PublishRoutes(wctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("publish routes: %w", err)
+		}
+	}
+	return journal.RecordLinks(env.Links)
+}
+
+// Up is a system under test started on the local runtime for a caller that drives it
+// itself (a soak): its run directory claimed, its undo record open, a proxy on every
+// link and its routes published, as Run does before the load. Close undoes it all.
+type Up struct {
+	// System is the started system; Links holds its proxies; Env lends both to faults.
+	System sut.System
+	Links  *faults.Links
+	Env    faults.Env
+	// Dir is the run directory; Log is the logger WithLogger gave.
+	Dir string
+	Log *slog.Logger
+
+	undos []func(context.Context)
+}
+
+// StartSystem starts sys the way a run does, in the directory WithDir names (default
+// DefaultRunsDir/<UTC timestamp>-<name>). WithLogger, WithReadyTimeout and
+// WithLinkOptions apply. On an error, what was made is already undone.
+func StartSystem(ctx context.Context, sys sut.System, name string, opts ...Option) (_ *Up, err error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	began := time.Now()
+	u := &Up{System: sys, Log: o.log}
+	defer func() {
+		if err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			defer cancel()
+			u.Close(cctx)
+		}
+	}()
+	dir := o.dir
+	if dir == "" {
+		dir = filepath.Join(DefaultRunsDir, began.UTC().Format("20060102T150405Z")+"-"+name)
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, fmt.Errorf("resolve %s dir: %w", name, err)
+	}
+	// Claimed like a run's: a second one on this directory would start a second system there.
+	release, err := ClaimDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("create %s dir: %w", name, err)
+	}
+	u.Dir = dir
+	u.undos = append(u.undos, func(context.Context) { release() })
+	// The undo record exists before anything is created, so that a process killed with
+	// SIGKILL is healed by the next faultline command, and goes once everything is gone.
+	journal, err := undo.OpenJournal(undo.DefaultDir(), undo.NewRunID(began, name), dir, "local")
+	if err != nil {
+		return nil, err
+	}
+	u.undos = append(u.undos, func(ctx context.Context) {
+		if jerr := journal.Close(ctx); jerr != nil {
+			o.log.Warn("close undo record", "err", jerr)
+		}
+	})
+	links, err := faults.NewLinks(o.linkOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("start fault proxies: %w", err)
+	}
+	u.Links = links
+	u.undos = append(u.undos, func(context.Context) { links.Close() })
+	if _, err := sys.Plan(dir, false); err != nil {
+		return nil, err
+	}
+	rt := local.New(local.WithLogger(o.log))
+	u.undos = append(u.undos, func(ctx context.Context) { _ = rt.Close(ctx) })
+	u.undos = append(u.undos, func(ctx context.Context) {
+		if serr := sys.Stop(ctx); serr != nil {
+			o.log.Warn("stop system", "err", serr)
+		}
+	})
+	env := sut.Env{Dir: dir, Runtime: undo.WrapRuntime(rt, journal), Links: links, ReadyTimeout: o.readyTimeout, Log: o.log}
+	if err := bringUp(ctx, sys, env, journal); err != nil {
+		return nil, err
+	}
+	u.Env = faults.NewEnv(links, controls(sys))
+	u.undos = append(u.undos, func(ctx context.Context) { _ = links.HealAll(ctx) })
+	return u, nil
+}
+
+// Close heals every link, stops the system and removes what StartSystem made, in the
+// reverse order of its making. ctx bounds it; it should outlive an interrupted run.
+func (u *Up) Close(ctx context.Context) {
+	for _, f := range slices.Backward(u.undos) {
+		f(ctx)
+	}
+	u.undos = nil
+}
