@@ -86,13 +86,14 @@ func StartDocker(ctx context.Context, s Spec, d Docker, opts ...Option) (*System
 		image = tag
 		phases = append(phases, Phase{Name: "image", Took: time.Since(began)})
 	}
-	// The reaper removes the system if whoever started it is killed before Stop.
+	// The reaper removes the system if whoever started it is killed before Stop; it starts
+	// alongside the registry and the broker, whose starts return once it watches.
 	rtBegan := time.Now()
 	rt, err := docker.New(ctx, docker.WithRunID(d.RunID), docker.WithImage(image), docker.WithLogger(o.log), docker.WithReaper(image, 0))
 	if err != nil {
 		return nil, fmt.Errorf("start system: %w", err)
 	}
-	phases = append(phases, Phase{Name: "network+reaper", Took: time.Since(rtBegan)})
+	phases = append(phases, Phase{Name: "network", Took: time.Since(rtBegan)})
 	sys, err := Start(ctx, rt, s, append(slices.Clone(opts), func(o *options) { o.began, o.phases = began, phases })...)
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultStopTimeout)
