@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -85,13 +86,14 @@ func StartDocker(ctx context.Context, s Spec, d Docker, opts ...Option) (*System
 		image = tag
 		phases = append(phases, Phase{Name: "image", Took: time.Since(began)})
 	}
-	// The reaper removes the system if whoever started it is killed before Stop.
+	// The reaper removes the system if whoever started it is killed before Stop; it starts
+	// alongside the registry and the broker, whose starts return once it watches.
 	rtBegan := time.Now()
 	rt, err := docker.New(ctx, docker.WithRunID(d.RunID), docker.WithImage(image), docker.WithLogger(o.log), docker.WithReaper(image, 0))
 	if err != nil {
 		return nil, fmt.Errorf("start system: %w", err)
 	}
-	phases = append(phases, Phase{Name: "network+reaper", Took: time.Since(rtBegan)})
+	phases = append(phases, Phase{Name: "network", Took: time.Since(rtBegan)})
 	sys, err := Start(ctx, rt, s, append(slices.Clone(opts), func(o *options) { o.began, o.phases = began, phases })...)
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultStopTimeout)
@@ -230,6 +232,50 @@ func (sys *System) containerSpec(c *Component) (runtime.Spec, error) {
 			Files:     files,
 		},
 	}, nil
+}
+
+// upPoll paces the up probe; a refused attempt costs next to nothing.
+const upPoll = 10 * time.Millisecond
+
+// errNoUpProbe: only the registry's process is probed for being up (see System.step).
+var errNoUpProbe = errors.New("no up probe for this component")
+
+// up returns once the named component's process is up, before it is ready. Only the
+// registry on containers is probed: its admin port answers /healthz once the process has
+// read its config, and etcd opens its client listener right after (it serves clients only
+// once elected, and its clients wait for that). A dependent container takes the engine a
+// quarter of a second to start, so its first dial finds that listener open.
+func (sys *System) up(ctx context.Context, name string) error {
+	c, err := sys.process(name)
+	if err != nil {
+		return err
+	}
+	if c.Kind != config.KindRegistry || !sys.containers {
+		return errNoUpProbe
+	}
+	client := &http.Client{Timeout: 250 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	url := c.AdminURL() + "/healthz"
+	for {
+		if !c.Process.Running() {
+			return fmt.Errorf("probe %s: exited", name)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return fmt.Errorf("probe %s: %w", name, err)
+		}
+		if resp, err := client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("probe %s: %w", name, ctx.Err())
+		case <-time.After(upPoll):
+		}
+	}
 }
 
 // Disconnect takes the named component off the network while it keeps running (a

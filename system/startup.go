@@ -33,10 +33,15 @@ type ComponentStartup struct {
 	Name string
 	// Deps are the components whose readiness this one's start waited for.
 	Deps []string
+	// Up are the components this one's start waited for only until their process was
+	// up, ready or not (see System.step).
+	Up []string
 	// Start is when the runtime was asked to start it (every dependency was ready by
 	// then), Running when the runtime returned (a fork; a container created and
 	// started), Ready when its /readyz first answered 200.
 	Start, Running, Ready time.Duration
+	// IsUp is when its process was found up (0: nothing waited for that).
+	IsUp time.Duration
 	// Prepared is when its container had been created ahead of its start (0: it was not;
 	// see runtime.Preparer). A Prepared after Start means the start waited for it.
 	Prepared time.Duration
@@ -66,17 +71,51 @@ func (sys *System) dependencies(c *Component) []string {
 	}
 }
 
+// step is c's node of the start graph. On containers a component that needs the
+// registry waits only until the registry's process is up (its admin port answers; etcd
+// opens its client listener right after, before it reads its data and elects itself),
+// not until it is ready: the engine starts containers one after another (a quarter of a
+// second each on a quiet machine), so waiting out the registry's boot and election before
+// the first of them only lengthens the critical path. A component that finds the registry
+// without a leader yet retries its registration and its watch every 200 ms (its etcd
+// client does not block on connect) and becomes ready right after the election. Locally
+// a process starts in milliseconds and would only spend the registry's boot in those
+// retries, so it waits for readiness as before.
+func (sys *System) step(c *Component) step {
+	deps := sys.dependencies(c)
+	if !sys.containers {
+		return step{name: c.Name, deps: deps}
+	}
+	s := step{name: c.Name}
+	for _, d := range deps {
+		if d == "registry-1" {
+			s.up = append(s.up, d)
+		} else {
+			s.deps = append(s.deps, d)
+		}
+	}
+	return s
+}
+
 // step is one node of a start graph.
 type step struct {
 	name string
-	deps []string
+	// deps must be ready before the step starts; up need only be up (stepFuncs.up),
+	// which comes earlier.
+	deps, up []string
 }
 
+// root reports whether the step waits for nothing.
+func (s step) root() bool { return len(s.deps) == 0 && len(s.up) == 0 }
+
 // stepFuncs are what a start graph does with each node: start it, then wait for it to
-// be ready. Both must return when ctx ends.
+// be ready. All must return when ctx ends. up, when set, returns once a started step's
+// process is up, before it is ready; an error there (no such probe for the step, or the
+// probe gave up) only means its dependents wait for its readiness instead.
 type stepFuncs struct {
 	start func(ctx context.Context, name string) error
 	ready func(ctx context.Context, name string) error
+	up    func(ctx context.Context, name string) error
 }
 
 // runGraph starts every step as soon as each of its own dependencies is ready — not in
@@ -91,8 +130,16 @@ func runGraph(ctx context.Context, steps []step, f stepFuncs, since time.Time) (
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ready := make(map[string]chan struct{}, len(steps))
+	up := make(map[string]chan struct{}, len(steps))
+	upOnce := make(map[string]func(), len(steps))
+	probed := map[string]bool{}
 	for _, s := range steps {
 		ready[s.name] = make(chan struct{})
+		ch := make(chan struct{})
+		up[s.name], upOnce[s.name] = ch, sync.OnceFunc(func() { close(ch) })
+		for _, d := range s.up {
+			probed[d] = true
+		}
 	}
 	out := make([]ComponentStartup, len(steps))
 	var (
@@ -109,14 +156,20 @@ func runGraph(ctx context.Context, steps []step, f stepFuncs, since time.Time) (
 		}
 	}
 	for i, s := range steps {
-		out[i] = ComponentStartup{Name: s.name, Deps: slices.Clone(s.deps)}
+		out[i] = ComponentStartup{Name: s.name, Deps: slices.Clone(s.deps), Up: slices.Clone(s.up)}
 		wg.Go(func() {
-			for _, d := range s.deps {
-				select {
-				case <-ready[d]:
-				case <-ctx.Done():
-					return // the failure that cancelled ctx is already recorded
+			wait := func(chs map[string]chan struct{}, names []string) bool {
+				for _, d := range names {
+					select {
+					case <-chs[d]:
+					case <-ctx.Done():
+						return false // the failure that cancelled ctx is already recorded
+					}
 				}
+				return true
+			}
+			if !wait(ready, s.deps) || !wait(up, s.up) {
+				return
 			}
 			out[i].Start = time.Since(since)
 			if err := f.start(ctx, s.name); err != nil {
@@ -124,11 +177,25 @@ func runGraph(ctx context.Context, steps []step, f stepFuncs, since time.Time) (
 				return
 			}
 			out[i].Running = time.Since(since)
+			if probed[s.name] && f.up != nil {
+				// The probe ends when the step is ready (or failed): then it is moot.
+				pctx, stop := context.WithCancel(ctx)
+				defer stop()
+				wg.Go(func() {
+					if f.up(pctx, s.name) == nil {
+						mu.Lock()
+						out[i].IsUp = time.Since(since)
+						mu.Unlock()
+						upOnce[s.name]()
+					}
+				})
+			}
 			if err := f.ready(ctx, s.name); err != nil {
 				fail(err)
 				return
 			}
 			out[i].Ready = time.Since(since)
+			upOnce[s.name]() // ready implies up
 			close(ready[s.name])
 		})
 	}
@@ -152,7 +219,10 @@ func checkGraph(steps []step) error {
 		deps[s.name] = s.deps
 	}
 	for _, s := range steps {
-		for _, d := range s.deps {
+		deps[s.name] = append(slices.Clone(s.deps), s.up...)
+	}
+	for _, s := range steps {
+		for _, d := range deps[s.name] {
 			if _, ok := deps[d]; !ok {
 				return fmt.Errorf("start graph: %s depends on unknown %s", s.name, d)
 			}
@@ -214,9 +284,16 @@ func (s Startup) String() string {
 	}
 	fmt.Fprintf(&b, "  %-14s%s %8s %8s %8s  %s\n", "component", head, "start", "running", "ready", "after")
 	for _, c := range cs {
-		after := strings.Join(c.Deps, ",")
+		waited := slices.Clone(c.Deps)
+		for _, d := range c.Up {
+			waited = append(waited, d+" up")
+		}
+		after := strings.Join(waited, ",")
 		if after == "" {
 			after = "-"
+		}
+		if c.IsUp > 0 && c.IsUp < c.Ready {
+			after += fmt.Sprintf(" (itself up at %s)", ms(c.IsUp))
 		}
 		fmt.Fprintf(&b, "  %-14s%s %8s %8s %8s  %s\n", c.Name, col(c.Prepared), ms(c.Start), ms(c.Running), ms(c.Ready), after)
 	}

@@ -158,3 +158,94 @@ func TestStartGraphRejectsBadGraphs(t *testing.T) {
 		})
 	}
 }
+
+// TestStartGraphUpDependency: a step that needs its dependency only up starts once the
+// dependency's up probe passes, before the dependency is ready (here the registry cannot
+// be ready until the merchant started: waiting for readiness would never end); a
+// dependency with no probe (an error) is waited for until ready.
+func TestStartGraphUpDependency(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	steps := []step{
+		{name: "registry"},
+		{name: "broker"},
+		{name: "merchant", up: []string{"registry"}},
+		{name: "product", deps: []string{"broker"}, up: []string{"registry"}},
+		{name: "gateway", up: []string{"broker"}},
+	}
+	merchantStarted, registryUp := make(chan struct{}), make(chan struct{})
+	var log eventLog
+	timings, err := runGraph(ctx, steps, stepFuncs{
+		start: func(_ context.Context, name string) error {
+			log.add("start " + name)
+			if name == "merchant" {
+				close(merchantStarted)
+			}
+			if name == "registry" {
+				time.AfterFunc(20*time.Millisecond, func() { close(registryUp) })
+			}
+			return nil
+		},
+		ready: func(ctx context.Context, name string) error {
+			if name == "registry" {
+				select {
+				case <-merchantStarted:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			log.add("ready " + name)
+			return nil
+		},
+		up: func(ctx context.Context, name string) error {
+			if name != "registry" {
+				return errors.New("no probe")
+			}
+			select {
+			case <-registryUp:
+				log.add("up " + name)
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+	}, time.Now())
+	require.NoError(t, err, "events: %v", log.events)
+	before := func(a, b string) {
+		t.Helper()
+		ia, ib := log.index(a), log.index(b)
+		require.NotEqual(t, -1, ia, a)
+		require.NotEqual(t, -1, ib, b)
+		assert.Less(t, ia, ib, "%q must come before %q; events %v", a, b, log.events)
+	}
+	before("up registry", "start merchant")
+	before("start merchant", "ready registry")
+	before("up registry", "start product")
+	before("ready broker", "start product")
+	before("ready broker", "start gateway") // no probe: up is ready
+	require.Len(t, timings, len(steps))
+	assert.Equal(t, []string{"registry"}, timings[2].Up)
+	assert.Positive(t, timings[0].IsUp)
+	assert.Less(t, timings[0].IsUp, timings[0].Ready)
+	assert.Contains(t, Startup{Components: timings}.String(), "registry up")
+}
+
+// TestDockerStepsWaitForTheRegistryUp: on containers a component that dials the registry
+// waits for it up and for every other dependency ready; locally for all of them ready.
+func TestDockerStepsWaitForTheRegistryUp(t *testing.T) {
+	for _, tt := range []struct {
+		containers bool
+		kind       string
+		deps, up   []string
+	}{
+		{false, "product", []string{"registry-1", "broker-1"}, nil},
+		{true, "product", []string{"broker-1"}, []string{"registry-1"}},
+		{true, "merchant", nil, []string{"registry-1"}},
+		{true, "registry", nil, nil},
+	} {
+		sys := &System{containers: tt.containers}
+		got := sys.step(&Component{Name: "x", Kind: tt.kind})
+		assert.Equal(t, tt.deps, got.deps, "%s containers=%v", tt.kind, tt.containers)
+		assert.Equal(t, tt.up, got.up, "%s containers=%v", tt.kind, tt.containers)
+	}
+}

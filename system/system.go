@@ -432,7 +432,7 @@ func (sys *System) startGraph(ctx context.Context, began time.Time) error {
 	var steps []step
 	for _, c := range sys.comps {
 		byName[c.Name] = c
-		steps = append(steps, step{name: c.Name, deps: sys.dependencies(c)})
+		steps = append(steps, sys.step(c))
 	}
 	prepared, rootsRunning := sys.prepareAll(ctx, steps)
 	var (
@@ -466,6 +466,7 @@ func (sys *System) startGraph(ctx context.Context, began time.Time) error {
 			}
 			return nil
 		},
+		up: sys.up,
 	}, began)
 	for i := range timings {
 		timings[i].Prepared = preparedAt[timings[i].Name]
@@ -494,7 +495,7 @@ func (sys *System) prepareAll(ctx context.Context, steps []step) (prepared map[s
 	prepared, rootsRunning = map[string]chan prepareResult{}, map[string]chan struct{}{}
 	var later []*Component
 	for i, c := range sys.comps {
-		if len(steps[i].deps) == 0 {
+		if steps[i].root() {
 			rootsRunning[c.Name] = make(chan struct{}, 1)
 			continue
 		}

@@ -380,6 +380,21 @@ func TestReaperLeavesARunThatIsClosedNormally(t *testing.T) {
 	assert.Equal(t, []int{0, 0, 0}, []int{c, n, v})
 }
 
+// TestReaperThatFailsFailsTheStart: the reaper starts in the background; when it cannot
+// start, the Start that would have run unwatched fails with its error, and Close still
+// removes the container that was started meanwhile.
+func TestReaperThatFailsFailsTheStart(t *testing.T) {
+	_, toxi := requireImages(t)
+	rt := newRuntime(t, WithReaper("faultline:no-such-image-"+NewRunID(), time.Second))
+	_, err := rt.Start(context.Background(), toxiproxySpec("toxiproxy", toxi, nil))
+	require.ErrorContains(t, err, "start reaper")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, rt.Close(ctx))
+	c, n, v := leftovers(t, rt.RunID())
+	assert.Equal(t, []int{0, 0, 0}, []int{c, n, v})
+}
+
 // startChild runs this test binary as a harness (runChild) with env added and returns once
 // it says it is ready: its containers run.
 func startChild(t *testing.T, env ...string) *exec.Cmd {

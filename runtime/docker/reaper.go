@@ -39,9 +39,10 @@ const (
 	reaperName = "reaper"
 )
 
-// WithReaper starts a reaper from image (one BuildImage made) when the runtime is
-// created, so that a harness killed without a chance to Close leaves nothing running
-// beyond grace (0 means DefaultReaperGrace). It needs the engine's Unix socket; with an
+// WithReaper starts a reaper from image (one BuildImage made) alongside the runtime's
+// first containers, so that a harness killed without a chance to Close leaves nothing
+// running beyond grace (0 means DefaultReaperGrace); every Start returns only once the
+// reaper watches, and fails when it could not be started. It needs the engine's Unix socket; with an
 // engine reached over TCP the runtime runs without one and says so in its log.
 func WithReaper(image string, grace time.Duration) Option {
 	return func(r *Runtime) {

@@ -82,6 +82,11 @@ type Runtime struct {
 	reaperImage string
 	reaperGrace time.Duration
 	reaper      net.Conn
+	// reaperDone is closed once the reaper started in the background is watching (or
+	// failed, reaperErr); cancelReaper gives up on it (Close).
+	reaperDone   chan struct{}
+	reaperErr    error
+	cancelReaper context.CancelFunc
 }
 
 var (
@@ -174,17 +179,31 @@ func New(ctx context.Context, opts ...Option) (*Runtime, error) {
 	}
 	r.netID = res.ID
 	r.bg, r.cancelBg = context.WithCancel(context.Background())
+	r.reaperDone = closedChan()
 	if r.reaperImage != "" {
-		if err := r.startReaper(ctx); err != nil {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			_, cerr := Clean(cctx, r.runID)
-			r.cancelBg()
-			_ = p.Close()
-			return nil, errors.Join(err, cerr)
-		}
+		// The reaper starts while the first containers do: its own start (the engine's
+		// part, then its process coming up to greet) is not on the run's critical path.
+		// Every Start returns only once it watches (awaitReaper), so no container a
+		// caller was told about outlives a killed harness; Close gives up on it.
+		var rctx context.Context
+		rctx, r.cancelReaper = context.WithCancel(context.WithoutCancel(ctx))
+		r.reaperDone = make(chan struct{})
+		go func() {
+			defer close(r.reaperDone)
+			r.reaperErr = r.startReaper(rctx)
+		}()
 	}
 	return r, nil
+}
+
+// awaitReaper returns once the reaper watches the run, with its start's error.
+func (r *Runtime) awaitReaper(ctx context.Context) error {
+	select {
+	case <-r.reaperDone:
+		return r.reaperErr
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the reaper: %w", ctx.Err())
+	}
 }
 
 // NewRunID returns a short random run id, unique enough for the runs of one engine.
@@ -260,11 +279,16 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, e
 		return p.create(ctx)
 	}()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	p.starting = false
 	if err != nil {
 		delete(r.procs, s.Name)
+		r.mu.Unlock()
 		return nil, err
+	}
+	r.mu.Unlock()
+	// A failed reaper fails the start; the container stays listed for Close to remove.
+	if err := r.awaitReaper(ctx); err != nil {
+		return nil, fmt.Errorf("start %s: %w", s.Name, err)
 	}
 	return p, nil
 }
@@ -327,11 +351,15 @@ func (r *Runtime) startPrepared(ctx context.Context, p *Process) (runtime.Proces
 		err = errors.Join(fmt.Errorf("start container %s: %w", p.spec.Name, err), p.remove(context.WithoutCancel(ctx)))
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	p.starting, p.prepared = false, false
 	if err != nil {
 		delete(r.procs, p.spec.Name)
+		r.mu.Unlock()
 		return nil, err
+	}
+	r.mu.Unlock()
+	if err := r.awaitReaper(ctx); err != nil {
+		return nil, fmt.Errorf("start %s: %w", p.spec.Name, err)
 	}
 	return p, nil
 }
@@ -502,6 +530,11 @@ func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
+	// A reaper still starting is given up: the sweep below removes its container.
+	if r.cancelReaper != nil {
+		r.cancelReaper()
+	}
+	<-r.reaperDone
 	r.starting.Wait()
 	r.mu.Lock()
 	procs := slices.Collect(maps.Values(r.procs))
