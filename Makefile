@@ -3,7 +3,7 @@ GO           ?= go
 BIN          := bin/faultline
 TEST_TIMEOUT ?= 12m
 # -race triples CPU and memory; run it where it pays (concurrency-heavy, fast packages).
-RACE_PKGS    ?= ./runtime/... ./reference-services/config/... ./reference-services/node/... \
+RACE_PKGS    ?= ./runtime/... ./checks/... ./reference-services/config/... ./reference-services/node/... \
                 ./reference-services/auth/... ./reference-services/design/... ./reference-services/resilience/... \
                 ./reference-services/gateway/...
 BENCH_RUNS   ?= 5

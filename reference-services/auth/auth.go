@@ -108,23 +108,37 @@ func Issue(secret []byte, issuer, audience, subject string, ttl time.Duration) (
 
 // Verifier checks tokens against one secret, issuer and audience.
 type Verifier struct {
-	secret []byte
-	parser *jwt.Parser
+	secret    []byte
+	parser    *jwt.Parser
+	validator *jwt.Validator // the parser's claim rules, for StillValid
 }
 
 // NewVerifier returns a Verifier; leeway for clock skew is a few seconds, enough for one host.
 func NewVerifier(secret []byte, issuer, audience string) *Verifier {
-	return &Verifier{
-		secret: secret,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-			jwt.WithIssuer(issuer),
-			jwt.WithAudience(audience),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(2*time.Second),
-		),
+	rules := []jwt.ParserOption{
+		jwt.WithIssuer(issuer),
+		jwt.WithAudience(audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(2 * time.Second),
 	}
+	return &Verifier{
+		secret:    secret,
+		parser:    jwt.NewParser(append(rules, jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}))...),
+		validator: jwt.NewValidator(rules...),
+	}
+}
+
+// StillValid judges the claims of a token Verify accepted earlier again, at this moment:
+// expiry, not-before and issued-at (with Verify's leeway), issuer and audience, without
+// the signature, which cannot have changed. A server that verified a token once, when a
+// request's body started to arrive, so judges its expiry when it handles the request. The
+// error is one of the Err* reasons.
+func (v *Verifier) StillValid(c Claims) error {
+	if err := v.validator.Validate(c); err != nil {
+		return classify(err)
+	}
+	return nil
 }
 
 // Reasons a token is refused; the gateway sends the message, never the library's text.

@@ -143,3 +143,31 @@ func TestLoadOrCreateSecretConcurrently(t *testing.T) {
 		}
 	}
 }
+
+// TestStillValidJudgesTimesAgain: claims accepted once are judged again at a later moment
+// with Verify's rules, at the 2 s leeway's boundary.
+func TestStillValidJudgesTimesAgain(t *testing.T) {
+	v := auth.NewVerifier([]byte("k"), iss, aud)
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		mod  func(c *jwt.RegisteredClaims)
+		want error
+	}{
+		{"valid", nil, nil},
+		{"expired within the leeway", func(c *jwt.RegisteredClaims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Second)) }, nil},
+		{"expired beyond the leeway", func(c *jwt.RegisteredClaims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-3 * time.Second)) }, auth.ErrExpired},
+		{"not valid yet", func(c *jwt.RegisteredClaims) { c.NotBefore = jwt.NewNumericDate(now.Add(time.Minute)) }, auth.ErrNotYetValid},
+		{"wrong audience", func(c *jwt.RegisteredClaims) { c.Audience = jwt.ClaimStrings{"other"} }, auth.ErrAudience},
+		{"no expiry", func(c *jwt.RegisteredClaims) { c.ExpiresAt = nil }, auth.ErrMissingExpiresAt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := v.StillValid(auth.Claims{RegisteredClaims: claims(tc.mod)})
+			if tc.want == nil {
+				assert.NoError(t, got)
+				return
+			}
+			assert.ErrorIs(t, got, tc.want)
+		})
+	}
+}

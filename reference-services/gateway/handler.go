@@ -197,6 +197,7 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keySubject
+	keyVerified
 )
 
 func requestID(ctx context.Context) string { s, _ := ctx.Value(keyRequestID).(string); return s }
@@ -268,6 +269,7 @@ func (h *handler) readBody(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		r = h.verifyOnce(r)
 		client := h.clientOf(r)
 		if !h.bodies.acquire(client, h.o.maxBodies) {
 			h.m.shed.WithLabelValues(ShedClientBodies).Inc()
@@ -316,12 +318,45 @@ func (h *handler) refuseBody(w http.ResponseWriter, r *http.Request, code int, m
 	h.writeError(w, r, code, msg)
 }
 
+// verification is a token's signature check done once per request, when its body began to
+// arrive (the body cap needs the subject), and reused by authenticate.
+type verification struct {
+	token  string
+	claims auth.Claims
+	err    error
+}
+
+// verifyOnce verifies r's bearer token, if it has one, and keeps the outcome in r's context.
+func (h *handler) verifyOnce(r *http.Request) *http.Request {
+	token, err := bearer(r.Header.Get("Authorization"))
+	if err != nil {
+		return r
+	}
+	c, err := h.deps.Verifier.Verify(token)
+	return r.WithContext(context.WithValue(r.Context(), keyVerified, verification{token: token, claims: c, err: err}))
+}
+
+// verify returns the claims of r's token. A signature already checked for this request is
+// not checked again, but the claims' times are judged now: a token that expired while the
+// body arrived is refused as expired.
+func (h *handler) verify(r *http.Request) (auth.Claims, error) {
+	token, err := bearer(r.Header.Get("Authorization"))
+	if err != nil {
+		return auth.Claims{}, err
+	}
+	if v, ok := r.Context().Value(keyVerified).(verification); ok && v.token == token {
+		if v.err != nil {
+			return auth.Claims{}, v.err
+		}
+		return v.claims, h.deps.Verifier.StillValid(v.claims)
+	}
+	return h.deps.Verifier.Verify(token)
+}
+
 // clientOf names the client a body is read for: its verified token subject, else its IP.
 func (h *handler) clientOf(r *http.Request) string {
-	if token, err := bearer(r.Header.Get("Authorization")); err == nil {
-		if c, err := h.deps.Verifier.Verify(token); err == nil {
-			return "sub:" + c.Subject
-		}
+	if v, ok := r.Context().Value(keyVerified).(verification); ok && v.err == nil {
+		return "sub:" + v.claims.Subject
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -370,11 +405,7 @@ func (h *handler) waitSlot(ctx context.Context) bool {
 
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, err := bearer(r.Header.Get("Authorization"))
-		var claims auth.Claims
-		if err == nil {
-			claims, err = h.deps.Verifier.Verify(token)
-		}
+		claims, err := h.verify(r)
 		if err != nil {
 			h.o.log.Debug("refused token", "request_id", requestID(r.Context()), "err", err)
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
