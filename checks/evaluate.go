@@ -335,7 +335,7 @@ func (a *reqAcc) filterWords() string {
 	return ""
 }
 
-// route matches a gateway route such as "GET /orders/{id}": the method (optional) and
+// route matches a gateway route such as "GET /items/{id}": the method (optional) and
 // the path segment by segment, a {name} segment matching any one segment.
 type route struct {
 	raw    string

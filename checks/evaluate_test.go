@@ -110,7 +110,7 @@ func writeBenchHistory(b *testing.B, n int, placeEvery int) string {
 		}
 		if placeEvery > 0 && i%placeEvery == 0 {
 			r.Journey, r.Method, r.Path, r.Status, r.OK = "place_order", "POST", "/orders", 201, true
-			r.Key, r.OrderID, r.Product, r.Quantity = loadgen.KeyFor(1, r.Seq), fmt.Sprintf("o-%d", i), "p-003", 1
+			r.Key, r.Created, r.Attrs = loadgen.KeyFor(1, r.Seq), fmt.Sprintf("o-%d", i), map[string]string{"product": "p-003", "quantity": "1"}
 		}
 		ev := history.RequestEvent(r)
 		ev.T = r.End()

@@ -78,8 +78,8 @@ func (r *runner) watchConvergence(ctx context.Context) *convergeWatch {
 
 // watchInterval is the pause before the next read while the load runs. The moment a run
 // of holding polls begins needs the fine interval; once the state holds, a break is still
-// seen within a few polls. Reading every order costs the system work while it is under
-// test, so the watch never spends more than a fifth of its time reading.
+// seen within a few polls. Reading the whole state costs the system work while it is
+// under test, so the watch never spends more than a fifth of its time reading.
 func watchInterval(holding bool, read time.Duration) time.Duration {
 	d := convergePoll
 	if holding {

@@ -20,7 +20,7 @@ type State interface {
 	// Mismatch returns "" when the state has converged once no new work arrives: nothing
 	// left in flight and everything adds up exactly; else what is still open, in one line.
 	Mismatch() string
-	// Summary gives a few figures of the state ("orders": "120") for the run's history.
+	// Summary gives a few figures of the state ("items": "120") for the run's history.
 	Summary() map[string]string
 }
 

@@ -65,13 +65,13 @@ func (ev *evaluator) Request(r *loadgen.Result) {
 	k := ev.keys[r.Key]
 	defer func() { ev.keys[r.Key] = k }()
 	switch {
-	case r.Acknowledged() && r.OrderID != "":
+	case r.Acknowledged() && r.Created != "":
 		k.acked = true
 		switch {
 		case k.orderID == "":
-			k.orderID = r.OrderID
-		case k.orderID != r.OrderID && k.otherID == "":
-			k.otherID = r.OrderID
+			k.orderID = r.Created
+		case k.orderID != r.Created && k.otherID == "":
+			k.otherID = r.Created
 		}
 	case r.Rejected():
 		k.rejected = true

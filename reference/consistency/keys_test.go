@@ -25,7 +25,7 @@ func TestStateDoesNotGrowWithBrowsing(t *testing.T) {
 
 	p := loadgen.Result{Journey: "place_order", Method: "POST", Status: 201, OK: true}
 	for i := range 1000 {
-		p.Key, p.OrderID = loadgen.KeyFor(1, uint64(i%100)), "o"
+		p.Key, p.Created = loadgen.KeyFor(1, uint64(i%100)), "o"
 		ev.Request(&p)
 	}
 	require.Len(t, ev.keys, 100, "one entry per placed key, however often it is retried")
