@@ -173,9 +173,9 @@ func TestUnjudgedStopConditions(t *testing.T) {
 		{"judged kinds", []scenarios.Check{check(&scenarios.ErrorRateCheck{Max: 0.1}),
 			check(&scenarios.LatencyCheck{Percentile: "p99", Max: scenarios.Duration(sec)}),
 			check(&scenarios.MetricCheck{Component: "gateway", Metric: "up", Op: "==", Value: ptr(1.0)})}, nil, true},
-		{"only kinds with no meaning before the end", []scenarios.Check{check(&scenarios.ConsistencyCheck{ExactlyOnce: true}),
+		{"only kinds with no meaning before the end", []scenarios.Check{check(&scenarios.FallbackServedCheck{Min: 5}),
 			check(&scenarios.BreakerClosedCheck{Caller: "gateway", Dependency: "product", Within: scenarios.Duration(sec)})},
-			[]string{scenarios.CheckConsistency, scenarios.CheckBreakerClosed}, false},
+			[]string{scenarios.CheckFallbackServed, scenarios.CheckBreakerClosed}, false},
 		{"a mix", []scenarios.Check{check(&scenarios.ThroughputCheck{Min: 0.9}), check(&scenarios.ErrorRateCheck{Max: 0.1})},
 			[]string{scenarios.CheckThroughput}, true},
 	}

@@ -26,51 +26,13 @@ type Inputs struct {
 	Phases []result.Phase
 	// Faults are the faults as the harness ran them (actual inject and heal, effect).
 	Faults []result.Fault
-	// Final is the system's state after the run; nil skips consistency checks.
-	Final *FinalState
+	// Final is the system's state after the run; nil skips the kinds that judge it
+	// (FinalJudge).
+	Final *Final
 	// Load is what the load generator delivered (planned and achieved rates).
 	Load result.Load
 	// LeaseTTL is the registry lease TTL; 0 means the scenario's, else DefaultLeaseTTL.
 	LeaseTTL time.Duration
-}
-
-// FinalState is the system's state after the run, read by the harness through gRPC
-// (ListOrders, ListProducts, AppliedEvents) once the load has stopped.
-type FinalState struct {
-	Orders   []Order
-	Products map[string]Product // by product id
-	Applied  []Applied
-	// ConvergedAfter is how long after the last heal (after the load's end when there was
-	// no fault) the state converged, as the harness observed it by polling the live system
-	// from the heal on, during the load too (docs/CHECKS.md); negative when it never did.
-	ConvergedAfter time.Duration
-}
-
-// Order is one order that exists at the end of the run.
-type Order struct {
-	ID, Key, ProductID string
-	Quantity           int64
-	// State is the order's place in its saga, one of the State constants; empty for a
-	// system without one (the order is then taken to hold its stock).
-	State string
-}
-
-// Product is one product's stock at the end of the run and when the run began.
-type Product struct {
-	Stock, Initial int64
-}
-
-// Applied is one row of the product service's applied-events table: an order's stock
-// decrement, and how many times its event was delivered (duplicates absorbed included).
-type Applied struct {
-	OrderID, ProductID   string
-	Quantity, Deliveries int64
-	// State is the decision recorded with the row: StateConfirmed (or empty) took the
-	// stock, StateRejected and StateReleased took none.
-	State string
-	// Applications is how often the stock was taken for the row (0 is read as 1 for a
-	// confirmed row, as for a system that does not count).
-	Applications int64
 }
 
 // Evaluate streams the history at historyPath once and evaluates every check of sc except
@@ -373,7 +335,7 @@ func (a *reqAcc) filterWords() string {
 	return ""
 }
 
-// route matches a gateway route such as "GET /orders/{id}": the method (optional) and
+// route matches a gateway route such as "GET /items/{id}": the method (optional) and
 // the path segment by segment, a {name} segment matching any one segment.
 type route struct {
 	raw    string
@@ -634,12 +596,10 @@ var (
 	_ evaluator   = (*fallbackEval)(nil)
 	_ evaluator   = (*failoverEval)(nil)
 	_ evaluator   = (*metricEval)(nil)
-	_ evaluator   = (*consistencyEval)(nil)
 	_ metricSink  = (*breakerOpenedEval)(nil)
 	_ metricSink  = (*breakerClosedEval)(nil)
 	_ metricSink  = (*fallbackEval)(nil)
 	_ metricSink  = (*failoverEval)(nil)
 	_ metricSink  = (*metricEval)(nil)
 	_ requestSink = (*failoverEval)(nil)
-	_ requestSink = (*consistencyEval)(nil)
 )

@@ -72,7 +72,7 @@ func failed(s int, err string) reqOpt {
 }
 func place(key, order string) reqOpt { // a placement with its outcome set by status()
 	return func(r *loadgen.Result) {
-		r.Journey, r.Method, r.Path, r.Key, r.OrderID = "place_order", "POST", "/orders", key, order
+		r.Journey, r.Method, r.Path, r.Key, r.Created = "place_order", "POST", "/orders", key, order
 	}
 }
 

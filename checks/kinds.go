@@ -20,7 +20,9 @@ import (
 //
 //   - Evaluable: judged from the run's history, phase by phase (expect, steady_state);
 //   - Abortable: also judged over the last window of a running system (abort_when);
-//   - Live: run against the live system when its phase ends (like http_probe).
+//   - Live: run against the live system when its phase ends (like http_probe);
+//   - FinalJudge: judged from the system's own state after the run (sut.State), with the
+//     run's requests beside it (the reference system's consistency kind).
 //
 // The built-in specs live in scenarios and cannot implement these interfaces (scenarios is
 // imported here), so their evaluators are registered by kind in builtins below. A kind
@@ -67,6 +69,35 @@ type Live interface {
 	RunLive(ctx context.Context, env LiveEnv) result.Check
 }
 
+// Final is the system under test's state after the run, as the harness read it, for the
+// kinds that judge it (FinalJudge).
+type Final struct {
+	// State is the last state the system's sut.StateReader returned, of the system's own
+	// type, which only the kinds written for that system know.
+	State any
+	// ConvergedAfter is how long after the last heal (after the load's end when there was
+	// no fault) the state converged, as the harness observed it by polling the live system
+	// from the heal on, during the load too (docs/CHECKS.md); negative when it never did.
+	ConvergedAfter time.Duration
+}
+
+// FinalJudge is the capability of a kind judged from the system's state after the run.
+// Its evaluator is fed every request of the run in history order, whatever its phase (the
+// final state holds them all), then asked for its results.
+type FinalJudge interface {
+	FinalEvaluator(ph Phase) FinalEvaluator
+}
+
+// FinalEvaluator judges one placement of a FinalJudge kind. Results gets the final state,
+// nil when it could not be read (the kind then returns Skipped results, never failed
+// ones), and may return several results, one per property it judges: each is named after
+// the check, a slash and its own Name ("shop/exactly_once"), or after the check alone
+// when its Name is empty. Kind and Phase are set by the caller.
+type FinalEvaluator interface {
+	Request(r *loadgen.Result)
+	Results(final *Final) []result.Check
+}
+
 // kind is what this package knows of how to judge one check kind.
 type kind struct {
 	// build makes the evaluator of one planned check in its window; nil for a live kind.
@@ -101,11 +132,6 @@ var builtins = map[string]kind{
 		return e.buildBreakerClosed(p, s)
 	})},
 	scenarios.CheckFailover: {build: typed((*engine).buildFailover)},
-	scenarios.CheckConsistency: {build: typed(func(e *engine, p planned, _ window, s *scenarios.ConsistencyCheck) evaluator {
-		c := &consistencyEval{p: p, spec: s, final: e.in.Final, keys: map[string]keyState{}}
-		e.reqSinks = append(e.reqSinks, c)
-		return c
-	})},
 	scenarios.CheckHTTPProbe: {live: liveTyped(func(ctx context.Context, s *scenarios.HTTPProbeCheck, env LiveEnv) result.Check {
 		return Probe(ctx, s, env.BaseURL, env.Token)
 	})},
@@ -148,6 +174,9 @@ func kindOf(c scenarios.Check) (k kind, ok bool) {
 	}
 	if ev, isEval := c.Spec.(Evaluable); isEval {
 		k.build = func(e *engine, p planned, w window) evaluator { return e.external(p, w, ev.Evaluator) }
+	}
+	if fj, isFinal := c.Spec.(FinalJudge); isFinal && k.build == nil {
+		k.build = func(e *engine, p planned, w window) evaluator { return e.finalJudge(p, w, fj) }
 	}
 	if _, isAb := c.Spec.(Abortable); isAb {
 		k.abortable = true
@@ -197,14 +226,15 @@ func (e *engine) external(p planned, w window, newEval func(Phase) Evaluator) ev
 	return x
 }
 
-func safeNew(newEval func(Phase) Evaluator, ph Phase) (ev Evaluator, err error) {
+func safeNew[E any](newEval func(Phase) E, ph Phase) (ev E, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("new evaluator: %v", r)
 		}
 	}()
-	if ev = newEval(ph); ev == nil {
-		return nil, fmt.Errorf("new evaluator: the kind returned none")
+	if ev = newEval(ph); any(ev) == nil {
+		var none E
+		return none, fmt.Errorf("new evaluator: the kind returned none")
 	}
 	return ev, nil
 }
@@ -232,7 +262,47 @@ func (x *externalEval) results() (out []result.Check) {
 	return []result.Check{c}
 }
 
+// finalEval adapts the FinalEvaluator of a FinalJudge kind: it hands it every request,
+// then the final state, and names its results.
+type finalEval struct {
+	p     planned
+	ev    FinalEvaluator
+	final *Final
+}
+
+func (e *engine) finalJudge(p planned, w window, fj FinalJudge) evaluator {
+	ev, err := safeNew(fj.FinalEvaluator, Phase{Name: p.phase, Fault: p.fault, Start: w.start, End: w.end})
+	if err != nil {
+		return fixed{skip(p, err.Error())}
+	}
+	x := &finalEval{p: p, ev: ev, final: e.in.Final}
+	e.reqSinks = append(e.reqSinks, x)
+	return x
+}
+
+func (x *finalEval) onRequest(r *loadgen.Result) { x.ev.Request(r) }
+
+func (x *finalEval) results() (out []result.Check) {
+	defer func() {
+		if r := recover(); r != nil {
+			out = []result.Check{skip(x.p, fmt.Sprintf("evaluate %s: %v", x.p.check.Type, r))}
+		}
+	}()
+	for _, c := range x.ev.Results(x.final) {
+		if c.Name == "" {
+			c.Name = x.p.name
+		} else {
+			c.Name = x.p.name + "/" + c.Name
+		}
+		c.Kind, c.Phase = x.p.check.Type, x.p.phase
+		out = append(out, c)
+	}
+	return out
+}
+
 var (
+	_ evaluator   = (*finalEval)(nil)
+	_ requestSink = (*finalEval)(nil)
 	_ evaluator   = (*externalEval)(nil)
 	_ requestSink = (*externalEval)(nil)
 	_ metricSink  = (*externalEval)(nil)

@@ -1,7 +1,9 @@
 // Package checks turns a run's history and the system's final state into check results and
 // a verdict. It streams the history once, keeping counters, a latency sketch per (phase,
-// filter) and, for consistency, one entry per order placement: never one per browse
-// request, so evaluating a long run needs the same memory as a short one.
+// filter) and, for a kind that judges the final state (FinalJudge), what it keeps per
+// request it remembers (the reference system's consistency keeps one entry per
+// idempotency key): never one per read-only request, so evaluating a long run needs the
+// same memory as a short one.
 package checks
 
 import (
@@ -269,7 +271,7 @@ func plannedRequests(load scenarios.LoadSpec, a, b time.Duration) float64 {
 	return total
 }
 
-// serviceOf returns the service an instance belongs to: "order-2" → "order".
+// serviceOf returns the service an instance belongs to: "api-2" → "api".
 func serviceOf(component string) string {
 	i := strings.LastIndexByte(component, '-')
 	if i <= 0 || i == len(component)-1 {

@@ -22,7 +22,7 @@ type planned struct {
 // in timeline order, after, overall, steady state after) and names it. A check keeps the
 // name the scenario gives it, except a steady-state check, which runs in two windows and
 // is prefixed with its window; an unnamed check is named after its phase, kind and
-// filters ("during:slow-product/latency_p99/browse"). Names are unique: a repeat gets
+// filters ("during:slow-api/latency_p99/browse"). Names are unique: a repeat gets
 // "#2", "#3".
 func plan(sc *scenarios.Scenario, phases []result.Phase) []planned {
 	has := map[string]bool{}

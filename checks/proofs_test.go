@@ -60,20 +60,6 @@ func nWith(n, k int, lat time.Duration, opts ...reqOpt) []history.Event {
 	return out
 }
 
-func consistencyProof(spec *scenarios.ConsistencyCheck, prop string, final checks.FinalState) func(t *testing.T) result.Check {
-	events := []history.Event{req(3*sec, 20*ms, place("k1", "o1"), status(201))}
-	return evalOne(false, named("c", spec), events, func(in *checks.Inputs) { in.Final = &final }, "c/"+prop)
-}
-
-// consistent is the final state after one acknowledged order o1 (2 of p1).
-func consistent() checks.FinalState {
-	return checks.FinalState{
-		Orders:   []checks.Order{{ID: "o1", Key: "k1", ProductID: "p1", Quantity: 2}},
-		Products: map[string]checks.Product{"p1": {Initial: 10, Stock: 8}},
-		Applied:  []checks.Applied{{OrderID: "o1", ProductID: "p1", Quantity: 2, Deliveries: 1}},
-	}
-}
-
 func proofs() map[string][]proof {
 	d := func(v time.Duration) scenarios.Duration { return scenarios.Duration(v) }
 	errRate := check(&scenarios.ErrorRateCheck{Max: 0.1})
@@ -102,16 +88,6 @@ func proofs() map[string][]proof {
 		})
 	}
 	wantedOpen := []history.Event{breakerSample(2500*ms, "gateway-1", 0)}
-	consistencyAll := &scenarios.ConsistencyCheck{ExactlyOnce: true, StockMatches: true, NoDoubleApply: true, ConvergeWithin: d(3 * sec)}
-	lost, offByOne, twice, late := consistent(), consistent(), consistent(), consistent()
-	lost.Orders, lost.Applied, lost.Products = nil, nil, map[string]checks.Product{"p1": {Initial: 10, Stock: 10}}
-	offByOne.Products = map[string]checks.Product{"p1": {Initial: 10, Stock: 9}}
-	twice.Applied = append(twice.Applied, twice.Applied[0])
-	ok := consistent()
-	ok.ConvergedAfter = 3 * sec
-	late.ConvergedAfter = 3*sec + 10*ms
-	never := consistent()
-	never.ConvergedAfter = -1
 
 	return map[string][]proof{
 		scenarios.CheckErrorRate: {
@@ -141,17 +117,6 @@ func proofs() map[string][]proof {
 		scenarios.CheckFailover: {
 			{"errors for exactly 1 s", true, evalOne(true, fo, failWindow(3600*ms), nil, "during:slow/failover")},
 			{"errors for 1.001 s", false, evalOne(true, fo, failWindow(3601*ms), nil, "during:slow/failover")},
-		},
-		scenarios.CheckConsistency: {
-			{"exactly_once holds", true, consistencyProof(consistencyAll, "exactly_once", consistent())},
-			{"exactly_once: acknowledged order lost", false, consistencyProof(consistencyAll, "exactly_once", lost)},
-			{"stock_matches holds", true, consistencyProof(consistencyAll, "stock_matches", consistent())},
-			{"stock_matches: stock off by one", false, consistencyProof(consistencyAll, "stock_matches", offByOne)},
-			{"no_double_apply holds", true, consistencyProof(consistencyAll, "no_double_apply", consistent())},
-			{"no_double_apply: applied twice", false, consistencyProof(consistencyAll, "no_double_apply", twice)},
-			{"converge_within: exactly 3 s", true, consistencyProof(consistencyAll, "converge_within", ok)},
-			{"converge_within: 3.01 s", false, consistencyProof(consistencyAll, "converge_within", late)},
-			{"converge_within: never", false, consistencyProof(consistencyAll, "converge_within", never)},
 		},
 		scenarios.CheckFaultLanded: {
 			{"1.1 s at its own ± 0.1 s", true, evalOne(true, landed, nil, withEffect(1.1), "during:slow/fault_landed")},

@@ -28,7 +28,7 @@ type Networker interface {
 // container leaves the run's network: peers cannot resolve or reach it and its published
 // ports stop answering) that is what happens. Elsewhere the links are taken down instead:
 // every link to the component and every link it calls through alone; a link its whole
-// service shares with other replicas (order->product-1 for order-1 of two) stays, since
+// service shares with other replicas (api->db-1 for api-1 of two) stays, since
 // cutting it would cut the replicas too. Healing reconnects.
 type Disconnect struct {
 	Target   string        `yaml:"target" json:"target"`

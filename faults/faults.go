@@ -32,8 +32,8 @@ type Validator interface {
 
 // Targeted is implemented by faults that act on named components, services or links, so
 // a scenario can refuse a target the system does not have before anything is injected.
-// Link targets are reported as their two ends ("order->product-2" gives "order" and
-// "product-2").
+// Link targets are reported as their two ends ("api->db-2" gives "api" and
+// "db-2").
 type Targeted interface {
 	Targets() []string
 }
@@ -74,7 +74,7 @@ type Env interface {
 }
 
 // Processes is the slice of a runtime that process faults need. Names are component
-// (instance) names such as "order-2"; Instances maps a service to its components.
+// (instance) names such as "api-2"; Instances maps a service to its components.
 type Processes interface {
 	Kill(name string) error
 	Pause(name string) error

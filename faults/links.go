@@ -17,17 +17,17 @@ import (
 
 // Link is one edge the harness controls: a caller (a component or a whole service)
 // reaching one callee instance through a proxy of its own, so that a fault on
-// order->product-2 leaves gateway->product-2 alone.
+// api->db-2 leaves worker->db-2 alone.
 type Link struct {
-	// From is the caller: a service ("order") when all its instances share the proxy, or a
-	// component ("order-1") for per-process edges such as those to the registry.
+	// From is the caller: a service ("api") when all its instances share the proxy, or a
+	// component ("api-1") for per-process edges such as those to the registry.
 	From string `json:"from"`
 	// FromService is the service From belongs to when From is a component; empty when From
 	// is already a service. It lets a target name the caller by service either way.
 	FromService string `json:"from_service,omitempty"`
-	// To is the callee instance ("product-2").
+	// To is the callee instance ("db-2").
 	To string `json:"to"`
-	// ToService is the callee's service ("product"); Add defaults it to To.
+	// ToService is the callee's service ("db"); Add defaults it to To.
 	ToService string `json:"to_service"`
 	// Upstream is the callee's real address, which the proxy dials.
 	Upstream string `json:"upstream"`

@@ -16,7 +16,7 @@ func init() {
 // in a real partition, so by default every link that crosses the cut becomes a black
 // hole in both streams (callers time out); mode refuse takes those links down instead.
 //
-// A group member is a component ("order-1") or a whole service ("broker"). With direction
+// A group member is a component ("api-1") or a whole service ("queue"). With direction
 // one-way only links whose caller sits in an earlier group than its callee are cut: the
 // first group cannot reach the others, while they can still reach it.
 type Partition struct {

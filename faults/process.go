@@ -35,7 +35,7 @@ func procsOf(env Env, verb, kind string) (Processes, error) {
 func checkProcTarget(target, pick string) []error {
 	var errs []error
 	if !validName(target) {
-		errs = append(errs, fmt.Errorf("target: want a component (order-2) or a service (order), got %q", target))
+		errs = append(errs, fmt.Errorf("target: want a component (api-2) or a service (api), got %q", target))
 	}
 	switch pick {
 	case "", "one", "all":

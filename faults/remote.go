@@ -29,7 +29,7 @@ type Remote struct {
 	// Add takes the lowest free one and running out is an error (naming how many there are).
 	Ports []int
 	// Dial maps an address on the callers' network (a proxy's "toxiproxy:20001" or a link's
-	// upstream "order-1:9000") to one this process can dial, for Probe and ProbeDirect. It is
+	// upstream "api-1:9000") to one this process can dial, for Probe and ProbeDirect. It is
 	// called at every probe because a restarted container may be published on another port.
 	Dial func(addr string) (string, error)
 }

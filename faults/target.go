@@ -26,7 +26,7 @@ func validName(s string) bool {
 func parseLinkTarget(target string) (from, to string, err error) {
 	from, to, ok := strings.Cut(target, "->")
 	if !ok || strings.Contains(to, "->") || !validName(from) || !validName(to) {
-		return "", "", fmt.Errorf("target: want caller->callee (for example order->product or order->product-2), got %q", target)
+		return "", "", fmt.Errorf("target: want caller->callee (for example api->db or api->db-2), got %q", target)
 	}
 	return from, to, nil
 }

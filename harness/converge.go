@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/sut"
 )
@@ -16,123 +15,27 @@ const convergePoll = 100 * time.Millisecond
 // healPoll is how often the watch looks whether every fault has been healed.
 const healPoll = 10 * time.Millisecond
 
-// FinalState is the system's state after the load (see sut.FinalState); Order,
-// ProductStock and Applied are its parts.
-type (
-	FinalState   = sut.FinalState
-	Order        = sut.Order
-	ProductStock = sut.ProductStock
-	Applied      = sut.Applied
-)
-
-// convergeTracker decides when a live system's state converged, from snapshots read every
-// convergePoll from the last heal on, while the load continues and after it.
-//
-// While orders are still placed, the state never adds up exactly at an instant: an order
-// placed a millisecond before a read has not reached stock yet, and orders, stock and
-// applied events are read one after the other. So a poll holds when everything the
-// previous poll saw has settled: every order of the previous snapshot (of this one, for
-// the first poll, which has none before it) was applied exactly once, with its product
-// and quantity, and every product's stock is at most its initial stock minus the
-// quantities of those orders that took stock (see settled). A system that records no
-// applied events is judged by the stock bound alone. A read that fails does not hold.
-//
-// The state converged at the first poll of the last unbroken run of holding polls, if
-// that run reaches a poll after the load (nothing new placed) at which every order read
-// is applied, none is pending, and stock equals initial stock minus the quantities of
-// every order not rejected, exactly (mismatch). The moment is therefore at most one poll
-// late, and never earlier than the backlog left by the faults drained.
-type convergeTracker struct {
-	prev    []Order // the orders of the last successful read; nil before it
-	holding bool
-	since   time.Duration // first poll of the current run of holding polls
-	polls   int
-	reason  string // why the last poll did not hold, or why the state did not add up
-}
-
-// observe folds in one poll, read at at on the run's clock (err when it failed); quiet
-// says the load has ended. It reports whether the state has converged.
-func (c *convergeTracker) observe(at time.Duration, st FinalState, err error, quiet bool) bool {
-	c.polls++
-	if err != nil {
-		c.holding, c.reason = false, err.Error()
-		return false
-	}
-	prev := c.prev
-	if prev == nil {
-		prev = st.Orders
-	}
-	c.prev = st.Orders
-	if msg := settled(prev, st); msg != "" {
-		c.holding, c.reason = false, msg
-		return false
-	}
-	if !c.holding {
-		c.holding, c.since = true, at
-	}
-	if !quiet {
-		c.reason = ""
-		return false
-	}
-	// Every order now read must be applied too: an order still in flight could otherwise
-	// hide an order applied twice from the stock comparison.
-	if msg := settled(st.Orders, st); msg != "" {
-		c.reason = msg
-		return false
-	}
-	if msg := mismatch(st); msg != "" {
-		c.reason = msg
-		return false
-	}
-	return true
-}
-
-// settled returns "" when every order of prev is applied in st exactly once with its
-// product and quantity and stock reflects them, else the first that is not. An order the
-// saga rejected (or whose reservation was released) took no stock, so it does not lower
-// the bound; an event whose outcome is not recorded counts as taking stock.
-func settled(prev []Order, st FinalState) string {
-	rows := make(map[string]int, len(st.Applied))
-	byOrder := make(map[string]Applied, len(st.Applied))
-	for _, a := range st.Applied {
-		rows[a.OrderID]++
-		byOrder[a.OrderID] = a
-	}
-	ordered := map[string]int64{}
-	for _, o := range prev {
-		if len(st.Applied) == 0 {
-			ordered[o.Product] += o.Quantity
-			continue
-		}
-		a, ok := byOrder[o.ID]
-		switch {
-		case !ok:
-			return fmt.Sprintf("order %s is not applied to stock yet", o.ID)
-		case rows[o.ID] > 1:
-			return fmt.Sprintf("order %s is applied %d times", o.ID, rows[o.ID])
-		case a.Applications > 1:
-			return fmt.Sprintf("order %s took stock %d times", o.ID, a.Applications)
-		case a.Product != o.Product || a.Quantity != o.Quantity:
-			return fmt.Sprintf("order %s is applied as %d of %s, but is %d of %s", o.ID, a.Quantity, a.Product, o.Quantity, o.Product)
-		}
-		if a.Outcome != checks.StateRejected && a.Outcome != checks.StateReleased {
-			ordered[o.Product] += o.Quantity
-		}
-	}
-	for _, p := range st.Products {
-		if p.Stock < 0 {
-			return fmt.Sprintf("%s: stock %d, below zero", p.ID, p.Stock)
-		}
-		if most := p.Initial - ordered[p.ID]; p.Stock > most {
-			return fmt.Sprintf("%s: stock %d, at most %d once its orders are not applied yet (initial %d - ordered %d)", p.ID, p.Stock, most, p.Initial, ordered[p.ID])
-		}
-	}
-	return ""
+// FinalState is what the harness saw of the system's state after the load: the last state
+// its StateReader returned and whether, and when, that state converged.
+type FinalState struct {
+	// State is the last state read; nil when no read succeeded (or the system has no
+	// state to read), which leaves the kinds that judge it skipped, not failed.
+	State sut.State `json:"state,omitempty"`
+	// Converged reports that the state converged before the bound; ConvergedAt is that
+	// moment on the run's clock, ConvergedAfter how long after the last heal (after the
+	// load's end when the run had no fault) it was.
+	Converged      bool          `json:"converged"`
+	ConvergedAt    time.Duration `json:"converged_at"`
+	ConvergedAfter time.Duration `json:"converged_after"`
+	// Mismatch describes the last difference seen when not converged.
+	Mismatch string `json:"mismatch,omitempty"`
+	// Err is why the state could not be read, if it could not.
+	Err string `json:"err,omitempty"`
 }
 
 // convergeWatch observes the state from the last heal on while the load runs.
 type convergeWatch struct {
-	tr   convergeTracker
+	tr   sut.Convergence
 	stop func()
 }
 
@@ -158,13 +61,13 @@ func (r *runner) watchConvergence(ctx context.Context) *convergeWatch {
 		for {
 			began := time.Now()
 			rctx, rcancel := context.WithTimeout(wctx, 5*time.Second)
-			st, err := state.ReadFinalState(rctx)
+			st, err := state.ReadState(rctx)
 			rcancel()
 			if wctx.Err() != nil {
 				return // stopped mid-read: the read says nothing about the system
 			}
-			w.tr.observe(r.since(), st, err, false)
-			if !sleepUntil(wctx, time.Now().Add(watchInterval(w.tr.holding, time.Since(began)))) {
+			w.tr.Observe(r.since(), st, err, false)
+			if !sleepUntil(wctx, time.Now().Add(watchInterval(w.tr.Holding(), time.Since(began)))) {
 				return
 			}
 		}
@@ -175,8 +78,8 @@ func (r *runner) watchConvergence(ctx context.Context) *convergeWatch {
 
 // watchInterval is the pause before the next read while the load runs. The moment a run
 // of holding polls begins needs the fine interval; once the state holds, a break is still
-// seen within a few polls. Reading every order costs the system work while it is under
-// test, so the watch never spends more than a fifth of its time reading.
+// seen within a few polls. Reading the whole state costs the system work while it is
+// under test, so the watch never spends more than a fifth of its time reading.
 func watchInterval(holding bool, read time.Duration) time.Duration {
 	d := convergePoll
 	if holding {
@@ -197,7 +100,7 @@ func (r *runner) allHealed() bool {
 	return len(r.faults) > 0
 }
 
-// converge stops the watch, then reads the state until it converged (see convergeTracker)
+// converge stops the watch, then reads the state until it converged (see sut.Convergence)
 // or the bound after the load's end passes, and notes the outcome in the history.
 func (r *runner) converge(ctx context.Context, w *convergeWatch) FinalState {
 	w.stop()
@@ -214,21 +117,24 @@ func (r *runner) converge(ctx context.Context, w *convergeWatch) FinalState {
 	var st FinalState
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		got, err := state.ReadFinalState(rctx)
+		got, err := state.ReadState(rctx)
 		cancel()
 		at := r.since()
+		if err == nil && got == nil {
+			err = sut.ErrNoState
+		}
 		if err != nil {
 			st.Err = err.Error()
 		} else {
-			st, st.Err = got, ""
+			st.State, st.Err = got, ""
 		}
-		if tr.observe(at, got, err, true) {
-			st.Converged, st.ConvergedAt, st.ConvergedAfter = true, tr.since, max(tr.since-ref, 0)
+		if tr.Observe(at, got, err, true) {
+			st.Converged, st.ConvergedAt, st.ConvergedAfter = true, tr.Since(), max(tr.Since()-ref, 0)
 			st.Mismatch = ""
 			break
 		}
 		if err == nil {
-			st.Mismatch = tr.reason
+			st.Mismatch = tr.Reason()
 		}
 		if time.Now().After(deadline) || !sleepUntil(ctx, time.Now().Add(convergePoll)) {
 			break
@@ -237,8 +143,12 @@ func (r *runner) converge(ctx context.Context, w *convergeWatch) FinalState {
 	note := history.NoteEvent("final state")
 	note.Note.Attrs = map[string]string{
 		"converged": fmt.Sprint(st.Converged), "converged_after": st.ConvergedAfter.String(),
-		"polls":  fmt.Sprint(tr.polls),
-		"orders": fmt.Sprint(len(st.Orders)), "applied": fmt.Sprint(len(st.Applied)),
+		"polls": fmt.Sprint(tr.Polls()),
+	}
+	if st.State != nil {
+		for k, v := range st.State.Summary() {
+			note.Note.Attrs[k] = v
+		}
 	}
 	if st.Converged {
 		note.Note.Attrs["converged_at"] = (st.ConvergedAt - r.loadStart.Sub(r.began)).String() + " from the load's start"
@@ -251,30 +161,4 @@ func (r *runner) converge(ctx context.Context, w *convergeWatch) FinalState {
 	}
 	_ = r.hist.Write(note)
 	return st
-}
-
-// mismatch returns "" when no order is pending and every product's stock equals its
-// initial stock minus the quantities of its orders that were not rejected, else what is
-// still open: the pending orders, or the first product that does not add up.
-func mismatch(st FinalState) string {
-	ordered := map[string]int64{}
-	pending := 0
-	for _, o := range st.Orders {
-		switch o.Status {
-		case checks.StatePending:
-			pending++
-		case checks.StateRejected:
-			continue
-		}
-		ordered[o.Product] += o.Quantity
-	}
-	if pending > 0 {
-		return fmt.Sprintf("%d orders still pending", pending)
-	}
-	for _, p := range st.Products {
-		if want := p.Initial - ordered[p.ID]; p.Stock != want {
-			return fmt.Sprintf("%s: stock %d, want %d (initial %d - ordered %d)", p.ID, p.Stock, want, p.Initial, ordered[p.ID])
-		}
-	}
-	return ""
 }

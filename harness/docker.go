@@ -135,7 +135,7 @@ func (d *dockerRun) remote(proxies int) (faults.Remote, error) {
 	return faults.Remote{API: "http://" + api, Host: toxiproxyName, Ports: ports, Dial: d.dial}, nil
 }
 
-// dial maps an address on the run's network ("order-1:9000", "toxiproxy:20003") to the
+// dial maps an address on the run's network ("api-1:9000", "toxiproxy:20003") to the
 // host address its container publishes it on. It asks the engine each time: a container
 // started after the call before, or restarted, is found all the same.
 func (d *dockerRun) dial(addr string) (string, error) {

@@ -45,26 +45,16 @@ func (f EvaluatorFunc) Evaluate(ctx context.Context, ev Evaluation) ([]result.Ch
 // final state, and appends the live checks' results.
 func DefaultEvaluator() Evaluator {
 	return EvaluatorFunc(func(ctx context.Context, ev Evaluation) ([]result.Check, error) {
-		final := &checks.FinalState{Products: map[string]checks.Product{}, ConvergedAfter: -1}
-		for _, o := range ev.Final.Orders {
-			final.Orders = append(final.Orders, checks.Order{ID: o.ID, Key: o.Key, ProductID: o.Product, Quantity: o.Quantity, State: o.Status})
-		}
-		for _, p := range ev.Final.Products {
-			final.Products[p.ID] = checks.Product{Stock: p.Stock, Initial: p.Initial}
-		}
-		for _, a := range ev.Final.Applied {
-			final.Applied = append(final.Applied, checks.Applied{OrderID: a.OrderID, ProductID: a.Product, Quantity: a.Quantity, Deliveries: a.Deliveries,
-				State: a.Outcome, Applications: a.Applications})
-		}
-		if ev.Final.Converged {
-			ref := ev.LoadEnd
-			if len(ev.Faults) > 0 && ev.LastHeal > 0 {
-				ref = ev.LastHeal
+		var final *checks.Final // nothing was read: the kinds that judge the state are skipped, not failed
+		if ev.Final.State != nil {
+			final = &checks.Final{State: ev.Final.State, ConvergedAfter: -1}
+			if ev.Final.Converged {
+				ref := ev.LoadEnd
+				if len(ev.Faults) > 0 && ev.LastHeal > 0 {
+					ref = ev.LastHeal
+				}
+				final.ConvergedAfter = max(ev.Final.ConvergedAt-ref, 0)
 			}
-			final.ConvergedAfter = max(ev.Final.ConvergedAt-ref, 0)
-		}
-		if ev.Final.Err != "" && len(ev.Final.Products) == 0 {
-			final = nil // nothing was read: consistency checks are skipped, not failed
 		}
 		out, err := checks.Evaluate(ctx, ev.Scenario, ev.HistoryPath, checks.Inputs{
 			Phases: ev.Phases, Faults: ev.Faults, Final: final, Load: loadOf(ev.Load), LeaseTTL: ev.LeaseTTL,

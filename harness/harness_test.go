@@ -19,6 +19,7 @@ import (
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/reference"
 	"github.com/faultline-dev/faultline/reference-services/serve"
+	"github.com/faultline-dev/faultline/reference/consistency"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/systems"
@@ -83,7 +84,7 @@ func TestBaselinePasses(t *testing.T) {
 		assert.True(t, c.Passed, "%s: %s", c.Name, c.Message)
 		assert.NotEmpty(t, c.Message, c.Name)
 	}
-	for _, want := range []string{scenarios.CheckErrorRate, scenarios.CheckLatency, scenarios.CheckThroughput, scenarios.CheckConsistency} {
+	for _, want := range []string{scenarios.CheckErrorRate, scenarios.CheckLatency, scenarios.CheckThroughput, consistency.Kind} {
 		assert.True(t, kinds[want], "no %s check in %v", want, kinds)
 	}
 	for _, c := range saved.Checks {

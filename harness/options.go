@@ -103,8 +103,8 @@ func WithEvaluator(e Evaluator) Option {
 	}
 }
 
-// WithConvergeBound bounds how long the harness waits after the load for stock to equal
-// initial stock minus the ordered quantities (default 10 s).
+// WithConvergeBound bounds how long the harness waits after the load for the system's
+// state to converge (sut.State; default 10 s).
 func WithConvergeBound(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {

@@ -33,6 +33,7 @@ type pair struct {
 	storeLn      net.Listener
 	upstream     atomic.Pointer[string] // store's address as front dials it
 	calls        atomic.Int64
+	served       atomic.Int64 // items store answered
 	running      atomic.Bool
 }
 
@@ -63,7 +64,10 @@ func newPair(t *testing.T) *pair {
 		fmt.Fprintf(w, "# TYPE front_calls_total counter\nfront_calls_total %d\n", p.calls.Load())
 	})
 	store := http.NewServeMux()
-	store.HandleFunc("/item", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "an item") })
+	store.HandleFunc("/item", func(w http.ResponseWriter, r *http.Request) {
+		p.served.Add(1)
+		fmt.Fprint(w, "an item")
+	})
 	p.front, p.store = &http.Server{Handler: front}, &http.Server{Handler: store}
 	t.Cleanup(func() { _ = p.frontLn.Close(); _ = p.storeLn.Close() })
 	return p

@@ -22,8 +22,8 @@ func sampleResult(seq uint64) loadgen.Result {
 	return loadgen.Result{
 		Seq: seq, Journey: "place_order", Client: 3, Method: "POST", Path: "/orders",
 		Planned: 20 * time.Millisecond, Start: 21 * time.Millisecond, Latency: 4 * time.Millisecond,
-		Status: 201, OK: true, Key: loadgen.KeyFor(1, seq), OrderID: "o-17", Product: "p-002",
-		Merchant: "m-02", Quantity: 2, ServedBy: "gateway-1", BytesIn: 40, BytesOut: 60,
+		Status: 201, OK: true, Key: loadgen.KeyFor(1, seq), Created: "o-17",
+		Attrs: map[string]string{"product": "p-002", "merchant": "m-02", "quantity": "2"}, ServedBy: "gateway-1", BytesIn: 40, BytesOut: 60,
 	}
 }
 

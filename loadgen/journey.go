@@ -13,7 +13,7 @@ import (
 // request in sequence order under one lock, then sends it, then lets the journey read the
 // response. Splitting the three keeps the schedule a pure function of the seed (Plan sees
 // only the seeded RNG and earlier plans) while still letting a journey use what the system
-// answered (Resolve and Observe), such as the id of an order placed earlier in the run.
+// answered (Resolve and Observe), such as the id of something it created earlier in the run.
 //
 // A Journey value holds configuration only; everything that changes during a run lives in
 // the State, so one Spec can be run any number of times with identical schedules.
@@ -26,7 +26,7 @@ type Journey interface {
 	// Resolve adjusts p just before it is sent, using what the run has observed so far
 	// (s.Known). Journeys whose requests are fully planned do nothing.
 	Resolve(p *Plan, s *State) error
-	// Observe reads the response into r (order id, success) and tells the run what it
+	// Observe reads the response into r (the id it created, success) and tells the run what it
 	// learnt (s.Learn). It is called from one goroutine, in completion order.
 	Observe(p *Plan, r *Result, body []byte, s *State)
 }
@@ -34,16 +34,17 @@ type Journey interface {
 // Plan is one scheduled request. The fields up to Pick are the schedule, identical in every
 // run with the same seed and spec; Method, Path, Header and Body are what is sent.
 type Plan struct {
-	Seq      uint64        // 1-based position in the schedule
-	Journey  string        // journey name as drawn from the mix
-	Client   int           // virtual client, 0-based
-	Key      string        // idempotency key derived from the seed and Seq
-	At       time.Duration // planned offset from the start of the load
-	Product  string        // reference journeys: product id
-	Merchant string        // reference journeys: merchant id
-	Quantity int           // reference journeys: ordered quantity
-	Ref      uint64        // Seq of the earlier request this one repeats; 0 when none
-	Pick     uint64        // a seeded draw for choices made at send time
+	Seq     uint64        // 1-based position in the schedule
+	Journey string        // journey name as drawn from the mix
+	Client  int           // virtual client, 0-based
+	Key     string        // idempotency key derived from the seed and Seq
+	At      time.Duration // planned offset from the start of the load
+	// Attrs are what the journey notes about the request when it plans it, for the
+	// checks to join on (the reference journeys: what a placement buys, of whom and how
+	// many). They are part of the schedule and are copied to the request's Result.
+	Attrs map[string]string
+	Ref   uint64 // Seq of the earlier request this one repeats; 0 when none
+	Pick  uint64 // a seeded draw for choices made at send time
 
 	Method    string      // HTTP method
 	Path      string      // path and query relative to the target, or an absolute URL
@@ -80,8 +81,8 @@ func newState(seed int64) *State {
 // Rand is the schedule's one seeded RNG.
 func (s *State) Rand() *rand.Rand { return s.rng }
 
-// Remember keeps p under tag so that a later plan can repeat it (retry_order re-sends an
-// earlier placement). Only the most recent 4096 plans per tag are kept.
+// Remember keeps p under tag so that a later plan can repeat it (a retry re-sends an
+// earlier request byte for byte). Only the most recent 4096 plans per tag are kept.
 func (s *State) Remember(tag string, p Plan) {
 	r := s.remember[tag]
 	if r == nil {
@@ -100,7 +101,7 @@ func (s *State) Recall(tag string) (Plan, bool) {
 	return r.get(s.rng.IntN(r.len())), true
 }
 
-// Learn records an identifier the system returned (an acknowledged order id) under tag.
+// Learn records an identifier the system returned (the id of something an acknowledged request created) under tag.
 func (s *State) Learn(tag, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

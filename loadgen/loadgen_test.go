@@ -185,21 +185,19 @@ func TestRunMixAgainstServer(t *testing.T) {
 
 // scheduled is the part of a result the schedule decides.
 type scheduled struct {
-	Seq      uint64
-	Journey  string
-	Client   int
-	Key      string
-	Planned  time.Duration
-	Product  string
-	Merchant string
-	Quantity int
-	Ref      uint64
+	Seq     uint64
+	Journey string
+	Client  int
+	Key     string
+	Planned time.Duration
+	Attrs   map[string]string
+	Ref     uint64
 }
 
 func scheduleOf(rs []loadgen.Result) []scheduled {
 	out := make([]scheduled, len(rs))
 	for i, r := range rs {
-		out[i] = scheduled{r.Seq, r.Journey, r.Client, r.Key, r.Planned, r.Product, r.Merchant, r.Quantity, r.Ref}
+		out[i] = scheduled{r.Seq, r.Journey, r.Client, r.Key, r.Planned, r.Attrs, r.Ref}
 	}
 	return out
 }
@@ -237,7 +235,7 @@ func TestSameSeedSameSchedule(t *testing.T) {
 	plans, err := loadgen.Preview(refSpec(t, 11, "200/s", time.Second), 200)
 	require.NoError(t, err)
 	for i, p := range plans {
-		assert.Equal(t, scheduleOf(a)[i], scheduled{p.Seq, p.Journey, p.Client, p.Key, p.At, p.Product, p.Merchant, p.Quantity, p.Ref})
+		assert.Equal(t, scheduleOf(a)[i], scheduled{p.Seq, p.Journey, p.Client, p.Key, p.At, p.Attrs, p.Ref})
 	}
 }
 
@@ -268,8 +266,8 @@ func TestRetryOrderRepeatsAnEarlierPlacement(t *testing.T) {
 			assert.Equal(t, bodies[strconv.FormatUint(orig.Seq, 10)], bodies[strconv.FormatUint(r.Seq, 10)], "retry %d reuses the body", r.Seq)
 		case r.Journey == reference.JourneyPlaceOrder:
 			assert.True(t, r.Acknowledged(), "placement %d answered %d", r.Seq, r.Status)
-			assert.Regexp(t, `^o-\d+$`, r.OrderID)
-			assert.Equal(t, config.DefaultCatalog().ProductMerchant(productIndex(t, r.Product)), r.Merchant)
+			assert.Regexp(t, `^o-\d+$`, r.Created)
+			assert.Equal(t, config.DefaultCatalog().ProductMerchant(productIndex(t, r.Attrs[reference.AttrProduct])), r.Attrs[reference.AttrMerchant])
 			assert.Equal(t, "Bearer tok-"+strconv.Itoa(r.Client), authOf(gw, r.Seq))
 		case r.Journey == reference.JourneyViewOrder && r.Performed == "":
 			views++
@@ -291,7 +289,7 @@ func TestRetryOrderRepeatsAnEarlierPlacement(t *testing.T) {
 	for key, rs := range byKey {
 		fresh := 0
 		for _, r := range rs {
-			assert.Equal(t, rs[0].OrderID, r.OrderID, "key %s", key)
+			assert.Equal(t, rs[0].Created, r.Created, "key %s", key)
 			if !r.Replayed {
 				fresh++
 			}

@@ -11,8 +11,9 @@ import (
 )
 
 // Result is one request as it completed: the schedule's view of it (what was planned) next
-// to what happened. It is the record consistency and latency checks read back from a run's
-// history, so it carries every identifier they join on.
+// to what happened. It is the record the checks read back from a run's history, so it
+// carries every identifier they join on: the idempotency key, the id of what the request
+// created, and the attributes its journey noted.
 type Result struct {
 	Seq       uint64        `json:"seq"`
 	Journey   string        `json:"journey"`
@@ -27,17 +28,18 @@ type Result struct {
 	OK        bool          `json:"ok"`     // the journey counts the answer as a success
 	Error     string        `json:"error,omitempty"`
 	Key       string        `json:"key,omitempty"` // idempotency key
-	OrderID   string        `json:"order_id,omitempty"`
-	Product   string        `json:"product,omitempty"`
-	Merchant  string        `json:"merchant,omitempty"`
-	Quantity  int           `json:"quantity,omitempty"`
-	Ref       uint64        `json:"ref,omitempty"`       // Seq of the placement a retry repeats
-	Target    string        `json:"target,omitempty"`    // base URL it was sent to; empty for an absolute URL
-	ServedBy  string        `json:"served_by,omitempty"` // X-Served-By
-	Fallback  string        `json:"fallback,omitempty"`  // X-Fallback
-	Replayed  bool          `json:"replayed,omitempty"`  // Idempotent-Replayed: true
-	BytesOut  uint64        `json:"bytes_out,omitempty"`
-	BytesIn   uint64        `json:"bytes_in,omitempty"`
+	// Created is the id the system gave what an acknowledged request created, as its
+	// journey read it from the answer (Observe); a read of that thing may carry it too.
+	Created string `json:"created,omitempty"`
+	// Attrs are the plan's (Plan.Attrs): what the journey noted about the request.
+	Attrs    map[string]string `json:"attrs,omitempty"`
+	Ref      uint64            `json:"ref,omitempty"`       // Seq of the request a retry repeats
+	Target   string            `json:"target,omitempty"`    // base URL it was sent to; empty for an absolute URL
+	ServedBy string            `json:"served_by,omitempty"` // X-Served-By
+	Fallback string            `json:"fallback,omitempty"`  // X-Fallback
+	Replayed bool              `json:"replayed,omitempty"`  // Idempotent-Replayed: true
+	BytesOut uint64            `json:"bytes_out,omitempty"`
+	BytesIn  uint64            `json:"bytes_in,omitempty"`
 }
 
 // Failed reports whether the request failed as its journey judges it: no answer, or an

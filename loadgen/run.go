@@ -268,7 +268,7 @@ func toResult(vr *vegeta.Result, p Plan, began time.Time, offset time.Duration) 
 		Method: p.Method, Path: p.Path,
 		Planned: p.At + offset, Start: vr.Timestamp.Sub(began) + offset, Latency: vr.Latency,
 		Status: int(vr.Code), Key: p.Key,
-		Product: p.Product, Merchant: p.Merchant, Quantity: p.Quantity, Ref: p.Ref,
+		Attrs: p.Attrs, Ref: p.Ref,
 		BytesOut: vr.BytesOut, BytesIn: vr.BytesIn,
 	}
 	if r.Status == 0 {

@@ -60,7 +60,7 @@ func (sc *scheduler) next() (Plan, Journey, error) {
 }
 
 // Preview returns the first n requests spec plans (all of them when n exceeds the plan),
-// without sending anything. Send-time choices (which acknowledged order view_order reads)
+// without sending anything. Send-time choices (which earlier answer a journey reads back)
 // are not made; everything else is exactly what Run will send.
 func Preview(spec Spec, n int) ([]Plan, error) {
 	spec = spec.withDefaults()

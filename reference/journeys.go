@@ -2,6 +2,7 @@ package reference
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,6 +17,15 @@ const (
 	JourneyViewOrder  = "view_order"
 	JourneyPlaceOrder = "place_order"
 	JourneyRetryOrder = "retry_order"
+)
+
+// Attributes the reference journeys note on a request (loadgen.Plan.Attrs, copied to its
+// Result and so to the history): the product a request reads or buys, and for a placement
+// the merchant that sells it and the quantity bought.
+const (
+	AttrProduct  = "product"
+	AttrMerchant = "merchant"
+	AttrQuantity = "quantity"
 )
 
 // Tags under which the reference journeys share run state: placements remembers planned
@@ -93,8 +103,8 @@ func (b browse) Plan(p *loadgen.Plan, s *loadgen.State) error {
 		p.Path = "/products"
 		return nil
 	}
-	p.Product = config.ProductID(i)
-	p.Path = "/products/" + p.Product
+	p.Attrs = map[string]string{AttrProduct: config.ProductID(i)}
+	p.Path = "/products/" + p.Attrs[AttrProduct]
 	return nil
 }
 
@@ -111,7 +121,7 @@ type viewOrder struct{ c *refConfig }
 func (viewOrder) Name() string { return JourneyViewOrder }
 
 func (v viewOrder) Plan(p *loadgen.Plan, s *loadgen.State) error {
-	p.Product = config.ProductID(s.Rand().IntN(v.c.catalog.Products))
+	p.Attrs = map[string]string{AttrProduct: config.ProductID(s.Rand().IntN(v.c.catalog.Products))}
 	p.Pick = s.Rand().Uint64()
 	p.Method, p.Header = http.MethodGet, v.c.header(p.Client)
 	return nil
@@ -122,7 +132,7 @@ func (viewOrder) Resolve(p *loadgen.Plan, s *loadgen.State) error {
 		p.Path = "/orders/" + url.PathEscape(id)
 		return nil
 	}
-	p.Path = "/products/" + p.Product
+	p.Path = "/products/" + p.Attrs[AttrProduct]
 	p.Performed = JourneyBrowse
 	return nil
 }
@@ -130,7 +140,7 @@ func (viewOrder) Resolve(p *loadgen.Plan, s *loadgen.State) error {
 func (viewOrder) Observe(p *loadgen.Plan, r *loadgen.Result, body []byte, _ *loadgen.State) {
 	r.OK = r.Status == http.StatusOK
 	if p.Performed == "" && r.OK {
-		r.OrderID = orderID(body)
+		r.Created = orderID(body)
 	}
 }
 
@@ -142,10 +152,9 @@ func (placeOrder) Name() string { return JourneyPlaceOrder }
 
 func (o placeOrder) Plan(p *loadgen.Plan, s *loadgen.State) error {
 	i := s.Rand().IntN(o.c.catalog.Products)
-	p.Product = config.ProductID(i)
-	p.Merchant = o.c.catalog.ProductMerchant(i)
-	p.Quantity = 1 + s.Rand().IntN(o.c.maxQty)
-	body, err := json.Marshal(orderRequest{MerchantID: p.Merchant, ProductID: p.Product, Quantity: p.Quantity})
+	req := orderRequest{MerchantID: o.c.catalog.ProductMerchant(i), ProductID: config.ProductID(i), Quantity: 1 + s.Rand().IntN(o.c.maxQty)}
+	p.Attrs = map[string]string{AttrProduct: req.ProductID, AttrMerchant: req.MerchantID, AttrQuantity: strconv.Itoa(req.Quantity)}
+	body, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}
@@ -177,7 +186,7 @@ func (o retryOrder) Plan(p *loadgen.Plan, s *loadgen.State) error {
 		return placeOrder(o).Plan(p, s)
 	}
 	p.Client, p.Key, p.Ref = orig.Client, orig.Key, orig.Seq
-	p.Product, p.Merchant, p.Quantity = orig.Product, orig.Merchant, orig.Quantity
+	p.Attrs = maps.Clone(orig.Attrs)
 	p.Method, p.Path, p.Body = orig.Method, orig.Path, orig.Body
 	p.Header = orig.Header.Clone()
 	return nil
@@ -194,8 +203,8 @@ func observePlacement(p *loadgen.Plan, r *loadgen.Result, body []byte, s *loadge
 	if !r.OK {
 		return
 	}
-	if r.OrderID = orderID(body); r.OrderID != "" {
-		s.Learn(ordersOf(p.Client), r.OrderID)
+	if r.Created = orderID(body); r.Created != "" {
+		s.Learn(ordersOf(p.Client), r.Created)
 	}
 }
 

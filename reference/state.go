@@ -9,18 +9,17 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/reference-services/api/refv1"
 	"github.com/faultline-dev/faultline/reference-services/config"
-	"github.com/faultline-dev/faultline/sut"
+	"github.com/faultline-dev/faultline/reference/consistency"
 	"github.com/faultline-dev/faultline/system"
 )
 
-// ReadFinalState reads every order, every product's stock and every applied inventory
-// event from the first order and product instances that answer (replicas share storage),
-// with the saga's statuses named as the checks name them.
-func ReadFinalState(ctx context.Context, sys *system.System) (sut.FinalState, error) {
-	var st sut.FinalState
+// ReadState reads every order, every product's stock and every applied inventory event
+// from the first order and product instances that answer (replicas share storage), with
+// the saga's statuses named as the consistency kind names them.
+func ReadState(ctx context.Context, sys *system.System) (*consistency.State, error) {
+	st := &consistency.State{Products: map[string]consistency.Product{}}
 	var errs []error
 	read := func(kind string, fn func(conn *grpc.ClientConn) error) bool {
 		for _, c := range sys.Components() {
@@ -46,7 +45,7 @@ func ReadFinalState(ctx context.Context, sys *system.System) (sut.FinalState, er
 		if err != nil {
 			return err
 		}
-		var out []sut.Order
+		var out []consistency.Order
 		for {
 			o, err := stream.Recv()
 			if errors.Is(err, io.EOF) {
@@ -55,7 +54,7 @@ func ReadFinalState(ctx context.Context, sys *system.System) (sut.FinalState, er
 			if err != nil {
 				return err
 			}
-			out = append(out, sut.Order{ID: o.GetId(), Key: o.GetIdempotencyKey(), Product: o.GetProductId(), Quantity: o.GetQuantity(), Status: SagaState(o.GetStatus())})
+			out = append(out, consistency.Order{ID: o.GetId(), Key: o.GetIdempotencyKey(), ProductID: o.GetProductId(), Quantity: o.GetQuantity(), State: SagaState(o.GetStatus())})
 		}
 		st.Orders = out
 		return nil
@@ -66,15 +65,15 @@ func ReadFinalState(ctx context.Context, sys *system.System) (sut.FinalState, er
 		if err != nil {
 			return err
 		}
-		var ps []sut.ProductStock
+		ps := map[string]consistency.Product{}
 		for _, p := range resp.GetProducts() {
-			ps = append(ps, sut.ProductStock{ID: p.GetId(), Stock: p.GetStock(), Initial: p.GetInitialStock()})
+			ps[p.GetId()] = consistency.Product{Stock: p.GetStock(), Initial: p.GetInitialStock()}
 		}
 		stream, err := cli.AppliedEvents(ctx, &refv1.AppliedEventsRequest{})
 		if err != nil {
 			return err
 		}
-		var applied []sut.Applied
+		var applied []consistency.Applied
 		for {
 			a, err := stream.Recv()
 			if errors.Is(err, io.EOF) {
@@ -83,8 +82,8 @@ func ReadFinalState(ctx context.Context, sys *system.System) (sut.FinalState, er
 			if err != nil {
 				return err
 			}
-			applied = append(applied, sut.Applied{OrderID: a.GetOrderId(), Product: a.GetProductId(), Quantity: a.GetQuantity(), Deliveries: a.GetDeliveries(),
-				Outcome: SagaState(a.GetOutcome()), Applications: a.GetApplications()})
+			applied = append(applied, consistency.Applied{OrderID: a.GetOrderId(), ProductID: a.GetProductId(), Quantity: a.GetQuantity(), Deliveries: a.GetDeliveries(),
+				State: SagaState(a.GetOutcome()), Applications: a.GetApplications()})
 		}
 		st.Products, st.Applied = ps, applied
 		return nil
@@ -104,13 +103,13 @@ func ReadFinalState(ctx context.Context, sys *system.System) (sut.FinalState, er
 func SagaState(s string) string {
 	switch s {
 	case refv1.StatusPending:
-		return checks.StatePending
+		return consistency.StatePending
 	case refv1.StatusConfirmed: // an event outcome and an order status alike
-		return checks.StateConfirmed
+		return consistency.StateConfirmed
 	case refv1.StatusRejected:
-		return checks.StateRejected
+		return consistency.StateRejected
 	case refv1.OutcomeReleased:
-		return checks.StateReleased
+		return consistency.StateReleased
 	}
 	return s
 }

@@ -5,13 +5,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/faultline-dev/faultline/checks"
+	"github.com/faultline-dev/faultline/reference/consistency"
 )
 
 func TestSagaState(t *testing.T) {
 	for in, want := range map[string]string{
-		"pending": checks.StatePending, "confirmed": checks.StateConfirmed, "rejected": checks.StateRejected,
-		"released": checks.StateReleased, "": "", "lost-in-space": "lost-in-space",
+		"pending": consistency.StatePending, "confirmed": consistency.StateConfirmed, "rejected": consistency.StateRejected,
+		"released": consistency.StateReleased, "": "", "lost-in-space": "lost-in-space",
 	} {
 		assert.Equal(t, want, SagaState(in), in)
 	}

@@ -218,9 +218,13 @@ func (s *System) Journeys(token func(client int) string) []loadgen.Journey {
 	return Journeys(token, WithCatalog(s.sys.Spec().Catalog))
 }
 
-// ReadFinalState reads orders, stock and applied events (see the package function).
-func (s *System) ReadFinalState(ctx context.Context) (sut.FinalState, error) {
-	return ReadFinalState(ctx, s.sys)
+// ReadState reads orders, stock and applied events (see the package function).
+func (s *System) ReadState(ctx context.Context) (sut.State, error) {
+	st, err := ReadState(ctx, s.sys)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // LeaseTTL is the registry leases' time to live.

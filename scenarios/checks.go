@@ -86,7 +86,6 @@ const (
 	CheckBreakerClosed  = "breaker_closed"
 	CheckFallbackServed = "fallback_served"
 	CheckFailover       = "failover"
-	CheckConsistency    = "consistency"
 	CheckFaultLanded    = "fault_landed"
 	CheckThroughput     = "throughput"
 	CheckHTTPProbe      = "http_probe"
@@ -104,7 +103,6 @@ var checkRegistry = struct {
 	CheckBreakerClosed:  func() CheckSpec { return &BreakerClosedCheck{} },
 	CheckFallbackServed: func() CheckSpec { return &FallbackServedCheck{} },
 	CheckFailover:       func() CheckSpec { return &FailoverCheck{} },
-	CheckConsistency:    func() CheckSpec { return &ConsistencyCheck{} },
 	CheckFaultLanded:    func() CheckSpec { return &FaultLandedCheck{} },
 	CheckThroughput:     func() CheckSpec { return &ThroughputCheck{} },
 	CheckHTTPProbe:      func() CheckSpec { return &HTTPProbeCheck{} },
@@ -323,26 +321,6 @@ func (c *FailoverCheck) Validate() []error {
 // Targets names the components the check observes.
 func (c *FailoverCheck) Targets() []string { return nonEmpty(c.Service) }
 
-// ConsistencyCheck compares acknowledged orders with the final state, Jepsen-style.
-type ConsistencyCheck struct {
-	ExactlyOnce    bool     `yaml:"exactly_once,omitempty" json:"exactly_once,omitempty" doc:"every acknowledged order exists exactly once and no failed order exists"`
-	StockMatches   bool     `yaml:"stock_matches,omitempty" json:"stock_matches,omitempty" doc:"stock equals initial stock minus the quantities of existing orders"`
-	ConvergeWithin Duration `yaml:"converge_within,omitempty" json:"converge_within,omitempty" doc:"the above must hold within this time of the last heal"`
-	NoDoubleApply  bool     `yaml:"no_double_apply,omitempty" json:"no_double_apply,omitempty" doc:"no inventory event was applied twice"`
-	Settled        bool     `yaml:"settled,omitempty" json:"settled,omitempty" doc:"the saga settled: every order ended confirmed or rejected (none left pending, so no event was lost) and confirmed quantities never exceed a product's stock"`
-}
-
-// Validate requires at least one property.
-func (c *ConsistencyCheck) Validate() []error {
-	if !c.ExactlyOnce && !c.StockMatches && !c.NoDoubleApply && !c.Settled {
-		return []error{errors.New("set at least one of exactly_once, stock_matches, no_double_apply, settled")}
-	}
-	if c.ConvergeWithin > 0 && !c.StockMatches && !c.ExactlyOnce && !c.Settled {
-		return []error{errors.New("converge_within needs stock_matches, exactly_once or settled to converge to")}
-	}
-	return nil
-}
-
 // FaultLandedCheck asserts that a fault's measured effect matched its configuration
 // within the fault's own tolerance, or within Tolerance when that is tighter; a fault
 // that did not land makes the run invalid, not passed.
@@ -488,7 +466,6 @@ var (
 	_ CheckSpec = (*BreakerClosedCheck)(nil)
 	_ CheckSpec = (*FallbackServedCheck)(nil)
 	_ CheckSpec = (*FailoverCheck)(nil)
-	_ CheckSpec = (*ConsistencyCheck)(nil)
 	_ CheckSpec = (*FaultLandedCheck)(nil)
 	_ CheckSpec = (*ThroughputCheck)(nil)
 	_ CheckSpec = (*HTTPProbeCheck)(nil)
@@ -578,11 +555,6 @@ func (c *BreakerClosedCheck) CheckPlacement(at Placement) []error {
 // CheckPlacement keeps the check to the reference system, whose fallbacks it reads.
 func (c *FallbackServedCheck) CheckPlacement(at Placement) []error {
 	return referenceOnly(CheckFallbackServed, at)
-}
-
-// CheckPlacement keeps the check to the reference system, whose final state it reads.
-func (c *ConsistencyCheck) CheckPlacement(at Placement) []error {
-	return referenceOnly(CheckConsistency, at)
 }
 
 // AutoName names the check after its edge.

@@ -157,10 +157,11 @@ type (
 	Journeyer interface {
 		Journeys(token func(client int) string) []loadgen.Journey
 	}
-	// StateReader reads the state that consistency checks judge; without it the run
-	// skips convergence and those checks.
+	// StateReader reads the system's own state (see State), which the harness watches
+	// converge and hands to the check kinds that judge it; without it the run skips
+	// convergence and those checks.
 	StateReader interface {
-		ReadFinalState(ctx context.Context) (FinalState, error)
+		ReadState(ctx context.Context) (State, error)
 	}
 	// Leaser is a system whose components hold leases; checks on a kill's recovery
 	// allow for their time to live.

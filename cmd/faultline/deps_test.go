@@ -47,6 +47,9 @@ func TestDependencyRules(t *testing.T) {
 		// adapter, its supervisor and a topology's live outside it.
 		{"harness", []string{"reports", "compare", "cmd/faultline", "reference", "system", "topology/run", "systems", "soak"}},
 		{"sut", []string{"harness", "reference", "system", "topology/run"}},
+		// The reference system's consistency kind is registered as a user's own kind is:
+		// it judges a state and runs nothing, so a scenario validates without the runner.
+		{"reference/consistency", []string{"harness", "reference", "system", "topology/run", "systems", "reports"}},
 		{"soak", []string{"reports", "compare", "cmd/faultline"}},
 		{"undo", []string{"harness", "compare", "reports", "checks", "loadgen", "system", "topology"}},
 		{"compare", []string{"reports"}},

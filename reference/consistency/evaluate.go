@@ -1,27 +1,17 @@
-package checks
+package consistency
 
 import (
 	"fmt"
+	"maps"
+	"math"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 
+	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/result"
-	"github.com/faultline-dev/faultline/scenarios"
-)
-
-// States of an order in its saga, as the adapter reports them in Order.State and
-// Applied.State. A placement is acknowledged as pending; the system then decides it.
-const (
-	// StatePending: acknowledged, not decided yet. At the end of a run it means the
-	// decision never came: the request to decide it was lost, or its answer was.
-	StatePending = "pending"
-	// StateConfirmed: decided, and the stock was taken.
-	StateConfirmed = "confirmed"
-	// StateRejected: decided, and refused: nothing was taken.
-	StateRejected = "rejected"
-	// StateReleased: an applied row whose stock was given back (a compensation).
-	StateReleased = "released"
 )
 
 // holdsStock reports whether an order in state st counts against stock: confirmed, and
@@ -58,28 +48,30 @@ type keyState struct {
 	otherID                        string // a different id acknowledged for the same key
 }
 
-type consistencyEval struct {
-	p     planned
-	spec  *scenarios.ConsistencyCheck
-	final *FinalState
-	keys  map[string]keyState
+// evaluator judges one consistency check: it remembers what clients learned of each key
+// from the run's requests, then judges the final state.
+type evaluator struct {
+	spec           *Check
+	keys           map[string]keyState
+	final          *State
+	convergedAfter time.Duration
 }
 
-// onRequest records placements: requests with an idempotency key that change state.
-func (ev *consistencyEval) onRequest(r *loadgen.Result) {
+// Request records placements: requests with an idempotency key that change state.
+func (ev *evaluator) Request(r *loadgen.Result) {
 	if r.Key == "" || r.Method == http.MethodGet || r.Method == http.MethodHead {
 		return
 	}
 	k := ev.keys[r.Key]
 	defer func() { ev.keys[r.Key] = k }()
 	switch {
-	case r.Acknowledged() && r.OrderID != "":
+	case r.Acknowledged() && r.Created != "":
 		k.acked = true
 		switch {
 		case k.orderID == "":
-			k.orderID = r.OrderID
-		case k.orderID != r.OrderID && k.otherID == "":
-			k.otherID = r.OrderID
+			k.orderID = r.Created
+		case k.orderID != r.Created && k.otherID == "":
+			k.otherID = r.Created
 		}
 	case r.Rejected():
 		k.rejected = true
@@ -131,13 +123,16 @@ func (v *violations) detail() string {
 	return d
 }
 
-func (ev *consistencyEval) sub(prop string) result.Check {
-	c := newCheck(ev.p)
-	c.Name += "/" + prop
-	return c
-}
+// sub is the result of one property, named after it (the caller prefixes the check's name).
+func (ev *evaluator) sub(prop string) result.Check { return result.Check{Name: prop} }
 
-func (ev *consistencyEval) results() []result.Check {
+// Results judges every property the check sets, from final; without a final state of the
+// reference system's, each is skipped.
+func (ev *evaluator) Results(final *checks.Final) []result.Check {
+	if final != nil {
+		ev.final, _ = final.State.(*State)
+		ev.convergedAfter = final.ConvergedAfter
+	}
 	s := ev.spec
 	var props []string
 	if s.ExactlyOnce {
@@ -191,7 +186,7 @@ func countCheck(c *result.Check, v *violations) {
 // exactlyOnce: every acknowledged key exists exactly once (with the id it was
 // acknowledged with); no key has two orders; no order exists for a key that was only
 // ever rejected, or for a key no client sent. An indeterminate key may have 0 or 1 order.
-func (ev *consistencyEval) exactlyOnce() result.Check {
+func (ev *evaluator) exactlyOnce() result.Check {
 	c := ev.sub("exactly_once")
 	byKey := map[string][]Order{}
 	for _, o := range ev.final.Orders {
@@ -253,7 +248,7 @@ func orderIDs(os []Order) string {
 // stockMatches: every product's stock equals its initial stock minus the quantities of
 // the orders that exist for it and hold stock (every order but a rejected one), and is
 // never below zero.
-func (ev *consistencyEval) stockMatches() result.Check {
+func (ev *evaluator) stockMatches() result.Check {
 	c := ev.sub("stock_matches")
 	ordered := map[string]int64{}
 	for _, o := range ev.final.Orders {
@@ -299,7 +294,7 @@ func (ev *consistencyEval) stockMatches() result.Check {
 // that took stock belongs to an order that does not exist. Redeliveries absorbed by the
 // idempotency table (deliveries > 1) are fine and reported; a row that took its stock on
 // several deliveries is the doubly applied event the check exists to name.
-func (ev *consistencyEval) noDoubleApply() result.Check {
+func (ev *evaluator) noDoubleApply() result.Check {
 	c := ev.sub("no_double_apply")
 	orders := make(map[string]Order, len(ev.final.Orders))
 	for _, o := range ev.final.Orders {
@@ -371,7 +366,7 @@ func (ev *consistencyEval) noDoubleApply() result.Check {
 // and per product, the confirmed quantities never exceed the initial stock, so stock never
 // had to go below zero. A pending order that no applied row mentions is a lost event: the
 // request to decide it never arrived.
-func (ev *consistencyEval) settled() result.Check {
+func (ev *evaluator) settled() result.Check {
 	c := ev.sub("settled")
 	applied := map[string]bool{}
 	for _, a := range ev.final.Applied {
@@ -418,16 +413,29 @@ func (ev *consistencyEval) settled() result.Check {
 	return c
 }
 
-func (ev *consistencyEval) converge() result.Check {
+// converge: the state converged within the bound after the last heal (docs/CHECKS.md).
+func (ev *evaluator) converge() result.Check {
 	c := ev.sub("converge_within")
 	c.Op, c.Threshold, c.Unit = "<=", secs(ev.spec.ConvergeWithin.Std()), "s"
-	if ev.final.ConvergedAfter < 0 {
+	if ev.convergedAfter < 0 {
 		c.Figure, c.Never = -1, true
 		c.Message = "stock and order states never converged after the last heal (within the bound the final state was read for)"
 		return c
 	}
-	c.Figure = secs(ev.final.ConvergedAfter)
+	c.Figure = secs(ev.convergedAfter)
 	c.Passed = c.Figure <= c.Threshold
-	c.Message = fmt.Sprintf("stock and order states converged %s after the last heal, %s %s", fmtS(c.Figure), verdictOp("<=", c.Passed), fmtS(c.Threshold))
+	op := "<="
+	if !c.Passed {
+		op = ">"
+	}
+	c.Message = fmt.Sprintf("stock and order states converged %.2f s after the last heal, %s %.2f s", c.Figure, op, c.Threshold)
 	return c
 }
+
+// secs is d in seconds, rounded to the millisecond, as the checks state durations.
+func secs(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
+
+// sortedKeys lists m's keys in order, so that violations are listed the same way each run.
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+var _ checks.FinalEvaluator = (*evaluator)(nil)

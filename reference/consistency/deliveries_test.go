@@ -1,4 +1,4 @@
-package checks_test
+package consistency_test
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/faultline-dev/faultline/checks"
+	"github.com/faultline-dev/faultline/reference/consistency"
 	"github.com/faultline-dev/faultline/scenarios"
 )
 
@@ -15,7 +15,7 @@ import (
 // no duplicate over 266 events, not over 0.
 func TestDuplicateDeliveriesCountEveryEvent(t *testing.T) {
 	sc := scenario(func(sc *scenarios.Scenario) {
-		sc.Expect.Overall = []scenarios.Check{check(&scenarios.ConsistencyCheck{NoDoubleApply: true})}
+		sc.Expect.Overall = []scenarios.Check{check(&consistency.Check{NoDoubleApply: true})}
 	})
 	tests := []struct {
 		name       string
@@ -29,14 +29,14 @@ func TestDuplicateDeliveriesCountEveryEvent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			final := &checks.FinalState{Products: map[string]checks.Product{"p1": {Initial: 1000, Stock: 1000 - 266}}}
+			st := &consistency.State{Products: map[string]consistency.Product{"p1": {Initial: 1000, Stock: 1000 - 266}}}
 			for i := range 266 {
 				id := fmt.Sprintf("o%d", i)
-				final.Orders = append(final.Orders, checks.Order{ID: id, Key: "k" + id, ProductID: "p1", Quantity: 1})
-				final.Applied = append(final.Applied, checks.Applied{OrderID: id, ProductID: "p1", Quantity: 1, Deliveries: tt.deliveries(i)})
+				st.Orders = append(st.Orders, consistency.Order{ID: id, Key: "k" + id, ProductID: "p1", Quantity: 1})
+				st.Applied = append(st.Applied, consistency.Applied{OrderID: id, ProductID: "p1", Quantity: 1, Deliveries: tt.deliveries(i)})
 			}
 			in := inputs(sc, slowFault)
-			in.Final = final
+			in.Final = final(st, 0)
 			c := one(t, evaluate(t, sc, nil, in), "overall/consistency/no_double_apply")
 			assert.True(t, c.Passed, c.Message)
 			assert.Equal(t, tt.want, c.Message)

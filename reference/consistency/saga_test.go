@@ -1,4 +1,4 @@
-package checks_test
+package consistency_test
 
 import (
 	"regexp"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/faultline-dev/faultline/checks"
+	"github.com/faultline-dev/faultline/reference/consistency"
 	"github.com/faultline-dev/faultline/scenarios"
 )
 
@@ -16,61 +16,60 @@ import (
 // stock exactly used up passes; one pending order, one unit oversold, one event applied
 // twice or one rejected order that took stock each fails, naming the anomaly.
 func TestConsistencySaga(t *testing.T) {
-	spec := &scenarios.ConsistencyCheck{StockMatches: true, NoDoubleApply: true, Settled: true}
+	spec := &consistency.Check{StockMatches: true, NoDoubleApply: true, Settled: true}
 	sc := scenario(func(sc *scenarios.Scenario) { sc.Expect.Overall = []scenarios.Check{named("saga", spec)} })
 	// Stock 3: o1 (2) and o2 (1) confirmed use it up, o3 rejected took nothing.
-	good := func() *checks.FinalState {
-		return &checks.FinalState{
-			Orders: []checks.Order{
-				{ID: "o1", Key: "k1", ProductID: "p1", Quantity: 2, State: checks.StateConfirmed},
-				{ID: "o2", Key: "k2", ProductID: "p1", Quantity: 1, State: checks.StateConfirmed},
-				{ID: "o3", Key: "k3", ProductID: "p1", Quantity: 1, State: checks.StateRejected},
+	good := func() *consistency.State {
+		return &consistency.State{
+			Orders: []consistency.Order{
+				{ID: "o1", Key: "k1", ProductID: "p1", Quantity: 2, State: consistency.StateConfirmed},
+				{ID: "o2", Key: "k2", ProductID: "p1", Quantity: 1, State: consistency.StateConfirmed},
+				{ID: "o3", Key: "k3", ProductID: "p1", Quantity: 1, State: consistency.StateRejected},
 			},
-			Applied: []checks.Applied{
-				{OrderID: "o1", ProductID: "p1", Quantity: 2, Deliveries: 1, State: checks.StateConfirmed, Applications: 1},
-				{OrderID: "o2", ProductID: "p1", Quantity: 1, Deliveries: 2, State: checks.StateConfirmed, Applications: 1},
-				{OrderID: "o3", ProductID: "p1", Quantity: 1, Deliveries: 1, State: checks.StateRejected},
+			Applied: []consistency.Applied{
+				{OrderID: "o1", ProductID: "p1", Quantity: 2, Deliveries: 1, State: consistency.StateConfirmed, Applications: 1},
+				{OrderID: "o2", ProductID: "p1", Quantity: 1, Deliveries: 2, State: consistency.StateConfirmed, Applications: 1},
+				{OrderID: "o3", ProductID: "p1", Quantity: 1, Deliveries: 1, State: consistency.StateRejected},
 				// A sync reservation released after its client gave up: no order, no stock.
-				{OrderID: "gone", ProductID: "p1", Quantity: 4, Deliveries: 1, State: checks.StateReleased},
+				{OrderID: "gone", ProductID: "p1", Quantity: 4, Deliveries: 1, State: consistency.StateReleased},
 			},
-			Products:       map[string]checks.Product{"p1": {Initial: 3, Stock: 0}},
-			ConvergedAfter: 0,
+			Products: map[string]consistency.Product{"p1": {Initial: 3, Stock: 0}},
 		}
 	}
 	tests := []struct {
 		name   string
-		mutate func(f *checks.FinalState)
+		mutate func(f *consistency.State)
 		// want maps a property to "" (passes) or a substring of its failure message.
 		want map[string]string
 	}{
-		{"every order settled, stock used up exactly", func(*checks.FinalState) {},
+		{"every order settled, stock used up exactly", func(*consistency.State) {},
 			map[string]string{"settled": "", "stock_matches": "", "no_double_apply": ""}},
-		{"a pending order whose event never arrived is a lost event", func(f *checks.FinalState) {
-			f.Orders = append(f.Orders, checks.Order{ID: "o4", Key: "k4", ProductID: "p1", Quantity: 1, State: checks.StatePending})
-			f.Products["p1"] = checks.Product{Initial: 4, Stock: 1}
+		{"a pending order whose event never arrived is a lost event", func(f *consistency.State) {
+			f.Orders = append(f.Orders, consistency.Order{ID: "o4", Key: "k4", ProductID: "p1", Quantity: 1, State: consistency.StatePending})
+			f.Products["p1"] = consistency.Product{Initial: 4, Stock: 1}
 		}, map[string]string{"settled": "1 lost", "stock_matches": "1 products off", "no_double_apply": "1 never applied"}},
-		{"a pending order that product decided lost its answer", func(f *checks.FinalState) {
-			f.Orders[1].State = checks.StatePending
+		{"a pending order that product decided lost its answer", func(f *consistency.State) {
+			f.Orders[1].State = consistency.StatePending
 		}, map[string]string{"settled": "1 pending", "stock_matches": "", "no_double_apply": ""}},
-		{"one unit oversold", func(f *checks.FinalState) {
-			f.Orders[2].State = checks.StateConfirmed
-			f.Applied[2] = checks.Applied{OrderID: "o3", ProductID: "p1", Quantity: 1, Deliveries: 1, State: checks.StateConfirmed, Applications: 1}
-			f.Products["p1"] = checks.Product{Initial: 3, Stock: -1}
+		{"one unit oversold", func(f *consistency.State) {
+			f.Orders[2].State = consistency.StateConfirmed
+			f.Applied[2] = consistency.Applied{OrderID: "o3", ProductID: "p1", Quantity: 1, Deliveries: 1, State: consistency.StateConfirmed, Applications: 1}
+			f.Products["p1"] = consistency.Product{Initial: 3, Stock: -1}
 		}, map[string]string{"settled": "1 oversold", "stock_matches": "1 products below zero", "no_double_apply": ""}},
-		{"an event applied on two deliveries", func(f *checks.FinalState) {
+		{"an event applied on two deliveries", func(f *consistency.State) {
 			f.Applied[1].Applications = 2
-			f.Products["p1"] = checks.Product{Initial: 4, Stock: 0}
+			f.Products["p1"] = consistency.Product{Initial: 4, Stock: 0}
 		}, map[string]string{"settled": "", "stock_matches": "1 products off", "no_double_apply": "1 applied twice"}},
-		{"a rejected order that took stock", func(f *checks.FinalState) {
-			f.Applied[2].State = checks.StateConfirmed
-			f.Products["p1"] = checks.Product{Initial: 4, Stock: 0}
+		{"a rejected order that took stock", func(f *consistency.State) {
+			f.Applied[2].State = consistency.StateConfirmed
+			f.Products["p1"] = consistency.Product{Initial: 4, Stock: 0}
 		}, map[string]string{"settled": "", "stock_matches": "1 products off", "no_double_apply": "1 rejected but applied"}},
-		{"a confirmed order whose row took nothing", func(f *checks.FinalState) {
-			f.Applied[0].State = checks.StateRejected
+		{"a confirmed order whose row took nothing", func(f *consistency.State) {
+			f.Applied[0].State = consistency.StateRejected
 			f.Applied[0].Applications = 0
 		}, map[string]string{"settled": "", "no_double_apply": "1 confirmed but not applied"}},
-		{"stock taken for an order that does not exist", func(f *checks.FinalState) {
-			f.Applied[3].State = checks.StateConfirmed
+		{"stock taken for an order that does not exist", func(f *consistency.State) {
+			f.Applied[3].State = consistency.StateConfirmed
 		}, map[string]string{"no_double_apply": "1 applied for no order"}},
 	}
 	for _, tt := range tests {
@@ -78,7 +77,7 @@ func TestConsistencySaga(t *testing.T) {
 			in := inputs(sc, slowFault)
 			f := good()
 			tt.mutate(f)
-			in.Final = f
+			in.Final = final(f, 0)
 			got := evaluate(t, sc, placements, in)
 			if tt.name == "every order settled, stock used up exactly" {
 				assert.Equal(t, "each of the 3 orders was applied exactly once, 1 of them as a rejection that took no stock "+
@@ -100,16 +99,16 @@ func TestConsistencySaga(t *testing.T) {
 
 // The settled message names every state.
 func TestConsistencySettledMessage(t *testing.T) {
-	spec := &scenarios.ConsistencyCheck{Settled: true}
+	spec := &consistency.Check{Settled: true}
 	sc := scenario(func(sc *scenarios.Scenario) { sc.Expect.Overall = []scenarios.Check{named("saga", spec)} })
 	in := inputs(sc, slowFault)
-	in.Final = &checks.FinalState{
-		Orders: []checks.Order{
-			{ID: "o1", Key: "k1", ProductID: "p1", Quantity: 1, State: checks.StateConfirmed},
-			{ID: "o2", Key: "k2", ProductID: "p1", Quantity: 1, State: checks.StatePending},
+	in.Final = final(&consistency.State{
+		Orders: []consistency.Order{
+			{ID: "o1", Key: "k1", ProductID: "p1", Quantity: 1, State: consistency.StateConfirmed},
+			{ID: "o2", Key: "k2", ProductID: "p1", Quantity: 1, State: consistency.StatePending},
 		},
-		Products: map[string]checks.Product{"p1": {Initial: 3, Stock: 1}},
-	}
+		Products: map[string]consistency.Product{"p1": {Initial: 3, Stock: 1}},
+	}, 0)
 	c := one(t, evaluate(t, sc, placements, in), "saga/settled")
 	assert.Equal(t, "the saga did not settle: 1 lost (1 confirmed, 0 rejected, 1 pending); 1 inventory events lost", c.Message)
 	assert.Equal(t, "order o2 (key k2) is still pending: its event was lost, nothing ever decided it", c.Detail)
@@ -120,19 +119,19 @@ func TestConsistencySettledMessage(t *testing.T) {
 // events; doubly applied events), and not the message of the other anomaly, so a run
 // that failed some other way does not count as the expected failure.
 func TestWeakDesignReasonsNameTheAnomaly(t *testing.T) {
-	lost := &checks.FinalState{
-		Orders:   []checks.Order{{ID: "o1", Key: "k1", ProductID: "p1", Quantity: 1, State: checks.StatePending}},
-		Products: map[string]checks.Product{"p1": {Initial: 3, Stock: 3}},
+	lost := &consistency.State{
+		Orders:   []consistency.Order{{ID: "o1", Key: "k1", ProductID: "p1", Quantity: 1, State: consistency.StatePending}},
+		Products: map[string]consistency.Product{"p1": {Initial: 3, Stock: 3}},
 	}
-	twice := &checks.FinalState{
-		Orders:   []checks.Order{{ID: "o1", Key: "k1", ProductID: "p1", Quantity: 1, State: checks.StateConfirmed}},
-		Applied:  []checks.Applied{{OrderID: "o1", ProductID: "p1", Quantity: 1, Deliveries: 2, State: checks.StateConfirmed, Applications: 2}},
-		Products: map[string]checks.Product{"p1": {Initial: 3, Stock: 1}},
+	twice := &consistency.State{
+		Orders:   []consistency.Order{{ID: "o1", Key: "k1", ProductID: "p1", Quantity: 1, State: consistency.StateConfirmed}},
+		Applied:  []consistency.Applied{{OrderID: "o1", ProductID: "p1", Quantity: 1, Deliveries: 2, State: consistency.StateConfirmed, Applications: 2}},
+		Products: map[string]consistency.Product{"p1": {Initial: 3, Stock: 1}},
 	}
 	tests := []struct {
 		scenario   string
-		anomaly    *checks.FinalState
-		notThisOne *checks.FinalState
+		anomaly    *consistency.State
+		notThisOne *consistency.State
 	}{
 		{"broker-outage-no-outbox", lost, twice},
 		{"duplicate-delivery-no-idempotency", twice, lost},
@@ -144,9 +143,9 @@ func TestWeakDesignReasonsNameTheAnomaly(t *testing.T) {
 			require.NotNil(t, sc.ExpectFailure)
 			ef := sc.ExpectFailure
 			re := regexp.MustCompile(ef.Reason)
-			messages := func(f *checks.FinalState) []string {
+			messages := func(f *consistency.State) []string {
 				in := inputs(sc, slowFault)
-				in.Final = f
+				in.Final = final(f, 0)
 				var out []string
 				for name, c := range evaluate(t, sc, placements, in) {
 					if strings.HasPrefix(name, ef.Check+"/") && !c.Passed {

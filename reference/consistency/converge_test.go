@@ -1,4 +1,4 @@
-package harness
+package consistency
 
 import (
 	"errors"
@@ -7,7 +7,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/faultline-dev/faultline/sut"
 )
+
+// The convergence rule (docs/CHECKS.md) at its cases: the harness's watch (sut.Convergence)
+// over this package's State, polled as a run polls it.
 
 // liveSystem simulates the reference system's state under load: orders are placed at a
 // steady pace and each is applied to stock lag after it was placed; orders placed before
@@ -21,15 +26,16 @@ type liveSystem struct {
 	stock        int64  // initial stock (1000 when 0); orders beyond it are rejected (saga)
 }
 
-func (s liveSystem) at(t time.Duration) FinalState {
+func (s liveSystem) at(t time.Duration) *State {
 	initial := s.stock
 	if initial == 0 {
 		initial = 1000
 	}
-	st := FinalState{Products: []ProductStock{{ID: "p1", Initial: initial, Stock: initial}}}
+	p1 := Product{Initial: initial, Stock: initial}
+	st := &State{}
 	for i, placed := 0, time.Duration(0); placed <= min(t, s.loadEnd); i, placed = i+1, placed+s.every {
 		id := fmt.Sprintf("o%d", i)
-		st.Orders = append(st.Orders, Order{ID: id, Key: "k" + id, Product: "p1", Quantity: 1, Status: "pending"})
+		st.Orders = append(st.Orders, Order{ID: id, Key: "k" + id, ProductID: "p1", Quantity: 1, State: StatePending})
 		applied := placed + s.lag
 		if placed < s.backlogUntil {
 			applied = max(applied, s.backlogUntil)
@@ -38,32 +44,33 @@ func (s liveSystem) at(t time.Duration) FinalState {
 			continue
 		}
 		o := &st.Orders[len(st.Orders)-1]
-		if st.Products[0].Stock < 1 {
-			o.Status = "rejected"
-			st.Applied = append(st.Applied, Applied{OrderID: id, Product: "p1", Quantity: 1, Deliveries: 1, Outcome: "rejected"})
+		if p1.Stock < 1 {
+			o.State = StateRejected
+			st.Applied = append(st.Applied, Applied{OrderID: id, ProductID: "p1", Quantity: 1, Deliveries: 1, State: StateRejected})
 			continue
 		}
-		o.Status = "confirmed"
-		st.Applied = append(st.Applied, Applied{OrderID: id, Product: "p1", Quantity: 1, Deliveries: 1, Outcome: "confirmed", Applications: 1})
-		st.Products[0].Stock--
+		o.State = StateConfirmed
+		st.Applied = append(st.Applied, Applied{OrderID: id, ProductID: "p1", Quantity: 1, Deliveries: 1, State: StateConfirmed, Applications: 1})
+		p1.Stock--
 		if id == s.double {
-			st.Products[0].Stock--
+			p1.Stock--
 		}
 	}
+	st.Products = map[string]Product{"p1": p1}
 	return st
 }
 
 // observeRun polls sys every poll from from until the tracker says it converged or until
 // bound after the load's end, as the harness does, and returns when it converged.
 func observeRun(sys liveSystem, from, poll, bound time.Duration, readErrAt time.Duration) (time.Duration, bool) {
-	var tr convergeTracker
+	var tr sut.Convergence
 	for at := from; at <= sys.loadEnd+bound; at += poll {
 		var err error
 		if readErrAt > 0 && at == readErrAt {
 			err = errors.New("read final state: unavailable")
 		}
-		if tr.observe(at, sys.at(at), err, at > sys.loadEnd) {
-			return tr.since, true
+		if tr.Observe(at, sys.at(at), err, at > sys.loadEnd) {
+			return tr.Since(), true
 		}
 	}
 	return 0, false
@@ -108,9 +115,9 @@ func TestConvergenceObservedDuringTheLoad(t *testing.T) {
 
 // The first poll has no earlier snapshot: every order it reads must already be applied.
 func TestConvergenceFirstPollIsStrict(t *testing.T) {
-	var tr convergeTracker
+	var tr sut.Convergence
 	st := liveSystem{every: 25 * time.Millisecond, lag: 30 * time.Millisecond, loadEnd: 10 * time.Second}.at(5 * time.Second)
-	assert.False(t, tr.observe(5*time.Second, st, nil, false))
-	assert.False(t, tr.holding, "the orders of the last 30 ms are not applied yet")
-	assert.Contains(t, tr.reason, "not applied")
+	assert.False(t, tr.Observe(5*time.Second, st, nil, false))
+	assert.False(t, tr.Holding(), "the orders of the last 30 ms are not applied yet")
+	assert.Contains(t, tr.Reason(), "not applied")
 }

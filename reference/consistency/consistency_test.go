@@ -1,16 +1,16 @@
-package checks_test
+package consistency_test
 
 import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/history"
+	"github.com/faultline-dev/faultline/reference/consistency"
 	"github.com/faultline-dev/faultline/scenarios"
 )
 
-var allProperties = &scenarios.ConsistencyCheck{ExactlyOnce: true, StockMatches: true, NoDoubleApply: true,
+var allProperties = &consistency.Check{ExactlyOnce: true, StockMatches: true, NoDoubleApply: true,
 	ConvergeWithin: scenarios.Duration(3 * sec)}
 
 // placements: what clients were told about each key.
@@ -30,8 +30,8 @@ var placements = []history.Event{
 func TestConsistencyViolations(t *testing.T) {
 	sc := scenario(func(sc *scenarios.Scenario) { sc.Expect.Overall = []scenarios.Check{check(allProperties)} })
 	in := inputs(sc, slowFault)
-	in.Final = &checks.FinalState{
-		Orders: []checks.Order{
+	in.Final = final(&consistency.State{
+		Orders: []consistency.Order{
 			{ID: "o1", Key: "k1", ProductID: "p1", Quantity: 2},
 			{ID: "o3", Key: "k3", ProductID: "p1", Quantity: 1},         // only ever rejected
 			{ID: "o4", Key: "never-sent", ProductID: "p2", Quantity: 1}, // phantom
@@ -40,11 +40,11 @@ func TestConsistencyViolations(t *testing.T) {
 			{ID: "o7b", Key: "k7", ProductID: "p1", Quantity: 1},
 			{ID: "o8", Key: "k8", ProductID: "p2", Quantity: 1},
 		},
-		Products: map[string]checks.Product{
+		Products: map[string]consistency.Product{
 			"p1": {Initial: 100, Stock: 95},
 			"p2": {Initial: 50, Stock: 44}, // 5 ordered: want 45
 		},
-		Applied: []checks.Applied{
+		Applied: []consistency.Applied{
 			{OrderID: "o1", ProductID: "p1", Quantity: 2, Deliveries: 1},
 			{OrderID: "o1", ProductID: "p1", Quantity: 2, Deliveries: 1}, // applied twice
 			{OrderID: "o3", ProductID: "p1", Quantity: 1, Deliveries: 1},
@@ -54,8 +54,7 @@ func TestConsistencyViolations(t *testing.T) {
 			{OrderID: "o7b", ProductID: "p1", Quantity: 1, Deliveries: 1},
 			{OrderID: "o9", ProductID: "p2", Quantity: 1, Deliveries: 1}, // no such order; o8 never applied
 		},
-		ConvergedAfter: 1500 * ms,
-	}
+	}, 1500*ms)
 	got := evaluate(t, sc, placements, in)
 	assert.Len(t, got, 4)
 
@@ -89,20 +88,20 @@ func TestConsistencyViolations(t *testing.T) {
 // Indeterminate placements may go either way; a clean final state passes every property.
 func TestConsistencyHolds(t *testing.T) {
 	sc := scenario(func(sc *scenarios.Scenario) { sc.Expect.Overall = []scenarios.Check{named("shop", allProperties)} })
-	orders := []checks.Order{
+	orders := []consistency.Order{
 		{ID: "o1", Key: "k1", ProductID: "p1", Quantity: 2},
 		{ID: "o2", Key: "k2", ProductID: "p1", Quantity: 1},
 		{ID: "o5", Key: "k5", ProductID: "p2", Quantity: 3}, // indeterminate, exists
 		{ID: "o7", Key: "k7", ProductID: "p1", Quantity: 1},
 		{ID: "o8", Key: "k8", ProductID: "p2", Quantity: 1},
 	}
-	var applied []checks.Applied
+	var applied []consistency.Applied
 	for _, o := range orders {
-		applied = append(applied, checks.Applied{OrderID: o.ID, ProductID: o.ProductID, Quantity: o.Quantity, Deliveries: 2})
+		applied = append(applied, consistency.Applied{OrderID: o.ID, ProductID: o.ProductID, Quantity: o.Quantity, Deliveries: 2})
 	}
 	in := inputs(sc, slowFault)
-	in.Final = &checks.FinalState{Orders: orders, Applied: applied, ConvergedAfter: 4 * sec,
-		Products: map[string]checks.Product{"p1": {Initial: 10, Stock: 6}, "p2": {Initial: 10, Stock: 6}}}
+	in.Final = final(&consistency.State{Orders: orders, Applied: applied,
+		Products: map[string]consistency.Product{"p1": {Initial: 10, Stock: 6}, "p2": {Initial: 10, Stock: 6}}}, 4*sec)
 	got := evaluate(t, sc, placements, in)
 	for _, name := range []string{"shop/exactly_once", "shop/stock_matches", "shop/no_double_apply"} {
 		c := one(t, got, name)
