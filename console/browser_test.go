@@ -1,0 +1,104 @@
+package console_test
+
+import (
+	"context"
+	"image/png"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/faultline-dev/faultline/console"
+	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/internal/browsertest"
+	"github.com/faultline-dev/faultline/reference-services/serve"
+	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/systems"
+)
+
+// TestMain lets the test binary double as the faultline binary: the components the
+// console starts are this binary re-executed with FAULTLINE_SERVE_CONFIG set.
+func TestMain(m *testing.M) {
+	serve.FromEnv()
+	os.Exit(m.Run())
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestConsoleInBrowser drives the page as a teacher would: load on, 1.5 s of latency on
+// gateway->product through the form, the breaker shown open with fallbacks served, heal,
+// the breaker shown closed again. The resilient design's gateway->product policy times out
+// after 1 s and opens its breaker when half of at least 10 calls in a second fail, so 50
+// req/s (half of them browses) open it within about a second of the injection.
+func TestConsoleInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the reference system and a browser")
+	}
+	if browsertest.Path() == "" {
+		t.Skip("chromium not installed (Debian package chromium); skipping the console browser test")
+	}
+	artifacts := os.Getenv("FAULTLINE_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = t.TempDir()
+	}
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	sc, err := scenarios.Builtin("baseline")
+	require.NoError(t, err)
+	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c, err := console.Start(t.Context(), systems.For(sc, exe), console.Options{
+		Load: sc.Load, Harness: []harness.Option{harness.WithDir(t.TempDir()), harness.WithLogger(log)},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close(context.Background()) })
+
+	b := browsertest.New(t, "console", 1400, 1000)
+	shot := func(name string) {
+		t.Helper()
+		f, err := os.Create(filepath.Join(artifacts, "console-"+name+".png"))
+		require.NoError(t, err)
+		defer f.Close()
+		require.NoError(t, png.Encode(f, b.Screenshot()))
+	}
+	const breaker = `document.querySelector('tr.breaker[data-caller="gateway"][data-dependency="product"]')`
+	const state = breaker + `?.querySelector(".state")?.textContent`
+
+	b.Open(c.URL())
+	b.WaitTrue("the breakers listed", state+` === "closed"`, 15*time.Second)
+	require.Empty(t, b.Eval(`location.search`), "the token stays in the address bar")
+	shot("1-open")
+
+	b.Do(chromedp.SetValue(chromedp.ID("#rate"), "50"), chromedp.Click(chromedp.ID("#load-start")))
+	b.WaitTrue("load figures", `document.querySelector("#load-summary").textContent === "load 50 req/s"`, 5*time.Second)
+	b.WaitTrue("throughput above zero", `Number(document.querySelector("#figures b")?.textContent) > 0`, 10*time.Second)
+	shot("2-load")
+
+	b.Do(
+		chromedp.SetValue(chromedp.ID("#kind"), "latency"),
+		chromedp.SendKeys(chromedp.CSS(`#fields [name="target"]`), "gateway->product"),
+		chromedp.SendKeys(chromedp.CSS(`#fields [name="latency"]`), "1500ms"),
+		chromedp.Click(chromedp.ID("#inject")),
+	)
+	b.WaitTrue("the fault drawn on its link", `[...document.querySelectorAll('tr[data-link^="gateway->product"] .fault')].some(e => e.textContent.includes("latency 1500ms"))`, 15*time.Second)
+	b.WaitTrue("the gateway->product breaker shown open", state+` === "open"`, 15*time.Second)
+	b.WaitTrue("fallbacks served", `Number(`+breaker+`.children[3].textContent) > 0`, 10*time.Second)
+	require.Empty(t, b.Text("#error"), "the page reported an error")
+	shot("3-breaker-open")
+
+	b.Do(chromedp.Click(chromedp.ID("#heal-all")))
+	b.WaitTrue("no fault in place", `!document.querySelector("tr[data-fault]")`, 15*time.Second)
+	b.WaitTrue("the gateway->product breaker shown closed again", state+` === "closed"`, 20*time.Second)
+	b.WaitTrue("the event log's transitions", `document.querySelector("#log").textContent.includes("gateway→product on gateway-1: open")`, 5*time.Second)
+	shot("4-healed")
+	t.Logf("screenshots in %s", artifacts)
+}
