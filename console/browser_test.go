@@ -4,6 +4,7 @@ import (
 	"context"
 	"image/png"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close(context.Background()) })
 
+	requireLoopbackOnly(t, c.Listeners())
+
 	b := browsertest.New(t, "console", 1400, 1000)
 	shot := func(name string) {
 		t.Helper()
@@ -101,4 +104,31 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.WaitTrue("the event log's transitions", `document.querySelector("#log").textContent.includes("gateway→product on gateway-1: open")`, 5*time.Second)
 	shot("4-healed")
 	t.Logf("screenshots in %s", artifacts)
+}
+
+// requireLoopbackOnly checks, live, that every listener is bound to loopback and that
+// none answers on the machine's other addresses.
+func requireLoopbackOnly(t *testing.T, addrs []string) {
+	t.Helper()
+	var others []net.IP
+	ifaces, err := net.InterfaceAddrs()
+	require.NoError(t, err)
+	for _, a := range ifaces {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			others = append(others, ipn.IP)
+		}
+	}
+	require.Greater(t, len(addrs), 1, "the console and its link proxies")
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		require.NoError(t, err)
+		require.True(t, net.ParseIP(host).IsLoopback(), "%s is not bound to loopback", a)
+		for _, ip := range others {
+			conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), port), time.Second)
+			if err == nil {
+				conn.Close()
+				t.Errorf("%s answers on %s", a, ip)
+			}
+		}
+	}
 }

@@ -189,6 +189,17 @@ func (c *Console) URL() string {
 // Addr is the address the console listens on.
 func (c *Console) Addr() string { return c.ln.Addr().String() }
 
+// Listeners lists every address the console listens on: its page and every link's proxy.
+func (c *Console) Listeners() []string {
+	out := []string{c.Addr()}
+	for _, l := range c.up.Links.All() {
+		if a, err := c.up.Links.ListenAddr(l.Name()); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Dir is the run directory.
 func (c *Console) Dir() string { return c.up.Dir }
 

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"reflect"
@@ -143,15 +144,8 @@ func NewFault(kind string, params map[string]string) (faults.Fault, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s attributes: %w", kind, err)
 	}
-	var node yaml.Node
-	if err := yaml.Unmarshal(b, &node); err != nil {
-		return nil, fmt.Errorf("encode %s attributes: %w", kind, err)
-	}
 	f, err := faults.Decode(kind, func(v any) error {
-		if len(node.Content) == 0 {
-			return nil
-		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
 		return dec.Decode(v)
 	})

@@ -45,9 +45,12 @@ func TestDependencyRules(t *testing.T) {
 	}{
 		// The pipeline runs any system under test and names none: the reference system's
 		// adapter, its supervisor and a topology's live outside it.
-		{"harness", []string{"reports", "compare", "cmd/faultline", "reference", "system", "topology/run", "systems", "soak"}},
+		{"harness", []string{"reports", "compare", "cmd/faultline", "reference", "system", "topology/run", "systems", "soak", "console"}},
 		{"sut", []string{"harness", "reference", "system", "topology/run"}},
 		{"soak", []string{"reports", "compare", "cmd/faultline"}},
+		// The console steers any system under test through the pipeline's start step; the
+		// command picks the system.
+		{"console", []string{"reference", "system", "topology/run", "systems", "reports", "compare", "cmd/faultline"}},
 		{"undo", []string{"harness", "compare", "reports", "checks", "loadgen", "system", "topology"}},
 		{"compare", []string{"reports"}},
 		{"reports", []string{"harness", "compare", "undo"}},
