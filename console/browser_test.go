@@ -103,6 +103,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.WaitTrue("the gateway->product breaker shown closed again", state+` === "closed"`, 20*time.Second)
 	b.WaitTrue("the event log's transitions", `document.querySelector("#log").textContent.includes("gateway→product on gateway-1: open")`, 5*time.Second)
 	shot("4-healed")
+
+	// Another kind through the same generated form: an instance shown paused, then running.
+	const merchant = `[...document.querySelectorAll("#instances tr")].find(r => r.cells[0].textContent === "merchant-1")?.cells[2].textContent`
+	b.Do(chromedp.SetValue(chromedp.ID("#kind"), "pause"))
+	b.Do(chromedp.Evaluate[chromedp.Void](`document.querySelector("#kind").dispatchEvent(new Event("change"))`))
+	b.Do(chromedp.SendKeys(chromedp.CSS(`#fields [name="target"]`), "merchant-1"), chromedp.Click(chromedp.ID("#inject")))
+	b.WaitTrue("merchant-1 shown paused", merchant+`?.startsWith("paused")`, 15*time.Second)
+	shot("5-paused")
+	b.Do(chromedp.Click(chromedp.ID("#heal-all")))
+	b.WaitTrue("merchant-1 shown running again", merchant+` === "running"`, 15*time.Second)
 	t.Logf("screenshots in %s", artifacts)
 }
 

@@ -445,15 +445,14 @@ func (c *Console) Inject(ctx context.Context, kind string, params map[string]str
 		c.event("error", fmt.Sprintf("inject %s on %s: %v", kind, h.Target, err))
 		return 0, err
 	}
-	effect := ""
+	c.event("fault", fmt.Sprintf("#%d %s on %s injected", h.ID, kind, h.Target))
 	if m, ok := f.(faults.Measurer); ok {
 		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if e, merr := m.Measure(mctx, c.up.Env); merr == nil {
-			effect = fmt.Sprintf(" (measured %.4g %s of %.4g)", e.Measured, e.Unit, e.Configured)
+			c.event("fault", fmt.Sprintf("#%d measured %.4g %s of %.4g configured", h.ID, e.Measured, e.Unit, e.Configured))
 		}
 		cancel()
 	}
-	c.event("fault", fmt.Sprintf("#%d %s on %s injected%s", h.ID, kind, h.Target, effect))
 	return h.ID, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/faults"
+	"github.com/faultline-dev/faultline/undo"
 )
 
 // State is what the page shows, pushed every interval.
@@ -27,7 +28,8 @@ type Instance struct {
 	Name    string `json:"name"`
 	Service string `json:"service"`
 	Kind    string `json:"kind"`
-	// State is running or down, or the hand fault holding it (paused, killed, ...).
+	// State is running, paused (stopped by SIGSTOP, seen in /proc) or down, followed by
+	// the hand faults on it.
 	State string `json:"state"`
 }
 
@@ -95,6 +97,9 @@ func (c *Console) State() State {
 		in := Instance{Name: comp.Name, Service: comp.Service, Kind: comp.Kind, State: "down"}
 		if c.sys.Running(comp.Name) {
 			in.State = "running"
+			if paused(c.sys, comp.Name) {
+				in.State = "paused"
+			}
 		}
 		if ks := append(onTarget[comp.Name], onTarget[comp.Service]...); len(ks) > 0 {
 			in.State += " (" + strings.Join(ks, ", ") + ")"
@@ -129,4 +134,19 @@ func (c *Console) State() State {
 		st.Load = &LoadState{Rate: c.load.rate, Issued: c.load.issued, Failed: c.load.failed, Now: c.loadFigures(time.Now())}
 	}
 	return st
+}
+
+// paused reports whether an instance's process is stopped, where the system names its
+// operating-system processes.
+func paused(sys any, name string) bool {
+	pids, ok := sys.(faults.PIDs)
+	if !ok {
+		return false
+	}
+	pid, ok := pids.PID(name)
+	if !ok {
+		return false
+	}
+	p, err := undo.Identify(pid)
+	return err == nil && p.Stopped()
 }
