@@ -3,6 +3,11 @@
 // load on and off, any registered fault kind injected and healed by hand. It starts the
 // system through the harness's pipeline (harness.StartSystem) like a soak does; every
 // hand fault is written to the run's undo record, and Close heals everything.
+//
+// The page is one embedded file (page.html): plain JavaScript that renders tables and an
+// inline SVG chart from server-sent events (net/http, no library). This first slice takes
+// no charting or graph-layout library on purpose: nothing to vendor or fetch, and the page
+// reads in one sitting; the richer charts and graph are where one earns its place.
 package console
 
 import (
