@@ -1,10 +1,13 @@
 package console_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"image/png"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/faultline-dev/faultline/console"
@@ -64,6 +68,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Cleanup(func() { c.Close(context.Background()) })
 
 	requireLoopbackOnly(t, c.Listeners())
+	requireEventsAtLeast(t, c.URL(), 2)
 
 	b := browsertest.New(t, "console", 1400, 1000)
 	shot := func(name string) {
@@ -141,4 +146,34 @@ func requireLoopbackOnly(t *testing.T, addrs []string) {
 			}
 		}
 	}
+}
+
+// requireEventsAtLeast reads the page's event stream for two seconds and checks it carried
+// at least perSecond states a second, each with the instances and breakers.
+func requireEventsAtLeast(t *testing.T, url string, perSecond int) {
+	t.Helper()
+	base, token, _ := strings.Cut(url, "/?"+console.TokenParam+"=")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/api/events", nil)
+	require.NoError(t, err)
+	req.Header.Set(console.TokenHeader, token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	states := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<22)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var st console.State
+		require.NoError(t, json.Unmarshal([]byte(data), &st))
+		require.NotEmpty(t, st.Instances)
+		states++
+	}
+	assert.GreaterOrEqual(t, states, 2*perSecond, "states pushed in 2 s")
 }
