@@ -5,7 +5,7 @@ TEST_TIMEOUT ?= 12m
 # -race triples CPU and memory; run it where it pays (concurrency-heavy, fast packages).
 RACE_PKGS    ?= ./runtime/... ./checks/... ./reference-services/config/... ./reference-services/node/... \
                 ./reference-services/auth/... ./reference-services/design/... ./reference-services/resilience/... \
-                ./reference-services/gateway/...
+                ./reference-services/gateway/... ./console/...
 BENCH_RUNS   ?= 5
 SOAK_DURATION ?= 10m
 MOCKERY      := github.com/vektra/mockery/v2@v2.53.5

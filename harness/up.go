@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -44,7 +45,18 @@ type Up struct {
 	Dir string
 	Log *slog.Logger
 
-	undos []func(context.Context)
+	journal *undo.Journal
+	undos   []func(context.Context)
+}
+
+// RecordFaults records, in the undo record, the faults the caller holds in place now, so
+// that a caller killed with SIGKILL mid-fault is healed by the next faultline command the
+// way a run's scheduled faults are. Each call replaces the previous list.
+func (u *Up) RecordFaults(fs []undo.Fault) error {
+	if u.journal == nil {
+		return errors.New("record faults: the system is not started")
+	}
+	return u.journal.RecordFaults(fs)
 }
 
 // StartSystem starts sys the way a run does, in the directory WithDir names (default
@@ -84,6 +96,7 @@ func StartSystem(ctx context.Context, sys sut.System, name string, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
+	u.journal = journal
 	u.undos = append(u.undos, func(ctx context.Context) {
 		if jerr := journal.Close(ctx); jerr != nil {
 			o.log.Warn("close undo record", "err", jerr)

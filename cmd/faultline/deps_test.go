@@ -45,12 +45,15 @@ func TestDependencyRules(t *testing.T) {
 	}{
 		// The pipeline runs any system under test and names none: the reference system's
 		// adapter, its supervisor and a topology's live outside it.
-		{"harness", []string{"reports", "compare", "cmd/faultline", "reference", "system", "topology/run", "systems", "soak"}},
+		{"harness", []string{"reports", "compare", "cmd/faultline", "reference", "system", "topology/run", "systems", "soak", "console"}},
 		{"sut", []string{"harness", "reference", "system", "topology/run"}},
 		// The reference system's consistency kind is registered as a user's own kind is:
 		// it judges a state and runs nothing, so a scenario validates without the runner.
 		{"reference/consistency", []string{"harness", "reference", "system", "topology/run", "systems", "reports"}},
 		{"soak", []string{"reports", "compare", "cmd/faultline"}},
+		// The console steers any system under test through the pipeline's start step; the
+		// command picks the system.
+		{"console", []string{"reference", "system", "topology/run", "systems", "reports", "compare", "cmd/faultline"}},
 		{"undo", []string{"harness", "compare", "reports", "checks", "loadgen", "system", "topology"}},
 		{"compare", []string{"reports"}},
 		{"reports", []string{"harness", "compare", "undo"}},

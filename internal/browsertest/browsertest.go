@@ -128,3 +128,30 @@ func Drawn(img image.Image) (colours int, share float64) {
 	}
 	return len(seen), float64(nonWhite) / float64(total)
 }
+
+// Do runs chromedp actions in the tab (click, type, wait) and fails the test on an error.
+func (b *Browser) Do(actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.t.Fatalf("run browser actions: %v", err)
+	}
+}
+
+// Eval returns the string a JavaScript expression evaluates to in the page.
+func (b *Browser) Eval(expr string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return s
+}
+
+// WaitTrue waits until a JavaScript expression is truthy in the page, or fails the test
+// after timeout, saying what it waited for.
+func (b *Browser) WaitTrue(what, expr string, timeout time.Duration) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		b.t.Fatalf("wait for %s (%s): %v", what, expr, err)
+	}
+}

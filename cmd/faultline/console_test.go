@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/faultline-dev/faultline/console"
+	"github.com/faultline-dev/faultline/undo"
+)
+
+func TestConsoleRefusesANonLoopbackAddress(t *testing.T) {
+	bin := faultlineBinary(t)
+	cmd := exec.Command(bin, "console", "--addr", "0.0.0.0:0", "--dir", t.TempDir())
+	cmd.Env = append(os.Environ(), undo.DirEnv+"="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, "%s", out)
+	assert.Equal(t, 3, ee.ExitCode())
+	assert.Contains(t, string(out), "loopback only")
+}
+
+// startConsole starts `faultline console`, injects a latency on gateway->product through
+// its API as the page does, and returns the command and its undo record.
+func startConsole(t *testing.T, bin string, env []string) (*exec.Cmd, undo.Record) {
+	t.Helper()
+	cmd := exec.Command(bin, "console", "--dir", filepath.Join(t.TempDir(), "console"))
+	cmd.Env = env
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "console: "); ok {
+				urls <- u
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var url string
+	select {
+	case url = <-urls:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the console printed no URL within 60s")
+	}
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	client := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp, err := client.Get(url)
+	require.NoError(t, err)
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	csrf := regexp.MustCompile(`const CSRF = "([0-9a-f]+)"`).FindSubmatch(page)
+	require.NotNil(t, csrf, "the page carries its anti-CSRF token")
+	base := url[:strings.Index(url, "/?")]
+	req, err := http.NewRequest("POST", base+"/api/faults", strings.NewReader(`{"kind":"latency","params":{"target":"gateway->product","latency":"1500ms"}}`))
+	require.NoError(t, err)
+	req.Header.Set(console.CSRFHeader, string(csrf[1]))
+	resp, err = client.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+
+	paths, err := undo.Pending(envUndoDir(env))
+	require.NoError(t, err)
+	require.Len(t, paths, 1)
+	rec, err := undo.Read(paths[0])
+	require.NoError(t, err)
+	require.Len(t, rec.Faults, 1, "the hand fault is in the undo record")
+	assert.Equal(t, "latency", rec.Faults[0].Type)
+	require.NotEmpty(t, rec.Processes)
+	require.NotEmpty(t, rec.Proxies)
+	return cmd, rec
+}
+
+func envUndoDir(env []string) string {
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, undo.DirEnv+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// requireHealed checks that nothing of rec runs or accepts any more.
+func requireHealed(t *testing.T, rec undo.Record, undoDir string) {
+	t.Helper()
+	left, err := undo.Pending(undoDir)
+	require.NoError(t, err)
+	assert.Empty(t, left, "the undo record is gone")
+	for _, p := range rec.Processes {
+		assert.False(t, p.Alive(), "%s (pid %d) is alive", p.Name, p.PID)
+	}
+	assert.Empty(t, undo.Marked(rec.RunID), "a process of the console is alive")
+	for _, px := range rec.Proxies {
+		conn, err := net.DialTimeout("tcp", px.Listen, 200*time.Millisecond)
+		if err == nil {
+			_ = conn.Close()
+		}
+		assert.Error(t, err, "proxy %s (%s) still accepts", px.Name, px.Listen)
+	}
+}
+
+func TestConsoleStopsAndHeals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the reference system twice")
+	}
+	bin := faultlineBinary(t)
+	t.Run("ctrl-c heals and stops everything", func(t *testing.T) {
+		undoDir := t.TempDir()
+		env := append(os.Environ(), undo.DirEnv+"="+undoDir)
+		cmd, rec := startConsole(t, bin, env)
+		require.NoError(t, cmd.Process.Signal(os.Interrupt))
+		require.NoError(t, cmd.Wait(), "the console exits 0 on Ctrl-C")
+		requireHealed(t, rec, undoDir)
+	})
+	t.Run("SIGKILL is healed by the next command", func(t *testing.T) {
+		undoDir := t.TempDir()
+		env := append(os.Environ(), undo.DirEnv+"="+undoDir)
+		cmd, rec := startConsole(t, bin, env)
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		_ = cmd.Wait()
+		next := exec.Command(bin, "version")
+		next.Env = env
+		healed, err := next.CombinedOutput()
+		require.NoError(t, err, "%s", healed)
+		assert.Contains(t, string(healed), "healed run "+rec.RunID)
+		requireHealed(t, rec, undoDir)
+	})
+}

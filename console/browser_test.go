@@ -1,0 +1,179 @@
+package console_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"image/png"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/faultline-dev/faultline/console"
+	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/internal/browsertest"
+	"github.com/faultline-dev/faultline/reference-services/serve"
+	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/systems"
+)
+
+// TestMain lets the test binary double as the faultline binary: the components the
+// console starts are this binary re-executed with FAULTLINE_SERVE_CONFIG set.
+func TestMain(m *testing.M) {
+	serve.FromEnv()
+	os.Exit(m.Run())
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestConsoleInBrowser drives the page as a teacher would: load on, 1.5 s of latency on
+// gateway->product through the form, the breaker shown open with fallbacks served, heal,
+// the breaker shown closed again. The resilient design's gateway->product policy times out
+// after 1 s and opens its breaker when half of at least 10 calls in a second fail, so 50
+// req/s (half of them browses) open it within about a second of the injection.
+func TestConsoleInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the reference system and a browser")
+	}
+	if browsertest.Path() == "" {
+		t.Skip("chromium not installed (Debian package chromium); skipping the console browser test")
+	}
+	artifacts := os.Getenv("FAULTLINE_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = t.TempDir()
+	}
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	sc, err := scenarios.Builtin("baseline")
+	require.NoError(t, err)
+	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c, err := console.Start(t.Context(), systems.For(sc, exe), console.Options{
+		Load: sc.Load, Harness: []harness.Option{harness.WithDir(t.TempDir()), harness.WithLogger(log)},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close(context.Background()) })
+
+	requireLoopbackOnly(t, c.Listeners())
+	requireEventsAtLeast(t, c.URL(), 2)
+
+	b := browsertest.New(t, "console", 1400, 1000)
+	shot := func(name string) {
+		t.Helper()
+		f, err := os.Create(filepath.Join(artifacts, "console-"+name+".png"))
+		require.NoError(t, err)
+		defer f.Close()
+		require.NoError(t, png.Encode(f, b.Screenshot()))
+	}
+	const breaker = `document.querySelector('tr.breaker[data-caller="gateway"][data-dependency="product"]')`
+	const state = breaker + `?.querySelector(".state")?.textContent`
+
+	b.Open(c.URL())
+	b.WaitTrue("the breakers listed", state+` === "closed"`, 15*time.Second)
+	require.Empty(t, b.Eval(`location.search`), "the token stays in the address bar")
+	shot("1-open")
+
+	b.Do(chromedp.SetValue(chromedp.ID("#rate"), "50"), chromedp.Click(chromedp.ID("#load-start")))
+	b.WaitTrue("load figures", `document.querySelector("#load-summary").textContent === "load 50 req/s"`, 5*time.Second)
+	b.WaitTrue("throughput above zero", `Number(document.querySelector("#figures b")?.textContent) > 0`, 10*time.Second)
+	shot("2-load")
+
+	b.Do(
+		chromedp.SetValue(chromedp.ID("#kind"), "latency"),
+		chromedp.SendKeys(chromedp.CSS(`#fields [name="target"]`), "gateway->product"),
+		chromedp.SendKeys(chromedp.CSS(`#fields [name="latency"]`), "1500ms"),
+		chromedp.Click(chromedp.ID("#inject")),
+	)
+	b.WaitTrue("the fault drawn on its link", `[...document.querySelectorAll('tr[data-link^="gateway->product"] .fault')].some(e => e.textContent.includes("latency 1500ms"))`, 15*time.Second)
+	b.WaitTrue("the gateway->product breaker shown open", state+` === "open"`, 15*time.Second)
+	b.WaitTrue("fallbacks served", `Number(`+breaker+`.children[3].textContent) > 0`, 10*time.Second)
+	require.Empty(t, b.Text("#error"), "the page reported an error")
+	shot("3-breaker-open")
+
+	b.Do(chromedp.Click(chromedp.ID("#heal-all")))
+	b.WaitTrue("no fault in place", `!document.querySelector("tr[data-fault]")`, 15*time.Second)
+	b.WaitTrue("the gateway->product breaker shown closed again", state+` === "closed"`, 20*time.Second)
+	b.WaitTrue("the event log's transitions", `document.querySelector("#log").textContent.includes("gateway→product on gateway-1: open")`, 5*time.Second)
+	shot("4-healed")
+
+	// Another kind through the same generated form: an instance shown paused, then running.
+	const merchant = `[...document.querySelectorAll("#instances tr")].find(r => r.cells[0].textContent === "merchant-1")?.cells[2].textContent`
+	b.Do(chromedp.SetValue(chromedp.ID("#kind"), "pause"))
+	b.Do(chromedp.Evaluate[chromedp.Void](`document.querySelector("#kind").dispatchEvent(new Event("change"))`))
+	b.Do(chromedp.SendKeys(chromedp.CSS(`#fields [name="target"]`), "merchant-1"), chromedp.Click(chromedp.ID("#inject")))
+	b.WaitTrue("merchant-1 shown paused", merchant+`?.startsWith("paused")`, 15*time.Second)
+	shot("5-paused")
+	b.Do(chromedp.Click(chromedp.ID("#heal-all")))
+	b.WaitTrue("merchant-1 shown running again", merchant+` === "running"`, 15*time.Second)
+	t.Logf("screenshots in %s", artifacts)
+}
+
+// requireLoopbackOnly checks, live, that every listener is bound to loopback and that
+// none answers on the machine's other addresses.
+func requireLoopbackOnly(t *testing.T, addrs []string) {
+	t.Helper()
+	var others []net.IP
+	ifaces, err := net.InterfaceAddrs()
+	require.NoError(t, err)
+	for _, a := range ifaces {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			others = append(others, ipn.IP)
+		}
+	}
+	require.Greater(t, len(addrs), 1, "the console and its link proxies")
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		require.NoError(t, err)
+		require.True(t, net.ParseIP(host).IsLoopback(), "%s is not bound to loopback", a)
+		for _, ip := range others {
+			conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), port), time.Second)
+			if err == nil {
+				conn.Close()
+				t.Errorf("%s answers on %s", a, ip)
+			}
+		}
+	}
+}
+
+// requireEventsAtLeast reads the page's event stream for two seconds and checks it carried
+// at least perSecond states a second, each with the instances and breakers.
+func requireEventsAtLeast(t *testing.T, url string, perSecond int) {
+	t.Helper()
+	base, token, _ := strings.Cut(url, "/?"+console.TokenParam+"=")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/api/events", nil)
+	require.NoError(t, err)
+	req.Header.Set(console.TokenHeader, token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	states := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<22)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var st console.State
+		require.NoError(t, json.Unmarshal([]byte(data), &st))
+		require.NotEmpty(t, st.Instances)
+		states++
+	}
+	assert.GreaterOrEqual(t, states, 2*perSecond, "states pushed in 2 s")
+}

@@ -1,0 +1,667 @@
+// Package console serves a live page on loopback that shows a running system under test
+// — its instances, links with their faults, circuit breakers and load — and steers it:
+// load on and off, any registered fault kind injected and healed by hand. It starts the
+// system through the harness's pipeline (harness.StartSystem) like a soak does; every
+// hand fault is written to the run's undo record, and Close heals everything.
+//
+// The page is one embedded file (page.html): plain JavaScript that renders tables and an
+// inline SVG chart from server-sent events (net/http, no library). This first slice takes
+// no charting or graph-layout library on purpose: nothing to vendor or fetch, and the page
+// reads in one sitting; the issue's richer charts and graph are where one earns its place.
+package console
+
+import (
+	"cmp"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/faultline-dev/faultline/faults"
+	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/loadgen"
+	"github.com/faultline-dev/faultline/observe"
+	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/sut"
+	"github.com/faultline-dev/faultline/undo"
+)
+
+//go:embed page.html
+var page string
+
+const (
+	// DefaultAddr lets the kernel pick a free loopback port.
+	DefaultAddr = "127.0.0.1:0"
+	// DefaultInterval is how often the page gets the state: twice the issue's 1 Hz floor.
+	DefaultInterval = 500 * time.Millisecond
+	// cleanupTimeout bounds healing and stopping on the way out.
+	cleanupTimeout = 30 * time.Second
+	// loadChunk is one load run; the load is a sequence of them until stopped, so that no
+	// schedule is planned for longer than a minute.
+	loadChunk = time.Minute
+	// statsWindow is the load figures' sliding window.
+	statsWindow = 2 * time.Second
+	// keep bounds the event log and the chart's points.
+	keepEvents, keepPoints = 200, 180
+	// Metric names the checks read (docs/ARCHITECTURE.md).
+	metricBreaker = "faultline_breaker_state"
+	metricPolicy  = "faultline_policy_events_total"
+)
+
+// Options configure a console.
+type Options struct {
+	// Addr is the loopback address to serve on (default DefaultAddr).
+	Addr string
+	// Interval is how often the state is pushed to the page (default DefaultInterval).
+	Interval time.Duration
+	// Harness options for harness.StartSystem (WithDir, WithLogger, ...).
+	Harness []harness.Option
+	// Load is the scenario's load section the steering's load follows (mix, clients,
+	// timeout); its rate and duration are the page's.
+	Load scenarios.LoadSpec
+}
+
+// Console is a started system with its page served. Close ends both.
+type Console struct {
+	up       *harness.Up
+	sys      sut.System
+	ln       net.Listener
+	srv      *http.Server
+	token    string
+	csrf     string
+	interval time.Duration
+	loadSpec scenarios.LoadSpec
+	log      *slog.Logger
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	mu      sync.Mutex
+	seq     int
+	hand    []*handFault
+	events  []Event
+	metrics map[string]observe.Sample // component|name|labels → latest
+	load    *loadRun
+	points  []Point
+}
+
+type handFault struct {
+	ID     int               `json:"id"`
+	Kind   string            `json:"kind"`
+	Target string            `json:"target"`
+	Params map[string]string `json:"params"`
+	Since  time.Time         `json:"since"`
+	fault  faults.Fault
+}
+
+type loadRun struct {
+	rate    int
+	cancel  context.CancelFunc
+	done    chan struct{}
+	results []sample // the last statsWindow of results
+	issued  int
+	failed  int
+}
+
+type sample struct {
+	at      time.Time
+	latency time.Duration
+	ok      bool
+}
+
+// Event is one line of the page's event log.
+type Event struct {
+	T    time.Time `json:"t"`
+	Kind string    `json:"kind"` // fault, heal, breaker, load, error
+	Text string    `json:"text"`
+}
+
+// Point is one second of the load chart.
+type Point struct {
+	T          time.Time `json:"t"`
+	Throughput float64   `json:"throughput"`
+	Errors     float64   `json:"errors"`
+	P50        float64   `json:"p50_ms"`
+	P99        float64   `json:"p99_ms"`
+	Faulted    bool      `json:"faulted"`
+}
+
+// Start starts sys through the harness's pipeline and serves the console on
+// opts.Addr. It returns once the page is served; URL gives its address with the token.
+func Start(ctx context.Context, sys sut.System, opts Options) (_ *Console, err error) {
+	addr := cmp.Or(opts.Addr, DefaultAddr)
+	// The address is checked before anything starts: a refused address starts nothing.
+	ln, err := ListenLoopback(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = ln.Close()
+		}
+	}()
+	c := &Console{
+		sys: sys, ln: ln, interval: cmp.Or(opts.Interval, DefaultInterval), loadSpec: opts.Load,
+		metrics: map[string]observe.Sample{},
+	}
+	if c.token, err = NewToken(); err != nil {
+		return nil, err
+	}
+	if c.csrf, err = NewToken(); err != nil {
+		return nil, err
+	}
+	up, err := harness.StartSystem(ctx, sys, "console", opts.Harness...)
+	if err != nil {
+		return nil, err
+	}
+	c.up, c.log = up, up.Log
+	scrape, err := sys.Scrape()
+	if err != nil {
+		c.closeUp(ctx)
+		return nil, err
+	}
+	scraper, err := observe.NewScraper(scrape.Targets, observe.WithInterval(c.interval/2),
+		observe.WithPrefixes(metricBreaker, metricPolicy))
+	if err != nil {
+		c.closeUp(ctx)
+		return nil, err
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.cancel = cancel
+	c.wg.Go(func() { _ = scraper.Run(bg, c.observe) })
+	c.wg.Go(func() { c.chart(bg) })
+	c.srv = &http.Server{Handler: guard(c.token, c.csrf, c.routes()), ReadHeaderTimeout: 10 * time.Second}
+	c.wg.Go(func() { _ = c.srv.Serve(ln) })
+	c.event("load", "system started in "+up.Dir)
+	return c, nil
+}
+
+// URL is the page's address with the access token, to print for the user.
+func (c *Console) URL() string {
+	return "http://" + c.ln.Addr().String() + "/?" + TokenParam + "=" + c.token
+}
+
+// Addr is the address the console listens on.
+func (c *Console) Addr() string { return c.ln.Addr().String() }
+
+// Listeners lists every address the console listens on: its page and every link's proxy.
+func (c *Console) Listeners() []string {
+	out := []string{c.Addr()}
+	for _, l := range c.up.Links.All() {
+		if a, err := c.up.Links.ListenAddr(l.Name()); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Dir is the run directory.
+func (c *Console) Dir() string { return c.up.Dir }
+
+// Close stops the load, heals every hand fault and every link, stops the system and the
+// server. ctx bounds it; it should outlive an interrupted console.
+func (c *Console) Close(ctx context.Context) {
+	c.stopLoad()
+	_ = c.healAll(ctx)
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_ = c.srv.Shutdown(sctx)
+	cancel()
+	_ = c.srv.Close()
+	c.cancel()
+	c.wg.Wait()
+	c.closeUp(ctx)
+}
+
+func (c *Console) closeUp(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	c.up.Close(cctx)
+}
+
+func (c *Console) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		// The page may load nothing from anywhere else.
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:")
+		_, _ = w.Write([]byte(strings.Replace(page, "{{CSRF}}", c.csrf, 1)))
+	})
+	mux.HandleFunc("GET /api/kinds", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"kinds": Kinds(), "targets": c.targets()})
+	})
+	mux.HandleFunc("GET /api/state", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, c.State())
+	})
+	mux.HandleFunc("GET /api/events", c.serveEvents)
+	mux.HandleFunc("POST /api/load", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Rate int `json:"rate"`
+		}
+		if err := decodeBody(r, &req); err != nil {
+			writeErr(w, http.StatusBadRequest, err)
+			return
+		}
+		if err := c.StartLoad(req.Rate); err != nil {
+			writeErr(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"rate": req.Rate})
+	})
+	mux.HandleFunc("POST /api/load/stop", func(w http.ResponseWriter, r *http.Request) {
+		c.stopLoad()
+		writeJSON(w, http.StatusOK, map[string]any{})
+	})
+	mux.HandleFunc("POST /api/faults", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Kind   string            `json:"kind"`
+			Params map[string]string `json:"params"`
+		}
+		if err := decodeBody(r, &req); err != nil {
+			writeErr(w, http.StatusBadRequest, err)
+			return
+		}
+		id, err := c.Inject(r.Context(), req.Kind, req.Params)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": id})
+	})
+	mux.HandleFunc("POST /api/faults/{id}/heal", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.Atoi(r.PathValue("id"))
+		if err == nil {
+			err = c.Heal(r.Context(), id)
+		}
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{})
+	})
+	mux.HandleFunc("POST /api/heal-all", func(w http.ResponseWriter, r *http.Request) {
+		if err := c.healAll(r.Context()); err != nil {
+			writeErr(w, http.StatusInternalServerError, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{})
+	})
+	return mux
+}
+
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode request: %w", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+// serveEvents pushes the state as server-sent events every interval until the page goes.
+func (c *Console) serveEvents(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	tick := time.NewTicker(c.interval)
+	defer tick.Stop()
+	for {
+		b, err := json.Marshal(c.State())
+		if err != nil {
+			return
+		}
+		if _, err := fmt.Fprintf(w, "event: state\ndata: %s\n\n", b); err != nil {
+			return
+		}
+		fl.Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// targets lists what a fault can name: every link (per instance and per service), every
+// instance and every service.
+func (c *Console) targets() []string {
+	seen := map[string]bool{}
+	for _, l := range c.up.Links.All() {
+		seen[l.Name()] = true
+		if l.FromService != "" && l.ToService != "" {
+			seen[l.FromService+"->"+l.ToService] = true
+		}
+	}
+	for _, comp := range c.sys.Topology() {
+		seen[comp.Name] = true
+		if comp.Service != "" {
+			seen[comp.Service] = true
+		}
+	}
+	return slices.Sorted(func(yield func(string) bool) {
+		for k := range seen {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+}
+
+func (c *Console) event(kind, text string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.addEvent(kind, text)
+}
+
+func (c *Console) addEvent(kind, text string) {
+	c.events = append(c.events, Event{T: time.Now().UTC(), Kind: kind, Text: text})
+	if len(c.events) > keepEvents {
+		c.events = slices.Clone(c.events[len(c.events)-keepEvents:])
+	}
+	if c.log != nil {
+		c.log.Info("console", "event", kind, "text", text)
+	}
+}
+
+// observe keeps each metric's latest value and logs breaker transitions.
+func (c *Console) observe(s observe.Sample) {
+	key := s.Component + "|" + s.Name + "|" + labelKey(s.Labels)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev, had := c.metrics[key]
+	c.metrics[key] = s
+	if s.Name == metricBreaker && (!had || prev.Value != s.Value) && (had || s.Value != 0) {
+		c.addEvent("breaker", fmt.Sprintf("breaker %s→%s on %s: %s", s.Labels["caller"], s.Labels["dependency"], s.Component, breakerState(s.Value)))
+	}
+}
+
+func labelKey(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + "=" + l[k] + ",")
+	}
+	return b.String()
+}
+
+func breakerState(v float64) string {
+	switch v {
+	case 0:
+		return "closed"
+	case 1:
+		return "half-open"
+	case 2:
+		return "open"
+	}
+	return "unknown"
+}
+
+// Inject decodes a fault of kind from params, injects it and records it in the undo
+// record; it returns the fault's id for Heal.
+func (c *Console) Inject(ctx context.Context, kind string, params map[string]string) (int, error) {
+	f, err := NewFault(kind, params)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	c.seq++
+	h := &handFault{ID: c.seq, Kind: kind, Target: params["target"], Params: params, Since: time.Now().UTC(), fault: f}
+	c.hand = append(c.hand, h)
+	// Recorded before the inject, so a console killed during it is still healed.
+	rerr := c.recordLocked()
+	c.mu.Unlock()
+	if rerr != nil {
+		c.drop(h.ID)
+		return 0, rerr
+	}
+	if err := f.Inject(ctx, c.up.Env); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		_ = f.Heal(cctx, c.up.Env)
+		cancel()
+		c.drop(h.ID)
+		c.event("error", fmt.Sprintf("inject %s on %s: %v", kind, h.Target, err))
+		return 0, err
+	}
+	c.event("fault", fmt.Sprintf("#%d %s on %s injected", h.ID, kind, h.Target))
+	if m, ok := f.(faults.Measurer); ok {
+		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if e, merr := m.Measure(mctx, c.up.Env); merr == nil {
+			c.event("fault", fmt.Sprintf("#%d measured %.4g %s of %.4g configured", h.ID, e.Measured, e.Unit, e.Configured))
+		}
+		cancel()
+	}
+	return h.ID, nil
+}
+
+// Heal heals the hand fault id.
+func (c *Console) Heal(ctx context.Context, id int) error {
+	c.mu.Lock()
+	i := slices.IndexFunc(c.hand, func(h *handFault) bool { return h.ID == id })
+	if i < 0 {
+		c.mu.Unlock()
+		return fmt.Errorf("heal fault %d: no such fault in place", id)
+	}
+	h := c.hand[i]
+	c.mu.Unlock()
+	if err := h.fault.Heal(ctx, c.up.Env); err != nil {
+		return fmt.Errorf("heal fault %d: %w", id, err)
+	}
+	c.drop(id)
+	c.event("heal", fmt.Sprintf("#%d %s on %s healed", h.ID, h.Kind, h.Target))
+	return nil
+}
+
+func (c *Console) drop(id int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hand = slices.DeleteFunc(c.hand, func(h *handFault) bool { return h.ID == id })
+	if err := c.recordLocked(); err != nil {
+		c.addEvent("error", "update undo record: "+err.Error())
+	}
+}
+
+// recordLocked writes the hand faults in place to the undo record.
+func (c *Console) recordLocked() error {
+	fs := make([]undo.Fault, 0, len(c.hand))
+	for _, h := range c.hand {
+		uf := undo.Fault{Name: "console-" + strconv.Itoa(h.ID), Type: h.Kind, From: h.Since, HealBy: h.Since.Add(24 * time.Hour)}
+		if t, ok := h.fault.(faults.Targeted); ok {
+			uf.Targets = t.Targets()
+		}
+		fs = append(fs, uf)
+	}
+	return c.up.RecordFaults(fs)
+}
+
+// healAll heals every hand fault, then every link, whoever placed what on it.
+func (c *Console) healAll(ctx context.Context) error {
+	c.mu.Lock()
+	hand := slices.Clone(c.hand)
+	c.mu.Unlock()
+	var errs []error
+	for _, h := range hand {
+		errs = append(errs, c.Heal(ctx, h.ID))
+	}
+	errs = append(errs, c.up.Links.HealAll(ctx))
+	err := errors.Join(errs...)
+	if err == nil && len(hand) > 0 {
+		c.event("heal", "healed everything")
+	}
+	return err
+}
+
+// StartLoad starts (or changes the rate of) the load: the system's journeys in the
+// scenario's mix at rate requests per second, until StopLoad.
+func (c *Console) StartLoad(rate int) error {
+	if rate <= 0 || rate > 5000 {
+		return fmt.Errorf("start load: rate %d is not in 1..5000", rate)
+	}
+	spec, err := c.loadGen(rate)
+	if err != nil {
+		return err
+	}
+	c.stopLoad()
+	ctx, cancel := context.WithCancel(context.Background())
+	lr := &loadRun{rate: rate, cancel: cancel, done: make(chan struct{})}
+	c.mu.Lock()
+	c.load = lr
+	c.addEvent("load", fmt.Sprintf("load started at %d req/s", rate))
+	c.mu.Unlock()
+	targets := c.sys.LoadTargets()
+	go func() {
+		defer close(lr.done)
+		for ctx.Err() == nil {
+			spec.Seed++
+			if _, err := loadgen.RunTargets(ctx, spec, targets, func(r loadgen.Result) { c.result(lr, r) }); err != nil && ctx.Err() == nil {
+				c.event("error", "load: "+err.Error())
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func (c *Console) loadGen(rate int) (loadgen.Spec, error) {
+	ls := c.loadSpec
+	clients := cmp.Or(ls.Clients, 10)
+	spec := loadgen.Spec{
+		Rate:       loadgen.Rate{Freq: rate, Per: time.Second},
+		Duration:   loadChunk,
+		MaxWorkers: cmp.Or(ls.MaxWorkers, 256),
+		Timeout:    cmp.Or(time.Duration(ls.Timeout), 4*time.Second),
+		Clients:    clients,
+		Seed:       time.Now().UnixNano(),
+		Mix:        map[string]int{},
+	}
+	if j, ok := c.sys.(sut.Journeyer); ok {
+		tokens := make([]string, clients)
+		if tk, ok := c.sys.(sut.Tokener); ok {
+			for i := range tokens {
+				t, err := tk.Token("console-"+strconv.Itoa(i), 24*time.Hour)
+				if err != nil {
+					return spec, fmt.Errorf("issue token: %w", err)
+				}
+				tokens[i] = t
+			}
+		}
+		spec.Journeys = j.Journeys(func(c int) string { return tokens[c%len(tokens)] })
+	}
+	for name, w := range ls.Mix {
+		if n := int(math.Round(w * 100)); n > 0 {
+			spec.Mix[name] = n
+		}
+	}
+	if len(spec.Mix) == 0 {
+		for _, j := range spec.Journeys {
+			spec.Mix[j.Name()] = 1
+		}
+	}
+	if len(spec.Mix) == 0 {
+		return spec, errors.New("start load: the system has no journeys and the scenario no mix")
+	}
+	return spec, nil
+}
+
+func (c *Console) result(lr *loadRun, r loadgen.Result) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	lr.results = append(lr.results, sample{at: now, latency: r.Latency, ok: r.OK && !r.Failed()})
+	lr.issued++
+	if !r.OK {
+		lr.failed++
+	}
+}
+
+// StopLoad stops the load, if any.
+func (c *Console) stopLoad() {
+	c.mu.Lock()
+	lr := c.load
+	c.load = nil
+	if lr != nil {
+		c.addEvent("load", "load stopped")
+	}
+	c.mu.Unlock()
+	if lr != nil {
+		lr.cancel()
+		<-lr.done
+	}
+}
+
+// chart adds one point a second while load runs.
+func (c *Console) chart(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		if c.load != nil {
+			p := c.loadFigures(time.Now())
+			p.Faulted = len(c.hand) > 0
+			c.points = append(c.points, p)
+			if len(c.points) > keepPoints {
+				c.points = slices.Clone(c.points[len(c.points)-keepPoints:])
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// loadFigures computes the load's figures over the last statsWindow; c.mu is held.
+func (c *Console) loadFigures(now time.Time) Point {
+	lr := c.load
+	from := now.Add(-statsWindow)
+	i := sort.Search(len(lr.results), func(i int) bool { return !lr.results[i].at.Before(from) })
+	lr.results = lr.results[i:]
+	p := Point{T: now.UTC()}
+	if len(lr.results) == 0 {
+		return p
+	}
+	lat := make([]float64, 0, len(lr.results))
+	errs := 0
+	for _, s := range lr.results {
+		lat = append(lat, float64(s.latency)/float64(time.Millisecond))
+		if !s.ok {
+			errs++
+		}
+	}
+	slices.Sort(lat)
+	secs := statsWindow.Seconds()
+	p.Throughput = float64(len(lr.results)) / secs
+	p.Errors = float64(errs) / secs
+	p.P50 = lat[int(0.50*float64(len(lat)-1))]
+	p.P99 = lat[int(0.99*float64(len(lat)-1))]
+	return p
+}

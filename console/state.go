@@ -1,0 +1,152 @@
+package console
+
+import (
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/faultline-dev/faultline/faults"
+	"github.com/faultline-dev/faultline/undo"
+)
+
+// State is what the page shows, pushed every interval.
+type State struct {
+	T         time.Time   `json:"t"`
+	Instances []Instance  `json:"instances"`
+	Links     []LinkState `json:"links"`
+	Breakers  []Breaker   `json:"breakers"`
+	Faults    []FaultView `json:"faults"`
+	Load      *LoadState  `json:"load,omitempty"`
+	Points    []Point     `json:"points"`
+	Events    []Event     `json:"events"`
+}
+
+// Instance is one instance of the system and its state.
+type Instance struct {
+	Name    string `json:"name"`
+	Service string `json:"service"`
+	Kind    string `json:"kind"`
+	// State is running, paused (stopped by SIGSTOP, seen in /proc) or down, followed by
+	// the hand faults on it.
+	State string `json:"state"`
+}
+
+// LinkState is one proxied link and the hand faults on it.
+type LinkState struct {
+	Name   string   `json:"name"`
+	From   string   `json:"from"`
+	To     string   `json:"to"`
+	Down   bool     `json:"down,omitempty"`
+	Faults []string `json:"faults,omitempty"`
+}
+
+// Breaker is one circuit breaker of one caller instance towards one dependency.
+type Breaker struct {
+	Component  string  `json:"component"`
+	Caller     string  `json:"caller"`
+	Dependency string  `json:"dependency"`
+	State      string  `json:"state"` // closed, half-open, open
+	Fallbacks  float64 `json:"fallbacks"`
+}
+
+// FaultView is one hand fault in place.
+type FaultView struct {
+	ID     int               `json:"id"`
+	Kind   string            `json:"kind"`
+	Target string            `json:"target"`
+	Params map[string]string `json:"params"`
+	Since  time.Time         `json:"since"`
+}
+
+// LoadState is the running load's rate and figures over the last two seconds.
+type LoadState struct {
+	Rate   int   `json:"rate"`
+	Issued int   `json:"issued"`
+	Failed int   `json:"failed"`
+	Now    Point `json:"now"`
+}
+
+// State returns the system's state now.
+func (c *Console) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := State{T: time.Now().UTC(), Events: slices.Clone(c.events), Points: slices.Clone(c.points)}
+	// Faults on instances and links, from the hand faults' own targets.
+	onTarget := map[string][]string{}
+	onLink := map[string][]string{}
+	for _, h := range c.hand {
+		label := "#" + strconv.Itoa(h.ID) + " " + h.Kind
+		if v := h.Params[h.Kind]; v != "" {
+			label += " " + v
+		}
+		st.Faults = append(st.Faults, FaultView{ID: h.ID, Kind: h.Kind, Target: h.Target, Params: h.Params, Since: h.Since})
+		if lf, ok := h.fault.(faults.LinkFault); ok {
+			for _, l := range lf.InjectedLinks() {
+				onLink[l] = append(onLink[l], label)
+			}
+		}
+		if t, ok := h.fault.(faults.Targeted); ok && !strings.Contains(h.Target, "->") {
+			for _, name := range t.Targets() {
+				onTarget[name] = append(onTarget[name], h.Kind)
+			}
+		}
+	}
+	for _, comp := range c.sys.Topology() {
+		in := Instance{Name: comp.Name, Service: comp.Service, Kind: comp.Kind, State: "down"}
+		if c.sys.Running(comp.Name) {
+			in.State = "running"
+			if paused(c.sys, comp.Name) {
+				in.State = "paused"
+			}
+		}
+		if ks := append(onTarget[comp.Name], onTarget[comp.Service]...); len(ks) > 0 {
+			in.State += " (" + strings.Join(ks, ", ") + ")"
+		}
+		st.Instances = append(st.Instances, in)
+	}
+	links := c.up.Links
+	for _, l := range links.All() {
+		st.Links = append(st.Links, LinkState{Name: l.Name(), From: l.From, To: l.To, Down: !links.Enabled(l.Name()), Faults: onLink[l.Name()]})
+	}
+	sort.Slice(st.Links, func(i, j int) bool { return st.Links[i].Name < st.Links[j].Name })
+	// Breakers from the metrics the checks read; fallbacks served beside them.
+	fallbacks := map[string]float64{}
+	for _, s := range c.metrics {
+		if s.Name == metricPolicy && s.Labels["event"] == "fallback" {
+			fallbacks[s.Component+"|"+s.Labels["caller"]+"|"+s.Labels["dependency"]] += s.Value
+		}
+	}
+	for _, s := range c.metrics {
+		if s.Name != metricBreaker {
+			continue
+		}
+		b := Breaker{Component: s.Component, Caller: s.Labels["caller"], Dependency: s.Labels["dependency"], State: breakerState(s.Value)}
+		b.Fallbacks = fallbacks[s.Component+"|"+b.Caller+"|"+b.Dependency]
+		st.Breakers = append(st.Breakers, b)
+	}
+	sort.Slice(st.Breakers, func(i, j int) bool {
+		a, b := st.Breakers[i], st.Breakers[j]
+		return a.Component+" "+a.Dependency < b.Component+" "+b.Dependency
+	})
+	if c.load != nil {
+		st.Load = &LoadState{Rate: c.load.rate, Issued: c.load.issued, Failed: c.load.failed, Now: c.loadFigures(time.Now())}
+	}
+	return st
+}
+
+// paused reports whether an instance's process is stopped, where the system names its
+// operating-system processes.
+func paused(sys any, name string) bool {
+	pids, ok := sys.(faults.PIDs)
+	if !ok {
+		return false
+	}
+	pid, ok := pids.PID(name)
+	if !ok {
+		return false
+	}
+	p, err := undo.Identify(pid)
+	return err == nil && p.Stopped()
+}
