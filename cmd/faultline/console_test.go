@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -97,8 +98,10 @@ func startConsole(t *testing.T, bin string, env []string) (*exec.Cmd, undo.Recor
 	return cmd, rec
 }
 
+// envUndoDir is the undo directory a command run with env uses: the last setting, as
+// os/exec keeps the last of duplicate keys (the test's own environment may set one too).
 func envUndoDir(env []string) string {
-	for _, e := range env {
+	for _, e := range slices.Backward(env) {
 		if v, ok := strings.CutPrefix(e, undo.DirEnv+"="); ok {
 			return v
 		}
