@@ -30,6 +30,19 @@ func Decide(sc *scenarios.Scenario, checks []result.Check, faults []result.Fault
 	if sc != nil && sc.ExpectFailure != nil {
 		ef = &result.ExpectedFailure{Check: sc.ExpectFailure.Check, Reason: sc.ExpectFailure.Explanation}
 	}
+	var named, failedOther []result.Check
+	if ef != nil {
+		longer := longerNames(sc, ef.Check)
+		for _, c := range checks {
+			switch {
+			case belongsTo(c.Name, ef.Check) && !slices.ContainsFunc(longer, func(n string) bool { return belongsTo(c.Name, n) }):
+				named = append(named, c)
+				ef.Results = append(ef.Results, c.Name)
+			case !c.Passed:
+				failedOther = append(failedOther, c)
+			}
+		}
+	}
 	if reason := invalidity(checks, faults, load); reason != "" {
 		return result.Invalid, reason, ef
 	}
@@ -44,16 +57,6 @@ func Decide(sc *scenarios.Scenario, checks []result.Check, faults []result.Fault
 	re, err := regexp.Compile(sc.ExpectFailure.Reason)
 	if err != nil {
 		return result.Error, fmt.Sprintf("compile expect_failure reason: %v", err), ef
-	}
-	var named, failedOther []result.Check
-	longer := longerNames(sc, ef.Check)
-	for _, c := range checks {
-		switch {
-		case belongsTo(c.Name, ef.Check) && !slices.ContainsFunc(longer, func(n string) bool { return belongsTo(c.Name, n) }):
-			named = append(named, c)
-		case !c.Passed:
-			failedOther = append(failedOther, c)
-		}
 	}
 	if len(named) == 0 {
 		return result.Failed, fmt.Sprintf("expect_failure names check %q, which was not evaluated", ef.Check), ef

@@ -261,3 +261,32 @@ func TestDecideExpectFailureIgnoresLongerNamedCheck(t *testing.T) {
 	assert.False(t, ef.Observed)
 	assert.Equal(t, "errors was expected to fail but passed: error rate 0.5% <= 1%", reason)
 }
+
+// TestDecideNamesTheExpectedFailuresResults: the results that belong to the check expected
+// to fail — its sub-results and steady-state windows, not a longer-named check's — are
+// named on the ExpectedFailure, for every report to mark the same ones; an invalid run
+// names them too.
+func TestDecideNamesTheExpectedFailuresResults(t *testing.T) {
+	sc := scenario(func(sc *scenarios.Scenario) {
+		sc.Expect.Overall = []scenarios.Check{
+			named("inventory", &scenarios.ErrorRateCheck{Max: 0.01}),
+			named("inventory/browse", &scenarios.ErrorRateCheck{Max: 0.01, Journey: "browse"}),
+		}
+		sc.ExpectFailure = &scenarios.ExpectFailure{Check: "inventory", Reason: "lost", Explanation: "no outbox"}
+	})
+	cks := []result.Check{
+		{Name: "inventory/exactly_once", Kind: "consistency", Phase: "after", Passed: true, Message: "every order applied once"},
+		{Name: "inventory/settled", Kind: "consistency", Phase: "after", Message: "95 inventory events lost"},
+		{Name: "steady_state:after/inventory", Kind: "error_rate", Phase: "steady_state:after", Passed: true, Message: "ok"},
+		{Name: "inventory/browse", Kind: "error_rate", Phase: "overall", Passed: true, Message: "ok"},
+	}
+	want := []string{"inventory/exactly_once", "inventory/settled", "steady_state:after/inventory"}
+	got, reason, ef := checks.Decide(sc, cks, nil, result.Load{PlannedRate: 10, AchievedRate: 10})
+	assert.Equal(t, result.Passed, got, reason)
+	require.NotNil(t, ef)
+	assert.Equal(t, want, ef.Results)
+
+	_, _, ef = checks.Decide(sc, cks, nil, result.Load{PlannedRate: 10, AchievedRate: 1})
+	require.NotNil(t, ef, "an invalid run")
+	assert.Equal(t, want, ef.Results)
+}

@@ -241,8 +241,17 @@ func checkCase(r *result.Run, c result.Check) junitCase {
 		switch {
 		case !c.Passed && ef.Observed:
 			tc.SystemOut = textOf("Expected failure, observed: " + ef.Reason + "\n" + figureVsBound(c) + ": " + body)
+		case c.Passed && ef.Observed:
+			// Another property of the check held while the one expected to fail did.
+			tc.SystemOut = textOf("Part of the check expected to fail (" + ef.Check + "), which did; this part held: " + body)
 		case c.Skipped:
 			tc.Skipped = &junitProblem{Message: "expected to fail, but could not be evaluated: " + figureVsBound(c), Body: body}
+		case !c.Passed:
+			tc.Failure = &junitProblem{
+				Message: "failed, but not as expected: " + figureVsBound(c),
+				Type:    "expected_failure",
+				Body:    "The scenario says this check must fail: " + ef.Reason + "\n" + body,
+			}
 		default:
 			tc.Failure = &junitProblem{
 				Message: "expected to fail, but held: " + figureVsBound(c),

@@ -210,3 +210,38 @@ func TestJUnitRejectsNilRun(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "run 1 is nil")
 }
+
+// TestJUnitExpectedFailureOfACheckWithSubResults: a check that reports one result per
+// property ("inventory/settled", "inventory/exactly_once", ...) and is expected to fail
+// passes in JUnit when one of them failed as stated: no "not evaluated" error, no failure
+// for the property that failed as expected, none for the ones that held. The run passed,
+// so a CI reading the JUnit must count no failure.
+func TestJUnitExpectedFailureOfACheckWithSubResults(t *testing.T) {
+	for _, tc := range []struct {
+		name                     string
+		observed                 bool
+		settledPassed            bool
+		wantFailures, wantErrors int
+	}{
+		{"failed as stated", true, false, 0, 0},
+		{"held instead", false, true, 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := expectedRun()
+			r.ExpectedFailure = &result.ExpectedFailure{Check: "inventory", Reason: "events are lost", Observed: tc.observed,
+				Results: []string{"inventory/exactly_once", "inventory/settled"}}
+			r.Checks = []result.Check{
+				{Name: "inventory/exactly_once", Kind: "consistency", Phase: "after", Passed: true, Message: "every order applied once"},
+				{Name: "inventory/settled", Kind: "consistency", Phase: "after", Passed: tc.settledPassed, Message: "95 inventory events lost"},
+				{Name: "before/latency p99", Kind: "latency", Phase: "before", Passed: true, Message: "p99 35 ms"},
+			}
+			doc := parseJUnit(t, junitOf(t, r))
+			require.Len(t, doc.Suites, 1)
+			assert.Equal(t, tc.wantFailures, doc.Suites[0].Failures, "failures")
+			assert.Equal(t, tc.wantErrors, doc.Suites[0].Errors, "errors")
+			for _, c := range doc.Suites[0].Cases {
+				assert.NotEqual(t, "inventory", c.Name, "no case for a check that was evaluated under its sub-results")
+			}
+		})
+	}
+}

@@ -139,6 +139,10 @@ type ExpectedFailure struct {
 	Check    string `json:"check"`    // name of the check that must fail
 	Reason   string `json:"reason"`   // why it must fail (the teaching point)
 	Observed bool   `json:"observed"` // the check did fail
+	// Results names the run's results that belong to Check: itself, the sub-results of a
+	// check that reports one per property ("inventory/settled"), its steady-state windows.
+	// The verdict's rule decides it once (checks.Decide); every report marks these.
+	Results []string `json:"results,omitempty"`
 }
 
 // Phase is a named span of the run on the run's clock.
