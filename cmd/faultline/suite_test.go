@@ -203,3 +203,23 @@ func TestSuiteShardsMergeToOneRun(t *testing.T) {
 		assert.Equal(t, 1, strings.Count(string(md), "#### "+name+": "), "one section per scenario:\n%s", md)
 	}
 }
+
+// TestEmptyShardWritesReports: a shard with no scenario (more shards than files) still
+// writes its reports, so a CI merge step over every shard's directory finds them.
+func TestEmptyShardWritesReports(t *testing.T) {
+	dir := t.TempDir()
+	out, err := run(t, "suite", filepath.Join(catalogDir, "baseline.yaml"), "--shard", "2/2", "--dir", dir)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "0 scenario(s)")
+	got := junitCases(t, filepath.Join(dir, reports.JUnitFile))
+	assert.Empty(t, got)
+	md, err := os.ReadFile(filepath.Join(dir, reports.MarkdownFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "No runs.")
+
+	merged := t.TempDir()
+	out, err = run(t, "report", "--merge", dir, "--out", merged)
+	require.NoError(t, err, out)
+	assert.FileExists(t, filepath.Join(merged, reports.JUnitFile))
+	assert.FileExists(t, filepath.Join(merged, reports.MarkdownFile))
+}
