@@ -17,6 +17,7 @@ import (
 
 	"github.com/faultline-dev/faultline/reports"
 	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/scenarios"
 )
 
 // scenarioArgs expands the arguments of suite and validate the same way: a directory means
@@ -49,17 +50,24 @@ func scenarioArgs(args []string) ([]string, error) {
 
 func newSuiteCmd() *cobra.Command {
 	var (
-		dir  string
-		seed int64
-		rf   runRuntimeFlags
+		dir   string
+		seed  int64
+		shard string
+		list  bool
+		rf    runRuntimeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "suite DIR|FILE...",
 		Short: "Run several scenarios one after the other and exit with the worst verdict",
 		Long: "Suite runs every scenario in order (one at a time: each starts a whole system) and\n" +
 			"prints a table. It exits with the worst verdict; a scenario that demonstrates a weak\n" +
-			"design passes when its expected failure happened.",
-		Example: "  faultline suite scenarios/\n  faultline suite baseline replica-crash\n  faultline suite scenarios/ --runtime docker",
+			"design passes when its expected failure happened.\n\n" +
+			"--shard K/N runs shard K of N: a stable 1/N of the scenarios, balanced by their expected\n" +
+			"durations (scenarios.ExpectedDuration: load, start-up, convergence bound), so N CI jobs\n" +
+			"given the same files run each scenario exactly once; faultline report --merge joins their\n" +
+			"reports. --list prints the files that would run, one a line, and runs nothing.",
+		Example: "  faultline suite scenarios/\n  faultline suite baseline replica-crash\n  faultline suite scenarios/ --runtime docker\n" +
+			"  faultline suite scenarios/ --shard 2/4 --dir out/shard-2\n  faultline suite scenarios/ --shard 2/4 --list",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usagef("%s needs a directory or scenario files", cmd.CommandPath())
@@ -70,6 +78,17 @@ func newSuiteCmd() *cobra.Command {
 			files, err := scenarioArgs(args)
 			if err != nil {
 				return err
+			}
+			if cmd.Flags().Changed("shard") {
+				if files, err = shardFiles(files, shard); err != nil {
+					return err
+				}
+			}
+			if list {
+				for _, f := range files {
+					fmt.Fprintln(cmd.OutOrStdout(), f)
+				}
+				return nil
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -115,7 +134,8 @@ func newSuiteCmd() *cobra.Command {
 				}
 			}
 			worst := printSuite(cmd.OutOrStdout(), rows, time.Since(began))
-			if err := writeSuiteReports(cmd.OutOrStdout(), dir, runs); err != nil {
+			// A shard writes its reports even when it ran nothing, so the merge finds every shard's.
+			if err := writeSuiteReports(cmd.OutOrStdout(), dir, runs, cmd.Flags().Changed("shard")); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "faultline: %v\n", err)
 			}
 			return verdictErr(worst, fmt.Sprintf("worst of %d scenario(s)", len(rows)))
@@ -123,8 +143,35 @@ func newSuiteCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the runs, one subdirectory per scenario (default .faultline/suites/<UTC time>)")
 	cmd.Flags().Int64Var(&seed, "seed", 0, "override every scenario's seed")
+	cmd.Flags().StringVar(&shard, "shard", "", "run only shard K of N (K/N, such as 2/4): a stable 1/N of the scenarios, balanced by their expected durations; merge the shards' reports with faultline report --merge")
+	cmd.Flags().BoolVar(&list, "list", false, "print the scenario files the suite (or the --shard) would run, one a line, and run nothing")
 	rf.register(cmd)
 	return cmd
+}
+
+// shardFiles keeps the files of shard spec ("K/N"); the split is scenarios.Shards over each
+// file's expected duration. A file that does not load stays in the split (with the
+// duration of a run that fails fast), so every file is still run, and reported, by
+// exactly one shard.
+func shardFiles(files []string, spec string) ([]string, error) {
+	k, n, err := scenarios.ParseShard(spec)
+	if err != nil {
+		return nil, usagef("--shard: %v (write K/N with 1 ≤ K ≤ N, such as --shard 1/2)", err)
+	}
+	items := make([]scenarios.ShardItem, len(files))
+	for i, f := range files {
+		sc, _ := loadScenario(f)
+		items[i] = scenarios.ShardItem{File: f, Expected: scenarios.ExpectedDuration(sc)}
+	}
+	picked, err := scenarios.Shard(items, k, n)
+	if err != nil {
+		return nil, usagef("--shard %s: %v", spec, err)
+	}
+	out := make([]string, len(picked))
+	for i, it := range picked {
+		out[i] = it.File
+	}
+	return out, nil
 }
 
 type suiteRow struct {
@@ -175,9 +222,10 @@ func sanitize(name string) string {
 
 // writeSuiteReports writes one JUnit file and one Markdown summary for the whole suite
 // into dir, for CI to pick up in one place, and prints their paths after the table; each
-// scenario's own HTML page is in its run directory.
-func writeSuiteReports(w io.Writer, dir string, runs []*result.Run) error {
-	if len(runs) == 0 {
+// scenario's own HTML page is in its run directory. Without runs it writes nothing, unless
+// always is set.
+func writeSuiteReports(w io.Writer, dir string, runs []*result.Run, always bool) error {
+	if len(runs) == 0 && !always {
 		return nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
