@@ -74,6 +74,12 @@ type MetricReader interface {
 	MetricNames() []string
 }
 
+// Settler is the optional capability of a kind that may keep a run going after its load
+// while the system settles (a convergence bound); a suite's shard plan counts that time.
+type Settler interface {
+	SettleBound() time.Duration
+}
+
 // Hint returns an error whose message validation reports with hint, the way built-in
 // kinds suggest a fix ("did you mean ...").
 func Hint(h, format string, args ...any) error { return hint(h, format, args...) }

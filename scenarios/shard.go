@@ -24,9 +24,9 @@ const (
 // ExpectedDuration estimates how long a run of sc takes, from the scenario alone, so a
 // suite can be split into shards of equal wall time without a record of earlier runs.
 // The rule: the load's duration, plus the start-up cost of its runtime (StartupCost, or
-// DockerStartupCost for system.runtime docker), plus the longest convergence bound
-// (converge_within of a consistency check), since the runner may wait that long for the
-// system to settle once the load has stopped. A nil scenario (a file that does not parse)
+// DockerStartupCost for system.runtime docker), plus the longest bound a check may wait
+// after the load for the system to settle (a kind's Settler capability, such as the
+// reference system's converge_within). A nil scenario (a file that does not parse)
 // costs StartupCost: it still runs, and fails fast.
 func ExpectedDuration(sc *Scenario) time.Duration {
 	if sc == nil {
@@ -39,8 +39,8 @@ func ExpectedDuration(sc *Scenario) time.Duration {
 	d += sc.Load.Duration.Std()
 	var converge time.Duration
 	for _, c := range sc.allChecks() {
-		if cc, ok := c.Spec.(*ConsistencyCheck); ok {
-			converge = max(converge, cc.ConvergeWithin.Std())
+		if st, ok := c.Spec.(Settler); ok {
+			converge = max(converge, st.SettleBound())
 		}
 	}
 	return d + converge

@@ -7,6 +7,8 @@
 package consistency
 
 import (
+	"time"
+
 	"errors"
 
 	"github.com/faultline-dev/faultline/checks"
@@ -46,6 +48,9 @@ type Check struct {
 	Settled        bool               `yaml:"settled,omitempty" json:"settled,omitempty" doc:"the saga settled: every order ended confirmed or rejected (none left pending, so no event was lost) and confirmed quantities never exceed a product's stock"`
 }
 
+// SettleBound is how long after the last heal the run may wait for the state to converge.
+func (c *Check) SettleBound() time.Duration { return c.ConvergeWithin.Std() }
+
 // Validate requires at least one property.
 func (c *Check) Validate() []error {
 	if !c.ExactlyOnce && !c.StockMatches && !c.NoDoubleApply && !c.Settled {
@@ -75,5 +80,6 @@ func (c *Check) FinalEvaluator(checks.Phase) checks.FinalEvaluator {
 var (
 	_ scenarios.CheckSpec = (*Check)(nil)
 	_ scenarios.Placed    = (*Check)(nil)
+	_ scenarios.Settler   = (*Check)(nil)
 	_ checks.FinalJudge   = (*Check)(nil)
 )
