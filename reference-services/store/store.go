@@ -50,20 +50,44 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 	// descriptors when many goroutines hit the database at once.
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	if err := db.PingContext(ctx); err != nil {
+	// A connection's first statement sets the journal mode, which needs the file to itself
+	// while another process creates the database or recovers its WAL; SQLite answers that
+	// with SQLITE_BUSY at once, without the busy handler. Replicas starting together hit it,
+	// so the first use is retried within the busy timeout, as a locked write would wait.
+	var mode string
+	err = retryBusy(ctx, func() error {
+		if err := db.PingContext(ctx); err != nil {
+			return err
+		}
+		return db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode)
+	})
+	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
-	var mode string
-	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("read journal mode: %w", err)
 	}
 	if !strings.EqualFold(mode, "wal") {
 		_ = db.Close()
 		return nil, fmt.Errorf("open database %s: journal mode is %q, want wal", path, mode)
 	}
 	return db, nil
+}
+
+// retryBusy runs f until it does not fail with SQLITE_BUSY, for at most BusyTimeout.
+func retryBusy(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(BusyTimeout)
+	wait := 5 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || !IsBusy(err) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
 }
 
 // Migrate brings the schema up to date. migrations[i] is applied once, in order, and the
