@@ -99,30 +99,41 @@ func JUnit(w io.Writer, runs ...*result.Run) error {
 		if r == nil {
 			return fmt.Errorf("write junit: run %d is nil", i)
 		}
-		s := junitSuiteOf(r)
-		doc.Tests += s.Tests
-		doc.Failures += s.Failures
-		doc.Errors += s.Errors
-		doc.Skipped += s.Skipped
+		doc.add(junitSuiteOf(r))
 		total += r.Duration.Std().Seconds()
-		doc.Suites = append(doc.Suites, s)
 	}
 	doc.Time = seconds(total)
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return fmt.Errorf("write junit: %w", err)
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return fmt.Errorf("write junit: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return fmt.Errorf("write junit: %w", err)
-	}
-	if _, err := io.WriteString(w, "\n"); err != nil {
+	if err := doc.write(w); err != nil {
 		return fmt.Errorf("write junit: %w", err)
 	}
 	return nil
+}
+
+// add appends a suite and counts its cases in the document's totals.
+func (d *junitSuites) add(s junitSuite) {
+	d.Tests += s.Tests
+	d.Failures += s.Failures
+	d.Errors += s.Errors
+	d.Skipped += s.Skipped
+	d.Suites = append(d.Suites, s)
+}
+
+// write encodes the document as JUnit writes it: the XML header, two-space indents, a
+// final newline; a merge of shards so matches a single run byte for byte.
+func (d *junitSuites) write(w io.Writer) error {
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(d); err != nil {
+		return err
+	}
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
 }
 
 func seconds(s float64) string { return strconv.FormatFloat(s, 'f', 3, 64) }

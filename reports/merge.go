@@ -42,29 +42,14 @@ func MergeJUnit(w io.Writer, paths ...string) error {
 				return fmt.Errorf("merge junit: scenario %q is in both %s and %s: the shards overlap; run each shard of one split (the same N and the same files) once", s.Name, other, p)
 			}
 			seen[s.Name], from[s.Name] = true, p
-			doc.Tests += s.Tests
-			doc.Failures += s.Failures
-			doc.Errors += s.Errors
-			doc.Skipped += s.Skipped
 			if t, err := strconv.ParseFloat(s.Time, 64); err == nil {
 				total += t
 			}
-			doc.Suites = append(doc.Suites, s)
+			doc.add(s)
 		}
 	}
 	doc.Time = seconds(total)
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return fmt.Errorf("merge junit: %w", err)
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return fmt.Errorf("merge junit: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return fmt.Errorf("merge junit: %w", err)
-	}
-	if _, err := io.WriteString(w, "\n"); err != nil {
+	if err := doc.write(w); err != nil {
 		return fmt.Errorf("merge junit: %w", err)
 	}
 	return nil
