@@ -40,7 +40,7 @@ func seriesKey(m *history.Metric) string {
 	if len(m.Labels) == 0 {
 		return m.Component
 	}
-	return m.Component + labelString(m.Labels)
+	return m.Component + history.LabelString(m.Labels)
 }
 
 // isCounter reports a cumulative metric, which checks read as its increase within the
@@ -406,7 +406,7 @@ func (ev *fallbackEval) results() []result.Check {
 	}
 	if ev.counter.seen {
 		c.Figure = max(c.Figure, ev.counter.total)
-		parts = append(parts, fmt.Sprintf("%s%s rose by %s", metricPolicyEvents, labelString(ev.want), num(ev.counter.total)))
+		parts = append(parts, fmt.Sprintf("%s%s rose by %s", metricPolicyEvents, history.LabelString(ev.want), num(ev.counter.total)))
 	}
 	if len(parts) == 0 {
 		c.Skipped = true
@@ -628,7 +628,7 @@ func (ev *metricEval) results() []result.Check {
 	s, p := ev.spec, ev.p
 	c := newCheck(p)
 	c.Op, c.Threshold = s.Op, *s.Value
-	series := s.Metric + labelString(s.Labels)
+	series := s.Metric + history.LabelString(s.Labels)
 	if ev.n == 0 {
 		return []result.Check{skip(p, fmt.Sprintf("no samples of %s from %s %s", series, s.Component, describePhase(p.phase)))}
 	}
@@ -680,16 +680,4 @@ func (ev *metricEval) results() []result.Check {
 		num(c.Figure), verdictOp(s.Op, c.Passed), num(c.Threshold), kind)
 	c.Detail = fmt.Sprintf("%d samples, min %s, max %s", ev.n, num(ev.min), num(ev.max))
 	return []result.Check{c}
-}
-
-// labelString writes labels as {k=v,...}, sorted, or "" for none.
-func labelString(labels map[string]string) string {
-	if len(labels) == 0 {
-		return ""
-	}
-	kv := make([]string, 0, len(labels))
-	for _, k := range sortedKeys(labels) {
-		kv = append(kv, k+"="+labels[k])
-	}
-	return "{" + strings.Join(kv, ",") + "}"
 }

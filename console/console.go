@@ -30,6 +30,7 @@ import (
 
 	"github.com/faultline-dev/faultline/faults"
 	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/observe"
 	"github.com/faultline-dev/faultline/scenarios"
@@ -95,13 +96,10 @@ type Console struct {
 	points  []Point
 }
 
+// handFault is a hand fault in place: what the page shows of it, and the fault to heal.
 type handFault struct {
-	ID     int               `json:"id"`
-	Kind   string            `json:"kind"`
-	Target string            `json:"target"`
-	Params map[string]string `json:"params"`
-	Since  time.Time         `json:"since"`
-	fault  faults.Fault
+	FaultView
+	fault faults.Fault
 }
 
 type loadRun struct {
@@ -389,7 +387,7 @@ func (c *Console) addEvent(kind, text string) {
 
 // observe keeps each metric's latest value and logs breaker transitions.
 func (c *Console) observe(s observe.Sample) {
-	key := s.Component + "|" + s.Name + "|" + labelKey(s.Labels)
+	key := s.Component + "|" + s.Name + history.LabelString(s.Labels)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	prev, had := c.metrics[key]
@@ -397,19 +395,6 @@ func (c *Console) observe(s observe.Sample) {
 	if s.Name == metricBreaker && (!had || prev.Value != s.Value) && (had || s.Value != 0) {
 		c.addEvent("breaker", fmt.Sprintf("breaker %s→%s on %s: %s", s.Labels["caller"], s.Labels["dependency"], s.Component, breakerState(s.Value)))
 	}
-}
-
-func labelKey(l map[string]string) string {
-	keys := make([]string, 0, len(l))
-	for k := range l {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k + "=" + l[k] + ",")
-	}
-	return b.String()
 }
 
 func breakerState(v float64) string {
@@ -433,7 +418,7 @@ func (c *Console) Inject(ctx context.Context, kind string, params map[string]str
 	}
 	c.mu.Lock()
 	c.seq++
-	h := &handFault{ID: c.seq, Kind: kind, Target: params["target"], Params: params, Since: time.Now().UTC(), fault: f}
+	h := &handFault{FaultView: FaultView{ID: c.seq, Kind: kind, Target: params["target"], Params: params, Since: time.Now().UTC()}, fault: f}
 	c.hand = append(c.hand, h)
 	// Recorded before the inject, so a console killed during it is still healed.
 	rerr := c.recordLocked()
@@ -594,9 +579,9 @@ func (c *Console) result(lr *loadRun, r loadgen.Result) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lr.results = append(lr.results, sample{at: now, latency: r.Latency, ok: r.OK && !r.Failed()})
+	lr.results = append(lr.results, sample{at: now, latency: r.Latency, ok: !r.Failed()})
 	lr.issued++
-	if !r.OK {
+	if r.Failed() {
 		lr.failed++
 	}
 }

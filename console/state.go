@@ -81,7 +81,7 @@ func (c *Console) State() State {
 		if v := h.Params[h.Kind]; v != "" {
 			label += " " + v
 		}
-		st.Faults = append(st.Faults, FaultView{ID: h.ID, Kind: h.Kind, Target: h.Target, Params: h.Params, Since: h.Since})
+		st.Faults = append(st.Faults, h.FaultView)
 		if lf, ok := h.fault.(faults.LinkFault); ok {
 			for _, l := range lf.InjectedLinks() {
 				onLink[l] = append(onLink[l], label)

@@ -6,6 +6,9 @@
 package history
 
 import (
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/faultline-dev/faultline/loadgen"
@@ -86,6 +89,19 @@ type Metric struct {
 	Name      string            `json:"name"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	Value     float64           `json:"value"`
+}
+
+// LabelString writes labels as {k=v,...} sorted by name ("" for none): the text that,
+// after the component and metric name, tells one series from another.
+func LabelString(labels map[string]string) string {
+	if len(labels) == 0 {
+		return ""
+	}
+	kv := make([]string, 0, len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		kv = append(kv, k+"="+labels[k])
+	}
+	return "{" + strings.Join(kv, ",") + "}"
 }
 
 // Note is free text for people reading the record (why a run was declared invalid, a

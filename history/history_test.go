@@ -334,3 +334,20 @@ func BenchmarkMillionRequests(b *testing.B) {
 		b.ReportMetric(float64(st.Size())/n, "bytes/event")
 	}
 }
+
+func TestLabelString(t *testing.T) {
+	for _, tc := range []struct {
+		labels map[string]string
+		want   string
+	}{
+		{nil, ""},
+		{map[string]string{}, ""},
+		{map[string]string{"caller": "gateway"}, "{caller=gateway}"},
+		{map[string]string{"dependency": "product", "caller": "gateway"}, "{caller=gateway,dependency=product}"},
+	} {
+		got := history.LabelString(tc.labels)
+		if got != tc.want {
+			t.Errorf("LabelString(%v) = %q, want %q", tc.labels, got, tc.want)
+		}
+	}
+}
