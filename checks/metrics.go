@@ -457,7 +457,7 @@ func (e *engine) buildFailover(p planned, w window, s *scenarios.FailoverCheck) 
 	}
 	ev := &failoverEval{p: p, spec: s, w: w, fault: f, service: s.Service, ttl: e.ttl(), baseline: map[string]float64{}}
 	if ev.service == "" && len(f.targets) > 0 {
-		ev.service = serviceOf(f.targets[0])
+		ev.service = scenarios.ServiceOf(f.targets[0])
 	}
 	e.reqSinks = append(e.reqSinks, ev)
 	if s.LeaseExpiryObserved {

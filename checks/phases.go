@@ -271,23 +271,9 @@ func plannedRequests(load scenarios.LoadSpec, a, b time.Duration) float64 {
 	return total
 }
 
-// serviceOf returns the service an instance belongs to: "api-2" → "api".
-func serviceOf(component string) string {
-	i := strings.LastIndexByte(component, '-')
-	if i <= 0 || i == len(component)-1 {
-		return component
-	}
-	for _, r := range component[i+1:] {
-		if r < '0' || r > '9' {
-			return component
-		}
-	}
-	return component[:i]
-}
-
 // componentMatches reports whether a sampled instance is, or belongs to, want.
 func componentMatches(component, want string) bool {
-	return want == "" || component == want || serviceOf(component) == want
+	return want == "" || component == want || scenarios.ServiceOf(component) == want
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -422,11 +422,3 @@ func (p partialControls) Restart(ctx context.Context, name string) error {
 	}
 	return fmt.Errorf("restart %s: the system under test cannot restart its instances", name)
 }
-
-// serviceOf turns an instance name ("api-2") into its service ("api").
-func serviceOf(name string) string {
-	if i := strings.LastIndexByte(name, '-'); i > 0 {
-		return name[:i]
-	}
-	return name
-}

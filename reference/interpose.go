@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/faultline-dev/faultline/faults"
 	"github.com/faultline-dev/faultline/reference-services/registry"
+	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/system"
 )
 
@@ -64,7 +64,7 @@ func (ip *Interposer) Interpose(caller system.Component, target, addr string) (s
 	if ip.links == nil {
 		return "", errors.New("interpose: no links")
 	}
-	l := faults.Link{From: caller.Name, FromService: caller.Service, To: target, ToService: serviceOf(target), Upstream: addr}
+	l := faults.Link{From: caller.Name, FromService: caller.Service, To: target, ToService: scenarios.ServiceOf(target), Upstream: addr}
 	listen, err := ip.links.Add(ip.ctx, l)
 	if err != nil {
 		return "", fmt.Errorf("interpose %s: %w", l.Name(), err)
@@ -80,14 +80,6 @@ func (ip *Interposer) Interpose(caller system.Component, target, addr string) (s
 		ip.wg.Go(func() { ip.publish(addr) })
 	}
 	return listen, nil
-}
-
-// serviceOf turns an instance name ("product-2") into its service ("product").
-func serviceOf(name string) string {
-	if i := strings.LastIndexByte(name, '-'); i > 0 {
-		return name[:i]
-	}
-	return name
 }
 
 // publish keeps routes in step with the registry until Close: every instance of a callee

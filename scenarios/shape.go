@@ -67,7 +67,7 @@ func (t SystemShape) CheckEdge(from, to string) error {
 	}
 	for _, e := range t.Edges {
 		// A caller's instances share a route link: order-1->product is written order->product.
-		if e.FromService == "" && serviceOf(from) == e.From && (e.To == to || e.ToService == to) {
+		if e.FromService == "" && ServiceOf(from) == e.From && (e.To == to || e.ToService == to) {
 			return hint(fmt.Sprintf("the instances of %s share one link to %s; write %s->%s", e.From, to, e.From, to), "no link %s->%s: %s is not a caller of its own", from, to, from)
 		}
 	}
@@ -98,14 +98,19 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// serviceOf turns an instance name ("product-2") into its service ("product").
-func serviceOf(name string) string {
-	if i := strings.LastIndexByte(name, '-'); i > 0 {
-		if _, err := strconv.Atoi(name[i+1:]); err == nil {
-			return name[:i]
+// ServiceOf is the service an instance belongs to: "product-2" → "product". Only a
+// numbered instance has a service apart from its name, so "api-gateway" is its own.
+func ServiceOf(name string) string {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 || i == len(name)-1 {
+		return name
+	}
+	for _, r := range name[i+1:] {
+		if r < '0' || r > '9' {
+			return name
 		}
 	}
-	return name
+	return name[:i]
 }
 
 // DefaultShape is the registered default system (the reference system) sized by sys: replicated services,

@@ -372,7 +372,7 @@ func (v *validation) crossing(n *yaml.Node, p path, groups [][]string) {
 		}
 		for i, g := range groups {
 			for _, m := range g {
-				if serviceOf(m) == name && m != name {
+				if ServiceOf(m) == name && m != name {
 					return len(groups) + i // instances of a shared caller: undecided here
 				}
 			}

@@ -220,3 +220,22 @@ faults:
 		})
 	}
 }
+
+// TestServiceOf: only a numbered instance belongs to a service named apart from it, so a
+// check or fault on service "api" never reads "api-gateway".
+func TestServiceOf(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"product-2", "product"},
+		{"order-10", "order"},
+		{"api-gateway", "api-gateway"},
+		{"gateway", "gateway"},
+		{"api-", "api-"},
+		{"-2", "-2"},
+		{"a-+2", "a-+2"},
+		{"my-api-3", "my-api"},
+	} {
+		if got := ServiceOf(tc.name); got != tc.want {
+			t.Errorf("ServiceOf(%q) = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
