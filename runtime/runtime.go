@@ -14,7 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 )
@@ -309,4 +311,30 @@ func as[T any, W comparable](v W) (T, bool) {
 	}
 	var zero T
 	return zero, false
+}
+
+// LastLine returns the last non-empty line of the file at path, at most 400 bytes of it
+// (the end kept), or "" when there is none. Only the file's last 8 KiB are read.
+func LastLine(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const tail = 8 << 10
+	if fi, err := f.Stat(); err == nil && fi.Size() > tail {
+		if _, err := f.Seek(fi.Size()-tail, io.SeekStart); err != nil {
+			return ""
+		}
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\r\n\t "), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if len(last) > 400 {
+		last = "…" + last[len(last)-400:]
+	}
+	return last
 }

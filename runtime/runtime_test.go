@@ -2,9 +2,14 @@ package runtime_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/runtime/local"
@@ -51,6 +56,29 @@ func TestAsRuntimeFindsDeclaredCapabilities(t *testing.T) {
 			if got {
 				assert.Equal(t, "run-net", c.Network())
 			}
+		})
+	}
+}
+
+func TestLastLine(t *testing.T) {
+	dir := t.TempDir()
+	long := strings.Repeat("x", 500)
+	tests := []struct {
+		name, content, want string
+	}{
+		{"missing file", "", ""},
+		{"empty", "\n\n", ""},
+		{"last of several", "starting\n{\"msg\":\"component failed\"}\nrun product-1: listen tcp: address already in use\n\n", "run product-1: listen tcp: address already in use"},
+		{"no trailing newline", "a\nb", "b"},
+		{"long line keeps its end", long + "END\n", "…" + long[103:] + "END"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, fmt.Sprint(i))
+			if tt.name != "missing file" {
+				require.NoError(t, os.WriteFile(path, []byte(tt.content), 0o644))
+			}
+			assert.Equal(t, tt.want, runtime.LastLine(path))
 		})
 	}
 }

@@ -241,6 +241,9 @@ func (r *Registration) loop(ctx context.Context, val string, first chan struct{}
 			sleep(ctx, retryWait)
 			continue
 		}
+		// Healthy before Register returns: the registry has just acknowledged the lease, and
+		// a caller reading session_up right after Register must not see 0.
+		c.setHealth(r, true)
 		once()
 		if err := r.keepAlive(ctx, id); err != nil && ctx.Err() == nil {
 			c.log.Warn("lease lost, registering again", "key", r.inst.Key(), "err", err)

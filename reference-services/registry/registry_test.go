@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -397,4 +398,17 @@ func TestOutlierTracker(t *testing.T) {
 	}
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second}
 	assert.Equal(t, want, got)
+}
+
+// TestSessionUpWhenRegisterReturns: a caller (readiness, the admin page) reads session_up
+// right after Register returned with the registry up; it must already say 1.
+func TestSessionUpWhenRegisterReturns(t *testing.T) {
+	et := startEtcd(t)
+	ctx := context.Background()
+	for i := range 20 {
+		c := connect(t, et.client, prometheus.NewRegistry())
+		_, err := c.Register(ctx, Instance{Service: "product", Name: fmt.Sprintf("product-%d", i), Addr: "127.0.0.1:1001"}, time.Second)
+		require.NoError(t, err)
+		require.Equal(t, 1.0, value(c.session), "registration %d: session_up right after Register", i)
+	}
 }

@@ -2,16 +2,23 @@
 // reference system, a user's topology) gets its loopback ports here. Ports come from
 // outside the kernel's ephemeral range and stay bound until released, so that neither an
 // outgoing connection's local end nor another component can take one between allocation
-// and the moment its owner binds it.
+// and the moment its owner binds it. Across processes (several harnesses, parallel test
+// binaries) a port handed out is also reserved for as long as the process that got it
+// lives, so another harness cannot take it while its component is not yet bound, or is
+// down for a crash fault and about to bind it again.
 package ports
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 )
 
 // Free allocates n distinct free ports on 127.0.0.1, outside the ephemeral range. Each is
@@ -43,15 +50,33 @@ func Free(n int) ([]int, error) {
 // URL) stay stable across restarts. Each port stays bound until Release, so no two
 // components get the same one.
 type Allocator struct {
-	path string
-	prev map[string]string
-	got  map[string]string
-	held []net.Listener
+	path     string
+	prev     map[string]string
+	got      map[string]string
+	held     []net.Listener
+	reserved string // directory of the machine's reservations
+	owner    int    // the pid a reservation names
 }
 
+// Option configures an Allocator.
+type Option func(*Allocator)
+
+// WithReservations keeps the machine's reservations in dir instead of the default under
+// the temporary directory: tests use it to stay apart from harnesses running beside them.
+func WithReservations(dir string) Option { return func(a *Allocator) { a.reserved = dir } }
+
+// WithOwner names pid as the owner of the ports handed out instead of the current
+// process: a reservation lasts while its owner lives.
+func WithOwner(pid int) Option { return func(a *Allocator) { a.owner = pid } }
+
 // New returns an allocator that remembers its ports in the file path ("": nowhere).
-func New(path string) *Allocator {
-	a := &Allocator{path: path, prev: map[string]string{}, got: map[string]string{}}
+func New(path string, opts ...Option) *Allocator {
+	a := &Allocator{path: path, prev: map[string]string{}, got: map[string]string{},
+		reserved: filepath.Join(os.TempDir(), fmt.Sprintf("faultline-ports-%d", os.Getuid())),
+		owner:    os.Getpid()}
+	for _, o := range opts {
+		o(a)
+	}
 	if path == "" {
 		return a
 	}
@@ -66,8 +91,49 @@ func (a *Allocator) hold(addr string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
+	if !a.reserve(ln.Addr().(*net.TCPAddr).Port) {
+		_ = ln.Close()
+		return "", false
+	}
 	a.held = append(a.held, ln)
 	return ln.Addr().String(), true
+}
+
+// reserve records the port as the owner's for the machine, unless another live process
+// holds it. The listener held meanwhile is the lock: no two allocators get here for the
+// same port at once. A reservation that cannot be written costs only the protection.
+func (a *Allocator) reserve(port int) bool {
+	file := filepath.Join(a.reserved, strconv.Itoa(port))
+	if b, err := os.ReadFile(file); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid != a.owner && alive(pid) {
+			return false
+		}
+	}
+	if err := os.MkdirAll(a.reserved, 0o700); err != nil {
+		return true
+	}
+	tmp, err := os.CreateTemp(a.reserved, ".new-*")
+	if err != nil {
+		return true
+	}
+	_, werr := tmp.WriteString(strconv.Itoa(a.owner))
+	if cerr := tmp.Close(); werr != nil || cerr != nil {
+		_ = os.Remove(tmp.Name())
+		return true
+	}
+	if err := os.Rename(tmp.Name(), file); err != nil {
+		_ = os.Remove(tmp.Name())
+	}
+	return true
+}
+
+// alive reports whether a process with pid exists (EPERM: it exists, owned by another user).
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // Take allocates one port for key: the one key had last time when it is free.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -132,4 +133,46 @@ func ephemeralRange(t *testing.T) (lo, hi int) {
 		return 0, 0
 	}
 	return lo, hi
+}
+
+// TestReservationOutlivesRelease: a port handed out to one process is not handed to
+// another while the first lives, even after the first released its listener (its
+// component binds later, or is down for a crash fault); once it is gone, the port is free.
+func TestReservationOutlivesRelease(t *testing.T) {
+	dir := t.TempDir()
+	other := exec.Command("sleep", "60")
+	require.NoError(t, other.Start())
+	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
+
+	first := filepath.Join(t.TempDir(), "ports.json")
+	a := ports.New(first, ports.WithReservations(dir), ports.WithOwner(other.Process.Pid))
+	got, err := a.Take("x")
+	require.NoError(t, err)
+	require.NoError(t, a.Save())
+	a.Release()
+
+	// A second harness whose last start had the same port prefers it, and must not get it.
+	second := filepath.Join(t.TempDir(), "ports.json")
+	require.NoError(t, os.WriteFile(second, []byte(`{"x":"`+got+`"}`), 0o644))
+	b := ports.New(second, ports.WithReservations(dir))
+	moved, err := b.Take("x")
+	require.NoError(t, err)
+	b.Release()
+	assert.NotEqual(t, got, moved, "a port reserved by a live process is not handed out again")
+
+	// The owner itself gets it again (a restart of its own system keeps its URLs).
+	again := ports.New(first, ports.WithReservations(dir), ports.WithOwner(other.Process.Pid))
+	mine, err := again.Take("x")
+	require.NoError(t, err)
+	again.Release()
+	assert.Equal(t, got, mine)
+
+	// The owner is gone: its reservation no longer counts.
+	require.NoError(t, other.Process.Kill())
+	_ = other.Wait()
+	c := ports.New(second, ports.WithReservations(dir))
+	freed, err := c.Take("x")
+	require.NoError(t, err)
+	c.Release()
+	assert.Equal(t, got, freed, "a dead owner's reservation is taken over")
 }

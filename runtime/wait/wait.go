@@ -246,8 +246,21 @@ func (w whileRunning) Wait(ctx context.Context) error {
 	case <-w.p.Wait():
 		cancel()
 		<-errc
-		return fmt.Errorf("wait for %s: process exited: %v", w.p.Name(), exitReason(w.p.ExitErr()))
+		return fmt.Errorf("wait for %s: process exited: %v%s", w.p.Name(), exitReason(w.p.ExitErr()), lastWords(w.p))
 	}
+}
+
+// lastWords is the last line the process wrote to its log, so that a component that dies
+// during start-up says why in the error itself (a CI log may be all a user ever sees).
+func lastWords(p runtime.Process) string {
+	s, ok := p.(runtime.Specced)
+	if !ok || s.Spec().LogFile == "" {
+		return ""
+	}
+	if line := runtime.LastLine(s.Spec().LogFile); line != "" {
+		return "; last output: " + line
+	}
+	return ""
 }
 
 func exitReason(err error) string {

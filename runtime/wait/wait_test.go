@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,12 +70,16 @@ func TestAllWaitsForEvery(t *testing.T) {
 func TestWhileRunningFailsWhenProcessExits(t *testing.T) {
 	rt := local.New()
 	t.Cleanup(func() { _ = rt.Close(context.Background()) })
-	p, err := rt.Start(t.Context(), runtime.Spec{Name: "crasher", Command: "/bin/sh", Args: []string{"-c", "exit 3"}})
+	p, err := rt.Start(t.Context(), runtime.Spec{Name: "crasher", Command: "/bin/sh",
+		Args:    []string{"-c", "echo starting; echo 'listen tcp 127.0.0.1:1: bind: address already in use' >&2; exit 3"},
+		LogFile: filepath.Join(t.TempDir(), "crasher.log")})
 	require.NoError(t, err)
 	never, _ := readyAfter(t, 1<<40)
 	err = wait.WhileRunning(p, wait.HTTP(never.URL, 200)).Wait(t.Context())
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "exit status 3")
+	assert.ErrorContains(t, err, "last output: listen tcp 127.0.0.1:1: bind: address already in use",
+		"the reason a component gave for dying is in the error")
 }
 
 func TestTCP(t *testing.T) {
