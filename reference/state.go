@@ -46,18 +46,11 @@ func ReadState(ctx context.Context, sys *system.System) (*consistency.State, err
 			return err
 		}
 		var out []consistency.Order
-		for {
-			o, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return err
-			}
+		err = drain(stream.Recv, func(o *refv1.Order) {
 			out = append(out, consistency.Order{ID: o.GetId(), Key: o.GetIdempotencyKey(), ProductID: o.GetProductId(), Quantity: o.GetQuantity(), State: SagaState(o.GetStatus())})
-		}
+		})
 		st.Orders = out
-		return nil
+		return err
 	})
 	okProducts := read(config.KindProduct, func(conn *grpc.ClientConn) error {
 		cli := refv1.NewProductServiceClient(conn)
@@ -74,19 +67,12 @@ func ReadState(ctx context.Context, sys *system.System) (*consistency.State, err
 			return err
 		}
 		var applied []consistency.Applied
-		for {
-			a, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return err
-			}
+		err = drain(stream.Recv, func(a *refv1.AppliedEvent) {
 			applied = append(applied, consistency.Applied{OrderID: a.GetOrderId(), ProductID: a.GetProductId(), Quantity: a.GetQuantity(), Deliveries: a.GetDeliveries(),
 				State: SagaState(a.GetOutcome()), Applications: a.GetApplications()})
-		}
+		})
 		st.Products, st.Applied = ps, applied
-		return nil
+		return err
 	})
 	if !okOrders || !okProducts {
 		if len(errs) == 0 {
@@ -112,4 +98,18 @@ func SagaState(s string) string {
 		return consistency.StateReleased
 	}
 	return s
+}
+
+// drain reads a server stream to its end, handing each message to each.
+func drain[T any](recv func() (T, error), each func(T)) error {
+	for {
+		m, err := recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		each(m)
+	}
 }
