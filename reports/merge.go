@@ -22,37 +22,51 @@ const maxMergeFile = 64 << 20
 // into one testsuites document holding every shard's test suites in the order of paths,
 // with the totals recomputed, so CI sees the same test cases a single run would have
 // written. A file that is not such a document is an error naming it, and so is a scenario
-// (a testsuite) found in two of the files: shards that overlap would count it twice.
-func MergeJUnit(w io.Writer, paths ...string) error {
+// (a testsuite) found in two of the files: shards that overlap would count it twice. It
+// returns the worst verdict of the scenarios (result.Worst), the one a single run of the
+// whole suite would have exited with; a testsuite without a verdict counts as an error.
+func MergeJUnit(w io.Writer, paths ...string) (result.Verdict, error) {
 	doc := junitSuites{Name: "faultline"}
 	from := map[string]string{}
 	var total float64
+	verdicts := []result.Verdict{}
 	for _, p := range paths {
 		data, err := readMergeFile(p)
 		if err != nil {
-			return fmt.Errorf("merge junit: %w", err)
+			return "", fmt.Errorf("merge junit: %w", err)
 		}
 		var in junitSuites
 		if err := xml.Unmarshal(data, &in); err != nil {
-			return fmt.Errorf("merge junit: %s is not a JUnit report of faultline (a <testsuites> document): %w", p, err)
+			return "", fmt.Errorf("merge junit: %s is not a JUnit report of faultline (a <testsuites> document): %w", p, err)
 		}
 		seen := map[string]bool{}
 		for _, s := range in.Suites {
 			if other, ok := from[s.Name]; ok && !seen[s.Name] {
-				return fmt.Errorf("merge junit: scenario %q is in both %s and %s: the shards overlap; run each shard of one split (the same N and the same files) once", s.Name, other, p)
+				return "", fmt.Errorf("merge junit: scenario %q is in both %s and %s: the shards overlap; run each shard of one split (the same N and the same files) once", s.Name, other, p)
 			}
 			seen[s.Name], from[s.Name] = true, p
 			if t, err := strconv.ParseFloat(s.Time, 64); err == nil {
 				total += t
 			}
+			verdicts = append(verdicts, suiteVerdict(s))
 			doc.add(s)
 		}
 	}
 	doc.Time = seconds(total)
 	if err := doc.write(w); err != nil {
-		return fmt.Errorf("merge junit: %w", err)
+		return "", fmt.Errorf("merge junit: %w", err)
 	}
-	return nil
+	return result.Worst(verdicts...), nil
+}
+
+// suiteVerdict is the verdict a scenario's testsuite records in its properties.
+func suiteVerdict(s junitSuite) result.Verdict {
+	for _, p := range s.Properties {
+		if p.Name == "verdict" {
+			return result.Verdict(p.Value)
+		}
+	}
+	return result.Error
 }
 
 // mdSummary is a Markdown summary written by Markdown, taken apart: the overview table's

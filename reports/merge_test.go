@@ -53,7 +53,9 @@ func TestMergeEqualsOneRun(t *testing.T) {
 			var wantJ, wantM, gotJ, gotM bytes.Buffer
 			require.NoError(t, JUnit(&wantJ, all...))
 			require.NoError(t, Markdown(&wantM, all...))
-			require.NoError(t, MergeJUnit(&gotJ, junits...))
+			worst, err := MergeJUnit(&gotJ, junits...)
+			require.NoError(t, err)
+			assert.Equal(t, result.Worst(verdicts(all)...), worst, "the merge exits as one run of the whole suite")
 			require.NoError(t, MergeMarkdown(&gotM, mds...))
 			assert.Equal(t, wantJ.String(), gotJ.String())
 			assert.Equal(t, wantM.String(), gotM.String())
@@ -107,5 +109,49 @@ func TestMergeErrors(t *testing.T) {
 	}
 }
 
-func jmerge(w *bytes.Buffer, p ...string) error { return MergeJUnit(w, p...) }
+func jmerge(w *bytes.Buffer, p ...string) error {
+	_, err := MergeJUnit(w, p...)
+	return err
+}
+
+func verdicts(runs []*result.Run) []result.Verdict {
+	var out []result.Verdict
+	for _, r := range runs {
+		out = append(out, r.Verdict)
+	}
+	return out
+}
+
+// TestMergeVerdictIsTheWorst: the merged verdict is the worst shard's, whichever shard
+// holds it, and passed only when every scenario passed.
+func TestMergeVerdictIsTheWorst(t *testing.T) {
+	passed := fixtureRun()
+	passed.Scenario, passed.Verdict = "passing", result.Passed
+	failed := fixtureRun()
+	failed.Scenario, failed.Verdict = "failing", result.Failed
+	invalid := invalidRun()
+	tests := []struct {
+		name   string
+		shards [][]*result.Run
+		want   result.Verdict
+	}{
+		{"all passed", [][]*result.Run{{passed}, {}}, result.Passed},
+		{"a failure in the second shard", [][]*result.Run{{passed}, {failed}}, result.Failed},
+		{"invalid beats failed", [][]*result.Run{{failed}, {invalid}}, result.Invalid},
+		{"empty shards", [][]*result.Run{{}, {}}, result.Passed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var junits []string
+			for _, sh := range tt.shards {
+				j, _ := writeShard(t, sh...)
+				junits = append(junits, j)
+			}
+			var out bytes.Buffer
+			got, err := MergeJUnit(&out, junits...)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
 func mmerge(w *bytes.Buffer, p ...string) error { return MergeMarkdown(w, p...) }

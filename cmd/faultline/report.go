@@ -91,7 +91,8 @@ func mergeShards(w, errOut io.Writer, out string, args []string) error {
 		mds = append(mds, mp)
 	}
 	var junit, md bytes.Buffer
-	if err := reports.MergeJUnit(&junit, junits...); err != nil {
+	worst, err := reports.MergeJUnit(&junit, junits...)
+	if err != nil {
 		return usagef("%v", err)
 	}
 	if allMD {
@@ -114,7 +115,8 @@ func mergeShards(w, errOut io.Writer, out string, args []string) error {
 		}
 		fmt.Fprintf(w, "  summary: %s\n", mp)
 	}
-	return nil
+	fmt.Fprintf(w, "%d shard(s) merged: %s\n", len(args), worst)
+	return verdictErr(worst, fmt.Sprintf("worst of %d shard(s)", len(args)))
 }
 
 // renderStored renders the reports of the result at arg (a result.json or the directory

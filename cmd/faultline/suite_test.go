@@ -165,11 +165,13 @@ func TestSuiteShardsMergeToOneRun(t *testing.T) {
 	}
 	env := append(os.Environ(), undo.DirEnv+"="+t.TempDir())
 	work := t.TempDir()
+	code := map[string]int{} // exit code by the first argument after the command
 	faultline := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
+		code[args[0]+" "+args[1]] = cmd.ProcessState.ExitCode()
 		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() != result.ExitError {
 			err = nil // a verdict; the test is about which cases ran, not whether they passed
 		}
@@ -185,11 +187,13 @@ func TestSuiteShardsMergeToOneRun(t *testing.T) {
 
 	whole := filepath.Join(work, "whole")
 	faultline("suite", suiteDir, "--dir", whole)
+	wholeCode := code["suite "+suiteDir]
 	s1, s2 := filepath.Join(work, "shard-1"), filepath.Join(work, "shard-2")
 	faultline("suite", suiteDir, "--shard", "1/2", "--dir", s1)
 	faultline("suite", suiteDir, "--shard", "2/2", "--dir", s2)
 	merged := filepath.Join(work, "merged")
 	faultline("report", "--merge", s1, s2, "--out", merged)
+	assert.Equal(t, wholeCode, code["report --merge"], "the merge exits with the worst verdict, as the whole suite did")
 
 	want := junitCases(t, filepath.Join(whole, reports.JUnitFile))
 	require.NotEmpty(t, want)
