@@ -66,7 +66,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newRunCmd(), newSuiteCmd(), newValidateCmd(), newSchemaCmd())
 	root.AddCommand(newCleanCmd(), newReapCmd())
 	root.AddCommand(newCompareCmd(), newReportCmd())
-	root.AddCommand(newSoakCmd(), newConsoleCmd())
+	root.AddCommand(newSoakCmd(), newConsoleCmd(), newImagesCmd())
 	return root
 }
 

@@ -19,6 +19,8 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
+
+	"github.com/faultline-dev/faultline/runtime/images"
 )
 
 // Labels this package puts on what it creates; Clean selects by them.
@@ -33,11 +35,11 @@ const (
 
 // BinaryPath is where the faultline binary sits in the image built by BuildImage: the
 // runtime.Spec.Command of a faultline component in a container.
-const BinaryPath = "/faultline"
+const BinaryPath = images.FaultlinePath
 
 // ToxiproxyPath is where the Toxiproxy server sits in the image built by
 // BuildToxiproxyImage.
-const ToxiproxyPath = "/toxiproxy"
+const ToxiproxyPath = images.ToxiproxyPath
 
 // ryukEnv is read once by testcontainers, on first use, so it must be set before any
 // provider exists; init is the only point that precedes every caller.

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,12 +17,14 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/faultline-dev/faultline/runtime"
+	"github.com/faultline-dev/faultline/runtime/images"
 )
 
 func TestRegistryKillRestartKeepsData(t *testing.T) {
@@ -526,3 +529,45 @@ func TestFilesArchiveHasParentsOnce(t *testing.T) {
 	}
 	assert.Equal(t, []string{"config/ 755", "config/a.json 644", "config/b.json 600", "secrets/ 755", "secrets/jwt.key 600"}, got)
 }
+
+// TestLoadImageIsTheRegistryImage: the image the engine runs is the OCI image `faultline
+// images push` sends (runtime/images), loaded as it is: same entrypoint, arguments, working
+// directory, labels and directories, and it runs.
+func TestLoadImageIsTheRegistryImage(t *testing.T) {
+	requireDocker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	root, err := images.ModuleRoot(ctx, "go")
+	require.NoError(t, err)
+	bin, _, err := images.Build(ctx, "go", root, images.Toxiproxy, nil)
+	require.NoError(t, err)
+	img, err := images.Image(images.Toxiproxy, bin, managedLabels(""))
+	require.NoError(t, err)
+	p, err := newProvider(nil)
+	require.NoError(t, err)
+	defer p.Close()
+	tag := fmt.Sprintf("faultline-load-test:%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		_, _ = p.Client().ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true})
+	})
+	require.NoError(t, loadImage(ctx, p.Client(), img, tag))
+
+	inspect, err := p.Client().ImageInspect(ctx, tag)
+	require.NoError(t, err)
+	assert.Equal(t, []string{images.ToxiproxyPath}, inspect.Config.Entrypoint)
+	assert.Equal(t, images.Toxiproxy.Cmd, inspect.Config.Cmd)
+	assert.Equal(t, "/data", inspect.Config.WorkingDir)
+	assert.Equal(t, "true", inspect.Config.Labels[LabelManaged])
+	d, err := img.ConfigName()
+	require.NoError(t, err)
+	assert.Equal(t, d.String(), inspect.ID, "the engine holds exactly the OCI image")
+
+	// A broken archive is an error, not a silent no-op.
+	err = loadImage(ctx, p.Client(), brokenImage{img}, tag+"-broken")
+	require.Error(t, err)
+}
+
+// brokenImage fails to give its layers, as a truncated download would.
+type brokenImage struct{ v1.Image }
+
+func (brokenImage) Layers() ([]v1.Layer, error) { return nil, errors.New("no layers") }

@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -11,26 +10,29 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
-	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/faultline-dev/faultline/runtime/images"
 )
 
 // Image repositories; the tag is a content hash of the binary, so an unchanged binary
 // never triggers a second image build.
-const (
-	ImageRepo          = "faultline"
-	ToxiproxyImageRepo = "faultline-toxiproxy"
+var (
+	ImageRepo          = images.Faultline.Repo
+	ToxiproxyImageRepo = images.Toxiproxy.Repo
 )
 
 // ToxiproxyAPIPort is the port the Toxiproxy image's server listens on for its HTTP API.
-const ToxiproxyAPIPort = 8474
+const ToxiproxyAPIPort = images.ToxiproxyAPIPort
 
 // BuildOption configures BuildImage and BuildToxiproxyImage.
 type BuildOption func(*buildConfig)
@@ -76,30 +78,17 @@ func WithBuildLog(w io.Writer) BuildOption {
 // command and made the image before (for the same module root), the image is only looked
 // up (docker image inspect): no go build, no relink.
 func BuildImage(ctx context.Context, opts ...BuildOption) (string, error) {
-	return buildScratchImage(ctx, imageRecipe{
-		repo: ImageRepo, pkg: "./cmd/faultline", binary: "faultline-static", path: BinaryPath,
-	}, opts)
+	return buildScratchImage(ctx, images.Faultline, opts)
 }
 
 // BuildToxiproxyImage builds the Toxiproxy server from the module's own dependency
 // (github.com/Shopify/toxiproxy/v2/cmd/server) into a FROM scratch image tagged
 // faultline-toxiproxy:<binary hash>; its server listens on 0.0.0.0:ToxiproxyAPIPort.
 func BuildToxiproxyImage(ctx context.Context, opts ...BuildOption) (string, error) {
-	return buildScratchImage(ctx, imageRecipe{
-		repo: ToxiproxyImageRepo, pkg: "github.com/Shopify/toxiproxy/v2/cmd/server", binary: "toxiproxy-static",
-		path: ToxiproxyPath, cmd: []string{"-host", "0.0.0.0", "-port", fmt.Sprint(ToxiproxyAPIPort)},
-	}, opts)
+	return buildScratchImage(ctx, images.Toxiproxy, opts)
 }
 
-type imageRecipe struct {
-	repo   string   // image repository
-	pkg    string   // go package to build
-	binary string   // file name under bin/
-	path   string   // where the binary goes in the image
-	cmd    []string // default arguments
-}
-
-func buildScratchImage(ctx context.Context, r imageRecipe, opts []BuildOption) (string, error) {
+func buildScratchImage(ctx context.Context, r images.Recipe, opts []BuildOption) (string, error) {
 	cfg := buildConfig{goTool: "go", log: io.Discard}
 	for _, o := range opts {
 		o(&cfg)
@@ -107,7 +96,7 @@ func buildScratchImage(ctx context.Context, r imageRecipe, opts []BuildOption) (
 	root := cfg.root
 	if root == "" {
 		var err error
-		if root, err = moduleRoot(ctx, cfg.goTool); err != nil {
+		if root, err = images.ModuleRoot(ctx, cfg.goTool); err != nil {
 			return "", err
 		}
 	}
@@ -126,15 +115,12 @@ func buildScratchImage(ctx context.Context, r imageRecipe, opts []BuildOption) (
 		}
 	}
 
-	bin := filepath.Join(root, "bin", r.binary)
-	if err := goBuild(ctx, cfg, root, r.pkg, bin); err != nil {
-		return "", err
-	}
-	sum, err := fileHash(bin)
+	goBuilds.Add(1)
+	bin, sum, err := images.Build(ctx, cfg.goTool, root, r, cfg.log)
 	if err != nil {
 		return "", err
 	}
-	tag := r.repo + ":" + sum
+	tag := r.Repo + ":" + sum
 	if found, err := hasImage(ctx, p.Client(), tag); err != nil || found {
 		if err == nil {
 			rememberTag(key, tag)
@@ -142,15 +128,44 @@ func buildScratchImage(ctx context.Context, r imageRecipe, opts []BuildOption) (
 		return tag, err
 	}
 
-	archive, err := buildContext(bin, r)
+	// The same OCI image `faultline images push` sends to a registry, loaded into the
+	// engine: one definition of each image, and no build step in the engine.
+	img, err := images.Image(r, bin, managedLabels(""))
 	if err != nil {
 		return "", err
 	}
-	if err := buildArchive(ctx, p, r.repo, sum, archive, cfg.log); err != nil {
+	if err := loadImage(ctx, p.Client(), img, tag); err != nil {
 		return "", err
 	}
 	rememberTag(key, tag)
 	return tag, nil
+}
+
+// loadImage loads img into the engine as tag (docker load of an archive streamed from img).
+func loadImage(ctx context.Context, cli client.APIClient, img v1.Image, tag string) error {
+	imageBuilds.Add(1)
+	ref, err := name.NewTag(tag)
+	if err != nil {
+		return fmt.Errorf("load image %s: %w", tag, err)
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarball.Write(ref, img, pw)) }()
+	res, err := cli.ImageLoad(ctx, pr, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		_ = pr.CloseWithError(err)
+		return fmt.Errorf("load image %s: %w", tag, err)
+	}
+	defer res.Close()
+	// The engine reports a failed load in the stream, not as an error.
+	out, err := io.ReadAll(res)
+	_ = pr.Close()
+	if err != nil {
+		return fmt.Errorf("load image %s: %w", tag, err)
+	}
+	if bytes.Contains(out, []byte(`"error"`)) || bytes.Contains(out, []byte(`"errorDetail"`)) {
+		return fmt.Errorf("load image %s: %s", tag, bytes.TrimSpace(out))
+	}
+	return nil
 }
 
 // goBuilds and imageBuilds count the go builds and image builds of this process, so that a
@@ -195,12 +210,12 @@ var imageCacheDir = func() (string, error) {
 // cacheKey names what the image of r is made from: the running faultline binary (whose
 // build the source tree at root produced, or a later one: the image then matches the
 // harness that runs it) and the recipe; "" when the running binary cannot vouch for it.
-func cacheKey(r imageRecipe, root string) string {
+func cacheKey(r images.Recipe, root string) string {
 	id := selfID()
 	if id == "" {
 		return ""
 	}
-	h := sha256.Sum256([]byte(strings.Join([]string{id, r.repo, r.pkg, r.path, strings.Join(r.cmd, " "), root}, "\x00")))
+	h := sha256.Sum256([]byte(strings.Join([]string{id, r.Repo, r.Package, r.Path, strings.Join(r.Cmd, " "), root}, "\x00")))
 	return hex.EncodeToString(h[:16])
 }
 
@@ -310,94 +325,3 @@ func buildArchive(ctx context.Context, p *testcontainers.DockerProvider, repo, t
 	return nil
 }
 
-// moduleRoot asks the go command where the module is, so BuildImage works from any
-// directory inside the tree (tests run in their package directory).
-func moduleRoot(ctx context.Context, goTool string) (string, error) {
-	out, err := exec.CommandContext(ctx, goTool, "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("find module root: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("find module root: not inside a Go module (use WithModuleRoot)")
-	}
-	return filepath.Dir(mod), nil
-}
-
-// goBuild builds a static binary: FROM scratch has no libc for a cgo binary to load.
-func goBuild(ctx context.Context, cfg buildConfig, root, pkg, out string) error {
-	cmd := exec.CommandContext(ctx, cfg.goTool, "build", "-trimpath", "-o", out, pkg)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	goBuilds.Add(1)
-	var buf bytes.Buffer
-	cmd.Stdout = io.MultiWriter(&buf, cfg.log)
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("build %s: %w: %s", pkg, err, strings.TrimSpace(buf.String()))
-	}
-	return nil
-}
-
-func fileHash(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("hash binary: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash binary: %w", err)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
-}
-
-// dockerfile is the whole image: the binary, a data directory for volumes and a /tmp for
-// os.TempDir. WORKDIR creates directories without needing a shell in the image; the
-// LabelManaged label comes from the build options.
-func dockerfile(r imageRecipe) string {
-	var b strings.Builder
-	b.WriteString("FROM scratch\n")
-	fmt.Fprintf(&b, "COPY %s %s\n", r.binary, r.path)
-	b.WriteString("WORKDIR /tmp\nWORKDIR /data\n")
-	fmt.Fprintf(&b, "ENTRYPOINT [%q]\n", r.path)
-	if len(r.cmd) > 0 {
-		q := make([]string, len(r.cmd))
-		for i, a := range r.cmd {
-			q[i] = fmt.Sprintf("%q", a)
-		}
-		fmt.Fprintf(&b, "CMD [%s]\n", strings.Join(q, ", "))
-	}
-	return b.String()
-}
-
-// buildContext returns a tar with the Dockerfile and the binary, built in memory so that
-// nothing but bin/ is written into the source tree.
-func buildContext(bin string, r imageRecipe) ([]byte, error) {
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		return nil, fmt.Errorf("read binary: %w", err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	now := time.Now()
-	for _, f := range []struct {
-		name string
-		mode int64
-		body []byte
-	}{
-		{"Dockerfile", 0o644, []byte(dockerfile(r))},
-		{r.binary, 0o755, data},
-	} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), ModTime: now}); err != nil {
-			return nil, fmt.Errorf("write build context: %w", err)
-		}
-		if _, err := tw.Write(f.body); err != nil {
-			return nil, fmt.Errorf("write build context: %w", err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("write build context: %w", err)
-	}
-	return buf.Bytes(), nil
-}

@@ -62,16 +62,6 @@ func TestValidateSpec(t *testing.T) {
 	}
 }
 
-func TestDockerfileIsScratchWithEntrypoint(t *testing.T) {
-	got := dockerfile(imageRecipe{binary: "toxiproxy-static", path: ToxiproxyPath, cmd: []string{"-host", "0.0.0.0"}})
-	want := "FROM scratch\n" +
-		"COPY toxiproxy-static /toxiproxy\n" +
-		"WORKDIR /tmp\nWORKDIR /data\n" +
-		"ENTRYPOINT [\"/toxiproxy\"]\n" +
-		"CMD [\"-host\", \"0.0.0.0\"]\n"
-	assert.Equal(t, want, got)
-}
-
 func TestLabelFilter(t *testing.T) {
 	tests := []struct {
 		run  string
