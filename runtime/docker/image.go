@@ -324,4 +324,3 @@ func buildArchive(ctx context.Context, p *testcontainers.DockerProvider, repo, t
 	}
 	return nil
 }
-
