@@ -33,6 +33,7 @@ type Scenario struct {
 	AbortWhen     []Check            `yaml:"abort_when,omitempty" json:"abort_when,omitempty" doc:"checks evaluated continuously; the first to fail stops the run as invalid"`
 	ExpectFailure *ExpectFailure     `yaml:"expect_failure,omitempty" json:"expect_failure,omitempty" doc:"for a scenario that demonstrates a weak design: the check that must fail, and why"`
 	Compare       []DesignVariant    `yaml:"compare,omitempty" json:"compare,omitempty" doc:"designs to run side by side with faultline compare: the same seeded load and fault schedule against each; faultline run uses system.design"`
+	Sweep         *Sweep             `yaml:"sweep,omitempty" json:"sweep,omitempty" doc:"a load sweep for faultline compare: the offered rates each design runs at, with and without the faults, and the bounds its knee is found against; --rates on the command line overrides the rates"`
 	Topology      *topology.Topology `yaml:"topology,omitempty" json:"topology,omitempty" doc:"your own system instead of the reference system: components to start, their ports, readiness and the links faults act on"`
 
 	// File is the name the scenario was parsed from, used in every message.
@@ -152,6 +153,19 @@ type DesignVariant struct {
 	Design      DesignRef `yaml:"design" json:"design" doc:"design file path (designs/no-breaker.yaml) or the design inline" required:"true"`
 	Description string    `yaml:"description,omitempty" json:"description,omitempty" doc:"what this variant changes, for the audience"`
 }
+
+// Sweep is a load sweep of a comparison: each design runs at each rate, once with the
+// scenario's faults and once without, and its knee is the first rate where p99 or the
+// error rate leaves its bound. A bound left out comes from the scenario's own p99 latency
+// or error_rate check without a journey or route filter, else from a default.
+type Sweep struct {
+	Rates      []int     `yaml:"rates" json:"rates" doc:"offered rates in requests per second, ascending, such as [50, 100, 200, 400]; each replaces load.rate for its runs" required:"true"`
+	KneeP99    Duration  `yaml:"knee_p99,omitempty" json:"knee_p99,omitempty" doc:"p99 latency bound of the knee, such as 500ms"`
+	KneeErrors *Fraction `yaml:"knee_errors,omitempty" json:"knee_errors,omitempty" doc:"error-rate bound of the knee, such as 1%"`
+}
+
+// MaxSweepRates bounds a sweep's rates: every rate runs every design twice.
+const MaxSweepRates = 12
 
 // ExpectFailure marks a scenario whose point is that a check fails: the run passes only if
 // that check fails and its failure message matches Reason.

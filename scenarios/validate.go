@@ -80,6 +80,7 @@ func (s *Scenario) Validate(topology SystemShape) []error {
 	v.checks()
 	v.expectFailure()
 	v.compare()
+	v.sweep()
 	v.custom()
 	return v.errs.sorted().Errors()
 }
@@ -685,5 +686,36 @@ func (v *validation) compare() {
 		case d.Design.Path != "" && !strings.HasSuffix(d.Design.Path, ".yaml") && !strings.HasSuffix(d.Design.Path, ".yml"):
 			v.add(v.at(p.with("design"), false), "designs are YAML files such as designs/resilient.yaml", "%s: design %q is not a .yaml file", p, d.Design.Path)
 		}
+	}
+}
+
+// sweep checks a load sweep: whole positive rates, ascending and distinct, within the
+// load's bounds, and positive knee bounds.
+func (v *validation) sweep() {
+	sw := v.s.Sweep
+	if sw == nil {
+		return
+	}
+	base := path{"sweep"}
+	switch {
+	case len(sw.Rates) == 0 && !v.emptyReported(base.with("rates")):
+		v.add(v.at(base.with("rates"), false), "list the offered rates in requests per second, such as [50, 100, 200, 400]", "sweep.rates is empty")
+	case len(sw.Rates) > MaxSweepRates:
+		v.add(v.at(base.with("rates"), false), fmt.Sprintf("sweep at most %d rates at a time; every rate runs every design twice", MaxSweepRates), "sweep.rates lists %d rates", len(sw.Rates))
+	}
+	for i, r := range sw.Rates {
+		p := base.with("rates").with(i)
+		switch {
+		case r < 1 || r > MaxRatePerSecond:
+			v.add(v.at(p, false), fmt.Sprintf("a rate is whole requests per second in 1..%d", MaxRatePerSecond), "sweep.rates[%d]: %d is outside 1..%d", i, r, MaxRatePerSecond)
+		case i > 0 && r <= sw.Rates[i-1]:
+			v.add(v.at(p, false), "give the rates ascending, each once, such as [50, 100, 200, 400]", "sweep.rates[%d]: %d does not come after %d", i, r, sw.Rates[i-1])
+		}
+	}
+	if v.present(base.with("knee_p99")) && sw.KneeP99 <= 0 {
+		v.add(v.at(base.with("knee_p99"), false), "give a positive duration such as 500ms", "sweep.knee_p99 must be above 0")
+	}
+	if sw.KneeErrors != nil && *sw.KneeErrors <= 0 {
+		v.add(v.at(base.with("knee_errors"), false), `give a share above 0, such as "1%"`, "sweep.knee_errors must be above 0")
 	}
 }
