@@ -152,9 +152,15 @@ func SweepChart(w io.Writer, sw *result.Sweep) (err error) {
 		if pn.log {
 			p.Y.Scale = plot.LogScale{}
 			p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-			p.Y.Min, p.Y.Max = ymin/1.5, ymax*2
+			// The first panel carries the legend: a decade and a half of headroom keeps it
+			// above the curves.
+			head := 2.0
+			if i == 0 {
+				head = 40
+			}
+			p.Y.Min, p.Y.Max = ymin/1.5, ymax*head
 		} else {
-			p.Y.Min, p.Y.Max = 0, math.Max(ymax*1.15, 1)
+			p.Y.Min, p.Y.Max = 0, math.Max(ymax*1.3, 1)
 		}
 		if pn.bound > 0 {
 			b, err := plotter.NewLine(plotter.XYs{{X: xmin, Y: pn.bound}, {X: xmax, Y: pn.bound}})

@@ -36,6 +36,7 @@ func newCompareCmd() *cobra.Command {
 		seed   int64
 		repeat int
 		rf     runRuntimeFlags
+		sf     sweepFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "compare FILE | FILE FILE...",
@@ -47,9 +48,14 @@ func newCompareCmd() *cobra.Command {
 			"spread over the repeats and the winner, with latency, error and throughput charts on\n" +
 			"one time axis. Each run keeps its own result.json and reports under DIR/<design>/<n>.\n" +
 			"expect_failure is ignored: which design fails is what a comparison shows.\n" +
+			"With --rates (or a sweep: block in the scenario) it sweeps the load instead: every\n" +
+			"design at every rate, with and without the faults, drawn as latency and errors against\n" +
+			"offered load on one chart (sweep.svg, data in sweep.json, table in compare.md) with\n" +
+			"each design's knee; points where the load generator fell behind are marked invalid.\n" +
 			"Exit codes: 0 the comparison was made (whatever the designs' verdicts), 3 an invalid\n" +
 			"scenario or a harness error, 4 aborted.",
 		Example: "  faultline compare scenarios/compare/cascading-failure.yaml --repeat 3\n" +
+			"  faultline compare scenarios/compare/cascading-failure.yaml --rates 50,100,200,400\n" +
 			"  faultline compare scenarios/cascading-failure-no-breaker.yaml scenarios/cascading-failure-with-breaker.yaml",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -65,11 +71,21 @@ func newCompareCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			cfg, sweep, err := sf.config(cmd, variants[0].Scenario)
+			if err != nil {
+				return err
+			}
+			if sweep && cmd.Flags().Changed("repeat") {
+				return usagef("compare: --repeat and a sweep do not go together; a sweep runs each point once, run it again for the spread")
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rtOpts, err := rf.options(ctx, cmd.ErrOrStderr())
 			if err != nil {
 				return err
+			}
+			if sweep {
+				return sweepDesigns(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), variants, dir, cfg, append(seedOpt(cmd, seed), rtOpts...)...)
 			}
 			return compareDesigns(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), variants, dir, repeat, append(seedOpt(cmd, seed), rtOpts...)...)
 		},
@@ -78,6 +94,7 @@ func newCompareCmd() *cobra.Command {
 	cmd.Flags().Int64Var(&seed, "seed", 0, "override the scenario's seed (every design and repeat gets the same one)")
 	cmd.Flags().IntVar(&repeat, "repeat", 1, "runs per design, to show each figure's spread")
 	rf.register(cmd)
+	sf.register(cmd)
 	return cmd
 }
 
