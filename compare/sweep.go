@@ -187,14 +187,13 @@ func Window(sc *scenarios.Scenario) (from, to time.Duration) {
 // Designs are interleaved at each rate, and rates go up, so a machine that gets busier
 // slows every design alike. While each run goes the machine's CPU and this process's are
 // sampled. It returns the curves with every point judged (JudgeHarness) and each curve's
-// knee (FindKnee), and the comparison groups of every point; a cancelled ctx or an
-// invalid scenario stops it with what was done.
-func RunSweep(ctx context.Context, variants []Variant, cfg SweepConfig, opts ...Option) (*result.Sweep, map[string][]result.DesignRuns, error) {
+// knee (FindKnee); a cancelled ctx or an invalid scenario stops it with what was done.
+func RunSweep(ctx context.Context, variants []Variant, cfg SweepConfig, opts ...Option) (*result.Sweep, error) {
 	if len(cfg.Rates) == 0 {
-		return nil, nil, errors.New("sweep designs: no rates")
+		return nil, errors.New("sweep designs: no rates")
 	}
 	if len(variants) == 0 || variants[0].Scenario == nil {
-		return nil, nil, errors.New("sweep designs: no designs")
+		return nil, errors.New("sweep designs: no designs")
 	}
 	o := options{repeat: 1}
 	for _, fn := range opts {
@@ -203,7 +202,7 @@ func RunSweep(ctx context.Context, variants []Variant, cfg SweepConfig, opts ...
 		}
 	}
 	if o.repeat != 1 {
-		return nil, nil, errors.New("sweep designs: a sweep runs each point once; repeat the sweep instead")
+		return nil, errors.New("sweep designs: a sweep runs each point once; repeat the sweep instead")
 	}
 	dir := o.dir
 	if dir == "" {
@@ -238,7 +237,6 @@ func RunSweep(ctx context.Context, variants []Variant, cfg SweepConfig, opts ...
 	}
 	cpu := startCPUSampler(ctx)
 	defer cpu.stop()
-	groups := map[string][]result.DesignRuns{}
 	finish := func() {
 		for i := range sw.Designs {
 			for j := range sw.Designs[i].Curves {
@@ -258,7 +256,6 @@ func RunSweep(ctx context.Context, variants []Variant, cfg SweepConfig, opts ...
 			}
 			sub := filepath.Join(dir, "rate-"+strconv.Itoa(rate), modeName(withFaults))
 			got, err := Run(ctx, vs, append(slices.Clone(opts), Dir(sub))...)
-			groups[filepath.Base(filepath.Dir(sub))+"/"+modeName(withFaults)] = got
 			for i, g := range got {
 				for _, res := range g.Runs {
 					p := measurePoint(res, historyPath(res), from, to, cpu)
@@ -269,12 +266,12 @@ func RunSweep(ctx context.Context, variants []Variant, cfg SweepConfig, opts ...
 			}
 			if err != nil {
 				finish()
-				return sw, groups, fmt.Errorf("sweep designs at %d/s: %w", rate, err)
+				return sw, fmt.Errorf("sweep designs at %d/s: %w", rate, err)
 			}
 		}
 	}
 	finish()
-	return sw, groups, nil
+	return sw, nil
 }
 
 func modeName(faults bool) string {
@@ -398,11 +395,13 @@ func JudgeHarness(p *result.SweepPoint, h result.SweepHarness) {
 	if p.Reason != "" {
 		why = append(why, p.Reason)
 	}
-	if p.SentShare < h.MinRateShare {
+	// A run that ended in a harness error sent nothing worth judging; its reason says why.
+	generator := p.Verdict != result.Error
+	if generator && p.SentShare < h.MinRateShare {
 		why = append(why, fmt.Sprintf("the load generator fell behind: it sent %.0f%% of the requests due (%.1f of %.0f/s), below %.0f%%",
 			100*p.SentShare, p.Achieved, p.Rate, 100*h.MinRateShare))
 	}
-	if h.MaxLagP99MS > 0 && p.LagP99MS > h.MaxLagP99MS {
+	if generator && h.MaxLagP99MS > 0 && p.LagP99MS > h.MaxLagP99MS {
 		why = append(why, fmt.Sprintf("the load generator fell behind its schedule: scheduling lag p99 %s > %s",
 			fmtMS(p.LagP99MS), fmtMS(h.MaxLagP99MS)))
 	}

@@ -27,6 +27,7 @@ func TestJudgeHarness(t *testing.T) {
 		wantInvalid bool
 		wantReason  string
 		wantBusy    bool
+		exact       bool // the reason is wantReason and nothing more
 	}{
 		{name: "kept up", edit: func(*result.SweepPoint) {}},
 		{name: "sent exactly 90% of the due requests", edit: func(p *result.SweepPoint) { p.SentShare, p.Achieved = 0.9, 90 }},
@@ -42,6 +43,9 @@ func TestJudgeHarness(t *testing.T) {
 			wantInvalid: true, wantReason: "fault product-hangs did not land"},
 		{name: "no request in the window", edit: func(p *result.SweepPoint) { p.Requests = 0 },
 			wantInvalid: true, wantReason: "no request started in the window"},
+		{name: "a run that ended in a harness error", edit: func(p *result.SweepPoint) {
+			p.Verdict, p.Reason, p.SentShare, p.Achieved, p.Requests = result.Error, "the run failed: start system: timeout", 0, 0, 0
+		}, wantInvalid: true, wantReason: "the run failed: start system: timeout", exact: true},
 		// Slow answers and errors are the system's: the harness stays valid.
 		{name: "the system is slow and failing", edit: func(p *result.SweepPoint) { p.P99MS, p.ErrorRate, p.Verdict = 4000, 0.6, result.Failed }},
 	}
@@ -52,9 +56,12 @@ func TestJudgeHarness(t *testing.T) {
 			compare.JudgeHarness(&p, harnessLimits)
 			assert.Equal(t, tt.wantInvalid, p.Invalid, p.Reason)
 			assert.Equal(t, tt.wantBusy, p.Busy)
-			if tt.wantReason == "" {
+			switch {
+			case tt.wantReason == "":
 				assert.Empty(t, p.Reason)
-			} else {
+			case tt.exact:
+				assert.Equal(t, tt.wantReason, p.Reason)
+			default:
 				assert.Contains(t, p.Reason, tt.wantReason)
 			}
 		})

@@ -128,7 +128,7 @@ func sweepDesigns(ctx context.Context, out, errOut io.Writer, variants []compare
 		ppMu.Unlock()
 	}
 	began := time.Now()
-	sw, _, err := compare.RunSweep(ctx, variants, cfg,
+	sw, err := compare.RunSweep(ctx, variants, cfg,
 		compare.Dir(dir), compare.RunOptions(runOpts...),
 		compare.OnRunStart(func(name string, _ int) {
 			ppMu.Lock()
