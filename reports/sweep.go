@@ -141,7 +141,9 @@ func SweepChart(w io.Writer, sw *result.Sweep) (err error) {
 						lb.TextStyle[j].Color = col
 						lb.TextStyle[j].Font = font.From(sansFont, 7)
 					}
-					lb.Offset = vg.Point{X: vg.Points(7), Y: vg.Points(-3)}
+					// Designs whose knees share a rate would write over each other: each
+					// design's label sits on its own line.
+					lb.Offset = vg.Point{X: vg.Points(7), Y: vg.Points(-3 - 9*float64(di))}
 					p.Add(s, lb)
 				}
 			}
@@ -156,7 +158,7 @@ func SweepChart(w io.Writer, sw *result.Sweep) (err error) {
 			// above the curves.
 			head := 2.0
 			if i == 0 {
-				head = 40
+				head = 15
 			}
 			p.Y.Min, p.Y.Max = ymin/1.5, ymax*head
 		} else {
