@@ -104,20 +104,23 @@ func SweepChart(w io.Writer, sw *result.Sweep) (err error) {
 					}
 				}
 				label := d.Design + " " + modeLabel(c.Faults)
+				style := draw.LineStyle{Color: col, Width: vg.Points(1.4)}
+				if !c.Faults {
+					style.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
+				}
+				dot := draw.GlyphStyle{Color: col, Radius: vg.Points(2.2), Shape: draw.CircleGlyph{}}
+				if i == 0 {
+					// Every curve is in the legend, one whose points were all invalid too:
+					// its crosses are then the only trace of it.
+					p.Legend.Add(label, &plotter.Line{LineStyle: style}, &plotter.Scatter{GlyphStyle: dot})
+				}
 				if len(valid) > 0 {
 					l, s, err := plotter.NewLinePoints(valid)
 					if err != nil {
 						return fmt.Errorf("render sweep chart: %w", err)
 					}
-					l.LineStyle.Color, l.LineStyle.Width = col, vg.Points(1.4)
-					if !c.Faults {
-						l.LineStyle.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
-					}
-					s.GlyphStyle = draw.GlyphStyle{Color: col, Radius: vg.Points(2.2), Shape: draw.CircleGlyph{}}
+					l.LineStyle, s.GlyphStyle = style, dot
 					p.Add(l, s)
-					if i == 0 {
-						p.Legend.Add(label, l, s)
-					}
 				}
 				if len(invalid) > 0 {
 					s, err := plotter.NewScatter(invalid)

@@ -61,6 +61,17 @@ func TestSweepChartAndMarkdown(t *testing.T) {
 	assert.Contains(t, out, "2 s–6 s of the load")
 }
 
+func TestSweepChartNamesACurveWithNoValidPoint(t *testing.T) {
+	sw := sweepFixture()
+	c := &sw.Designs[1].Curves[0]
+	for i := range c.Points {
+		c.Points[i].Invalid = true
+	}
+	var svg bytes.Buffer
+	require.NoError(t, SweepChart(&svg, sw))
+	assert.Contains(t, svg.String(), "breaker-on with faults", "its crosses need a legend entry")
+}
+
 func TestSweepChartRefusesNothing(t *testing.T) {
 	assert.Error(t, SweepChart(&bytes.Buffer{}, &result.Sweep{}))
 }
