@@ -19,9 +19,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/faultline-dev/faultline/console"
+	"github.com/faultline-dev/faultline/faults"
 	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/internal/browsertest"
 	"github.com/faultline-dev/faultline/reference-services/serve"
+	"github.com/faultline-dev/faultline/reports"
+	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/systems"
 )
@@ -62,7 +66,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	require.NoError(t, err)
 	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c, err := console.Start(t.Context(), systems.For(sc, exe), console.Options{
-		Load: sc.Load, Harness: []harness.Option{harness.WithDir(t.TempDir()), harness.WithLogger(log)},
+		Scenario: sc, Harness: []harness.Option{harness.WithDir(t.TempDir()), harness.WithLogger(log)},
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close(context.Background()) })
@@ -71,8 +75,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	requireEventsAtLeast(t, c.URL(), 2)
 
 	b := browsertest.New(t, "console", 1400, 1000)
+	began := time.Now()
 	shot := func(name string) {
 		t.Helper()
+		t.Logf("step %s reached after %s", name, time.Since(began).Round(time.Millisecond))
 		f, err := os.Create(filepath.Join(artifacts, "console-"+name+".png"))
 		require.NoError(t, err)
 		defer f.Close()
@@ -118,7 +124,84 @@ func TestConsoleInBrowser(t *testing.T) {
 	shot("5-paused")
 	b.Do(chromedp.Click(chromedp.ID("#heal-all")))
 	b.WaitTrue("merchant-1 shown running again", merchant+` === "running"`, 15*time.Second)
-	t.Logf("screenshots in %s", artifacts)
+
+	// The session exported as a scenario, through the page's button, and validated as
+	// `faultline validate` does a file.
+	b.Do(chromedp.Click(chromedp.ID("#export")))
+	b.WaitTrue("the exported scenario shown", `document.querySelector("#export-yaml").textContent.startsWith("name: console-session")`, 15*time.Second)
+	require.Empty(t, b.Text("#error"), "the page reported an error")
+	shot("6-exported")
+	exported := b.Eval(`document.querySelector("#export-yaml").textContent`)
+	file := filepath.Join(artifacts, "console-session.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(exported), 0o644))
+	require.Empty(t, scenarios.ValidateFile(file, scenarios.SystemShape{}), "faultline validate %s:\n%s", file, exported)
+	rec, err := scenarios.Load(file)
+	require.NoError(t, err)
+	var kinds []string
+	for _, f := range rec.Faults {
+		kinds = append(kinds, f.Type+" "+harness.FaultTarget(f.Spec.(faults.Fault)))
+		assert.Positive(t, f.For.Std(), "%s lasts", f.Name)
+	}
+	assert.Equal(t, []string{"latency gateway->product", "pause merchant-1"}, kinds)
+	assert.Equal(t, 1500*time.Millisecond, rec.Faults[0].Spec.(*faults.Latency).Latency)
+	assert.Equal(t, scenarios.Rate{Freq: 50, Per: time.Second}, rec.Load.Rate)
+	assert.Equal(t, sc.System, rec.System)
+
+	// A catalog scenario on the same system, stepped through as a class would: its faults
+	// played by the pipeline's timeline, its checks pending until their phase closes.
+	const play = `document.querySelector("#play-status")`
+	b.Do(chromedp.SetValue(chromedp.ID("#scenario"), "cascading-failure-with-breaker"))
+	b.Do(chromedp.Evaluate[chromedp.Void](`document.querySelector("#scenario").dispatchEvent(new Event("change"))`))
+	b.WaitTrue("the scenario's description", `document.querySelector("#scenario-desc").textContent.includes("circuit breaker contains the failure")`, 5*time.Second)
+	b.Do(chromedp.Click(chromedp.ID("#step")))
+	b.WaitTrue("the first step offered", `document.querySelector("#next-what")?.textContent === "inject product-hangs"`, 15*time.Second)
+	b.WaitTrue("checks pending before any fault", `[...document.querySelectorAll("#play-checks td.pending")].length >= 4`, 5*time.Second)
+	// Some steady load before the fault, so that the steady state has something to judge.
+	b.WaitTrue("three seconds of load", `parseFloat(`+play+`.textContent.split(": ")[1]) >= 3`, 20*time.Second)
+	shot("7-step-before")
+	b.Do(chromedp.Click(chromedp.ID("#next")))
+	b.WaitTrue("the fault shown injected", `document.querySelector('[data-play-fault="product-hangs"] td:last-child')?.textContent.startsWith("injected")`, 15*time.Second)
+	b.WaitTrue("the before phase judged", `[...document.querySelectorAll('[data-check-phase="steady_state:before"] td:nth-child(3)')].some(e => e.textContent === "passed")`, 15*time.Second)
+	b.WaitTrue("the gateway->product breaker shown open by the scenario's fault", state+` === "open"`, 15*time.Second)
+	shot("8-step-during")
+	b.WaitTrue("the fault healed on its own after its 4s", `document.querySelector('[data-play-fault="product-hangs"] td:last-child')?.textContent.startsWith("healed")`, 20*time.Second)
+	b.WaitTrue("the during checks judged", `[...document.querySelectorAll('[data-check-phase="during:product-hangs"] td:nth-child(3)')].every(e => e.textContent !== "pending")`, 15*time.Second)
+	during := b.Eval(`[...document.querySelectorAll('[data-check-phase="during:product-hangs"]')].map(r => r.cells[0].textContent + "=" + r.cells[2].textContent).join("; ")`)
+	assert.Contains(t, during, "breaker_opened", "the breaker check is listed")
+	assert.NotContains(t, during, "=failed", "during checks")
+	b.WaitTrue("the finish offered", `document.querySelector("#next-what")?.textContent.startsWith("finish")`, 10*time.Second)
+	b.WaitTrue("two seconds after the heal", `parseFloat(`+play+`.textContent.split(": ")[1]) >= 10`, 20*time.Second)
+	b.Do(chromedp.Click(chromedp.ID("#next")))
+	b.WaitTrue("the verdict shown", `!!`+play+`.querySelector("[data-verdict]")`, 30*time.Second)
+	shot("9-step-verdict")
+	assert.Equal(t, "passed", b.Eval(play+`.querySelector("[data-verdict]").textContent`), "verdict: %s", b.Text("#play-status"))
+	assert.Empty(t, b.Eval(`[...document.querySelectorAll("#play-checks td.pending, #play-checks td.failed")].map(e => e.parentElement.cells[0].textContent).join(", ")`), "checks left pending or failed")
+
+	// Closed, the session leaves the records a run leaves, and `faultline report` renders them.
+	c.Close(context.Background())
+	res, err := result.LoadFile(filepath.Join(c.Dir(), harness.ResultFile))
+	require.NoError(t, err)
+	assert.Positive(t, res.Load.Requests)
+	require.Len(t, res.Faults, 2)
+	assert.Positive(t, res.Faults[0].Healed)
+	injected := 0
+	hr, err := history.Open(filepath.Join(c.Dir(), harness.HistoryFile))
+	require.NoError(t, err)
+	for ev, err := range hr.Events() {
+		require.NoError(t, err)
+		if f, ok := ev.AsFault(); ok && f.Action == history.FaultInject {
+			injected++
+		}
+	}
+	require.NoError(t, hr.Close())
+	assert.Equal(t, 3, injected, "fault injections in the history: two by hand, one by the scenario")
+	paths, err := reports.WriteAll(t.Context(), t.TempDir(), res, filepath.Join(c.Dir(), harness.HistoryFile))
+	require.NoError(t, err)
+	html, err := os.ReadFile(paths.HTML)
+	require.NoError(t, err)
+	assert.Contains(t, string(html), "latency-1")
+	assert.FileExists(t, filepath.Join(c.Dir(), console.SessionFile))
+	t.Logf("screenshots and the exported session in %s", artifacts)
 }
 
 // requireLoopbackOnly checks, live, that every listener is bound to loopback and that

@@ -18,9 +18,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -33,6 +36,7 @@ import (
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/observe"
+	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/sut"
 	"github.com/faultline-dev/faultline/undo"
@@ -69,8 +73,11 @@ type Options struct {
 	// Harness options for harness.StartSystem (WithDir, WithLogger, ...).
 	Harness []harness.Option
 	// Load is the scenario's load section the steering's load follows (mix, clients,
-	// timeout); its rate and duration are the page's.
+	// timeout); its rate and duration are the page's. Scenario's load when unset.
 	Load scenarios.LoadSpec
+	// Scenario is the scenario whose system the console runs: a recorded session exports
+	// on its system, seed and load settings.
+	Scenario *scenarios.Scenario
 }
 
 // Console is a started system with its page served. Close ends both.
@@ -86,6 +93,13 @@ type Console struct {
 	log      *slog.Logger
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	// closeOnce makes Close safe to call twice (a test's cleanup after its own Close).
+	closeOnce sync.Once
+
+	// began is the session's clock: the history's T and the result's times count from it.
+	began time.Time
+	base  *scenarios.Scenario
+	hist  *history.Writer
 
 	mu      sync.Mutex
 	seq     int
@@ -94,6 +108,14 @@ type Console struct {
 	metrics map[string]observe.Sample // component|name|labels → latest
 	load    *loadRun
 	points  []Point
+	// scen is the catalog scenario playing, or played last; nil before any.
+	scen *play
+	// The session record: every load change and hand fault, and the load's totals.
+	loads          []loadStep
+	recorded       []recFault
+	issued, failed int
+	planned        float64
+	loadOn         time.Duration
 }
 
 // handFault is a hand fault in place: what the page shows of it, and the fault to heal.
@@ -104,6 +126,7 @@ type handFault struct {
 
 type loadRun struct {
 	rate    int
+	started time.Time
 	cancel  context.CancelFunc
 	done    chan struct{}
 	results []sample // the last statsWindow of results
@@ -150,7 +173,12 @@ func Start(ctx context.Context, sys sut.System, opts Options) (_ *Console, err e
 	}()
 	c := &Console{
 		sys: sys, ln: ln, interval: cmp.Or(opts.Interval, DefaultInterval), loadSpec: opts.Load,
-		metrics: map[string]observe.Sample{},
+		metrics: map[string]observe.Sample{}, began: time.Now(), base: opts.Scenario,
+	}
+	if c.base == nil {
+		c.base = &scenarios.Scenario{Load: opts.Load}
+	} else if opts.Load.Mix == nil {
+		c.loadSpec = c.base.Load
 	}
 	if c.token, err = NewToken(); err != nil {
 		return nil, err
@@ -163,14 +191,21 @@ func Start(ctx context.Context, sys sut.System, opts Options) (_ *Console, err e
 		return nil, err
 	}
 	c.up, c.log = up, up.Log
+	// The session writes the history a run writes, on the session's clock.
+	if c.hist, err = history.Create(filepath.Join(up.Dir, harness.HistoryFile), c.began); err != nil {
+		c.closeUp(ctx)
+		return nil, err
+	}
 	scrape, err := sys.Scrape()
 	if err != nil {
+		c.closeHistory()
 		c.closeUp(ctx)
 		return nil, err
 	}
 	scraper, err := observe.NewScraper(scrape.Targets, observe.WithInterval(c.interval/2),
-		observe.WithPrefixes(metricBreaker, metricPolicy))
+		observe.WithPrefixes(metricBreaker, metricPolicy), observe.WithStart(c.began))
 	if err != nil {
+		c.closeHistory()
 		c.closeUp(ctx)
 		return nil, err
 	}
@@ -206,9 +241,15 @@ func (c *Console) Listeners() []string {
 // Dir is the run directory.
 func (c *Console) Dir() string { return c.up.Dir }
 
-// Close stops the load, heals every hand fault and every link, stops the system and the
-// server. ctx bounds it; it should outlive an interrupted console.
+// Close stops the load, heals every hand fault and every link, writes the session's
+// record (history, result, SessionFile), stops the system and the server. ctx bounds it;
+// it should outlive an interrupted console. A second call does nothing.
 func (c *Console) Close(ctx context.Context) {
+	c.closeOnce.Do(func() { c.close(ctx) })
+}
+
+func (c *Console) close(ctx context.Context) {
+	c.StopPlay()
 	c.stopLoad()
 	_ = c.healAll(ctx)
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -217,7 +258,33 @@ func (c *Console) Close(ctx context.Context) {
 	_ = c.srv.Close()
 	c.cancel()
 	c.wg.Wait()
+	now := time.Now()
+	if b, err := c.exportYAML(now); err == nil {
+		if werr := os.WriteFile(filepath.Join(c.up.Dir, SessionFile), b, 0o644); werr != nil {
+			c.log.Warn("write session", "err", werr)
+		}
+	}
+	c.closeHistory()
+	if err := c.writeResult(now); err != nil {
+		c.log.Warn("write session result", "err", err)
+	}
 	c.closeUp(ctx)
+}
+
+// closeHistory flushes and closes the session's history.
+func (c *Console) closeHistory() {
+	if err := c.hist.Close(); err != nil && c.log != nil {
+		c.log.Warn("close history", "err", err)
+	}
+}
+
+// exportYAML is Export, marshalled.
+func (c *Console) exportYAML(now time.Time) ([]byte, error) {
+	sc, err := c.Export(now)
+	if err != nil {
+		return nil, err
+	}
+	return scenarios.Marshal(sc)
 }
 
 func (c *Console) closeUp(ctx context.Context) {
@@ -242,6 +309,17 @@ func (c *Console) routes() http.Handler {
 		writeJSON(w, http.StatusOK, c.State())
 	})
 	mux.HandleFunc("GET /api/events", c.serveEvents)
+	mux.HandleFunc("GET /export.yaml", func(w http.ResponseWriter, r *http.Request) {
+		b, err := c.exportYAML(time.Now())
+		if err != nil {
+			writeErr(w, http.StatusConflict, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/yaml; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="console-session.yaml"`)
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(b)
+	})
 	mux.HandleFunc("POST /api/load", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Rate int `json:"rate"`
@@ -255,6 +333,35 @@ func (c *Console) routes() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"rate": req.Rate})
+	})
+	mux.HandleFunc("GET /api/scenarios", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"scenarios": c.Scenarios()})
+	})
+	mux.HandleFunc("POST /api/play", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Name string `json:"name"`
+			Step bool   `json:"step"`
+		}
+		if err := decodeBody(r, &req); err != nil {
+			writeErr(w, http.StatusBadRequest, err)
+			return
+		}
+		if err := c.Play(req.Name, req.Step); err != nil {
+			writeErr(w, http.StatusConflict, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{})
+	})
+	mux.HandleFunc("POST /api/play/next", func(w http.ResponseWriter, r *http.Request) {
+		if err := c.Next(); err != nil {
+			writeErr(w, http.StatusConflict, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{})
+	})
+	mux.HandleFunc("POST /api/play/stop", func(w http.ResponseWriter, r *http.Request) {
+		c.StopPlay()
+		writeJSON(w, http.StatusOK, map[string]any{})
 	})
 	mux.HandleFunc("POST /api/load/stop", func(w http.ResponseWriter, r *http.Request) {
 		c.stopLoad()
@@ -387,6 +494,9 @@ func (c *Console) addEvent(kind, text string) {
 
 // observe keeps each metric's latest value and logs breaker transitions.
 func (c *Console) observe(s observe.Sample) {
+	ev := history.MetricEvent(history.Metric{Component: s.Component, Name: s.Name, Labels: s.Labels, Value: s.Value})
+	ev.T = max(s.T, 1)
+	_ = c.hist.Write(ev)
 	key := s.Component + "|" + s.Name + history.LabelString(s.Labels)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -412,6 +522,9 @@ func breakerState(v float64) string {
 // Inject decodes a fault of kind from params, injects it and records it in the undo
 // record; it returns the fault's id for Heal.
 func (c *Console) Inject(ctx context.Context, kind string, params map[string]string) (int, error) {
+	if c.playing() {
+		return 0, errors.New("inject fault: a scenario is playing; its checks judge its own faults, so stop it first")
+	}
 	f, err := NewFault(kind, params)
 	if err != nil {
 		return 0, err
@@ -427,6 +540,7 @@ func (c *Console) Inject(ctx context.Context, kind string, params map[string]str
 		c.drop(h.ID)
 		return 0, rerr
 	}
+	injected := time.Now()
 	if err := f.Inject(ctx, c.up.Env); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		_ = f.Heal(cctx, c.up.Env)
@@ -435,14 +549,32 @@ func (c *Console) Inject(ctx context.Context, kind string, params map[string]str
 		c.event("error", fmt.Sprintf("inject %s on %s: %v", kind, h.Target, err))
 		return 0, err
 	}
+	// The export gets a fresh copy: the injected fault holds its in-place state.
+	cp, _ := NewFault(kind, params)
+	rec := recFault{id: h.ID, kind: kind, params: maps.Clone(params), fault: cp, injected: injected}
+	c.mu.Lock()
+	c.recorded = append(c.recorded, rec)
+	c.mu.Unlock()
 	c.event("fault", fmt.Sprintf("#%d %s on %s injected", h.ID, kind, h.Target))
+	hf := history.Fault{Action: history.FaultInject, Name: rec.name(), Type: kind, Target: harness.FaultTarget(f), Params: harness.FaultParams(f)}
 	if m, ok := f.(faults.Measurer); ok {
 		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if e, merr := m.Measure(mctx, c.up.Env); merr == nil {
 			c.event("fault", fmt.Sprintf("#%d measured %.4g %s of %.4g configured", h.ID, e.Measured, e.Unit, e.Configured))
+			hf.Configured = &history.Effect{Quantity: e.Kind, Value: e.Configured, Unit: e.Unit}
+			hf.Measured = &history.Effect{Quantity: e.Kind, Value: e.Measured, Unit: e.Unit}
+			c.mu.Lock()
+			if j := slices.IndexFunc(c.recorded, func(r recFault) bool { return r.id == h.ID }); j >= 0 {
+				c.recorded[j].effect = &result.Effect{Configured: e.Configured, Measured: e.Measured, Unit: e.Unit, Tolerance: e.Tolerance, Landed: e.Landed, Detail: e.Detail}
+			}
+			c.mu.Unlock()
 		}
 		cancel()
 	}
+	// Stamped with the moment of injection, although written once the effect is known.
+	ev := history.FaultEvent(hf)
+	ev.T = max(injected.Sub(c.began), 1)
+	_ = c.hist.Write(ev)
 	return h.ID, nil
 }
 
@@ -459,6 +591,14 @@ func (c *Console) Heal(ctx context.Context, id int) error {
 	if err := h.fault.Heal(ctx, c.up.Env); err != nil {
 		return fmt.Errorf("heal fault %d: %w", id, err)
 	}
+	c.mu.Lock()
+	name := ""
+	if j := slices.IndexFunc(c.recorded, func(r recFault) bool { return r.id == id }); j >= 0 {
+		c.recorded[j].healed = time.Now()
+		name = c.recorded[j].name()
+	}
+	c.mu.Unlock()
+	_ = c.hist.Write(history.FaultEvent(history.Fault{Action: history.FaultHeal, Name: name, Type: h.Kind, Target: harness.FaultTarget(h.fault)}))
 	c.drop(id)
 	c.event("heal", fmt.Sprintf("#%d %s on %s healed", h.ID, h.Kind, h.Target))
 	return nil
@@ -473,9 +613,17 @@ func (c *Console) drop(id int) {
 	}
 }
 
-// recordLocked writes the hand faults in place to the undo record.
+// playing reports whether a catalog scenario is playing.
+func (c *Console) playing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.scen != nil && !c.scen.finished
+}
+
+// recordLocked writes the hand faults in place, and the faults of the scenario playing,
+// to the undo record.
 func (c *Console) recordLocked() error {
-	fs := make([]undo.Fault, 0, len(c.hand))
+	fs := c.playUndoLocked()
 	for _, h := range c.hand {
 		uf := undo.Fault{Name: "console-" + strconv.Itoa(h.ID), Type: h.Kind, From: h.Since, HealBy: h.Since.Add(24 * time.Hour)}
 		if t, ok := h.fault.(faults.Targeted); ok {
@@ -509,15 +657,19 @@ func (c *Console) StartLoad(rate int) error {
 	if rate <= 0 || rate > 5000 {
 		return fmt.Errorf("start load: rate %d is not in 1..5000", rate)
 	}
+	if c.playing() {
+		return errors.New("start load: a scenario is playing and drives the load; stop it first")
+	}
 	spec, err := c.loadGen(rate)
 	if err != nil {
 		return err
 	}
-	c.stopLoad()
+	c.endLoad(false)
 	ctx, cancel := context.WithCancel(context.Background())
-	lr := &loadRun{rate: rate, cancel: cancel, done: make(chan struct{})}
+	lr := &loadRun{rate: rate, cancel: cancel, done: make(chan struct{}), started: time.Now()}
 	c.mu.Lock()
 	c.load = lr
+	c.loads = append(c.loads, loadStep{at: lr.started, rate: rate})
 	c.addEvent("load", fmt.Sprintf("load started at %d req/s", rate))
 	c.mu.Unlock()
 	targets := c.sys.LoadTargets()
@@ -525,7 +677,7 @@ func (c *Console) StartLoad(rate int) error {
 		defer close(lr.done)
 		for ctx.Err() == nil {
 			spec.Seed++
-			if _, err := loadgen.RunTargets(ctx, spec, targets, func(r loadgen.Result) { c.result(lr, r) }); err != nil && ctx.Err() == nil {
+			if _, err := loadgen.RunTargets(ctx, spec, targets, func(r loadgen.Result) { c.result(lr, r) }, loadgen.WithEpoch(c.began)); err != nil && ctx.Err() == nil {
 				c.event("error", "load: "+err.Error())
 				return
 			}
@@ -576,23 +728,37 @@ func (c *Console) loadGen(rate int) (loadgen.Spec, error) {
 }
 
 func (c *Console) result(lr *loadRun, r loadgen.Result) {
+	_ = c.hist.Write(history.RequestEvent(r))
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	lr.results = append(lr.results, sample{at: now, latency: r.Latency, ok: !r.Failed()})
 	lr.issued++
+	c.issued++
 	if r.Failed() {
 		lr.failed++
+		c.failed++
 	}
 }
 
-// StopLoad stops the load, if any.
-func (c *Console) stopLoad() {
+// stopLoad stops the load, if any, and records the stop.
+func (c *Console) stopLoad() { c.endLoad(true) }
+
+// endLoad ends the running load, if any; stopped says the load stops rather than changes
+// rate, which the session record keeps as a step of its own.
+func (c *Console) endLoad(stopped bool) {
 	c.mu.Lock()
 	lr := c.load
 	c.load = nil
 	if lr != nil {
-		c.addEvent("load", "load stopped")
+		now := time.Now()
+		on := now.Sub(lr.started)
+		c.loadOn += on
+		c.planned += float64(lr.rate) * on.Seconds()
+		if stopped && (c.scen == nil || lr != c.scen.lr) {
+			c.loads = append(c.loads, loadStep{at: now, rate: 0})
+			c.addEvent("load", "load stopped")
+		}
 	}
 	c.mu.Unlock()
 	if lr != nil {

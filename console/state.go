@@ -19,6 +19,7 @@ type State struct {
 	Breakers  []Breaker   `json:"breakers"`
 	Faults    []FaultView `json:"faults"`
 	Load      *LoadState  `json:"load,omitempty"`
+	Play      *PlayState  `json:"play,omitempty"`
 	Points    []Point     `json:"points"`
 	Events    []Event     `json:"events"`
 }
@@ -130,6 +131,7 @@ func (c *Console) State() State {
 		a, b := st.Breakers[i], st.Breakers[j]
 		return a.Component+" "+a.Dependency < b.Component+" "+b.Dependency
 	})
+	st.Play = c.playStateLocked(st.T)
 	if c.load != nil {
 		st.Load = &LoadState{Rate: c.load.rate, Issued: c.load.issued, Failed: c.load.failed, Now: c.loadFigures(time.Now())}
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -64,7 +65,7 @@ func newConsoleCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "starting the system of %s ...\n", sc.Name)
 			c, err := console.Start(ctx, sys, console.Options{
-				Addr: addr, Load: sc.Load,
+				Addr: addr, Scenario: sc,
 				Harness: []harness.Option{harness.WithDir(dir), harness.WithLogger(log)},
 			})
 			if err != nil {
@@ -74,7 +75,10 @@ func newConsoleCmd() *cobra.Command {
 			<-ctx.Done()
 			fmt.Fprintln(out, "\nhealing every fault and stopping every process ...")
 			c.Close(context.WithoutCancel(ctx))
-			fmt.Fprintln(out, "stopped")
+			fmt.Fprintf(out, "stopped; the session's history and result are in %s (faultline report %s renders them)\n", c.Dir(), c.Dir())
+			if session := filepath.Join(c.Dir(), console.SessionFile); fileExists(session) {
+				fmt.Fprintf(out, "its hand actions as a scenario: %s (faultline run %s replays them)\n", session, session)
+			}
 			return nil
 		},
 	}
@@ -84,4 +88,10 @@ func newConsoleCmd() *cobra.Command {
 	fl.StringVar(&rt, "runtime", runtimeLocal, "where components run (this console: local)")
 	fl.BoolVar(&verbose, "verbose", false, "log the system's start and every console event to stderr")
 	return cmd
+}
+
+// fileExists reports whether path is a regular file.
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
 }

@@ -16,7 +16,10 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// Timeout bounds everything one browser does for a test: start, load, read.
+// Timeout bounds each thing one browser does for a test: its start, one load, one action,
+// one read. It bounds each rather than all of them together, so that a long interactive
+// test (the console's) does not run out of time on a loaded machine while every single
+// step is still bounded.
 const Timeout = 90 * time.Second
 
 // Browser is one headless chromium with one tab, closed when its test ends.
@@ -53,21 +56,31 @@ func New(t testing.TB, what string, width, height int) *Browser {
 		chromedp.WindowSize(width, height),
 		chromedp.Env("HOME="+dir),
 	)
-	ctx, cancelTimeout := context.WithTimeout(context.Background(), Timeout)
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	ctx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(ctx)
 	// Cancelling the tab's context first lets chromedp close the browser cleanly.
-	t.Cleanup(func() { cancelTab(); cancelAlloc(); cancelTimeout() })
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
-		t.Fatalf("start chromium: %v", err)
+	t.Cleanup(func() { cancelTab(); cancelAlloc() })
+	// The first action starts the browser, which lives as long as that action's context:
+	// the tab's own, bounded by a timer rather than a deadline.
+	stuck := time.AfterFunc(Timeout, cancelTab)
+	err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), int64(height)))
+	if !stuck.Stop() || err != nil {
+		t.Fatalf("start chromium (bounded by %s): %v", Timeout, err)
 	}
 	return &Browser{t: t, ctx: ctx}
+}
+
+// bounded is the tab's context bounded by Timeout, for one step.
+func (b *Browser) bounded() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(b.ctx, Timeout)
 }
 
 // Open loads url (file:// or http://127.0.0.1…) and waits for its body.
 func (b *Browser) Open(url string) {
 	b.t.Helper()
-	if err := chromedp.Do(b.ctx, chromedp.Navigate(url), chromedp.WaitReady("body")); err != nil {
+	ctx, cancel := b.bounded()
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitReady("body")); err != nil {
 		b.t.Fatalf("open %s: %v", url, err)
 	}
 }
@@ -75,7 +88,9 @@ func (b *Browser) Open(url string) {
 // DOM returns the page's HTML as the browser built it, scripts run.
 func (b *Browser) DOM() string {
 	b.t.Helper()
-	html, err := chromedp.Run(b.ctx, chromedp.OuterHTML("html"))
+	ctx, cancel := b.bounded()
+	defer cancel()
+	html, err := chromedp.Run(ctx, chromedp.OuterHTML("html"))
 	if err != nil {
 		b.t.Fatalf("read dom: %v", err)
 	}
@@ -85,7 +100,9 @@ func (b *Browser) DOM() string {
 // Text returns the text of the first element matching the CSS selector, once it exists.
 func (b *Browser) Text(selector string) string {
 	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(selector))
+	ctx, cancel := b.bounded()
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(selector))
 	if err != nil {
 		b.t.Fatalf("read %s: %v", selector, err)
 	}
@@ -95,7 +112,9 @@ func (b *Browser) Text(selector string) string {
 // Screenshot captures the viewport.
 func (b *Browser) Screenshot() image.Image {
 	b.t.Helper()
-	buf, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	ctx, cancel := b.bounded()
+	defer cancel()
+	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		b.t.Fatalf("capture screenshot: %v", err)
 	}
@@ -132,7 +151,9 @@ func Drawn(img image.Image) (colours int, share float64) {
 // Do runs chromedp actions in the tab (click, type, wait) and fails the test on an error.
 func (b *Browser) Do(actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	if err := chromedp.Do(b.ctx, actions...); err != nil {
+	ctx, cancel := b.bounded()
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.t.Fatalf("run browser actions: %v", err)
 	}
 }
@@ -140,7 +161,9 @@ func (b *Browser) Do(actions ...chromedp.Action[chromedp.Void]) {
 // Eval returns the string a JavaScript expression evaluates to in the page.
 func (b *Browser) Eval(expr string) string {
 	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](expr))
+	ctx, cancel := b.bounded()
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
 	if err != nil {
 		b.t.Fatalf("evaluate %s: %v", expr, err)
 	}
@@ -151,7 +174,9 @@ func (b *Browser) Eval(expr string) string {
 // after timeout, saying what it waited for.
 func (b *Browser) WaitTrue(what, expr string, timeout time.Duration) {
 	b.t.Helper()
-	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+	ctx, cancel := context.WithTimeout(b.ctx, Timeout+timeout)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
 		b.t.Fatalf("wait for %s (%s): %v", what, expr, err)
 	}
 }
