@@ -369,9 +369,9 @@ func stepGroups(fs []scenarios.FaultSpec) [][]scenarios.FaultSpec {
 	var start, end scenarios.Duration
 	for _, f := range sorted {
 		if len(out) > 0 && f.At < end {
+			end = max(end, f.End())
 			f.At -= start
 			out[len(out)-1] = append(out[len(out)-1], f)
-			end = max(end, f.End())
 			continue
 		}
 		start, end = f.At, f.End()
