@@ -250,7 +250,7 @@ func (c *Console) Close(ctx context.Context) {
 
 func (c *Console) close(ctx context.Context) {
 	c.StopPlay()
-	c.stopLoad()
+	c.StopLoad()
 	_ = c.healAll(ctx)
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	_ = c.srv.Shutdown(sctx)
@@ -364,7 +364,7 @@ func (c *Console) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{})
 	})
 	mux.HandleFunc("POST /api/load/stop", func(w http.ResponseWriter, r *http.Request) {
-		c.stopLoad()
+		c.StopLoad()
 		writeJSON(w, http.StatusOK, map[string]any{})
 	})
 	mux.HandleFunc("POST /api/faults", func(w http.ResponseWriter, r *http.Request) {
@@ -741,8 +741,8 @@ func (c *Console) result(lr *loadRun, r loadgen.Result) {
 	}
 }
 
-// stopLoad stops the load, if any, and records the stop.
-func (c *Console) stopLoad() { c.endLoad(true) }
+// StopLoad stops the load, if any, and records the stop.
+func (c *Console) StopLoad() { c.endLoad(true) }
 
 // endLoad ends the running load, if any; stopped says the load stops rather than changes
 // rate, which the session record keeps as a step of its own.
