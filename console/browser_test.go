@@ -60,6 +60,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if artifacts == "" {
 		artifacts = t.TempDir()
 	}
+	require.NoError(t, os.MkdirAll(artifacts, 0o755))
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	sc, err := scenarios.Builtin("baseline")
@@ -74,7 +75,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	requireLoopbackOnly(t, c.Listeners())
 	requireEventsAtLeast(t, c.URL(), 2)
 
-	b := browsertest.New(t, "console", 1400, 1000)
+	b := browsertest.New(t, "console", 1400, 1400)
 	began := time.Now()
 	shot := func(name string) {
 		t.Helper()
@@ -171,6 +172,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.Do(chromedp.Click(chromedp.ID("#next")))
 	b.WaitTrue("the fault shown injected", `document.querySelector('[data-play-fault="product-hangs"] td:last-child')?.textContent.startsWith("injected")`, 15*time.Second)
 	b.WaitTrue("the before phase judged", `[...document.querySelectorAll('[data-check-phase="steady_state:before"] td:nth-child(3)')].some(e => e.textContent !== "pending")`, 30*time.Second)
+	b.WaitTrue("the scenario's fault drawn on its link", `[...document.querySelectorAll('tr[data-link^="gateway->product"] .fault')].some(e => e.textContent.includes("product-hangs latency"))`, 15*time.Second)
 	b.WaitTrue("the gateway->product breaker shown open by the scenario's fault", state+` === "open"`, 15*time.Second)
 	shot("8-step-during")
 	b.WaitTrue("the fault healed on its own after its 4s", `document.querySelector('[data-play-fault="product-hangs"] td:last-child')?.textContent.startsWith("healed")`, 20*time.Second)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/checks"
+	"github.com/faultline-dev/faultline/faults"
 	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/result"
@@ -503,4 +504,33 @@ func (c *Console) playUndoLocked() []undo.Fault {
 		out = append(out, tl.UndoFaults()...)
 	}
 	return out
+}
+
+// playInPlaceLocked lists the faults of the scenario playing that are injected and not yet
+// healed; c.mu is held.
+func (c *Console) playInPlaceLocked() []scenarios.FaultSpec {
+	p := c.scen
+	if p == nil || p.finished {
+		return nil
+	}
+	var out []scenarios.FaultSpec
+	for _, tl := range p.timelines {
+		for _, f := range tl.Faults() {
+			if f.Injected == 0 || f.Healed > 0 {
+				continue
+			}
+			if i := slices.IndexFunc(p.sc.Faults, func(s scenarios.FaultSpec) bool { return s.Name == f.Name }); i >= 0 {
+				out = append(out, p.sc.Faults[i])
+			}
+		}
+	}
+	return out
+}
+
+// targetOfSpec is a fault's own target as written in the scenario.
+func targetOfSpec(f scenarios.FaultSpec) string {
+	if ff, ok := f.Spec.(faults.Fault); ok {
+		return harness.FaultTarget(ff)
+	}
+	return ""
 }

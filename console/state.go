@@ -94,6 +94,20 @@ func (c *Console) State() State {
 			}
 		}
 	}
+	// The scenario playing draws its faults in place the same way, by its names for them.
+	for _, f := range c.playInPlaceLocked() {
+		label := f.Name + " " + f.Type
+		if lf, ok := f.Spec.(faults.LinkFault); ok {
+			for _, l := range lf.InjectedLinks() {
+				onLink[l] = append(onLink[l], label)
+			}
+		}
+		if t, ok := f.Spec.(faults.Targeted); ok && !strings.Contains(targetOfSpec(f), "->") {
+			for _, name := range t.Targets() {
+				onTarget[name] = append(onTarget[name], f.Type)
+			}
+		}
+	}
 	for _, comp := range c.sys.Topology() {
 		in := Instance{Name: comp.Name, Service: comp.Service, Kind: comp.Kind, State: "down"}
 		if c.sys.Running(comp.Name) {
