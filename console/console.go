@@ -60,6 +60,7 @@ const (
 	// keep bounds the event log and the chart's points.
 	keepEvents, keepPoints = 200, 180
 	// Metric names the checks read (docs/ARCHITECTURE.md).
+	metricPrefix  = "faultline_"
 	metricBreaker = "faultline_breaker_state"
 	metricPolicy  = "faultline_policy_events_total"
 )
@@ -202,8 +203,15 @@ func Start(ctx context.Context, sys sut.System, opts Options) (_ *Console, err e
 		c.closeUp(ctx)
 		return nil, err
 	}
+	// As a run does: every Faultline metric of a system that publishes only its own (the
+	// checks read some, such as the discovery's instances, without naming them), the
+	// metrics the checks name of one that publishes more.
+	prefixes := []string{metricPrefix}
+	if scrape.Checked {
+		prefixes = append([]string{metricBreaker, metricPolicy}, c.metricNames()...)
+	}
 	scraper, err := observe.NewScraper(scrape.Targets, observe.WithInterval(c.interval/2),
-		observe.WithPrefixes(metricBreaker, metricPolicy), observe.WithStart(c.began))
+		observe.WithPrefixes(prefixes...), observe.WithStart(c.began))
 	if err != nil {
 		c.closeHistory()
 		c.closeUp(ctx)

@@ -90,6 +90,7 @@ type play struct {
 	lr        *loadRun
 	summary   loadgen.Summary
 	timelines []*harness.Timeline
+	final     *harness.FinalState     // the system's state read after the load, as a run reads it
 	checks    []result.Check          // the last evaluation
 	judged    func(phase string) bool // whether a phase had closed when checks were evaluated
 	finished  bool
@@ -97,6 +98,41 @@ type play struct {
 	reason    string
 	err       string
 	wg        sync.WaitGroup
+}
+
+// metricNames lists the metrics the checks of the scenarios the console can play read, so
+// that its scraper writes them into the history the checks are evaluated from.
+func (c *Console) metricNames() []string {
+	var out []string
+	add := func(list []scenarios.Check) {
+		for _, ck := range list {
+			if m, ok := ck.Spec.(scenarios.MetricReader); ok {
+				for _, n := range m.MetricNames() {
+					if !slices.Contains(out, n) {
+						out = append(out, n)
+					}
+				}
+			}
+		}
+	}
+	for _, name := range scenarios.Catalog() {
+		sc, err := scenarios.Builtin(name)
+		if err != nil {
+			continue
+		}
+		if ok, _ := c.playable(sc); !ok {
+			continue
+		}
+		add(sc.SteadyState)
+		add(sc.Expect.Before)
+		add(sc.Expect.After)
+		add(sc.Expect.Overall)
+		for _, l := range sc.Expect.During {
+			add(l)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Scenarios lists the catalog with what can be played on the console's system.
@@ -290,6 +326,19 @@ func (c *Console) finishPlay(p *play) {
 		c.loadOn += on
 		c.planned += float64(p.summary.Due)
 	}
+	tl := (*harness.Timeline)(nil)
+	if n := len(p.timelines); n > 0 {
+		tl = p.timelines[n-1]
+	}
+	c.mu.Unlock()
+	if tl == nil { // nothing injected: the state still converges, counted from the load's end
+		tl = c.up.NewTimeline(&scenarios.Scenario{Name: p.sc.Name}, p.loadStart, c.hist, nil)
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	final := tl.Converge(cctx)
+	cancel()
+	c.mu.Lock()
+	p.final = &final
 	p.finished = true
 	p.waiting = false
 	c.mu.Unlock()
@@ -339,12 +388,16 @@ func (c *Console) evaluatePlay(p *play) {
 	}
 	loadStart, loadEnd := p.loadStart.Sub(c.began), end.Sub(c.began)
 	sum, finished := p.summary, p.finished
+	final := harness.FinalState{Err: "the state is read once the scenario is finished"}
+	if p.final != nil {
+		final = *p.final
+	}
 	judged := closedPhases(fs, finished)
 	c.mu.Unlock()
 	ev := harness.Evaluation{
 		Scenario: p.sc, HistoryPath: filepath.Join(c.up.Dir, harness.HistoryFile), Faults: fs,
 		Phases: checks.Phases(p.sc, fs, loadStart, loadEnd), Load: sum, LoadStart: loadStart, LoadEnd: loadEnd, LastHeal: lastHeal,
-		Final: harness.FinalState{Err: "the console does not read the system's final state"},
+		Final: final,
 	}
 	cks, err := harness.DefaultEvaluator().Evaluate(context.Background(), ev)
 	c.mu.Lock()

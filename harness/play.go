@@ -11,6 +11,7 @@ import (
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/sut"
 	"github.com/faultline-dev/faultline/undo"
 )
 
@@ -19,9 +20,10 @@ import (
 // system itself (the console playing a catalog scenario) injects, measures and heals each
 // fault exactly as a run does, and writes the same inject, heal and phase events.
 type Timeline struct {
-	r   *runner
-	env faults.Env
-	wg  *sync.WaitGroup
+	r     *runner
+	env   faults.Env
+	wg    *sync.WaitGroup
+	watch *convergeWatch
 }
 
 // NewTimeline prepares sc's fault timeline on u's system: each fault injected at loadStart
@@ -42,9 +44,28 @@ func (u *Up) NewTimeline(sc *scenarios.Scenario, loadStart time.Time, hist *hist
 	return &Timeline{r: r, env: u.Env}
 }
 
-// Start starts the timeline. A cancelled ctx skips the faults not yet injected and heals
-// the injected ones at once.
-func (t *Timeline) Start(ctx context.Context) { t.wg = t.r.startTimeline(ctx, t.env) }
+// Start starts the timeline and, as a run does, the watch of the system's state from the
+// last heal on. A cancelled ctx skips the faults not yet injected and heals the injected
+// ones at once.
+func (t *Timeline) Start(ctx context.Context) {
+	t.wg = t.r.startTimeline(ctx, t.env)
+	t.watch = t.r.watchConvergence(ctx)
+}
+
+// Converge is what a run does once its load ends: it stops the watch, reads the system's
+// state until it converged or the convergence bound passed, and notes the outcome in the
+// history. Call it after Wait and the load's end; a system without state gives a
+// FinalState whose Err says so, as in a run.
+func (t *Timeline) Converge(ctx context.Context) FinalState {
+	if _, ok := t.r.sys.(sut.StateReader); !ok {
+		return FinalState{Err: "the system under test has no final state to read"}
+	}
+	w := t.watch
+	if w == nil {
+		w = &convergeWatch{stop: func() {}}
+	}
+	return t.r.converge(ctx, w)
+}
 
 // Wait waits until every fault of the timeline is healed (or skipped); Start first.
 func (t *Timeline) Wait() { t.wg.Wait() }
