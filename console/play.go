@@ -94,6 +94,7 @@ type play struct {
 	checks    []result.Check          // the last evaluation
 	judged    func(phase string) bool // whether a phase had closed when checks were evaluated
 	finished  bool
+	stopped   bool // by hand (or the console closing), before its end
 	verdict   string
 	reason    string
 	err       string
@@ -311,6 +312,9 @@ func (c *Console) StopPlay() {
 	p := c.scen
 	c.mu.Unlock()
 	if p != nil && !p.finished {
+		c.mu.Lock()
+		p.stopped = true
+		c.mu.Unlock()
 		p.cancel()
 		<-p.done
 	}
@@ -330,15 +334,21 @@ func (c *Console) finishPlay(p *play) {
 	if n := len(p.timelines); n > 0 {
 		tl = p.timelines[n-1]
 	}
+	stopped := p.stopped
 	c.mu.Unlock()
 	if tl == nil { // nothing injected: the state still converges, counted from the load's end
 		tl = c.up.NewTimeline(&scenarios.Scenario{Name: p.sc.Name}, p.loadStart, c.hist, nil)
 	}
-	cctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-	final := tl.Converge(cctx)
-	cancel()
+	// Stopped by hand, nothing is concluded and nobody waits for convergence.
+	var final *harness.FinalState
+	if !stopped {
+		cctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		fs := tl.Converge(cctx)
+		cancel()
+		final = &fs
+	}
 	c.mu.Lock()
-	p.final = &final
+	p.final = final
 	p.finished = true
 	p.waiting = false
 	c.mu.Unlock()
@@ -392,7 +402,7 @@ func (c *Console) evaluatePlay(p *play) {
 	if p.final != nil {
 		final = *p.final
 	}
-	judged := closedPhases(fs, finished)
+	judged := closedPhases(fs, finished && !p.stopped)
 	c.mu.Unlock()
 	ev := harness.Evaluation{
 		Scenario: p.sc, HistoryPath: filepath.Join(c.up.Dir, harness.HistoryFile), Faults: fs,
@@ -407,6 +417,10 @@ func (c *Console) evaluatePlay(p *play) {
 		return
 	}
 	p.checks, p.judged = cks, judged
+	if finished && p.stopped {
+		p.verdict, p.reason = string(result.Aborted), "stopped by hand before its end; its faults were healed at once"
+		return
+	}
 	if finished {
 		res := &result.Run{Checks: cks, Faults: fs, Load: result.Load{PlannedRate: sum.PlannedRate, AchievedRate: sum.AchievedRate, Requests: int64(sum.Issued)}}
 		v, reason, _ := checks.Decide(p.sc, res.Checks, res.Faults, res.Load)
@@ -542,7 +556,9 @@ func plannedChecks(sc *scenarios.Scenario) []CheckView {
 		add(checks.During(f.Name), sc.Expect.During[f.Name])
 	}
 	add(checks.PhaseAfter, sc.Expect.After)
-	add(checks.PhaseSteadyAfter, sc.SteadyState)
+	if len(sc.Faults) > 0 { // without faults the steady state is judged once, before
+		add(checks.PhaseSteadyAfter, sc.SteadyState)
+	}
 	add(checks.PhaseOverall, sc.Expect.Overall)
 	return out
 }
