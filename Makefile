@@ -13,7 +13,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 API_DIR      := reference-services/api/refv1
 
-.PHONY: all build up demo test test-race fuzz suite suite-docker examples-docker bench bench-suite mocks generate vet fmt clean examples
+.PHONY: all build up demo test test-race fuzz suite suite-docker examples-docker bench bench-suite bench-console mocks generate vet fmt clean examples
 
 all: build
 
@@ -72,6 +72,11 @@ bench-suite: build
 	  e=$$(date +%s); sed -n '/^SCENARIO/,$$p' .faultline/bench-suite.log; \
 	  echo "bench: faultline suite scenarios/: $$((e - s)) s wall, exit $$rc"; exit $$rc
 
+## bench-console: with a real browser, how long an event (a fault, a heal, a breaker
+## transition) takes to show on the console's page, and the console's idle CPU
+bench-console:
+	$(GO) test -run '^$$' -bench BenchmarkConsoleLatency -benchtime 10x -timeout 10m ./console/
+
 ## bench: startup time of the full default system, local processes and containers with the image
 ## in place (median and p90, -v: where the median run's time went); the catalog's wall time;
 ## overload at twice capacity; a SOAK_DURATION soak (10m) of the catalog's faults under load (not in CI)
@@ -85,6 +90,7 @@ bench: build
 	@if docker info >/dev/null 2>&1; then ./$(BIN) bench startup --runtime docker --cold --runs $(BENCH_RUNS); \
 	  else echo "bench: no docker engine, docker startup not measured"; fi
 	FAULTLINE_OVERLOAD=1 $(GO) test -count=1 -run '^TestOverloadShedsAndRecovers$$' -v -timeout 5m ./system/ | grep -E 'overload_test|^(---|ok|FAIL)'
+	$(MAKE) bench-console
 	./$(BIN) soak --duration $(SOAK_DURATION)
 
 mocks:
