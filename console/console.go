@@ -2,7 +2,10 @@
 // — its instances, links with their faults, circuit breakers and load — and steers it:
 // load on and off, any registered fault kind injected and healed by hand. It starts the
 // system through the harness's pipeline (harness.StartSystem) like a soak does; every
-// hand fault is written to the run's undo record, and Close heals everything.
+// hand fault is written to the run's undo record, and Close heals everything. A catalog
+// scenario plays on the pipeline's own fault timeline (harness.Up.NewTimeline), whole or
+// phase by phase; the session's hand actions export as a scenario (scenarios.Marshal), and
+// the session writes the history and result a run writes, for faultline report.
 //
 // The page is one embedded file (page.html): plain JavaScript that renders tables and an
 // inline SVG chart from server-sent events (net/http, no library). This first slice takes
