@@ -61,7 +61,7 @@ func (r *runner) watchConvergence(ctx context.Context) *convergeWatch {
 		for {
 			began := time.Now()
 			rctx, rcancel := context.WithTimeout(wctx, 5*time.Second)
-			st, err := state.ReadState(rctx)
+			st, err := r.readState(rctx, state)
 			rcancel()
 			if wctx.Err() != nil {
 				return // stopped mid-read: the read says nothing about the system
@@ -117,7 +117,7 @@ func (r *runner) converge(ctx context.Context, w *convergeWatch) FinalState {
 	var st FinalState
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		got, err := state.ReadState(rctx)
+		got, err := r.readState(rctx, state)
 		cancel()
 		at := r.since()
 		if err == nil && got == nil {
@@ -161,4 +161,37 @@ func (r *runner) converge(ctx context.Context, w *convergeWatch) FinalState {
 	}
 	_ = r.hist.Write(note)
 	return st
+}
+
+// readState reads the system's state, from the run's baseline when it has one (see
+// WithStarted and sut.Rebaser).
+func (r *runner) readState(ctx context.Context, sr sut.StateReader) (sut.State, error) {
+	st, err := sr.ReadState(ctx)
+	if err != nil || st == nil || r.base == nil {
+		return st, err
+	}
+	if rb, ok := st.(sut.Rebaser); ok {
+		return rb.Rebase(r.base), nil
+	}
+	return st, nil
+}
+
+// readBase reads the state a run on a started system is judged from: everything earlier
+// runs left in it is not this run's. Without it (no state, or no Rebaser) the state is
+// judged whole.
+func (r *runner) readBase(ctx context.Context) {
+	sr, ok := r.sys.(sut.StateReader)
+	if r.o.started == nil || !ok {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := sr.ReadState(rctx)
+	if err != nil {
+		r.o.log.Warn("read the baseline state", "err", err)
+		return
+	}
+	if _, ok := st.(sut.Rebaser); ok {
+		r.base = st
+	}
 }

@@ -51,6 +51,7 @@ type options struct {
 	docker        Docker
 	system        sut.System
 	systemFor     SystemFor
+	started       *Up
 }
 
 func defaultOptions() options {

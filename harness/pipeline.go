@@ -38,36 +38,32 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 	cleanup := r.cleanupContext(ctx)
 
-	rt, closeRuntime := r.runtime()
-	defer func() {
-		cctx, cancel := cleanup()
-		defer cancel()
-		closeRuntime(cctx)
-	}()
-	// Stopping is registered before the start: a system that half started is stopped too.
-	defer func() {
-		r.setPhase("stopping")
-		cctx, cancel := cleanup()
-		defer cancel()
-		if serr := r.sys.Stop(cctx); serr != nil {
-			r.o.log.Warn("stop system", "err", serr)
+	if r.o.started == nil {
+		// Stopping is registered before the start: a system that half started is stopped
+		// too, and the runtime closes after it.
+		defer func() {
+			r.setPhase("stopping")
+			cctx, cancel := cleanup()
+			defer cancel()
+			if serr := r.sys.Stop(cctx); serr != nil {
+				r.o.log.Warn("stop system", "err", serr)
+			}
+			if r.closeRuntime != nil {
+				r.closeRuntime(cctx)
+			}
+		}()
+		if err := r.start(ctx); err != nil {
+			return r.fail(ctx, err)
 		}
-	}()
-	env := sut.Env{
-		Dir: r.dir, Runtime: undo.WrapRuntime(rt, r.journal), Container: r.docker != nil,
-		Links: r.links, ReadyTimeout: r.o.readyTimeout, Log: r.o.log,
-	}
-	if r.docker != nil {
-		env.Dial = r.docker.dial
-	}
-	if err := bringUp(ctx, r.sys, env, r.journal); err != nil {
-		return r.fail(ctx, err)
 	}
 	r.res.Topology = r.sys.Topology()
 	if err := r.writeProcesses(); err != nil {
 		return r.fail(ctx, err)
 	}
 	fenv := faults.NewEnv(r.links, controls(r.sys))
+	if up := r.o.started; up != nil {
+		fenv = up.Env
+	}
 	// Healing is registered before anything is injected and runs before the system stops.
 	defer func() {
 		cctx, cancel := cleanup()
@@ -113,6 +109,22 @@ func (r *runner) run(ctx context.Context) (err error) {
 	return r.evaluate(ctx, sum, final, loadOff, loadEnd, live)
 }
 
+// start is the pipeline's start step: the runtime, then the system through the proxies
+// (bringUp). What it made is undone by the run's deferred stop, which also closes the
+// runtime, whether or not the start succeeded.
+func (r *runner) start(ctx context.Context) error {
+	rt, closeRuntime := r.runtime()
+	r.closeRuntime = closeRuntime
+	env := sut.Env{
+		Dir: r.dir, Runtime: undo.WrapRuntime(rt, r.journal), Container: r.docker != nil,
+		Links: r.links, ReadyTimeout: r.o.readyTimeout, Log: r.o.log,
+	}
+	if r.docker != nil {
+		env.Dial = r.docker.dial
+	}
+	return bringUp(ctx, r.sys, env, r.journal)
+}
+
 // runtime is the runtime the system starts on and how to close it: the run's Docker
 // runtime (closed with the rest of its Docker side, see prepare) or local processes.
 func (r *runner) runtime() (runtime.Runtime, func(context.Context)) {
@@ -146,6 +158,7 @@ func (r *runner) drive(ctx context.Context, env faults.Env) (sum loadgen.Summary
 	if err != nil {
 		return sum, 0, 0, nil, false, r.fail(ctx, err)
 	}
+	r.readBase(ctx)
 	r.loadStart = time.Now()
 	if err := r.journal.RecordFaults(r.undoFaults()); err != nil {
 		return sum, 0, 0, nil, false, r.fail(ctx, err)

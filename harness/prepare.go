@@ -77,6 +77,11 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 	r.hist = hist
 	r.res.History = HistoryFile
 
+	if up := o.started; up != nil {
+		// The system runs already, through up's proxies, which outlive this run.
+		r.res.Design, r.links = up.plan.Design, up.Links
+		return done, nil
+	}
 	plan, err := r.sys.Plan(dir, r.res.Runtime == "docker")
 	r.res.Design = plan.Design
 	if err != nil {

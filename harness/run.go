@@ -60,6 +60,9 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*result.R
 	}
 	res.Runtime = cmp.Or(o.runtime, sc.System.Runtime, "local")
 	sys := o.system
+	if o.started != nil {
+		sys, res.Runtime = o.started.System, "local"
+	}
 	if sys == nil && o.systemFor != nil {
 		sys = o.systemFor(sc, o.command, o.args...)
 	}
@@ -101,8 +104,11 @@ type runner struct {
 	links  *faults.Links
 	sys    sut.System
 	docker *dockerRun // nil on the local runtime
+	// closeRuntime closes the runtime start made; nil before it, and on a started system.
+	closeRuntime func(context.Context)
 
 	watch     *convergeWatch               // nil until the load starts
+	base      sut.State                    // the state at load start, on a started system (WithStarted)
 	loadStart time.Time                    // zero until the load starts
 	journal   *undo.Journal                // the run's undo record
 	abort     atomic.Pointer[abortMonitor] // set while stop conditions are watched

@@ -47,6 +47,7 @@ type Up struct {
 
 	journal *undo.Journal
 	undos   []func(context.Context)
+	plan    sut.Plan
 }
 
 // RecordFaults records, in the undo record, the faults the caller holds in place now, so
@@ -108,7 +109,7 @@ func StartSystem(ctx context.Context, sys sut.System, name string, opts ...Optio
 	}
 	u.Links = links
 	u.undos = append(u.undos, func(context.Context) { links.Close() })
-	if _, err := sys.Plan(dir, false); err != nil {
+	if u.plan, err = sys.Plan(dir, false); err != nil {
 		return nil, err
 	}
 	rt := local.New(local.WithLogger(o.log))
@@ -135,3 +136,12 @@ func (u *Up) Close(ctx context.Context) {
 	}
 	u.undos = nil
 }
+
+// WithStarted runs the scenario on u's system, already started and left running when the
+// run ends (an explorer's trials): the run claims its own directory, undo record and
+// history as any run does, injects through u's proxies and heals them on every way out,
+// but neither starts nor stops the system. The scenario must be one u's system accepts;
+// WithSystem, WithSystemFor and WithRuntime do not apply. Because the system's state
+// outlives the run, a state that can be judged from a baseline (sut.Rebaser) is judged
+// from the one read when the run's load begins, so earlier runs' work is not this one's.
+func WithStarted(u *Up) Option { return func(o *options) { o.started = u } }

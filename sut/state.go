@@ -24,6 +24,15 @@ type State interface {
 	Summary() map[string]string
 }
 
+// Rebaser is a State that can be judged from a baseline: Rebase returns what of the
+// receiver is new since base (an earlier state of the same system that had converged), as a
+// state of its own that adds up exactly when that new work does. A system kept running
+// across several runs (an explorer's trials) is judged run by run this way; a state
+// without it is judged whole.
+type Rebaser interface {
+	Rebase(base State) State
+}
+
 // ErrNoState is a read that returned neither a state nor an error.
 var ErrNoState = errors.New("read state: the system returned none")
 

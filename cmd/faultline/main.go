@@ -66,7 +66,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newRunCmd(), newSuiteCmd(), newValidateCmd(), newSchemaCmd())
 	root.AddCommand(newCleanCmd(), newReapCmd())
 	root.AddCommand(newCompareCmd(), newReportCmd())
-	root.AddCommand(newSoakCmd(), newConsoleCmd(), newImagesCmd())
+	root.AddCommand(newSoakCmd(), newConsoleCmd(), newImagesCmd(), newExploreCmd())
 	return root
 }
 

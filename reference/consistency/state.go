@@ -158,3 +158,42 @@ func settled(prev []Order, st *State) string {
 }
 
 var _ sut.State = (*State)(nil)
+
+// Rebase returns the part of s that is new since base: the orders and applied rows base
+// did not hold, and each product's stock counted from its stock in base. base should have
+// converged (an explorer waits for it between trials); then the result adds up exactly
+// when the work since base does, and the check judges one trial, not the system's life.
+func (s *State) Rebase(base sut.State) sut.State {
+	b, ok := base.(*State)
+	if !ok || b == nil {
+		return s
+	}
+	oldOrders := make(map[string]bool, len(b.Orders))
+	for _, o := range b.Orders {
+		oldOrders[o.ID] = true
+	}
+	oldApplied := make(map[string]bool, len(b.Applied))
+	for _, a := range b.Applied {
+		oldApplied[a.OrderID] = true
+	}
+	out := &State{Products: make(map[string]Product, len(s.Products))}
+	for _, o := range s.Orders {
+		if !oldOrders[o.ID] {
+			out.Orders = append(out.Orders, o)
+		}
+	}
+	for _, a := range s.Applied {
+		if !oldApplied[a.OrderID] {
+			out.Applied = append(out.Applied, a)
+		}
+	}
+	for id, p := range s.Products {
+		if bp, ok := b.Products[id]; ok {
+			p.Initial = bp.Stock
+		}
+		out.Products[id] = p
+	}
+	return out
+}
+
+var _ sut.Rebaser = (*State)(nil)

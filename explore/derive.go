@@ -1,0 +1,186 @@
+package explore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Shape is a trial's timeline on the load's clock: the steady state is judged for Before,
+// the faults hold for Hold, and the system is watched recover for After.
+type Shape struct {
+	Before, Hold, After time.Duration
+}
+
+// DefaultShape fits ≥ 6 trials a minute on a small machine with the recovery wait, while
+// each phase still holds enough requests at the catalog's rates (40–50/s) for its checks.
+var DefaultShape = Shape{Before: 1500 * time.Millisecond, Hold: 2500 * time.Millisecond, After: 2 * time.Second}
+
+// Duration is the trial's load duration.
+func (s Shape) Duration() time.Duration { return s.Before + s.Hold + s.After }
+
+// variant is what a derived scenario changes in the explored one.
+type variant struct {
+	name, description string
+	seed              int64
+	shape             Shape
+	faults            []Candidate
+	// design replaces system.design when set (a path).
+	design string
+}
+
+// derive writes the scenario a trial runs, and the minimal scenario a failure is handed
+// back as: the explored scenario's YAML (its system, design, load and checks) with its
+// name, description, seed and load duration set, its faults replaced by the variant's at
+// a fixed time, and what named the old faults (expect.during, expect_failure) or other
+// designs (compare) removed. Relative paths (system.design, system.topology) are made
+// absolute against the explored file, so the result runs from any directory.
+func derive(src []byte, file string, v variant) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		return nil, fmt.Errorf("derive scenario: parse %s: %w", file, err)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("derive scenario: %s is not a YAML mapping", file)
+	}
+	root := doc.Content[0]
+	setKey(root, "name", str(v.name))
+	setKey(root, "description", str(v.description))
+	setKey(root, "seed", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v.seed, 10)})
+	delKey(root, "expect_failure")
+	delKey(root, "compare")
+	if ex := getKey(root, "expect"); ex != nil && ex.Kind == yaml.MappingNode {
+		delKey(ex, "during")
+		if len(ex.Content) == 0 {
+			delKey(root, "expect")
+		}
+	}
+	load := getKey(root, "load")
+	if load == nil || load.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("derive scenario: %s has no load section", file)
+	}
+	if getKey(load, "ramp") != nil {
+		return nil, errors.New("derive scenario: a load with a ramp cannot be cut into trials; give load.rate instead")
+	}
+	setKey(load, "duration", str(v.shape.Duration().String()))
+	sys := getKey(root, "system")
+	if v.design != "" {
+		if sys == nil {
+			sys = &yaml.Node{Kind: yaml.MappingNode}
+			setKey(root, "system", sys)
+		}
+		setKey(sys, "design", str(v.design))
+	}
+	if sys != nil && sys.Kind == yaml.MappingNode {
+		for _, k := range []string{"design", "topology"} {
+			if n := getKey(sys, k); n != nil && n.Kind == yaml.ScalarNode && n.Value != "" {
+				n.Value = absolutePath(n.Value, file)
+			}
+		}
+	}
+	fs := &yaml.Node{Kind: yaml.SequenceNode}
+	for _, c := range v.faults {
+		f := &yaml.Node{Kind: yaml.MappingNode}
+		setKey(f, "name", str(faultName(c)))
+		setKey(f, "type", str(c.Kind))
+		setKey(f, "at", str(v.shape.Before.String()))
+		setKey(f, "for", str(v.shape.Hold.String()))
+		attrs := c.Attrs()
+		for _, k := range slices.Sorted(maps.Keys(attrs)) {
+			var n yaml.Node
+			if err := n.Encode(attrs[k]); err != nil {
+				return nil, fmt.Errorf("derive scenario: encode %s: %w", k, err)
+			}
+			setKey(f, k, &n)
+		}
+		fs.Content = append(fs.Content, f)
+	}
+	setKey(root, "faults", fs)
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, fmt.Errorf("derive scenario: encode: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// absolutePath resolves a relative path the way a run finds a design: next to the
+// scenario file or in its parents; a path found nowhere is left as written.
+func absolutePath(p, file string) string {
+	if filepath.IsAbs(p) || file == "" {
+		return p
+	}
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		return p
+	}
+	for ; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, p)); err == nil {
+			return filepath.Join(dir, p)
+		}
+		if filepath.Dir(dir) == dir {
+			return p
+		}
+	}
+}
+
+// faultName is a scenario fault name for c: lower-case words joined by dashes.
+func faultName(c Candidate) string { return slug(c.Kind + "-" + c.Target.Name) }
+
+// slug keeps letters and digits and joins the rest with single dashes.
+func slug(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+			dash = false
+			continue
+		}
+		if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.TrimSuffix(b.String(), "-")
+}
+
+func str(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }
+
+func getKey(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func setKey(m *yaml.Node, key string, v *yaml.Node) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content[i+1] = v
+			return
+		}
+	}
+	m.Content = append(m.Content, str(key), v)
+}
+
+func delKey(m *yaml.Node, key string) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content = slices.Delete(m.Content, i, i+2)
+			return
+		}
+	}
+}
