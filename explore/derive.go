@@ -41,8 +41,9 @@ type variant struct {
 // derive writes the scenario a trial runs, and the minimal scenario a failure is handed
 // back as: the explored scenario's YAML (its system, design, load and checks) with its
 // name, description, seed and load duration set, its faults replaced by the variant's at
-// a fixed time, and what named the old faults (expect.during, expect_failure) or other
-// designs (compare) removed. Relative paths (system.design, system.topology) are made
+// a fixed time, and what named the old faults (expect_failure) or other designs (compare)
+// removed. expect.during keeps, for each new fault, the checks of the old lists that judge
+// the load alone (see loadChecks): they are the scenario's invariants under a fault. Relative paths (system.design, system.topology) are made
 // absolute against the explored file, so the result runs from any directory.
 func derive(src []byte, file string, v variant) ([]byte, error) {
 	var doc yaml.Node
@@ -58,8 +59,17 @@ func derive(src []byte, file string, v variant) ([]byte, error) {
 	setKey(root, "seed", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v.seed, 10)})
 	delKey(root, "expect_failure")
 	delKey(root, "compare")
+	var invariants []*yaml.Node
 	if ex := getKey(root, "expect"); ex != nil && ex.Kind == yaml.MappingNode {
+		invariants = duringInvariants(getKey(ex, "during"))
 		delKey(ex, "during")
+		if len(invariants) > 0 && len(v.faults) > 0 {
+			during := &yaml.Node{Kind: yaml.MappingNode}
+			for _, c := range v.faults {
+				setKey(during, faultName(c), &yaml.Node{Kind: yaml.SequenceNode, Content: invariants})
+			}
+			setKey(ex, "during", during)
+		}
 		if len(ex.Content) == 0 {
 			delKey(root, "expect")
 		}
@@ -112,6 +122,44 @@ func derive(src []byte, file string, v variant) ([]byte, error) {
 		return nil, fmt.Errorf("derive scenario: encode: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// loadChecks are the check kinds that judge the load alone, whatever the fault: the
+// ones a scenario's expect.during lists that explore keeps as invariants of every trial's
+// fault. The others (fault_landed, breaker_opened, fallback_served, ...) describe how the
+// system meets one scripted fault and are left with it.
+var loadChecks = []string{"latency", "error_rate", "throughput"}
+
+// duringInvariants collects, once each, the load-judging checks of every fault's list in
+// expect.during.
+func duringInvariants(during *yaml.Node) []*yaml.Node {
+	if during == nil || during.Kind != yaml.MappingNode {
+		return nil
+	}
+	var out []*yaml.Node
+	seen := map[string]bool{}
+	for i := 1; i < len(during.Content); i += 2 {
+		list := during.Content[i]
+		if list.Kind != yaml.SequenceNode {
+			continue
+		}
+		for _, c := range list.Content {
+			if c.Kind != yaml.MappingNode {
+				continue
+			}
+			kind := getKey(c, "check")
+			if kind == nil || !slices.Contains(loadChecks, kind.Value) {
+				continue
+			}
+			b, err := yaml.Marshal(c)
+			if err != nil || seen[string(b)] {
+				continue
+			}
+			seen[string(b)] = true
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // absolutePath resolves a relative path the way a run finds a design: next to the
