@@ -103,7 +103,7 @@ func TestDeriveRefusesARamp(t *testing.T) {
 
 func TestSlug(t *testing.T) {
 	for in, want := range map[string]string{
-		"latency gateway->product":            "latency-gateway-product",
+		"latency gateway->product":             "latency-gateway-product",
 		"reset_peer order->broker + crash o-1": "reset-peer-order-broker-crash-o-1",
 		"--x--":                                "x",
 	} {

@@ -267,6 +267,11 @@ func newExplorer(spec Spec) (*explorer, error) {
 		spec.Shape = DefaultShape
 	}
 	spec.Settle = cmp.Or(spec.Settle, DefaultSettle)
+	// A latency's effect is measured through the link while it holds: probes must come
+	// back within the hold.
+	if slices.Contains(spec.Kinds, "latency") && spec.Shape.Hold < DefaultLatency+time.Second {
+		return nil, fmt.Errorf("explore: a hold of %s is too short to measure a latency of %s; hold at least %s", spec.Shape.Hold, DefaultLatency, DefaultLatency+time.Second)
+	}
 	src, err := os.ReadFile(spec.File)
 	if err != nil {
 		return nil, fmt.Errorf("read scenario: %w", err)
