@@ -111,7 +111,7 @@ func ValidateKinds(kinds []string) error {
 	var bad []string
 	for _, k := range kinds {
 		if !slices.Contains(known, k) {
-			bad = append(bad, k)
+			bad = append(bad, fmt.Sprintf("%q", k))
 		}
 	}
 	if len(bad) > 0 {
