@@ -472,33 +472,20 @@ func (e *explorer) scenario(v variant, stem string) (*scenarios.Scenario, error)
 // runTrial runs one trial of cands, settles the system after it and records it; ok is
 // false when ctx ended the search.
 func (e *explorer) runTrial(ctx context.Context, cands []Candidate, label string) (Trial, bool) {
-	e.n++
-	n := e.n
 	keys := make([]string, len(cands))
 	for i, c := range cands {
 		keys[i] = c.Key()
 	}
 	key := strings.Join(keys, " + ")
-	stem := fmt.Sprintf("%03d-%s", n, slug(strings.Join(keys, " ")))
-	v := variant{
-		name: slug(e.name + " " + strings.Join(keys, " and ")), seed: e.seed + int64(n), shape: e.spec.Shape, faults: cands,
-		description: fmt.Sprintf("Found by faultline explore of %s: %s injected at %s for %s under the scenario's load, judged by its checks.",
-			e.name, key, e.spec.Shape.Before, e.spec.Shape.Hold),
-	}
-	sc, err := e.scenario(v, stem)
-	var t Trial
-	if err != nil {
-		t = Trial{N: n, Faults: cands, Seed: v.seed, Outcome: Error, Reason: err.Error()}
-	} else {
-		t = e.trial(ctx, sc, cands, n)
-		if ctx.Err() == nil && t.Outcome == Invalid && strings.Contains(t.Reason, "steady state") {
-			// The system was not whole before the fault: restart it and try once more.
-			e.progress("  steady state did not hold before %s; restarting the system and trying again", key)
-			if e.restart(ctx) {
-				t2 := e.trial(ctx, sc, cands, n)
-				t2.Restarted, t2.Retried = true, true
-				t = t2
-			}
+	t := e.attempt(ctx, cands, keys)
+	if ctx.Err() == nil && t.Outcome == Invalid && strings.Contains(t.Reason, "steady state") {
+		// The system was not whole before the fault: restart it and try once more, as a
+		// trial of its own (its own seed, so no idempotency key of the first attempt is
+		// sent again and judged against orders that attempt made).
+		e.progress("  steady state did not hold before %s; restarting the system and trying again", key)
+		if e.restart(ctx) {
+			t = e.attempt(ctx, cands, keys)
+			t.Restarted, t.Retried = true, true
 		}
 	}
 	if ctx.Err() != nil || e.fatal != nil {
@@ -518,6 +505,23 @@ func restartNote(t Trial) string {
 		return "; system restarted after it"
 	}
 	return ""
+}
+
+// attempt derives a trial's scenario, with the next trial number and seed, and runs it.
+func (e *explorer) attempt(ctx context.Context, cands []Candidate, keys []string) Trial {
+	e.n++
+	n := e.n
+	stem := fmt.Sprintf("%03d-%s", n, slug(strings.Join(keys, " ")))
+	v := variant{
+		name: slug(e.name + " " + strings.Join(keys, " and ")), seed: e.seed + int64(n), shape: e.spec.Shape, faults: cands,
+		description: fmt.Sprintf("Found by faultline explore of %s: %s injected at %s for %s under the scenario's load, judged by its checks.",
+			e.name, strings.Join(keys, " + "), e.spec.Shape.Before, e.spec.Shape.Hold),
+	}
+	sc, err := e.scenario(v, stem)
+	if err != nil {
+		return Trial{N: n, Faults: cands, Seed: v.seed, Outcome: Error, Reason: err.Error()}
+	}
+	return e.trial(ctx, sc, cands, n)
 }
 
 // describe is a trial's outcome in one line.

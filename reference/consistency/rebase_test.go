@@ -37,6 +37,16 @@ func TestRebaseKeepsOnlyWhatIsNew(t *testing.T) {
 	// Stock taken twice during the trial still shows once rebased.
 	now.Products["p1"] = Product{Initial: 10, Stock: 3}
 	assert.Equal(t, "p1: stock 3, want 5 (initial 7 - ordered 2)", now.Rebase(base).Mismatch())
+	// An order of base not applied then, applied now, is base's: its stock comes off the
+	// starting stock and its row is not the trial's.
+	base.Orders = append(base.Orders, Order{ID: "c", Key: "k3", ProductID: "p1", Quantity: 1, State: StatePending})
+	now.Orders = append(now.Orders, Order{ID: "c", Key: "k3", ProductID: "p1", Quantity: 1, State: StateConfirmed})
+	now.Applied = append(now.Applied, Applied{OrderID: "c", ProductID: "p1", Quantity: 1, Deliveries: 1, State: StateConfirmed})
+	now.Products["p1"] = Product{Initial: 10, Stock: 4}
+	carried := now.Rebase(base).(*State)
+	assert.Equal(t, Product{Initial: 6, Stock: 4}, carried.Products["p1"])
+	assert.Len(t, carried.Applied, 1)
+	assert.Equal(t, "", carried.Mismatch())
 	// A base of another type leaves the state whole.
 	assert.Same(t, now, now.Rebase(nil))
 }

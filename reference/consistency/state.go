@@ -160,9 +160,9 @@ func settled(prev []Order, st *State) string {
 var _ sut.State = (*State)(nil)
 
 // Rebase returns the part of s that is new since base: the orders and applied rows base
-// did not hold, and each product's stock counted from its stock in base. base should have
-// converged (an explorer waits for it between trials); then the result adds up exactly
-// when the work since base does, and the check judges one trial, not the system's life.
+// did not hold, and each product's stock counted from its stock in base, less what base's
+// orders still in flight then took since. The result adds up exactly when the work since
+// base does, so the check judges one trial, not the system's life.
 func (s *State) Rebase(base sut.State) sut.State {
 	b, ok := base.(*State)
 	if !ok || b == nil {
@@ -182,14 +182,21 @@ func (s *State) Rebase(base sut.State) sut.State {
 			out.Orders = append(out.Orders, o)
 		}
 	}
+	// An order of base still in flight then (not applied yet) is base's work finishing
+	// now: its row is not the trial's, and the stock it takes comes off the starting stock.
+	carried := map[string]int64{}
 	for _, a := range s.Applied {
-		if !oldApplied[a.OrderID] {
+		switch {
+		case oldApplied[a.OrderID]:
+		case oldOrders[a.OrderID]:
+			carried[a.ProductID] += taken(a)
+		default:
 			out.Applied = append(out.Applied, a)
 		}
 	}
 	for id, p := range s.Products {
 		if bp, ok := b.Products[id]; ok {
-			p.Initial = bp.Stock
+			p.Initial = bp.Stock - carried[id]
 		}
 		out.Products[id] = p
 	}
