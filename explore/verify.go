@@ -7,17 +7,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
 )
 
-// verify hands every failure back as its minimal scenario — the trial's own scenario,
-// which holds the explored system, design, load, checks and the trial's seed, with only
-// the failing fault at a fixed time — copied to DIR/repro, and runs it once the normal
-// way (a fresh system, harness.Run) to see the failure again before calling it
-// reproduced. A failure beyond MaxRepros keeps its file, marked not verified.
+// verify hands every failure back as its minimal scenario — the explored system, design,
+// load and checks with the trial's seed and only the failing fault, at a fixed time after
+// at least ReproBefore of load — written to DIR/repro, and runs it once the normal way (a
+// fresh system, harness.Run) to see the failure again before calling it reproduced. A failure beyond MaxRepros keeps its file, marked not verified.
 func (e *explorer) verify(ctx context.Context) error {
 	dir := filepath.Join(e.rep.Dir, "repro")
 	done := 0
@@ -26,17 +26,25 @@ func (e *explorer) verify(ctx context.Context) error {
 		if t.Outcome != Failed {
 			continue
 		}
-		src, err := os.ReadFile(t.Scenario)
-		if err != nil {
-			return fmt.Errorf("read trial scenario: %w", err)
-		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create repro dir: %w", err)
 		}
 		stem := strings.TrimSuffix(filepath.Base(t.Scenario), ".yaml")
 		file := filepath.Join(dir, stem+".yaml")
-		head := fmt.Sprintf("# Minimal scenario found by faultline explore %s (trial %d): %s.\n# Reproduce: faultline run %s\n",
-			e.spec.File, t.N, t.Key(), file)
+		keys := make([]string, len(t.Faults))
+		for i, c := range t.Faults {
+			keys[i] = c.Key()
+		}
+		src, err := derive(e.src, e.spec.File, variant{
+			name: slug(e.name + " " + strings.Join(keys, " and ")), seed: t.Seed, shape: e.reproShape(), faults: t.Faults,
+			design: e.spec.Design,
+			description: fmt.Sprintf("Minimal scenario found by faultline explore of %s (trial %d): %s for %s under the scenario's load, judged by its checks.",
+				e.name, t.N, t.Key(), e.spec.Shape.Hold),
+		})
+		if err != nil {
+			return err
+		}
+		head := fmt.Sprintf("# Found by faultline explore %s (trial %d): %s.\n# Reproduce: faultline run %s\n", e.spec.File, t.N, t.Key(), file)
 		if err := os.WriteFile(file, append([]byte(head), src...), 0o644); err != nil {
 			return fmt.Errorf("write minimal scenario: %w", err)
 		}
@@ -55,6 +63,18 @@ func (e *explorer) verify(ctx context.Context) error {
 		e.progress("  %s", reproLine(*t.Repro))
 	}
 	return ctx.Err()
+}
+
+// ReproBefore is the least time a minimal scenario's load runs before its fault: it
+// starts a fresh system, whose first requests are slower than a warm one's, and its
+// steady state is judged on that time alone (a short window's p99 is its slowest request).
+const ReproBefore = 4 * time.Second
+
+// reproShape is the trials' shape with at least ReproBefore before the fault.
+func (e *explorer) reproShape() Shape {
+	s := e.spec.Shape
+	s.Before = max(s.Before, ReproBefore)
+	return s
 }
 
 // reproduce runs the minimal scenario once through the normal run path and records
