@@ -369,12 +369,19 @@ func (e *explorer) run(ctx context.Context) error {
 		len(sp.Targets), len(sp.Kinds), len(sp.Singles), len(sp.Pruned), len(sp.Skipped), e.spec.Budget)
 
 	e.start = time.Now()
-	defer func() {
+	// The search's figures stop with the last trial: verifying comes after it.
+	searched := false
+	endSearch := func() {
+		if searched {
+			return
+		}
+		searched = true
 		e.rep.Search = time.Since(e.start)
 		if n := len(e.rep.Trials); n > 0 && e.rep.Search > 0 {
 			e.rep.TrialsPerMinute = float64(n) / e.rep.Search.Minutes()
 		}
-	}()
+	}
+	defer endSearch()
 	var passed []Candidate
 	for i, c := range sp.Singles {
 		if !e.fits() {
@@ -407,7 +414,7 @@ func (e *explorer) run(ctx context.Context) error {
 			cov.TriedPairs++
 		}
 	}
-	e.rep.Search = time.Since(e.start)
+	endSearch()
 	e.closeSystem(ctx) // verification starts systems of its own; this one is done
 	return e.verify(ctx)
 }
