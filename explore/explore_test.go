@@ -171,8 +171,9 @@ expect:
 `
 
 // TestExploreFindsTheOneWeakLink explores the trio with link faults: of the links the
-// load uses, only latency on front->a breaks a check; front->c, which the load never
-// uses, is pruned; the failure's minimal scenario reproduces it and validates.
+// load uses, only latency on front->a breaks a check, alone or paired; front->c, which
+// the load never uses, is pruned; the failure's minimal scenario reproduces it and
+// validates.
 func TestExploreFindsTheOneWeakLink(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("FAULTLINE_UNDO_DIR", filepath.Join(dir, "undo"))
@@ -180,7 +181,7 @@ func TestExploreFindsTheOneWeakLink(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte(trioScenario), 0o644))
 	var lines []string
 	rep, err := explore.Explore(t.Context(), explore.Spec{
-		File: file, Dir: filepath.Join(dir, "explore"), Budget: 2 * time.Minute, Depth: 1,
+		File: file, Dir: filepath.Join(dir, "explore"), Budget: 2 * time.Minute, Depth: 2,
 		Kinds:     []string{"latency", "down"},
 		Shape:     explore.Shape{Before: time.Second, Hold: 2500 * time.Millisecond, After: time.Second},
 		SystemFor: func(*scenarios.Scenario, string, ...string) sut.System { return newTrio() },
@@ -204,11 +205,14 @@ func TestExploreFindsTheOneWeakLink(t *testing.T) {
 	for _, tr := range rep.Trials {
 		outcomes[tr.Key()] = tr.Outcome
 	}
+	// Depth 2 pairs the three faults that passed, never two on one link.
 	assert.Equal(t, map[string]string{
 		"latency front->a": explore.Failed, "down front->a": explore.Passed,
 		"latency front->b": explore.Passed, "down front->b": explore.Passed,
-	}, outcomes, strings.Join(lines, "\n"))
+		"down front->a + latency front->b": explore.Passed, "down front->a + down front->b": explore.Passed,
+	}, normalizePairs(outcomes), strings.Join(lines, "\n"))
 	assert.Equal(t, 4, rep.Coverage.TriedSingles)
+	assert.Equal(t, 2, rep.Coverage.TriedPairs)
 	assert.Zero(t, rep.Restarts)
 
 	fails := rep.Failures()
@@ -237,4 +241,18 @@ func TestExploreFindsTheOneWeakLink(t *testing.T) {
 	}
 	assert.True(t, slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "latency front->a: FAILED") }),
 		"a progress line names the failure: %q", lines)
+}
+
+// normalizePairs names each pair with its faults in a fixed order: the seeded order of the
+// pairs may list either fault first.
+func normalizePairs(m map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		parts := strings.Split(k, " + ")
+		slices.SortFunc(parts, func(a, b string) int {
+			return strings.Compare(strings.SplitN(a, " ", 2)[1]+a, strings.SplitN(b, " ", 2)[1]+b)
+		})
+		out[strings.Join(parts, " + ")] = v
+	}
+	return out
 }
