@@ -204,3 +204,49 @@ expect_failure:
 	assert.Len(t, procs, 2)
 	assert.False(t, p.running.Load(), "the pipeline stopped the system")
 }
+
+// TestRunsOnAStartedSystem runs two scenarios, one after the other, on one system started
+// once (harness.StartSystem, then WithStarted): each run has its own directory and result,
+// its fault lands on the started system's proxy and is healed at its end, and the system
+// is neither started again nor stopped by the runs.
+func TestRunsOnAStartedSystem(t *testing.T) {
+	p := newPair(t)
+	t.Setenv("FAULTLINE_UNDO_DIR", filepath.Join(t.TempDir(), "undo"))
+	up, err := harness.StartSystem(t.Context(), p, "pair", harness.WithDir(filepath.Join(t.TempDir(), "system")))
+	require.NoError(t, err)
+	defer up.Close(context.WithoutCancel(t.Context()))
+	yaml := fmt.Sprintf(`name: on-a-started-system
+description: A run on a system that was started before it and outlives it.
+seed: %%d
+load:
+  rate: 20/s
+  duration: 4s
+  timeout: 3s
+  mix: {call: 1}
+  targets:
+    - {name: call, url: "http://%s/call"}
+faults:
+  - {name: slow-store, type: latency, target: front->store, latency: 300ms, at: 1s, for: 2s}
+expect:
+  overall:
+    - {check: error_rate, name: no-errors, max: 1%%%%}
+`, p.frontAddr())
+	for i := 1; i <= 2; i++ {
+		sc, err := scenarios.Parse("started.yaml", []byte(fmt.Sprintf(yaml, i)))
+		require.NoError(t, err)
+		dir := filepath.Join(t.TempDir(), fmt.Sprint(i))
+		res, err := harness.Run(t.Context(), sc, harness.WithStarted(up), harness.WithDir(dir))
+		require.NoError(t, err)
+		assert.Equal(t, result.Passed, res.Verdict, "run %d: %s", i, res.Reason)
+		assert.Equal(t, "pair", res.Design)
+		require.Len(t, res.Faults, 1)
+		require.NotNil(t, res.Faults[0].Effect)
+		assert.True(t, res.Faults[0].Effect.Landed, "run %d: %+v", i, res.Faults[0].Effect)
+		assert.FileExists(t, filepath.Join(dir, harness.ResultFile))
+		assert.True(t, p.running.Load(), "run %d stopped the started system", i)
+		names, err := up.Links.ToxicNames("front->store")
+		require.NoError(t, err)
+		assert.Subset(t, []string{"faultline_traffic"}, names, "run %d left its fault on the link (only the counting toxic stays)", i)
+	}
+	assert.Positive(t, p.served.Load())
+}
