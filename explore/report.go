@@ -127,11 +127,14 @@ func (r *Report) Write(dir string) error {
 	return nil
 }
 
-// Summary is the closing lines: what was found, trials per minute and coverage.
-func (r *Report) Summary() string {
+// Summary is the closing lines: trials per minute, coverage, outcomes and each failure
+// with its minimal scenario.
+func (r *Report) Summary() string { return r.headline() + r.failureLines() }
+
+// headline is the summary's first lines: trials per minute, coverage and outcomes.
+func (r *Report) headline() string {
 	var b strings.Builder
 	c := r.Coverage
-	fails := r.Failures()
 	fmt.Fprintf(&b, "explore %s (design %s, depth %d): %d trials in %s, %.1f trials/min; %d restart(s)\n",
 		r.Scenario, r.Design, r.Depth, len(r.Trials), r.Search.Round(time.Second), r.TrialsPerMinute, r.Restarts)
 	fmt.Fprintf(&b, "coverage: %d targets × %d kinds = %d single faults, %d tried, %d not tried (budget %s%s); %d pairs tried of %d; %d targets pruned (no traffic), %d kinds skipped\n",
@@ -142,7 +145,13 @@ func (r *Report) Summary() string {
 		counts[t.Outcome]++
 	}
 	fmt.Fprintf(&b, "outcomes: %d passed, %d failed, %d invalid, %d error\n", counts[Passed], counts[Failed], counts[Invalid], counts[Error])
-	for _, t := range fails {
+	return b.String()
+}
+
+// failureLines are the failures, one each with its minimal scenario's outcome.
+func (r *Report) failureLines() string {
+	var b strings.Builder
+	for _, t := range r.Failures() {
 		fmt.Fprintf(&b, "FAILURE %s: %s", t.Key(), describe(t))
 		if t.Repro != nil {
 			fmt.Fprintf(&b, "\n  minimal scenario %s: %s", t.Repro.File, reproLine(*t.Repro))
@@ -155,7 +164,7 @@ func (r *Report) Summary() string {
 // WriteMarkdown writes the report as Markdown: the summary, the matrix, the pairs, the
 // failures with their figures and minimal scenarios, and what was pruned or skipped.
 func (r *Report) WriteMarkdown(w io.Writer) {
-	fmt.Fprintf(w, "# explore %s\n\n```\n%s```\n\n", r.Scenario, r.Summary())
+	fmt.Fprintf(w, "# explore %s\n\n```\n%s```\n\n", r.Scenario, r.headline())
 	m := r.Matrix()
 	fmt.Fprintf(w, "## Single faults (target × kind)\n\n| target |")
 	for _, k := range m.Kinds {
@@ -230,22 +239,24 @@ td.invalid,td.error{background:#ffe082}td.na{background:#fafafa;color:#aaa}td.no
 pre{background:#f6f6f6;padding:1em;white-space:pre-wrap}small{color:#555}
 </style></head><body>
 <h1>explore {{.R.Scenario}}</h1>
-<pre>{{.Summary}}</pre>
+<pre>{{.Headline}}</pre>
 <h2>Single faults: target × kind</h2>
 <table><tr><th>target</th>{{range .M.Kinds}}<th>{{.}}</th>{{end}}</tr>
 {{range $i, $row := .M.Rows}}<tr><th><code>{{index $.M.Targets $i}}</code></th>{{range $row}}<td class="{{$.Class .Outcome}}" title="{{.Reason}}">{{.Outcome}}{{if .Broke}}<br><small>{{range .Broke}}{{.}}<br>{{end}}</small>{{end}}{{if .Verified}}<small>reproduced</small>{{end}}</td>{{end}}</tr>
 {{end}}</table>
 {{if .Pairs}}<h2>Pairs</h2><table><tr><th>faults</th><th>outcome</th></tr>
 {{range .Pairs}}<tr><td>{{.Key}}</td><td class="{{$.Class .Outcome}}">{{$.Describe .}}</td></tr>{{end}}</table>{{end}}
+{{if .Failures}}<h2>Failures and their minimal scenarios</h2><pre>{{.Failures}}</pre>{{end}}
 </body></html>
 `))
 
 // htmlData feeds the heat map.
 type htmlData struct {
-	R       *Report
-	M       Matrix
-	Summary string
-	Pairs   []Trial
+	R        *Report
+	M        Matrix
+	Headline string
+	Failures string
+	Pairs    []Trial
 }
 
 // Class is a cell's CSS class.
@@ -264,7 +275,7 @@ func (htmlData) Describe(t Trial) string { return describe(t) }
 
 // WriteHTML writes the matrix as a self-contained HTML heat map.
 func (r *Report) WriteHTML(w io.Writer) error {
-	if err := htmlPage.Execute(w, htmlData{R: r, M: r.Matrix(), Summary: r.Summary(), Pairs: r.Pairs()}); err != nil {
+	if err := htmlPage.Execute(w, htmlData{R: r, M: r.Matrix(), Headline: r.headline(), Failures: r.failureLines(), Pairs: r.Pairs()}); err != nil {
 		return fmt.Errorf("render explore heat map: %w", err)
 	}
 	return nil
