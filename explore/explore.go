@@ -134,9 +134,13 @@ type Trial struct {
 	// Restarted says the system did not come back whole after this trial and was
 	// restarted; Retried that the trial ran again after a restart because the steady state
 	// did not hold before its fault.
-	Restarted bool   `json:"restarted,omitempty"`
-	Retried   bool   `json:"retried,omitempty"`
-	Repro     *Repro `json:"repro,omitempty"`
+	Restarted bool `json:"restarted,omitempty"`
+	Retried   bool `json:"retried,omitempty"`
+	// Recovery is how long the steady state took to return after the trial (settling
+	// included); Probes counts the steady-state probes run meanwhile.
+	Recovery time.Duration `json:"recovery"`
+	Probes   int           `json:"probes,omitempty"`
+	Repro    *Repro        `json:"repro,omitempty"`
 }
 
 // Key names the trial's faults: "latency gateway->product", "a + b" for a pair.
@@ -224,10 +228,11 @@ type explorer struct {
 	sys  sut.System
 	base *scenarios.Scenario // the fault-free variant the system is made for
 	// fatal is a restart that failed: the search cannot go on without a system.
-	fatal error
-	rep   *Report
-	start time.Time
-	n     int // trials run, for their seeds and directories
+	fatal  error
+	rep    *Report
+	start  time.Time
+	n      int // trials run, for their seeds and directories
+	probes int // steady-state probes run, for theirs
 }
 
 // Explore runs the search Spec describes and returns its report, which it also writes to
@@ -433,7 +438,7 @@ func (e *explorer) stopped(ctx context.Context) error {
 func (e *explorer) fits() bool {
 	longest := e.spec.Shape.Duration() + 5*time.Second
 	for _, t := range e.rep.Trials {
-		longest = max(longest, t.Elapsed)
+		longest = max(longest, t.Elapsed+t.Recovery)
 	}
 	return time.Since(e.start)+longest <= e.spec.Budget
 }
@@ -508,10 +513,14 @@ func (e *explorer) runTrial(ctx context.Context, cands []Candidate, label string
 }
 
 func restartNote(t Trial) string {
-	if t.Restarted {
-		return "; system restarted after it"
+	note := ""
+	if t.Probes > 0 {
+		note = fmt.Sprintf("; steady state back %s after it (%d probe(s))", t.Recovery.Round(100*time.Millisecond), t.Probes)
 	}
-	return ""
+	if t.Restarted {
+		note += "; system restarted"
+	}
+	return note
 }
 
 // attempt derives a trial's scenario, with the next trial number and seed, and runs it.
@@ -609,10 +618,17 @@ func broken(cs []result.Check) []BrokenCheck {
 	return out
 }
 
-// settle waits until every instance the system started runs and its routes are
-// published again; when that does not come within the bound it restarts the system and
-// marks t. It reports whether the system is whole.
+// ProbeLoad is how long one steady-state probe sends the scenario's load, without faults.
+const ProbeLoad = 2 * time.Second
+
+// settle waits for the steady state to return after t: every instance the system started
+// runs and its routes are published again, and — unless t's own window after the heal
+// already showed the steady state back (it passed) — a probe, the scenario's load for
+// ProbeLoad without faults judged by its checks, passes; probes repeat until one does.
+// When that does not come within the settle bound, it restarts the system and marks t.
+// It records how long the steady state took to return and reports whether it did.
 func (e *explorer) settle(ctx context.Context, t *Trial) bool {
+	began := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, e.spec.Settle)
 	defer cancel()
 	whole := func() error {
@@ -630,18 +646,43 @@ func (e *explorer) settle(ctx context.Context, t *Trial) bool {
 				return err
 			}
 		}
-		return nil
+		if t.Outcome == Passed {
+			return nil
+		}
+		for {
+			p := e.probe(sctx)
+			t.Probes++
+			if p.Outcome == Passed {
+				return nil
+			}
+			if sctx.Err() != nil {
+				return fmt.Errorf("the last steady-state probe did not pass: %s", p.Reason)
+			}
+		}
 	}
 	err := whole()
+	t.Recovery = time.Since(began)
 	if err == nil {
 		return true
 	}
 	if ctx.Err() != nil {
 		return false
 	}
-	e.progress("  the system did not come back whole within %s (%v): restarting it", e.spec.Settle, err)
+	e.progress("  the steady state did not return within %s (%v): restarting the system", e.spec.Settle, err)
 	t.Restarted = true
 	return e.restart(ctx)
+}
+
+// probe runs the scenario's load for ProbeLoad without faults on the running system.
+func (e *explorer) probe(ctx context.Context) Trial {
+	e.probes++
+	sc, err := e.scenario(variant{name: e.name + "-explore-probe", seed: e.seed + 1_000_000 + int64(e.probes),
+		shape: Shape{Before: ProbeLoad}, description: "A steady-state probe between explore's trials."},
+		fmt.Sprintf("%03d-probe-%d", e.n, e.probes))
+	if err != nil {
+		return Trial{Outcome: Error, Reason: err.Error()}
+	}
+	return e.trial(ctx, sc, nil, 0)
 }
 
 // restart stops the system and starts it again in the same directory (its data kept).
