@@ -66,7 +66,12 @@ func derive(src []byte, file string, v variant) ([]byte, error) {
 		if len(invariants) > 0 && len(v.faults) > 0 {
 			during := &yaml.Node{Kind: yaml.MappingNode}
 			for _, c := range v.faults {
-				setKey(during, faultName(c), &yaml.Node{Kind: yaml.SequenceNode, Content: invariants})
+				list := invariants
+				if len(v.faults) > 1 {
+					// Check names are unique in a scenario: each fault's copy is named after it.
+					list = renamed(invariants, faultName(c))
+				}
+				setKey(during, faultName(c), &yaml.Node{Kind: yaml.SequenceNode, Content: list})
 			}
 			setKey(ex, "during", during)
 		}
@@ -158,6 +163,20 @@ func duringInvariants(during *yaml.Node) []*yaml.Node {
 			seen[string(b)] = true
 			out = append(out, c)
 		}
+	}
+	return out
+}
+
+// renamed copies checks, suffixing each explicit name with "-" + suffix.
+func renamed(checks []*yaml.Node, suffix string) []*yaml.Node {
+	out := make([]*yaml.Node, len(checks))
+	for i, c := range checks {
+		cp := *c
+		cp.Content = slices.Clone(c.Content)
+		if n := getKey(&cp, "name"); n != nil {
+			setKey(&cp, "name", str(n.Value+"-"+suffix))
+		}
+		out[i] = &cp
 	}
 	return out
 }
