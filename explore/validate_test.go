@@ -14,7 +14,9 @@ import (
 // reference system, is one `faultline validate` accepts (it validates the file against
 // the default system's shape, as the command does).
 func TestMinimalScenariosOfTheReferenceSystemValidate(t *testing.T) {
-	link := func(from, to string) Target { return Target{Kind: TargetLink, Name: from + "->" + to, From: from, To: to} }
+	link := func(from, to string) Target {
+		return Target{Kind: TargetLink, Name: from + "->" + to, From: from, To: to}
+	}
 	inst := func(name string) Target { return Target{Kind: TargetInstance, Name: name} }
 	cands := []Candidate{
 		{Kind: "latency", Target: link("gateway", "product")},
