@@ -256,3 +256,27 @@ func normalizePairs(m map[string]string) map[string]string {
 	}
 	return out
 }
+
+// A budget too small for one trial stops the search cleanly after the discovery load: no
+// trial runs, every cell is reported not tried, and the outputs are still written.
+func TestExploreBudgetStopsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("FAULTLINE_UNDO_DIR", filepath.Join(dir, "undo"))
+	file := filepath.Join(dir, "trio.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(trioScenario), 0o644))
+	rep, err := explore.Explore(t.Context(), explore.Spec{
+		File: file, Dir: filepath.Join(dir, "explore"), Budget: time.Second, Kinds: []string{"latency", "down"},
+		Shape:     explore.Shape{Before: time.Second, Hold: 2500 * time.Millisecond, After: time.Second},
+		SystemFor: func(*scenarios.Scenario, string, ...string) sut.System { return newTrio() },
+	})
+	require.NoError(t, err)
+	assert.Empty(t, rep.Trials)
+	assert.True(t, rep.BudgetSpent)
+	assert.Equal(t, 4, rep.Coverage.NotTried)
+	for _, row := range rep.Matrix().Rows {
+		for _, c := range row {
+			assert.Contains(t, []string{explore.NotTried, explore.NotApplicable}, c.Outcome, "%s %s", c.Target, c.Kind)
+		}
+	}
+	assert.FileExists(t, filepath.Join(rep.Dir, explore.ReportHTML))
+}
