@@ -54,6 +54,8 @@ func TestDependencyRules(t *testing.T) {
 		// The console steers any system under test through the pipeline's start step; the
 		// command picks the system.
 		{"console", []string{"reference", "system", "topology/run", "systems", "reports", "compare", "cmd/faultline"}},
+		// Explore searches any system under test through the pipeline; the command picks it.
+		{"explore", []string{"reference", "system", "topology/run", "systems", "reports", "compare", "cmd/faultline", "soak", "console"}},
 		{"undo", []string{"harness", "compare", "reports", "checks", "loadgen", "system", "topology"}},
 		{"compare", []string{"reports"}},
 		{"reports", []string{"harness", "compare", "undo"}},
