@@ -28,6 +28,19 @@ var DefaultShape = Shape{Before: 1500 * time.Millisecond, Hold: 2500 * time.Mill
 // Duration is the trial's load duration.
 func (s Shape) Duration() time.Duration { return s.Before + s.Hold + s.After }
 
+// Validate refuses a shape a trial of kinds cannot run in: a phase that is not positive,
+// or a hold too short to measure a latency's effect (probes through the link must come
+// back while it holds).
+func (s Shape) Validate(kinds []string) error {
+	if s.Before <= 0 || s.Hold <= 0 || s.After <= 0 {
+		return fmt.Errorf("validate trial shape: before %s, hold %s and after %s must all be positive", s.Before, s.Hold, s.After)
+	}
+	if slices.Contains(kinds, "latency") && s.Hold < DefaultLatency+time.Second {
+		return fmt.Errorf("validate trial shape: a hold of %s is too short to measure a latency of %s; hold at least %s", s.Hold, DefaultLatency, DefaultLatency+time.Second)
+	}
+	return nil
+}
+
 // variant is what a derived scenario changes in the explored one.
 type variant struct {
 	name, description string

@@ -112,3 +112,24 @@ func TestSlug(t *testing.T) {
 		}
 	}
 }
+
+func TestShapeValidate(t *testing.T) {
+	for _, tc := range []struct {
+		shape Shape
+		kinds []string
+		want  string
+	}{
+		{DefaultShape, DefaultKinds, ""},
+		{Shape{Before: time.Second, Hold: 2 * time.Second, After: time.Second}, []string{"down", "crash"}, ""},
+		{Shape{Before: time.Second, Hold: 2 * time.Second, After: time.Second}, []string{"latency"}, "too short to measure a latency"},
+		{Shape{Before: 0, Hold: 3 * time.Second, After: time.Second}, []string{"down"}, "must all be positive"},
+	} {
+		err := tc.shape.Validate(tc.kinds)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v %v: got %v, want nil", tc.shape, tc.kinds, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v %v: got %v, want an error with %q", tc.shape, tc.kinds, err, tc.want)
+		}
+	}
+}

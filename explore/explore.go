@@ -272,10 +272,8 @@ func newExplorer(spec Spec) (*explorer, error) {
 		spec.Shape = DefaultShape
 	}
 	spec.Settle = cmp.Or(spec.Settle, DefaultSettle)
-	// A latency's effect is measured through the link while it holds: probes must come
-	// back within the hold.
-	if slices.Contains(spec.Kinds, "latency") && spec.Shape.Hold < DefaultLatency+time.Second {
-		return nil, fmt.Errorf("explore: a hold of %s is too short to measure a latency of %s; hold at least %s", spec.Shape.Hold, DefaultLatency, DefaultLatency+time.Second)
+	if err := spec.Shape.Validate(spec.Kinds); err != nil {
+		return nil, err
 	}
 	src, err := os.ReadFile(spec.File)
 	if err != nil {

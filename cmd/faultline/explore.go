@@ -67,6 +67,9 @@ func newExploreCmd() *cobra.Command {
 			if err := explore.ValidateKinds(spec.Kinds); err != nil {
 				return usagef("explore: %v", err)
 			}
+			if err := spec.Shape.Validate(spec.Kinds); err != nil {
+				return usagef("explore: %v", err)
+			}
 			if cmd.Flags().Changed("seed") {
 				spec.Seed = &seed
 			}
@@ -108,6 +111,9 @@ func newExploreCmd() *cobra.Command {
 	fl.Int64Var(&seed, "seed", 0, "seed instead of the scenario's (trial n runs with seed + n)")
 	fl.StringVar(&spec.Design, "design", "", "design file instead of the scenario's system.design")
 	fl.IntVar(&spec.MaxRepros, "max-repros", 0, "verify at most this many failures by running their minimal scenario (0: all)")
+	fl.DurationVar(&spec.Shape.Before, "before", explore.DefaultShape.Before, "load before each trial's fault (its steady state)")
+	fl.DurationVar(&spec.Shape.Hold, "hold", explore.DefaultShape.Hold, "how long each trial's fault holds")
+	fl.DurationVar(&spec.Shape.After, "after", explore.DefaultShape.After, "load after each trial's heal (the steady state must be back)")
 	fl.DurationVar(&spec.Settle, "settle", explore.DefaultSettle, "bound on the wait for the system to be whole after a trial before it is restarted")
 	fl.BoolVar(&verbose, "verbose", false, "log the system's start and the runs to stderr")
 	return cmd

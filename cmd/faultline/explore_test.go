@@ -20,6 +20,7 @@ func TestExploreExitCodes(t *testing.T) {
 		{"no scenario", []string{"explore"}, "one scenario file"},
 		{"missing file", []string{"explore", "no-such.yaml"}, "no-such.yaml"},
 		{"depth 3", []string{"explore", "../../scenarios/baseline.yaml", "--depth", "3"}, "want 1 or 2"},
+		{"hold too short for a latency", []string{"explore", "../../scenarios/baseline.yaml", "--hold", "1s"}, "too short"},
 		{"unknown kind", []string{"explore", "../../scenarios/baseline.yaml", "--kinds", "latency,meteor"}, `"meteor"`},
 	}
 	for _, tt := range tests {
