@@ -214,8 +214,11 @@ func mdCell(c Cell) string {
 	switch c.Outcome {
 	case Failed:
 		s := "**FAILED** " + mdEscape(strings.Join(c.Broke, "; "))
-		if c.Verified {
+		switch {
+		case c.Verified:
 			s += " (reproduced)"
+		case c.Repro != "":
+			s += " (not reproduced alone)"
 		}
 		return s
 	case Invalid, Error:
@@ -242,7 +245,7 @@ pre{background:#f6f6f6;padding:1em;white-space:pre-wrap}small{color:#555}
 <pre>{{.Headline}}</pre>
 <h2>Single faults: target × kind</h2>
 <table><tr><th>target</th>{{range .M.Kinds}}<th>{{.}}</th>{{end}}</tr>
-{{range $i, $row := .M.Rows}}<tr><th><code>{{index $.M.Targets $i}}</code></th>{{range $row}}<td class="{{$.Class .Outcome}}" title="{{.Reason}}">{{.Outcome}}{{if .Broke}}<br><small>{{range .Broke}}{{.}}<br>{{end}}</small>{{end}}{{if .Verified}}<small>reproduced</small>{{end}}</td>{{end}}</tr>
+{{range $i, $row := .M.Rows}}<tr><th><code>{{index $.M.Targets $i}}</code></th>{{range $row}}<td class="{{$.Class .Outcome}}" title="{{.Reason}}">{{.Outcome}}{{if .Broke}}<br><small>{{range .Broke}}{{.}}<br>{{end}}</small>{{end}}{{if .Repro}}<small>{{if .Verified}}reproduced{{else}}not reproduced alone{{end}}</small>{{end}}</td>{{end}}</tr>
 {{end}}</table>
 {{if .Pairs}}<h2>Pairs</h2><table><tr><th>faults</th><th>outcome</th></tr>
 {{range .Pairs}}<tr><td>{{.Key}}</td><td class="{{$.Class .Outcome}}">{{$.Describe .}}</td></tr>{{end}}</table>{{end}}
