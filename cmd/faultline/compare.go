@@ -143,52 +143,13 @@ func compareDesigns(ctx context.Context, out, errOut io.Writer, variants []compa
 		return fmt.Errorf("resolve compare dir: %w", err)
 	}
 	dir = abs
-	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	// The printer changes between runs while a run's progress goroutine may still report.
-	var (
-		ppMu sync.Mutex
-		pp   *progressPrinter
-	)
-	runOpts := append([]harness.Option{harness.WithLogger(log), harness.WithProgress(func(p harness.Progress) {
-		ppMu.Lock()
-		defer ppMu.Unlock()
-		if pp != nil {
-			pp.print(p)
-		}
-	})}, extra...)
+	runs := &designRuns{ctx: ctx, errOut: errOut, label: func(name string, rep int) string {
+		return fmt.Sprintf("%s %d/%d", name, rep, repeat)
+	}}
 	began := time.Now()
-	groups, err := compare.Run(ctx, variants,
-		compare.Repeat(repeat), compare.Dir(dir), compare.RunOptions(runOpts...),
-		compare.OnRunStart(func(name string, rep int) {
-			ppMu.Lock()
-			pp = newProgressPrinter(errOut, fmt.Sprintf("%s %d/%d", name, rep, repeat))
-			ppMu.Unlock()
-		}),
-		compare.OnRunDone(func(name string, rep int, res *result.Run) {
-			ppMu.Lock()
-			pp.done()
-			pp = nil
-			ppMu.Unlock()
-			line := fmt.Sprintf("%s %d/%d: %s", name, rep, repeat, res.Verdict)
-			if res.Reason != "" {
-				line += " — " + res.Reason
-			}
-			fmt.Fprintln(errOut, line)
-			if _, rerr := writeReports(context.WithoutCancel(ctx), res.RunDir, res, storedHistory(filepath.Join(res.RunDir, harness.ResultFile), res)); rerr != nil {
-				fmt.Fprintf(errOut, "faultline: %v\n", rerr)
-			}
-		}))
-	var verr *harness.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		for _, e := range verr.Errs {
-			fmt.Fprintln(errOut, e)
-		}
-		return &verdictError{verdict: result.Error, reason: "the scenario is invalid"}
-	case err != nil && ctx.Err() != nil:
-		return &verdictError{verdict: result.Aborted, reason: err.Error()}
-	case err != nil:
-		return err
+	groups, err := compare.Run(ctx, variants, append(runs.options(extra), compare.Repeat(repeat), compare.Dir(dir))...)
+	if err != nil {
+		return comparisonErr(ctx, errOut, err)
 	}
 	htmlPath, mdPath, err := writeComparison(ctx, dir, groups)
 	if err != nil {
@@ -238,4 +199,68 @@ func writeAtomic(path string, b []byte) error {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	return nil
+}
+
+// designRuns is the command's side of a comparison's runs, shared by compare and the load
+// sweep: a progress printer per run, a verdict line when it ends, and its reports written.
+type designRuns struct {
+	ctx    context.Context
+	errOut io.Writer
+	label  func(variant string, repeat int) string // called with mu held
+
+	mu sync.Mutex // the printer changes between runs while a run's progress may still report
+	pp *progressPrinter
+}
+
+// options are the comparison's options that print and report every run; extra go to
+// every run.
+func (d *designRuns) options(extra []harness.Option) []compare.Option {
+	log := slog.New(slog.NewTextHandler(d.errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	runOpts := append([]harness.Option{harness.WithLogger(log), harness.WithProgress(func(p harness.Progress) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.pp != nil {
+			d.pp.print(p)
+		}
+	})}, extra...)
+	return []compare.Option{
+		compare.RunOptions(runOpts...),
+		compare.OnRunStart(func(name string, rep int) {
+			d.mu.Lock()
+			d.pp = newProgressPrinter(d.errOut, d.label(name, rep))
+			d.mu.Unlock()
+		}),
+		compare.OnRunDone(func(name string, rep int, res *result.Run) {
+			d.mu.Lock()
+			d.pp.done()
+			d.pp = nil
+			label := d.label(name, rep)
+			d.mu.Unlock()
+			line := fmt.Sprintf("%s: %s", label, res.Verdict)
+			if res.Reason != "" {
+				line += " — " + res.Reason
+			}
+			fmt.Fprintln(d.errOut, line)
+			if _, rerr := writeReports(context.WithoutCancel(d.ctx), res.RunDir, res, storedHistory(filepath.Join(res.RunDir, harness.ResultFile), res)); rerr != nil {
+				fmt.Fprintf(d.errOut, "faultline: %v\n", rerr)
+			}
+		}),
+	}
+}
+
+// comparisonErr maps a comparison's failure to the command's: an invalid scenario prints
+// its problems (exit 3), an interruption is aborted (exit 4).
+func comparisonErr(ctx context.Context, errOut io.Writer, err error) error {
+	var verr *harness.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		for _, e := range verr.Errs {
+			fmt.Fprintln(errOut, e)
+		}
+		return &verdictError{verdict: result.Error, reason: "the scenario is invalid"}
+	case ctx.Err() != nil:
+		return &verdictError{verdict: result.Aborted, reason: err.Error()}
+	default:
+		return err
+	}
 }

@@ -3,14 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -109,63 +106,22 @@ func sweepDesigns(ctx context.Context, out, errOut io.Writer, variants []compare
 		return fmt.Errorf("resolve sweep dir: %w", err)
 	}
 	dir = abs
-	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var (
-		ppMu  sync.Mutex
-		pp    *progressPrinter
-		point string
-	)
-	runOpts := append([]harness.Option{harness.WithLogger(log), harness.WithProgress(func(p harness.Progress) {
-		ppMu.Lock()
-		defer ppMu.Unlock()
-		if pp != nil {
-			pp.print(p)
-		}
-	})}, extra...)
+	var point string // the rate and mode being run, guarded by printer.mu
+	printer := &designRuns{ctx: ctx, errOut: errOut, label: func(name string, _ int) string { return name + " " + point }}
 	cfg.OnPoint = func(rate int, faults bool) {
-		ppMu.Lock()
+		printer.mu.Lock()
 		point = fmt.Sprintf("%d/s %s", rate, map[bool]string{true: "with faults", false: "without faults"}[faults])
-		ppMu.Unlock()
+		printer.mu.Unlock()
 	}
 	began := time.Now()
-	sw, err := compare.RunSweep(ctx, variants, cfg,
-		compare.Dir(dir), compare.RunOptions(runOpts...),
-		compare.OnRunStart(func(name string, _ int) {
-			ppMu.Lock()
-			pp = newProgressPrinter(errOut, name+" "+point)
-			ppMu.Unlock()
-		}),
-		compare.OnRunDone(func(name string, _ int, res *result.Run) {
-			ppMu.Lock()
-			pp.done()
-			pp = nil
-			label := name + " " + point
-			ppMu.Unlock()
-			line := fmt.Sprintf("%s: %s", label, res.Verdict)
-			if res.Reason != "" {
-				line += " — " + res.Reason
-			}
-			fmt.Fprintln(errOut, line)
-			if _, rerr := writeReports(context.WithoutCancel(ctx), res.RunDir, res, storedHistory(filepath.Join(res.RunDir, harness.ResultFile), res)); rerr != nil {
-				fmt.Fprintf(errOut, "faultline: %v\n", rerr)
-			}
-		}))
-	var verr *harness.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		for _, e := range verr.Errs {
-			fmt.Fprintln(errOut, e)
-		}
-		return &verdictError{verdict: result.Error, reason: "the scenario is invalid"}
-	case err != nil && ctx.Err() != nil:
-		// What was measured before the interruption is still written: a long sweep's
+	sw, err := compare.RunSweep(ctx, variants, cfg, append(printer.options(extra), compare.Dir(dir))...)
+	if err != nil {
+		// What was measured before an interruption is still written: a long sweep's
 		// first rates are worth keeping.
-		if sw != nil {
+		if ctx.Err() != nil && sw != nil {
 			_, _, _, _ = writeSweep(dir, sw)
 		}
-		return &verdictError{verdict: result.Aborted, reason: err.Error()}
-	case err != nil:
-		return err
+		return comparisonErr(ctx, errOut, err)
 	}
 	jsonPath, chartPath, mdPath, err := writeSweep(dir, sw)
 	if err != nil {
