@@ -105,35 +105,17 @@ type play struct {
 // that its scraper writes them into the history the checks are evaluated from.
 func (c *Console) metricNames() []string {
 	var out []string
-	add := func(list []scenarios.Check) {
-		for _, ck := range list {
-			if m, ok := ck.Spec.(scenarios.MetricReader); ok {
-				for _, n := range m.MetricNames() {
-					if !slices.Contains(out, n) {
-						out = append(out, n)
-					}
-				}
-			}
-		}
-	}
 	for _, name := range scenarios.Catalog() {
 		sc, err := scenarios.Builtin(name)
 		if err != nil {
 			continue
 		}
-		if ok, _ := c.playable(sc); !ok {
-			continue
-		}
-		add(sc.SteadyState)
-		add(sc.Expect.Before)
-		add(sc.Expect.After)
-		add(sc.Expect.Overall)
-		for _, l := range sc.Expect.During {
-			add(l)
+		if ok, _ := c.playable(sc); ok {
+			out = append(out, sc.MetricNames()...)
 		}
 	}
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
 // Scenarios lists the catalog with what can be played on the console's system.

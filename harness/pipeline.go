@@ -318,7 +318,7 @@ func (r *runner) startScraper(ctx context.Context) (func(), error) {
 		return func() {}, nil
 	}
 	opts := []observe.Option{observe.WithStart(r.began)}
-	if names := metricNames(r.sc); sc.Checked && len(names) > 0 {
+	if names := r.sc.MetricNames(); sc.Checked && len(names) > 0 {
 		opts = append(opts, observe.WithPrefixes(names...))
 	}
 	s, err := observe.NewScraper(sc.Targets, opts...)
@@ -339,32 +339,6 @@ func (r *runner) startScraper(ctx context.Context) (func(), error) {
 		})
 	})
 	return sync.OnceFunc(func() { cancel(); wg.Wait() }), nil
-}
-
-// metricNames lists the metrics the scenario's metric checks read.
-func metricNames(sc *scenarios.Scenario) []string {
-	var out []string
-	add := func(list []scenarios.Check) {
-		for _, c := range list {
-			if m, ok := c.Spec.(scenarios.MetricReader); ok {
-				for _, n := range m.MetricNames() {
-					if !slices.Contains(out, n) {
-						out = append(out, n)
-					}
-				}
-			}
-		}
-	}
-	add(sc.SteadyState)
-	add(sc.AbortWhen)
-	add(sc.Expect.Before)
-	add(sc.Expect.After)
-	add(sc.Expect.Overall)
-	for _, l := range sc.Expect.During {
-		add(l)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // startLive runs the live checks (http_probe, command) against the running system at the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -72,6 +73,19 @@ type Templated interface {
 // a scraper of a custom topology and a run's stop conditions keep those samples.
 type MetricReader interface {
 	MetricNames() []string
+}
+
+// MetricNames lists, sorted and once each, the metrics the scenario's checks read (in
+// every phase), so that a scraper keeps exactly those in the run's history.
+func (s *Scenario) MetricNames() []string {
+	var out []string
+	for _, c := range s.allChecks() {
+		if m, ok := c.Spec.(MetricReader); ok {
+			out = append(out, m.MetricNames()...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Settler is the optional capability of a kind that may keep a run going after its load
