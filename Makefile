@@ -13,7 +13,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 API_DIR      := reference-services/api/refv1
 
-.PHONY: all build up demo test test-race fuzz suite suite-docker examples-docker bench bench-suite bench-console mocks generate vet fmt clean examples
+.PHONY: all build up demo test test-race fuzz suite suite-docker examples-docker bench bench-suite bench-console mocks generate vet fmt clean examples k8s-build k8s-cluster
 
 all: build
 
@@ -59,6 +59,21 @@ examples-docker: build
 ## scenario misses its expectation (an expected failure that did not happen included)
 suite: build
 	./$(BIN) suite scenarios/
+
+## k8s-build: build the test cluster's binaries (kube-apiserver, kube-controller-manager,
+## kube-scheduler, kube-proxy, kubelet v1.37.2; containerd v2.4.2; CNI plugins v1.10.0) once
+## into $FAULTLINE_K8S_CACHE (default /var/cache/faultline-k8s)/<versions>/; skipped when present.
+## ~30 min cold on 2 cores. The recipe is tools/k8s (its own module).
+k8s-build:
+	GO=$(GO) ./tools/k8s/build.sh
+
+## k8s-cluster: run a real single-node cluster (root; needs k8s-build) under K8S_DIR; prints
+## the KUBECONFIG line, Ctrl-C tears everything down (processes, iptables KUBE-* chains,
+## bridge, cgroups, mounts); K8S_CLEAN=1 tears down one whose owner was killed
+K8S_DIR ?= /tmp/faultline-k8s-cluster
+k8s-cluster:
+	$(GO) build -o bin/k8s-cluster ./internal/k8scluster/cmd/k8s-cluster
+	./bin/k8s-cluster -dir $(K8S_DIR) $(if $(K8S_CLEAN),-clean)
 
 ## suite-docker: the same catalog with the same expectations on the Docker runtime (each
 ## run's containers, network and volumes removed at its end: the check after proves it)

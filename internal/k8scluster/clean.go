@@ -3,6 +3,8 @@ package k8scluster
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -30,11 +32,28 @@ func Clean(dir string) error {
 	if err != nil {
 		return fmt.Errorf("clean cluster: %w", err)
 	}
-	lock, err := takeLock()
+	// The state file marks dir as a cluster's: without it, "every process naming dir" could
+	// be anyone's (think of Clean("/tmp")).
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return fmt.Errorf("clean cluster: no cluster state in %s: %w", dir, err)
+	}
+	var s state
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("clean cluster: %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	lock, err := takeLock(context.Background())
 	if err != nil {
 		return fmt.Errorf("clean cluster: %w", err)
 	}
 	defer lock.Close()
+	// The recorded daemons, if their pid still runs our binary (not a reused pid); the
+	// shims and container processes are found by dir and by cgroup.
+	for _, pid := range s.PIDs {
+		if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && bytes.Contains(cmdline, []byte(dir+"/")) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 	return teardown(dir, nil, nil)
 }
 

@@ -151,13 +151,19 @@ func Start(ctx context.Context, dir string, opts Options) (c *Cluster, err error
 	if dir, err = filepath.Abs(dir); err != nil {
 		return nil, fmt.Errorf("start cluster: %w", err)
 	}
-	lock, err := takeLock()
+	lock, err := takeLock(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// Holding the lock means no other cluster runs: chains or a bridge still there are
-	// leftovers of one whose owner was killed, and they would confuse this one.
-	if err := cleanHost(); err != nil {
+	// leftovers of one whose owner was killed, and they would confuse this one; so would a
+	// killed owner's daemons still running in this very dir.
+	if _, serr := os.Stat(filepath.Join(dir, stateFile)); serr == nil {
+		err = teardown(dir, nil, nil)
+	} else {
+		err = cleanHost()
+	}
+	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("start cluster: clean leftovers: %w", err)
 	}
@@ -285,16 +291,29 @@ func Start(ctx context.Context, dir string, opts Options) (c *Cluster, err error
 	return c, nil
 }
 
-func takeLock() (*os.File, error) {
+// takeLock takes the machine's one-cluster lock, waiting for another cluster to stop
+// until ctx is done (a context without deadline does not wait). The kernel releases it
+// when the owner dies, however it dies.
+func takeLock(ctx context.Context) (*os.File, error) {
 	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock cluster: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock cluster: another test cluster runs on this machine (%s held): %w", lockPath, err)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		_, hasDeadline := ctx.Deadline()
+		if !hasDeadline || ctx.Err() != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock cluster: another test cluster runs on this machine (%s held): %w", lockPath, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	return f, nil
 }
 
 func (c *Cluster) saveState() error {

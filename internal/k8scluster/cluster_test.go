@@ -235,9 +235,9 @@ func TestClusterRunsDeploymentAndTearsDown(t *testing.T) {
 		rss = append(rss, fmt.Sprintf("%s %d MB", name, b>>20))
 	}
 	sort.Strings(rss)
-	t.Logf("figures: apiserver ready %.1fs, node Ready %.1fs, Deployment 2/2 Ready %.1fs; pod %s deleted -> %s Ready in %.1fs; RSS %d MB (%s; etcd in the test process)",
+	t.Logf("figures: apiserver ready %.1fs, node Ready %.1fs, Deployment 2/2 Ready %.1fs; pod %s deleted -> %s Ready in %.1fs; RSS %d MB (%s) + the test process with the embedded etcd %d MB",
 		c.Timings.APIServerReady.Seconds(), c.Timings.NodeReady.Seconds(), deployed.Seconds(),
-		victim, replacement, replaced.Seconds(), total>>20, strings.Join(rss, ", "))
+		victim, replacement, replaced.Seconds(), total>>20, strings.Join(rss, ", "), rssOf(os.Getpid())>>20)
 
 	stopAt := time.Now()
 	stopped = true
