@@ -113,6 +113,9 @@ func Leftovers(dir string) []string {
 	if _, err := os.Stat("/sys/class/net/" + Bridge); err == nil {
 		out = append(out, "bridge "+Bridge)
 	}
+	if nodeAddressPresent() {
+		out = append(out, "address "+NodeIP+" on lo")
+	}
 	return out
 }
 
@@ -357,6 +360,11 @@ func cleanHost() error {
 			errs = append(errs, fmt.Errorf("delete bridge %s: %w: %s", Bridge, err, strings.TrimSpace(string(out))))
 		}
 	}
+	if nodeAddressPresent() {
+		if out, err := exec.Command("ip", "addr", "del", NodeIP+"/32", "dev", "lo").CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("delete node address %s: %w: %s", NodeIP, err, strings.TrimSpace(string(out))))
+		}
+	}
 	// libcni's result cache outside our dir, one file per attachment of our network.
 	if m, _ := filepath.Glob("/var/lib/cni/results/" + cniNetwork + "-*"); len(m) > 0 {
 		for _, f := range m {
@@ -445,4 +453,9 @@ func kubeChains() []string {
 		}
 	}
 	return out
+}
+
+func nodeAddressPresent() bool {
+	out, err := exec.Command("ip", "-4", "addr", "show", "dev", "lo").Output()
+	return err == nil && strings.Contains(string(out), " "+NodeIP+"/32 ")
 }

@@ -44,8 +44,13 @@ const (
 	PodCIDR     = "10.244.0.0/24"
 	ServiceCIDR = "10.96.0.0/24"
 	serviceIP   = "10.96.0.1"
+	gatewayIP   = "10.244.0.1" // the bridge's address, the pods' gateway
 	// Bridge is the CNI bridge's interface name; Clean deletes it.
 	Bridge = "flk8s0"
+	// NodeIP is the node's address, on lo: the kubelet refuses a loopback node IP (and
+	// kube-proxy then waits 30 s for one), and the host's own address would put the
+	// kubelet's API on the network. Clean removes it.
+	NodeIP = "10.245.0.1"
 	// NodeName is the single node's name.
 	NodeName   = "faultline-node"
 	cniNetwork = "faultline-k8s"
@@ -168,6 +173,24 @@ func Start(ctx context.Context, dir string, opts Options) (c *Cluster, err error
 		return nil, fmt.Errorf("start cluster: clean leftovers: %w", err)
 	}
 	c = &Cluster{Dir: dir, bin: opts.BinDir, log: opts.Log, lock: lock}
+	// The node address, and the bridge made before the CNI plugin would make it, so that the
+	// Service range can be routed to it: the host's own connections to a ClusterIP then
+	// leave from the bridge's address (without this route they left by the default route
+	// and were answered by whatever sits there). Deleting the bridge deletes the route.
+	for _, args := range [][]string{
+		{"addr", "replace", NodeIP + "/32", "dev", "lo"},
+		{"link", "add", Bridge, "type", "bridge"},
+		{"addr", "replace", gatewayIP + "/24", "dev", Bridge},
+		{"link", "set", Bridge, "up"},
+		{"route", "replace", ServiceCIDR, "dev", Bridge, "src", gatewayIP},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			lock.Close()
+			cleanHost()
+			return nil, fmt.Errorf("start cluster: ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	began = time.Now() // the lock may have waited for another cluster
 	defer func() {
 		if err != nil {
 			if serr := c.Stop(); serr != nil {
@@ -267,7 +290,7 @@ func Start(ctx context.Context, dir string, opts Options) (c *Cluster, err error
 		return c, fmt.Errorf("start cluster: %w", err)
 	}
 	if err := c.spawn("kubelet", "--config="+kcfg, "--kubeconfig="+kubeconfig,
-		"--root-dir="+filepath.Join(dir, "kubelet"), "--hostname-override="+NodeName, "--node-ip=127.0.0.1"); err != nil {
+		"--root-dir="+filepath.Join(dir, "kubelet"), "--hostname-override="+NodeName, "--node-ip="+NodeIP); err != nil {
 		return c, err
 	}
 	if err := c.spawn("kube-proxy", "--kubeconfig="+kubeconfig, "--proxy-mode=iptables",
@@ -574,7 +597,7 @@ func (c *Cluster) importImages(ctx context.Context, sock string, imgs []Image) e
 func kubeletConfig(dir, sock string, port, healthz int) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+address: %s
 port: %d
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
@@ -595,7 +618,7 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 nodeStatusUpdateFrequency: 2s
-`, port, healthz, sock, filepath.Join(dir, "pod-logs"), filepath.Join(dir, "kubelet", "manifests"))
+`, NodeIP, port, healthz, sock, filepath.Join(dir, "pod-logs"), filepath.Join(dir, "kubelet", "manifests"))
 }
 
 // RSS is the resident memory of each process of the cluster, in bytes (etcd runs inside

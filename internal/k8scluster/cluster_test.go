@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -212,6 +213,36 @@ func TestClusterRunsDeploymentAndTearsDown(t *testing.T) {
 			t.Fatalf("GET %s = %d, want 200", url, resp.StatusCode)
 		}
 	}
+
+	// kube-proxy's rules: the Service's ClusterIP answers from the host.
+	svc, err := cs.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "toxiproxy"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "toxiproxy"},
+			Ports: []corev1.ServicePort{{Port: images.ToxiproxyAPIPort, TargetPort: intstr.FromInt32(images.ToxiproxyAPIPort)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcURL := fmt.Sprintf("http://%s:%d/version", svc.Spec.ClusterIP, images.ToxiproxyAPIPort)
+	svcAt := time.Now()
+	for {
+		resp, err := (&http.Client{Timeout: time.Second}).Get(svcURL)
+		status := ""
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+			status = fmt.Sprintf("%d %.200s", resp.StatusCode, b)
+		}
+		if time.Since(svcAt) > 30*time.Second {
+			nat, _ := exec.Command("iptables-save", "-t", "nat").Output()
+			t.Fatalf("Service %s not answering 30 s after its creation: %v %s\n%s", svcURL, err, status, nat)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("figures: Service ClusterIP answering %.1fs after its creation", time.Since(svcAt).Seconds())
 
 	victim := pods[0].Name
 	deleted := time.Now()
