@@ -544,9 +544,12 @@ state = %q
     runtime_type = 'io.containerd.runc.v2'
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
       BinaryName = 'runc'
+      # runc's state under our dir too (default /run/containerd/runc): a killed container
+      # never gets its runc delete.
+      Root = %q
       SystemdCgroup = false
 `, filepath.Join(root, "root"), filepath.Join(root, "state"), sock, sock+".ttrpc", "linux/"+goruntime.GOARCH, pauseRef,
-		filepath.Join(c.bin, "cni"), filepath.Join(cni, "net.d"))
+		filepath.Join(c.bin, "cni"), filepath.Join(cni, "net.d"), filepath.Join(root, "runc"))
 	conf := filepath.Join(c.Dir, "etc", "containerd.toml")
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		return "", fmt.Errorf("start containerd: %w", err)
