@@ -127,13 +127,21 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// Another kind through the same generated form: an instance shown paused, then running.
 	const merchant = `[...document.querySelectorAll("#instances tr")].find(r => r.cells[0].textContent === "merchant-1")?.cells[2].textContent`
+	// Registry membership: a paused instance keeps no lease alive, so it leaves the registry
+	// within its TTL (2 s) and rejoins once thawed.
+	const registry = `document.querySelector('tr[data-instance="merchant-1"] td.registry')?.textContent`
+	b.WaitTrue("merchant-1 shown in the registry", registry+` === "in registry"`, 10*time.Second)
 	b.Do(chromedp.SetValue(chromedp.ID("#kind"), "pause"))
 	b.Do(chromedp.Evaluate[chromedp.Void](`document.querySelector("#kind").dispatchEvent(new Event("change"))`))
 	b.Do(chromedp.SendKeys(chromedp.CSS(`#fields [name="target"]`), "merchant-1"), chromedp.Click(chromedp.ID("#inject")))
 	b.WaitTrue("merchant-1 shown paused", merchant+`?.startsWith("paused")`, 15*time.Second)
+	b.WaitTrue("merchant-1 shown out of the registry, its lease expired", registry+` === "left registry"`, 15*time.Second)
+	b.WaitTrue("the event log's leaving", `document.querySelector("#log").textContent.includes("merchant-1 left the registry")`, 5*time.Second)
 	shot("5-paused")
 	b.Do(chromedp.Click(chromedp.ID("#heal-all")))
 	b.WaitTrue("merchant-1 shown running again", merchant+` === "running"`, 15*time.Second)
+	b.WaitTrue("merchant-1 back in the registry", registry+` === "in registry"`, 15*time.Second)
+	b.WaitTrue("the event log's rejoining", `document.querySelector("#log").textContent.includes("merchant-1 rejoined the registry")`, 5*time.Second)
 
 	// The session exported as a scenario, through the page's button, and validated as
 	// `faultline validate` does a file.

@@ -66,6 +66,9 @@ const (
 	metricPrefix  = "faultline_"
 	metricBreaker = "faultline_breaker_state"
 	metricPolicy  = "faultline_policy_events_total"
+	// metricDiscovery is each caller's count of a service's instances in its discovery
+	// cache, which the failover check reads for a lease's expiry.
+	metricDiscovery = "faultline_discovery_instances"
 )
 
 // Options configure a console.
@@ -112,6 +115,9 @@ type Console struct {
 	metrics map[string]observe.Sample // component|name|labels → latest
 	load    *loadRun
 	points  []Point
+	// registered is the registry's membership as last read (a sut.Registrar), nil before
+	// or without one; members is every instance it ever listed, whose absence is news.
+	registered, members map[string]bool
 	// scen is the catalog scenario playing, or played last; nil before any.
 	scen *play
 	// The session record: every load change and hand fault, and the load's totals.
@@ -224,6 +230,9 @@ func Start(ctx context.Context, sys sut.System, opts Options) (_ *Console, err e
 	c.cancel = cancel
 	c.wg.Go(func() { _ = scraper.Run(bg, c.observe) })
 	c.wg.Go(func() { c.chart(bg) })
+	if r, ok := sys.(sut.Registrar); ok {
+		c.wg.Go(func() { c.watchRegistry(bg, r) })
+	}
 	c.srv = &http.Server{Handler: guard(c.token, c.csrf, c.routes()), ReadHeaderTimeout: 10 * time.Second}
 	c.wg.Go(func() { _ = c.srv.Serve(ln) })
 	c.event("load", "system started in "+up.Dir)
@@ -516,6 +525,55 @@ func (c *Console) observe(s observe.Sample) {
 	if s.Name == metricBreaker && (!had || prev.Value != s.Value) && (had || s.Value != 0) {
 		c.addEvent("breaker", fmt.Sprintf("breaker %s→%s on %s: %s", s.Labels["caller"], s.Labels["dependency"], s.Component, breakerState(s.Value)))
 	}
+}
+
+// watchRegistry reads the registry's membership as often as the scraper reads metrics,
+// and logs every instance that leaves it or joins it again.
+func (c *Console) watchRegistry(ctx context.Context, r sut.Registrar) {
+	t := time.NewTicker(c.interval / 2)
+	defer t.Stop()
+	for {
+		if now, ok := r.Registered(); ok {
+			c.mu.Lock()
+			if c.members == nil {
+				c.members = map[string]bool{}
+			}
+			for _, ev := range membershipChanges(c.registered, now, c.members) {
+				c.addEvent("registry", ev)
+			}
+			c.registered = now
+			c.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// membershipChanges compares two readings of the registry and returns one line per
+// instance that left it or joined it again; members (updated) is every instance ever
+// listed, so that an instance's first registration at start is not news but its return is.
+func membershipChanges(prev, now, members map[string]bool) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(members)) {
+		switch {
+		case prev[name] && !now[name]:
+			out = append(out, name+" left the registry (lease expired or deregistered)")
+		case !prev[name] && now[name]:
+			out = append(out, name+" rejoined the registry")
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(now)) {
+		if !members[name] {
+			members[name] = true
+			if prev != nil {
+				out = append(out, name+" joined the registry")
+			}
+		}
+	}
+	return out
 }
 
 func breakerState(v float64) string {

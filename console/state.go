@@ -17,6 +17,7 @@ type State struct {
 	Instances []Instance  `json:"instances"`
 	Links     []LinkState `json:"links"`
 	Breakers  []Breaker   `json:"breakers"`
+	Discovery []Discovery `json:"discovery,omitempty"`
 	Faults    []FaultView `json:"faults"`
 	Load      *LoadState  `json:"load,omitempty"`
 	Play      *PlayState  `json:"play,omitempty"`
@@ -32,6 +33,18 @@ type Instance struct {
 	// State is running, paused (stopped by SIGSTOP, seen in /proc) or down, followed by
 	// the hand faults on it.
 	State string `json:"state"`
+	// Registry is the instance's membership in the system's service registry: "in", "left"
+	// (listed once, its lease expired or it deregistered since), or empty for an instance
+	// the registry never listed or a system without one (sut.Registrar).
+	Registry string `json:"registry,omitempty"`
+}
+
+// Discovery is one caller's view of a service: how many instances its discovery cache
+// holds (faultline_discovery_instances), the count the failover check reads.
+type Discovery struct {
+	Component string  `json:"component"`
+	Service   string  `json:"service"`
+	Instances float64 `json:"instances"`
 }
 
 // LinkState is one proxied link and the hand faults on it.
@@ -116,6 +129,12 @@ func (c *Console) State() State {
 				in.State = "paused"
 			}
 		}
+		switch {
+		case c.registered[comp.Name]:
+			in.Registry = "in"
+		case c.members[comp.Name]:
+			in.Registry = "left"
+		}
 		if ks := append(onTarget[comp.Name], onTarget[comp.Service]...); len(ks) > 0 {
 			in.State += " (" + strings.Join(ks, ", ") + ")"
 		}
@@ -144,6 +163,15 @@ func (c *Console) State() State {
 	sort.Slice(st.Breakers, func(i, j int) bool {
 		a, b := st.Breakers[i], st.Breakers[j]
 		return a.Component+" "+a.Dependency < b.Component+" "+b.Dependency
+	})
+	for _, s := range c.metrics {
+		if s.Name == metricDiscovery {
+			st.Discovery = append(st.Discovery, Discovery{Component: s.Component, Service: s.Labels["service"], Instances: s.Value})
+		}
+	}
+	sort.Slice(st.Discovery, func(i, j int) bool {
+		a, b := st.Discovery[i], st.Discovery[j]
+		return a.Service+" "+a.Component < b.Service+" "+b.Component
 	})
 	st.Play = c.playStateLocked(st.T)
 	if c.load != nil {

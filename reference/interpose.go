@@ -39,7 +39,8 @@ type Interposer struct {
 	published map[string]string // "<caller>-><instance>" -> proxy address, once published
 	started   bool
 	lastErr   error
-	changed   chan struct{} // closed and replaced whenever published grows
+	changed   chan struct{}     // closed and replaced whenever published grows
+	watcher   *registry.Watcher // the publisher's unrouted view of the registry, once connected
 }
 
 var _ system.Interposer = (*Interposer)(nil)
@@ -111,6 +112,14 @@ func (ip *Interposer) publish(endpoint string) {
 		ip.fail(fmt.Errorf("watch registry: %w", err))
 		return
 	}
+	ip.mu.Lock()
+	ip.watcher = w
+	ip.mu.Unlock()
+	defer func() {
+		ip.mu.Lock()
+		ip.watcher = nil
+		ip.mu.Unlock()
+	}()
 	notify := make(chan struct{}, 1)
 	for _, svc := range Routed() {
 		ch, cancel := w.Subscribe(svc)
@@ -215,6 +224,25 @@ func (ip *Interposer) fail(err error) {
 	ip.lastErr = err
 	ip.mu.Unlock()
 	ip.log.Debug("route publisher", "err", err)
+}
+
+// Registered returns every instance the registry lists now, by name, as the route
+// publisher's watch sees it (unrouted: every instance of every service); false before the
+// watch has read the registry once. While the registry is unreachable it is the last view.
+func (ip *Interposer) Registered() (map[string]bool, bool) {
+	ip.mu.Lock()
+	w := ip.watcher
+	ip.mu.Unlock()
+	if w == nil || !w.Synced() {
+		return nil, false
+	}
+	out := map[string]bool{}
+	for _, svc := range w.Services() {
+		for _, inst := range w.Instances(svc) {
+			out[inst.Name] = true
+		}
+	}
+	return out, true
 }
 
 // Routes returns the published routes, "<caller service>-><instance>" to proxy address.

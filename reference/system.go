@@ -48,6 +48,7 @@ var (
 	_ sut.StateReader     = (*System)(nil)
 	_ sut.Leaser          = (*System)(nil)
 	_ sut.FaultlineImage  = (*System)(nil)
+	_ sut.Registrar       = (*System)(nil)
 	_ faults.Processes    = (*System)(nil)
 	_ faults.PIDs         = (*System)(nil)
 	_ faults.HealthProber = (*System)(nil)
@@ -159,6 +160,14 @@ func (s *System) Start(ctx context.Context, env sut.Env) error {
 
 // PublishRoutes waits until every caller reaches every callee instance through its proxy.
 func (s *System) PublishRoutes(ctx context.Context) error { return s.ip.WaitRoutes(ctx, s.sys) }
+
+// Registered lists the instances in the registry now (see Interposer.Registered).
+func (s *System) Registered() (map[string]bool, bool) {
+	if s.ip == nil {
+		return nil, false
+	}
+	return s.ip.Registered()
+}
 
 // Stop stops the services and the route publisher.
 func (s *System) Stop(ctx context.Context) error {

@@ -168,6 +168,13 @@ type (
 	Leaser interface {
 		LeaseTTL() time.Duration
 	}
+	// Registrar is a system whose instances join a service registry under a lease:
+	// Registered returns the instances the registry lists now, by name, and false while
+	// it has not been read. An instance missing from it has left the registry (its lease
+	// expired or it deregistered); the console shows membership and logs its changes.
+	Registrar interface {
+		Registered() (map[string]bool, bool)
+	}
 	// FaultlineImage is a system whose containers run faultline's own image, which a run
 	// on Docker must then build.
 	FaultlineImage interface {
