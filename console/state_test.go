@@ -32,7 +32,7 @@ func TestConsoleMembershipChanges(t *testing.T) {
 		{name: "back after a restart", prev: set("order-1"), now: set("order-1", "order-2"), members: set("order-1", "order-2"),
 			want: []string{"order-2 rejoined the registry"}, wantMembersOf: []string{"order-1", "order-2"}},
 		{name: "registry empty, then a new instance", prev: set("order-1", "product-1"), now: set("product-2"), members: set("order-1", "product-1"),
-			want: []string{"order-1 left the registry (lease expired or deregistered)", "product-1 left the registry (lease expired or deregistered)", "product-2 joined the registry"},
+			want:          []string{"order-1 left the registry (lease expired or deregistered)", "product-1 left the registry (lease expired or deregistered)", "product-2 joined the registry"},
 			wantMembersOf: []string{"order-1", "product-1", "product-2"}},
 	}
 	for _, tt := range tests {
