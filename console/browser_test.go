@@ -117,6 +117,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.WaitTrue("the gateway->product breaker shown open", state+` === "open"`, 15*time.Second)
 	b.WaitTrue("fallbacks served", `Number(`+breaker+`.children[3].textContent) > 0`, 10*time.Second)
 	require.Empty(t, b.Text("#error"), "the page reported an error")
+	// The charts: each journey's rates and latencies, fallbacks served rising with the fault
+	// window shaded, and the system's own gauges read from its metrics.
+	b.WaitTrue("a chart per journey", `[...document.querySelectorAll('[data-chart^="journey:"] polyline')].length >= 4`, 10*time.Second)
+	b.WaitTrue("fallbacks charted", `Number(document.querySelector('[data-chart="fallbacks"] svg')?.dataset.max) > 1`, 10*time.Second)
+	b.WaitTrue("the fault window shaded", `!!document.querySelector('[data-chart="fallbacks"] rect.fault-window title')?.textContent.includes("latency gateway->product")`, 5*time.Second)
+	b.WaitTrue("the system's gauges charted", `["faultline_outbox_backlog", "faultline_consumer_lag"].every(m => document.querySelector('[data-chart="gauge:' + m + '"] polyline'))`, 5*time.Second)
 	shot("3-breaker-open")
 
 	b.Do(chromedp.Click(chromedp.ID("#heal-all")))

@@ -146,6 +146,7 @@ type loadRun struct {
 
 type sample struct {
 	at      time.Time
+	journey string
 	latency time.Duration
 	ok      bool
 }
@@ -157,14 +158,29 @@ type Event struct {
 	Text string    `json:"text"`
 }
 
-// Point is one second of the load chart.
+// Point is one second of the charts.
 type Point struct {
-	T          time.Time `json:"t"`
-	Throughput float64   `json:"throughput"`
-	Errors     float64   `json:"errors"`
-	P50        float64   `json:"p50_ms"`
-	P99        float64   `json:"p99_ms"`
-	Faulted    bool      `json:"faulted"`
+	T time.Time `json:"t"`
+	// Figures are the load's over the last statsWindow, every journey together.
+	Figures
+	// Faulted says a fault, by hand or the scenario's, was in place; Faults names them.
+	Faulted bool     `json:"faulted"`
+	Faults  []string `json:"faults,omitempty"`
+	// Journeys are the load's figures per journey.
+	Journeys map[string]Figures `json:"journeys,omitempty"`
+	// Fallbacks is fallbacks served per second since the point before, every caller's.
+	Fallbacks float64 `json:"fallbacks"`
+	// Gauges are the system's gauges (sut.Gauger) by metric name, each summed over the
+	// instances that publish it; a gauge no instance publishes yet is missing.
+	Gauges map[string]float64 `json:"gauges,omitempty"`
+}
+
+// Figures are a load's throughput, error rate and latency percentiles over a window.
+type Figures struct {
+	Throughput float64 `json:"throughput"`
+	Errors     float64 `json:"errors"`
+	P50        float64 `json:"p50_ms"`
+	P99        float64 `json:"p99_ms"`
 }
 
 // Start starts sys through the harness's pipeline and serves the console on
@@ -217,7 +233,12 @@ func Start(ctx context.Context, sys sut.System, opts Options) (_ *Console, err e
 	// metrics the checks name of one that publishes more.
 	prefixes := []string{metricPrefix}
 	if scrape.Checked {
-		prefixes = append([]string{metricBreaker, metricPolicy}, c.metricNames()...)
+		prefixes = append([]string{metricBreaker, metricPolicy, metricDiscovery}, c.metricNames()...)
+		if g, ok := sys.(sut.Gauger); ok {
+			for _, gg := range g.Gauges() {
+				prefixes = append(prefixes, gg.Metric)
+			}
+		}
 	}
 	scraper, err := observe.NewScraper(scrape.Targets, observe.WithInterval(c.interval/2),
 		observe.WithPrefixes(prefixes...), observe.WithStart(c.began))
@@ -323,7 +344,11 @@ func (c *Console) routes() http.Handler {
 		_, _ = w.Write([]byte(strings.Replace(page, "{{CSRF}}", c.csrf, 1)))
 	})
 	mux.HandleFunc("GET /api/kinds", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"kinds": Kinds(), "targets": c.targets()})
+		var gauges []sut.Gauge
+		if g, ok := c.sys.(sut.Gauger); ok {
+			gauges = g.Gauges()
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"kinds": Kinds(), "targets": c.targets(), "gauges": gauges})
 	})
 	mux.HandleFunc("GET /api/state", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.State())
@@ -801,7 +826,7 @@ func (c *Console) result(lr *loadRun, r loadgen.Result) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lr.results = append(lr.results, sample{at: now, latency: r.Latency, ok: !r.Failed()})
+	lr.results = append(lr.results, sample{at: now, journey: r.Journey, latency: r.Latency, ok: !r.Failed()})
 	lr.issued++
 	c.issued++
 	if r.Failed() {
@@ -836,52 +861,112 @@ func (c *Console) endLoad(stopped bool) {
 	}
 }
 
-// chart adds one point a second while load runs.
+// chart adds one point a second, load or not: the system's gauges and the fault windows
+// are worth watching without load too.
 func (c *Console) chart(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var gauges []sut.Gauge
+	if g, ok := c.sys.(sut.Gauger); ok {
+		gauges = g.Gauges()
+	}
+	prevFallbacks, prevAt := math.NaN(), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		now := time.Now()
 		c.mu.Lock()
+		p := Point{T: now.UTC()}
 		if c.load != nil {
-			p := c.loadFigures(time.Now())
-			p.Faulted = len(c.hand) > 0
-			c.points = append(c.points, p)
-			if len(c.points) > keepPoints {
-				c.points = slices.Clone(c.points[len(c.points)-keepPoints:])
+			p = c.loadFigures(now)
+		}
+		for _, h := range c.hand {
+			p.Faults = append(p.Faults, "#"+strconv.Itoa(h.ID)+" "+h.Kind+" "+h.Target)
+		}
+		for _, f := range c.playInPlaceLocked() {
+			p.Faults = append(p.Faults, f.Name+" "+f.Type+" "+targetOfSpec(f))
+		}
+		p.Faulted = len(p.Faults) > 0
+		fallbacks := 0.0
+		for _, s := range c.metrics {
+			if s.Name == metricPolicy && s.Labels["event"] == "fallback" {
+				fallbacks += s.Value
 			}
+		}
+		// A restarted instance's counter starts again from zero: no negative rate.
+		if !math.IsNaN(prevFallbacks) {
+			p.Fallbacks = max(0, fallbacks-prevFallbacks) / now.Sub(prevAt).Seconds()
+		}
+		prevFallbacks, prevAt = fallbacks, now
+		p.Gauges = sumGauges(c.metrics, gauges)
+		c.points = append(c.points, p)
+		if len(c.points) > keepPoints {
+			c.points = slices.Clone(c.points[len(c.points)-keepPoints:])
 		}
 		c.mu.Unlock()
 	}
 }
 
-// loadFigures computes the load's figures over the last statsWindow; c.mu is held.
+// sumGauges sums each gauge over the instances (and label sets) publishing it.
+func sumGauges(metrics map[string]observe.Sample, gauges []sut.Gauge) map[string]float64 {
+	if len(gauges) == 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for _, s := range metrics {
+		for _, g := range gauges {
+			if s.Name == g.Metric {
+				out[g.Metric] += s.Value
+			}
+		}
+	}
+	return out
+}
+
+// loadFigures computes the load's figures over the last statsWindow, all together and
+// per journey; c.mu is held.
 func (c *Console) loadFigures(now time.Time) Point {
 	lr := c.load
 	from := now.Add(-statsWindow)
 	i := sort.Search(len(lr.results), func(i int) bool { return !lr.results[i].at.Before(from) })
 	lr.results = lr.results[i:]
-	p := Point{T: now.UTC()}
-	if len(lr.results) == 0 {
-		return p
-	}
-	lat := make([]float64, 0, len(lr.results))
-	errs := 0
+	p := Point{T: now.UTC(), Figures: figures(lr.results, statsWindow)}
+	byJourney := map[string][]sample{}
 	for _, s := range lr.results {
+		byJourney[s.journey] = append(byJourney[s.journey], s)
+	}
+	if len(byJourney) > 0 {
+		p.Journeys = make(map[string]Figures, len(byJourney))
+		for j, ss := range byJourney {
+			p.Journeys[j] = figures(ss, statsWindow)
+		}
+	}
+	return p
+}
+
+// figures are the throughput, error rate and latency percentiles (nearest rank) of the
+// samples of a window.
+func figures(ss []sample, window time.Duration) Figures {
+	if len(ss) == 0 {
+		return Figures{}
+	}
+	lat := make([]float64, 0, len(ss))
+	errs := 0
+	for _, s := range ss {
 		lat = append(lat, float64(s.latency)/float64(time.Millisecond))
 		if !s.ok {
 			errs++
 		}
 	}
 	slices.Sort(lat)
-	secs := statsWindow.Seconds()
-	p.Throughput = float64(len(lr.results)) / secs
-	p.Errors = float64(errs) / secs
-	p.P50 = lat[int(0.50*float64(len(lat)-1))]
-	p.P99 = lat[int(0.99*float64(len(lat)-1))]
-	return p
+	secs := window.Seconds()
+	return Figures{
+		Throughput: float64(len(ss)) / secs,
+		Errors:     float64(errs) / secs,
+		P50:        lat[int(0.50*float64(len(lat)-1))],
+		P99:        lat[int(0.99*float64(len(lat)-1))],
+	}
 }

@@ -2,8 +2,12 @@ package console
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/faultline-dev/faultline/observe"
+	"github.com/faultline-dev/faultline/sut"
 )
 
 // TestConsoleMembershipChanges: an instance the registry listed once is news when it goes
@@ -42,4 +46,39 @@ func TestConsoleMembershipChanges(t *testing.T) {
 			assert.Equal(t, set(tt.wantMembersOf...), tt.members)
 		})
 	}
+}
+
+func TestConsoleFigures(t *testing.T) {
+	at := time.Unix(0, 0)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	var many []sample
+	for i := 1; i <= 100; i++ {
+		many = append(many, sample{at: at, latency: ms(i), ok: i%10 != 0})
+	}
+	tests := []struct {
+		name    string
+		samples []sample
+		want    Figures
+	}{
+		{name: "none", want: Figures{}},
+		{name: "one failed", samples: []sample{{at: at, latency: ms(40)}}, want: Figures{Throughput: 0.5, Errors: 0.5, P50: 40, P99: 40}},
+		{name: "a hundred, one in ten failed", samples: many, want: Figures{Throughput: 50, Errors: 5, P50: 50, P99: 99}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, figures(tt.samples, 2*time.Second))
+		})
+	}
+}
+
+func TestConsoleSumGauges(t *testing.T) {
+	gauges := []sut.Gauge{{Metric: "queue_backlog"}, {Metric: "absent"}}
+	metrics := map[string]observe.Sample{
+		"a|queue_backlog":               {Component: "a", Name: "queue_backlog", Value: 3},
+		"b|queue_backlog":               {Component: "b", Name: "queue_backlog", Value: 4},
+		"b|queue_backlog{stream=\"x\"}": {Component: "b", Name: "queue_backlog", Labels: map[string]string{"stream": "x"}, Value: 1},
+		"a|other":                       {Component: "a", Name: "other", Value: 100},
+	}
+	assert.Equal(t, map[string]float64{"queue_backlog": 8}, sumGauges(metrics, gauges), "summed over instances and labels; a gauge nobody publishes missing")
+	assert.Nil(t, sumGauges(metrics, nil))
 }

@@ -49,6 +49,7 @@ var (
 	_ sut.Leaser          = (*System)(nil)
 	_ sut.FaultlineImage  = (*System)(nil)
 	_ sut.Registrar       = (*System)(nil)
+	_ sut.Gauger          = (*System)(nil)
 	_ faults.Processes    = (*System)(nil)
 	_ faults.PIDs         = (*System)(nil)
 	_ faults.HealthProber = (*System)(nil)
@@ -160,6 +161,16 @@ func (s *System) Start(ctx context.Context, env sut.Env) error {
 
 // PublishRoutes waits until every caller reaches every callee instance through its proxy.
 func (s *System) PublishRoutes(ctx context.Context) error { return s.ip.WaitRoutes(ctx, s.sys) }
+
+// Gauges are the asynchronous path's two buffers (docs/ARCHITECTURE.md's metric list):
+// the order service's unpublished outbox rows and the inventory consumer's pending
+// messages, which grow while the broker or the consumer is cut off and drain after.
+func (s *System) Gauges() []sut.Gauge {
+	return []sut.Gauge{
+		{Metric: "faultline_outbox_backlog", Title: "outbox backlog (unpublished rows)"},
+		{Metric: "faultline_consumer_lag", Title: "consumer lag (pending messages)"},
+	}
+}
 
 // Registered lists the instances in the registry now (see Interposer.Registered).
 func (s *System) Registered() (map[string]bool, bool) {

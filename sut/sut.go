@@ -175,9 +175,23 @@ type (
 	Registrar interface {
 		Registered() (map[string]bool, bool)
 	}
+	// Gauger is a system with gauges worth watching live beside the load, such as a
+	// queue's backlog: the console charts each, summed over the instances publishing it.
+	// The names are the system's, so that no framework code names a domain's metric.
+	Gauger interface {
+		Gauges() []Gauge
+	}
 	// FaultlineImage is a system whose containers run faultline's own image, which a run
 	// on Docker must then build.
 	FaultlineImage interface {
 		RunsFaultlineImage() bool
 	}
 )
+
+// Gauge is one metric a system offers to chart live (Gauger).
+type Gauge struct {
+	// Metric is the metric's name in the system's /metrics.
+	Metric string `json:"metric"`
+	// Title says what it counts, with its unit, for the chart's heading.
+	Title string `json:"title"`
+}
