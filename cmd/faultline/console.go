@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/faultline-dev/faultline/console"
 	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/systems"
 )
 
@@ -22,20 +24,24 @@ const defaultConsoleScenario = "baseline"
 
 func newConsoleCmd() *cobra.Command {
 	var (
-		dir, addr, rt string
-		verbose       bool
+		dir, addr, rt, topo string
+		verbose             bool
 	)
 	cmd := &cobra.Command{
-		Use:   "console [SCENARIO]",
+		Use:   "console [SCENARIO|--topology FILE]",
 		Short: "Start a scenario's system with a fault proxy on every link and watch and steer it live in the browser",
 		Long: "Console starts the system of SCENARIO (default: the built-in baseline's reference system)\n" +
 			"with a fault proxy on every link, and serves a page on loopback that shows every\n" +
 			"instance, link, circuit breaker and the load live, starts and stops load, and injects\n" +
 			"and heals any registered fault kind by hand. It prints the page's URL with a random\n" +
 			"access token; requests without it are refused. Ctrl-C heals every fault and stops\n" +
-			"every process, like run; a killed console is healed by the next faultline command.",
-		Example: "  faultline console\n  faultline console scenarios/cascading-failure-with-breaker.yaml --addr 127.0.0.1:8900",
-		Args:    cobra.MaximumNArgs(1),
+			"every process, like run; a killed console is healed by the next faultline command.\n" +
+			"With --topology it starts a user's topology instead (a file holding a topology, or a\n" +
+			"scenario with one): its components and links, faulted by hand; load needs a scenario's\n" +
+			"targets, so give the scenario itself to put load on it.",
+		Example: "  faultline console\n  faultline console scenarios/cascading-failure-with-breaker.yaml --addr 127.0.0.1:8900\n" +
+			"  faultline console --topology examples/http-service/scenario.yaml",
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if rt != runtimeLocal {
 				return usagef("console: --runtime %q: this console runs the local runtime only", rt)
@@ -47,13 +53,27 @@ func newConsoleCmd() *cobra.Command {
 			if len(args) == 1 {
 				name = args[0]
 			}
-			sc, err := loadScenario(name)
+			var (
+				sc  *scenarios.Scenario
+				err error
+			)
+			switch {
+			case topo != "" && len(args) == 1:
+				return usagef("console: give a scenario or --topology FILE, not both")
+			case topo != "":
+				sc, err = topologyScenario(topo)
+			default:
+				sc, err = loadScenario(name)
+			}
 			if err != nil {
 				return err
 			}
 			sys := systems.For(sc, "")
 			if errs := sys.Validate(sc); len(errs) > 0 {
 				return usagef("console: invalid scenario: %v", errors.Join(errs...))
+			}
+			if topo != "" {
+				sc.Load = scenarios.LoadSpec{}
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -86,8 +106,40 @@ func newConsoleCmd() *cobra.Command {
 	fl.StringVar(&dir, "dir", "", "run directory (default .faultline/runs/<UTC time>-console)")
 	fl.StringVar(&addr, "addr", console.DefaultAddr, "loopback address to serve the page on")
 	fl.StringVar(&rt, "runtime", runtimeLocal, "where components run (this console: local)")
+	fl.StringVar(&topo, "topology", "", "start this topology (a file holding a topology: or a scenario with one) instead of a scenario's system")
 	fl.BoolVar(&verbose, "verbose", false, "log the system's start and every console event to stderr")
 	return cmd
+}
+
+// topologyScenario is a scenario whose system is the topology in file, with nothing else:
+// the console's system without load or faults of its own. The file may hold the topology
+// itself or a document with a topology: key (a scenario), as system.topology reads it.
+func topologyScenario(file string) (*scenarios.Scenario, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, usagef("console: --topology %s: %v", file, err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, usagef("console: --topology: %v (give a topology file, such as one of examples/*/)", err)
+	}
+	data, err := json.Marshal(map[string]any{
+		"name":        "console-topology",
+		"description": "the topology in " + abs + ", started by faultline console",
+		"system":      map[string]string{"topology": abs},
+		// A scenario plans a load, which validation wants whole; the console clears it below
+		// (its load is started by hand and needs a scenario's targets).
+		"load": map[string]any{"rate": "1/s", "duration": "1s", "mix": map[string]int{"none": 1},
+			"targets": []map[string]string{{"name": "none", "url": "http://127.0.0.1:9/"}}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	// JSON is YAML; the file name places relative paths beside the topology.
+	sc, err := scenarios.Parse(filepath.Join(filepath.Dir(abs), "console-topology.yaml"), data)
+	if err != nil {
+		return nil, usagef("console: --topology %s: %v", file, err)
+	}
+	return sc, nil
 }
 
 // fileExists reports whether path is a regular file.

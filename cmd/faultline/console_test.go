@@ -38,7 +38,15 @@ func TestConsoleRefusesANonLoopbackAddress(t *testing.T) {
 // its API as the page does, and returns the command and its undo record.
 func startConsole(t *testing.T, bin string, env []string) (*exec.Cmd, undo.Record) {
 	t.Helper()
-	cmd := exec.Command(bin, "console", "--dir", filepath.Join(t.TempDir(), "console"))
+	return startConsoleOn(t, bin, env, "gateway->product")
+}
+
+// startConsoleOn starts `faultline console` with args, checks its page is served, injects
+// a latency on link through its API as the page does, and returns the command and its
+// undo record.
+func startConsoleOn(t *testing.T, bin string, env []string, link string, args ...string) (*exec.Cmd, undo.Record) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"console", "--dir", filepath.Join(t.TempDir(), "console")}, args...)...)
 	cmd.Env = env
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -74,10 +82,11 @@ func startConsole(t *testing.T, bin string, env []string) (*exec.Cmd, undo.Recor
 	resp.Body.Close()
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(page), "<title>Faultline console</title>")
 	csrf := regexp.MustCompile(`const CSRF = "([0-9a-f]+)"`).FindSubmatch(page)
 	require.NotNil(t, csrf, "the page carries its anti-CSRF token")
 	base := url[:strings.Index(url, "/?")]
-	req, err := http.NewRequest("POST", base+"/api/faults", strings.NewReader(`{"kind":"latency","params":{"target":"gateway->product","latency":"1500ms"}}`))
+	req, err := http.NewRequest("POST", base+"/api/faults", strings.NewReader(`{"kind":"latency","params":{"target":"`+link+`","latency":"1500ms"}}`))
 	require.NoError(t, err)
 	req.Header.Set(console.CSRFHeader, string(csrf[1]))
 	resp, err = client.Do(req)
@@ -154,4 +163,53 @@ func TestConsoleStopsAndHeals(t *testing.T) {
 		assert.Contains(t, string(healed), "healed run "+rec.RunID)
 		requireHealed(t, rec, undoDir)
 	})
+}
+
+// TestConsoleOnATopology: `faultline console --topology FILE` starts a user's topology
+// (harness/testdata's two httpd components and their web->api link) through the same
+// pipeline, serves the page, takes a hand fault on the topology's link, and Ctrl-C heals
+// and stops everything.
+func TestConsoleOnATopology(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a topology's processes")
+	}
+	bin := faultlineBinary(t)
+	tools := t.TempDir()
+	out, err := exec.Command("go", "build", "-o", filepath.Join(tools, "httpd"), "../../harness/testdata/custom/httpd").CombinedOutput()
+	require.NoError(t, err, "build httpd: %s", out)
+	undoDir := t.TempDir()
+	env := append(os.Environ(), undo.DirEnv+"="+undoDir, "PATH="+tools+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd, rec := startConsoleOn(t, bin, env, "web->api", "--topology", "../../harness/testdata/custom/link-latency.yaml")
+	var names []string
+	for _, p := range rec.Processes {
+		names = append(names, p.Name)
+	}
+	assert.ElementsMatch(t, []string{"api", "web"}, names, "the topology's components started")
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	require.NoError(t, cmd.Wait(), "the console exits 0 on Ctrl-C")
+	requireHealed(t, rec, undoDir)
+}
+
+func TestConsoleTopologyRefusals(t *testing.T) {
+	bin := faultlineBinary(t)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"scenario and topology", []string{"baseline", "--topology", "../../harness/testdata/custom/link-latency.yaml"}, "not both"},
+		{"no such file", []string{"--topology", "no-such-topology.yaml"}, "no-such-topology.yaml"},
+		{"a malformed topology", []string{"--topology", "../../harness/testdata/malformed.yaml"}, "malformed.yaml:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, append([]string{"console", "--dir", t.TempDir()}, tt.args...)...)
+			cmd.Env = append(os.Environ(), undo.DirEnv+"="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee, "%s", out)
+			assert.Equal(t, 3, ee.ExitCode(), "%s", out)
+			assert.Contains(t, string(out), tt.want)
+		})
+	}
 }
