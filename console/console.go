@@ -754,7 +754,7 @@ func (c *Console) StartLoad(rate int) error {
 	if c.playing() {
 		return errors.New("start load: a scenario is playing and drives the load; stop it first")
 	}
-	spec, err := c.loadGen(rate)
+	spec, targets, err := c.loadGen(rate)
 	if err != nil {
 		return err
 	}
@@ -766,7 +766,6 @@ func (c *Console) StartLoad(rate int) error {
 	c.loads = append(c.loads, loadStep{at: lr.started, rate: rate})
 	c.addEvent("load", fmt.Sprintf("load started at %d req/s", rate))
 	c.mu.Unlock()
-	targets := c.sys.LoadTargets()
 	go func() {
 		defer close(lr.done)
 		for ctx.Err() == nil {
@@ -780,8 +779,12 @@ func (c *Console) StartLoad(rate int) error {
 	return nil
 }
 
-func (c *Console) loadGen(rate int) (loadgen.Spec, error) {
+// loadGen is the load at rate for one loadChunk and the base URLs it goes to.
+func (c *Console) loadGen(rate int) (loadgen.Spec, []string, error) {
 	ls := c.loadSpec
+	if len(ls.Targets) > 0 {
+		return c.targetsLoad(rate)
+	}
 	clients := cmp.Or(ls.Clients, 10)
 	spec := loadgen.Spec{
 		Rate:       loadgen.Rate{Freq: rate, Per: time.Second},
@@ -798,7 +801,7 @@ func (c *Console) loadGen(rate int) (loadgen.Spec, error) {
 			for i := range tokens {
 				t, err := tk.Token("console-"+strconv.Itoa(i), 24*time.Hour)
 				if err != nil {
-					return spec, fmt.Errorf("issue token: %w", err)
+					return spec, nil, fmt.Errorf("issue token: %w", err)
 				}
 				tokens[i] = t
 			}
@@ -816,9 +819,33 @@ func (c *Console) loadGen(rate int) (loadgen.Spec, error) {
 		}
 	}
 	if len(spec.Mix) == 0 {
-		return spec, errors.New("start load: the system has no journeys and the scenario no mix")
+		return spec, nil, errors.New("start load: the system has no journeys and the scenario no targets")
 	}
-	return spec, nil
+	return spec, c.sys.LoadTargets(), nil
+}
+
+// targetsLoad is the load of a scenario that names its own targets (a user's topology's):
+// mapped as a run maps it (harness.Up.LoadSpec), its templated addresses rendered by the
+// started system, at rate for one loadChunk.
+func (c *Console) targetsLoad(rate int) (loadgen.Spec, []string, error) {
+	sc := *c.base
+	sc.Load = c.loadSpec
+	sc.Load.Rate = scenarios.Rate{Freq: rate, Per: time.Second}
+	sc.Load.Ramp = nil
+	sc.Load.Duration = scenarios.Duration(loadChunk)
+	run := &sc
+	if rd, ok := c.sys.(sut.Renderer); ok {
+		r, err := rd.Render(run)
+		if err != nil {
+			return loadgen.Spec{}, nil, fmt.Errorf("start load: %w", err)
+		}
+		run = r
+	}
+	spec, bases, err := c.up.LoadSpec(run, time.Now().UnixNano())
+	if err != nil {
+		return spec, nil, fmt.Errorf("start load: %w", err)
+	}
+	return spec, bases, nil
 }
 
 func (c *Console) result(lr *loadRun, r loadgen.Result) {

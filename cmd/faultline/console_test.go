@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -38,13 +39,18 @@ func TestConsoleRefusesANonLoopbackAddress(t *testing.T) {
 // its API as the page does, and returns the command and its undo record.
 func startConsole(t *testing.T, bin string, env []string) (*exec.Cmd, undo.Record) {
 	t.Helper()
-	return startConsoleOn(t, bin, env, "gateway->product")
+	cmd, rec, _ := startConsoleOn(t, bin, env, "gateway->product")
+	return cmd, rec
 }
+
+// consoleAPI calls a started console's API as its page does: method, path and body in,
+// status and body out.
+type consoleAPI func(method, path, body string) (int, string)
 
 // startConsoleOn starts `faultline console` with args, checks its page is served, injects
 // a latency on link through its API as the page does, and returns the command and its
-// undo record.
-func startConsoleOn(t *testing.T, bin string, env []string, link string, args ...string) (*exec.Cmd, undo.Record) {
+// undo record, and its API.
+func startConsoleOn(t *testing.T, bin string, env []string, link string, args ...string) (*exec.Cmd, undo.Record, consoleAPI) {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"console", "--dir", filepath.Join(t.TempDir(), "console")}, args...)...)
 	cmd.Env = env
@@ -86,14 +92,18 @@ func startConsoleOn(t *testing.T, bin string, env []string, link string, args ..
 	csrf := regexp.MustCompile(`const CSRF = "([0-9a-f]+)"`).FindSubmatch(page)
 	require.NotNil(t, csrf, "the page carries its anti-CSRF token")
 	base := url[:strings.Index(url, "/?")]
-	req, err := http.NewRequest("POST", base+"/api/faults", strings.NewReader(`{"kind":"latency","params":{"target":"`+link+`","latency":"1500ms"}}`))
-	require.NoError(t, err)
-	req.Header.Set(console.CSRFHeader, string(csrf[1]))
-	resp, err = client.Do(req)
-	require.NoError(t, err)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	api := func(method, path, body string) (int, string) {
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set(console.CSRFHeader, string(csrf[1]))
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	code, body := api("POST", "/api/faults", `{"kind":"latency","params":{"target":"`+link+`","latency":"1500ms"}}`)
+	require.Equal(t, http.StatusOK, code, "%s", body)
 
 	paths, err := undo.Pending(envUndoDir(env))
 	require.NoError(t, err)
@@ -104,7 +114,7 @@ func startConsoleOn(t *testing.T, bin string, env []string, link string, args ..
 	assert.Equal(t, "latency", rec.Faults[0].Type)
 	require.NotEmpty(t, rec.Processes)
 	require.NotEmpty(t, rec.Proxies)
-	return cmd, rec
+	return cmd, rec, api
 }
 
 // envUndoDir is the undo directory a command run with env uses: the last setting, as
@@ -177,17 +187,44 @@ func TestConsoleOnATopology(t *testing.T) {
 	tools := t.TempDir()
 	out, err := exec.Command("go", "build", "-o", filepath.Join(tools, "httpd"), "../../harness/testdata/custom/httpd").CombinedOutput()
 	require.NoError(t, err, "build httpd: %s", out)
-	undoDir := t.TempDir()
-	env := append(os.Environ(), undo.DirEnv+"="+undoDir, "PATH="+tools+string(os.PathListSeparator)+os.Getenv("PATH"))
-	cmd, rec := startConsoleOn(t, bin, env, "web->api", "--topology", "../../harness/testdata/custom/link-latency.yaml")
-	var names []string
-	for _, p := range rec.Processes {
-		names = append(names, p.Name)
+	const file = "../../harness/testdata/custom/link-latency.yaml"
+	for _, tt := range []struct {
+		name string
+		args []string
+		load bool
+	}{
+		{"the topology alone", []string{"--topology", file}, false},
+		{"the scenario holding it, with its load's targets", []string{file}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			undoDir := t.TempDir()
+			env := append(os.Environ(), undo.DirEnv+"="+undoDir, "PATH="+tools+string(os.PathListSeparator)+os.Getenv("PATH"))
+			cmd, rec, api := startConsoleOn(t, bin, env, "web->api", tt.args...)
+			var names []string
+			for _, p := range rec.Processes {
+				names = append(names, p.Name)
+			}
+			assert.ElementsMatch(t, []string{"api", "web"}, names, "the topology's components started")
+			code, body := api("POST", "/api/load", `{"rate":20}`)
+			if !tt.load {
+				assert.Equal(t, http.StatusBadRequest, code, "no targets, no load: %s", body)
+				assert.Contains(t, body, "no targets")
+			} else {
+				require.Equal(t, http.StatusOK, code, "%s", body)
+				// The scenario's templated target, rendered by the started topology, answers
+				// through web (slowed by the hand latency on web->api, 1.5 s, under the 3 s timeout).
+				require.Eventually(t, func() bool {
+					_, body := api("GET", "/api/state", "")
+					var st console.State
+					require.NoError(t, json.Unmarshal([]byte(body), &st))
+					return st.Load != nil && st.Load.Issued-st.Load.Failed >= 5
+				}, 20*time.Second, 200*time.Millisecond, "requests served")
+			}
+			require.NoError(t, cmd.Process.Signal(os.Interrupt))
+			require.NoError(t, cmd.Wait(), "the console exits 0 on Ctrl-C")
+			requireHealed(t, rec, undoDir)
+		})
 	}
-	assert.ElementsMatch(t, []string{"api", "web"}, names, "the topology's components started")
-	require.NoError(t, cmd.Process.Signal(os.Interrupt))
-	require.NoError(t, cmd.Wait(), "the console exits 0 on Ctrl-C")
-	requireHealed(t, rec, undoDir)
 }
 
 func TestConsoleTopologyRefusals(t *testing.T) {
