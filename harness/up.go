@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/faults"
+	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/sut"
 	"github.com/faultline-dev/faultline/undo"
@@ -33,7 +35,7 @@ func bringUp(ctx context.Context, sys sut.System, env sut.Env, journal *undo.Jou
 	return journal.RecordLinks(env.Links)
 }
 
-// Up is a system under test started on the local runtime for a caller that drives it
+// Up is a system under test started (on the runtime WithRuntime names, local by default) for a caller that drives it
 // itself (a soak): its run directory claimed, its undo record open, a proxy on every
 // link and its routes published, as Run does before the load. Close undoes it all.
 type Up struct {
@@ -61,8 +63,10 @@ func (u *Up) RecordFaults(fs []undo.Fault) error {
 }
 
 // StartSystem starts sys the way a run does, in the directory WithDir names (default
-// DefaultRunsDir/<UTC timestamp>-<name>). WithLogger, WithReadyTimeout and
-// WithLinkOptions apply. On an error, what was made is already undone.
+// DefaultRunsDir/<UTC timestamp>-<name>). WithLogger, WithReadyTimeout, WithLinkOptions,
+// WithRuntime and WithDocker apply: on Docker the system's containers, its network and
+// the Toxiproxy container holding the links' proxies are made as a run makes them. On an
+// error, what was made is already undone.
 func StartSystem(ctx context.Context, sys sut.System, name string, opts ...Option) (_ *Up, err error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -93,7 +97,11 @@ func StartSystem(ctx context.Context, sys sut.System, name string, opts ...Optio
 	u.undos = append(u.undos, func(context.Context) { release() })
 	// The undo record exists before anything is created, so that a process killed with
 	// SIGKILL is healed by the next faultline command, and goes once everything is gone.
-	journal, err := undo.OpenJournal(undo.DefaultDir(), undo.NewRunID(began, name), dir, "local")
+	rtName := cmp.Or(o.runtime, "local")
+	if err := sys.Runnable(rtName); err != nil {
+		return nil, err
+	}
+	journal, err := undo.OpenJournal(undo.DefaultDir(), undo.NewRunID(began, name), dir, rtName)
 	if err != nil {
 		return nil, err
 	}
@@ -103,23 +111,48 @@ func StartSystem(ctx context.Context, sys sut.System, name string, opts ...Optio
 			o.log.Warn("close undo record", "err", jerr)
 		}
 	})
-	links, err := faults.NewLinks(o.linkOpts...)
+	container := rtName == "docker"
+	plan, err := sys.Plan(dir, container)
+	if err != nil {
+		return nil, err
+	}
+	u.plan = plan
+	env := sut.Env{Dir: dir, Container: container, ReadyTimeout: o.readyTimeout, Log: o.log}
+	linkOpts := o.linkOpts
+	var rt runtime.Runtime
+	if container {
+		// The run's own Docker side (network, Toxiproxy container, reaper), as prepare makes it.
+		r := &runner{o: o, sys: sys, journal: journal, dir: dir}
+		proxies := max(plan.Proxies, 1)
+		d, closeDocker, err := r.startDocker(ctx, proxies)
+		// Registered before the error is checked: a half-made runtime is removed too.
+		u.undos = append(u.undos, closeDocker)
+		if err != nil {
+			return nil, err
+		}
+		remote, err := d.remote(proxies)
+		if err != nil {
+			return nil, err
+		}
+		linkOpts = append(slices.Clone(linkOpts), faults.WithRemote(remote))
+		rt, env.Dial = d.rt, d.dial
+	} else {
+		lrt := local.New(local.WithLogger(o.log))
+		u.undos = append(u.undos, func(ctx context.Context) { _ = lrt.Close(ctx) })
+		rt = lrt
+	}
+	links, err := faults.NewLinks(linkOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("start fault proxies: %w", err)
 	}
 	u.Links = links
 	u.undos = append(u.undos, func(context.Context) { links.Close() })
-	if u.plan, err = sys.Plan(dir, false); err != nil {
-		return nil, err
-	}
-	rt := local.New(local.WithLogger(o.log))
-	u.undos = append(u.undos, func(ctx context.Context) { _ = rt.Close(ctx) })
 	u.undos = append(u.undos, func(ctx context.Context) {
 		if serr := sys.Stop(ctx); serr != nil {
 			o.log.Warn("stop system", "err", serr)
 		}
 	})
-	env := sut.Env{Dir: dir, Runtime: undo.WrapRuntime(rt, journal), Links: links, ReadyTimeout: o.readyTimeout, Log: o.log}
+	env.Runtime, env.Links = undo.WrapRuntime(rt, journal), links
 	if err := bringUp(ctx, sys, env, journal); err != nil {
 		return nil, err
 	}

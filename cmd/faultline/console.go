@@ -43,9 +43,6 @@ func newConsoleCmd() *cobra.Command {
 			"  faultline console --topology examples/http-service/scenario.yaml",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if rt != runtimeLocal {
-				return usagef("console: --runtime %q: this console runs the local runtime only", rt)
-			}
 			if err := console.CheckAddr(addr); err != nil {
 				return usagef("console: %v", err)
 			}
@@ -84,9 +81,15 @@ func newConsoleCmd() *cobra.Command {
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "starting the system of %s ...\n", sc.Name)
+			// The runtime as run takes it: on docker the images are built (or reused) first.
+			rf := runRuntimeFlags{runtime: rt}
+			rtOpts, err := rf.options(ctx, cmd.ErrOrStderr(), sc)
+			if err != nil {
+				return err
+			}
 			c, err := console.Start(ctx, sys, console.Options{
 				Addr: addr, Scenario: sc,
-				Harness: []harness.Option{harness.WithDir(dir), harness.WithLogger(log)},
+				Harness: append([]harness.Option{harness.WithDir(dir), harness.WithLogger(log)}, rtOpts...),
 			})
 			if err != nil {
 				return err
@@ -105,7 +108,7 @@ func newConsoleCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&dir, "dir", "", "run directory (default .faultline/runs/<UTC time>-console)")
 	fl.StringVar(&addr, "addr", console.DefaultAddr, "loopback address to serve the page on")
-	fl.StringVar(&rt, "runtime", runtimeLocal, "where components run (this console: local)")
+	fl.StringVar(&rt, "runtime", runtimeLocal, "where components run: local (OS processes) or docker (containers, the links' proxies in a Toxiproxy container)")
 	fl.StringVar(&topo, "topology", "", "start this topology (a file holding a topology: or a scenario with one) instead of a scenario's system")
 	fl.BoolVar(&verbose, "verbose", false, "log the system's start and every console event to stderr")
 	return cmd

@@ -40,6 +40,7 @@ func TestConsoleRefusesANonLoopbackAddress(t *testing.T) {
 func startConsole(t *testing.T, bin string, env []string) (*exec.Cmd, undo.Record) {
 	t.Helper()
 	cmd, rec, _ := startConsoleOn(t, bin, env, "gateway->product")
+	require.NotEmpty(t, rec.Processes)
 	return cmd, rec
 }
 
@@ -76,8 +77,8 @@ func startConsoleOn(t *testing.T, bin string, env []string, link string, args ..
 	var url string
 	select {
 	case url = <-urls:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the console printed no URL within 60s")
+	case <-time.After(3 * time.Minute): // on docker: the images built first
+		t.Fatal("the console printed no URL within 3 min")
 	}
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
@@ -112,7 +113,6 @@ func startConsoleOn(t *testing.T, bin string, env []string, link string, args ..
 	require.NoError(t, err)
 	require.Len(t, rec.Faults, 1, "the hand fault is in the undo record")
 	assert.Equal(t, "latency", rec.Faults[0].Type)
-	require.NotEmpty(t, rec.Processes)
 	require.NotEmpty(t, rec.Proxies)
 	return cmd, rec, api
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/faultline-dev/faultline/console"
 	"github.com/faultline-dev/faultline/runtime/docker"
 	"github.com/faultline-dev/faultline/undo"
 )
@@ -122,4 +124,35 @@ func containsSuffix(names []string, suffix string) bool {
 		}
 	}
 	return false
+}
+
+// TestConsoleOnDocker: `faultline console --runtime docker` starts the reference system as
+// containers through the same pipeline, takes a hand fault on gateway->product (a proxy
+// in the run's Toxiproxy container), shows the registry's members, and Ctrl-C removes
+// every container, network and volume of it.
+func TestConsoleOnDocker(t *testing.T) {
+	bin, undoDir := dockerRunSetup(t)
+	env := append(os.Environ(), undo.DirEnv+"="+undoDir)
+	cmd, rec, api := startConsoleOn(t, bin, env, "gateway->product", "--runtime", "docker")
+	assert.Equal(t, "docker", rec.Runtime)
+	require.Eventually(t, func() bool {
+		_, body := api("GET", "/api/state", "")
+		var st console.State
+		require.NoError(t, json.Unmarshal([]byte(body), &st))
+		in := 0
+		for _, i := range st.Instances {
+			if i.Registry == "in" {
+				in++
+			}
+		}
+		return in >= 4
+	}, 30*time.Second, 250*time.Millisecond, "gateway, order, product and merchant shown in the registry")
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	require.NoError(t, cmd.Wait(), "the console exits 0 on Ctrl-C")
+	after, err := docker.Leftovers(context.Background(), rec.RunID)
+	require.NoError(t, err)
+	assert.True(t, after.Empty(), "labelled with run %s and still there: %+v", rec.RunID, after)
+	left, err := undo.Pending(undoDir)
+	require.NoError(t, err)
+	assert.Empty(t, left, "the undo record is gone")
 }
