@@ -7,10 +7,15 @@
 // phase by phase; the session's hand actions export as a scenario (scenarios.Marshal), and
 // the session writes the history and result a run writes, for faultline report.
 //
-// The page is one embedded file (page.html): plain JavaScript that renders tables and an
-// inline SVG chart from server-sent events (net/http, no library). This first slice takes
-// no charting or graph-layout library on purpose: nothing to vendor or fetch, and the page
-// reads in one sitting; the richer charts and graph are where one earns its place.
+// The page is one embedded file (page.html): plain JavaScript that renders tables and
+// inline SVG charts from server-sent events (net/http, no library). The charts are small
+// multiples of polylines over one point a second (each journey's rates and latencies,
+// fallbacks served, the system's gauges, fault windows shaded): a charting library would
+// add a file to vendor and keep current for what is forty lines of SVG, so none is taken;
+// a graph drawing of the topology is where a layout library would earn its place.
+//
+// What is domain-specific comes from the system, never from this package: registry
+// membership through sut.Registrar, the gauges worth charting through sut.Gauger.
 package console
 
 import (
