@@ -92,7 +92,24 @@ type Record struct {
 	// Containers and Networks are what a container runtime created, labelled with RunID.
 	Containers []string `json:"containers,omitempty"`
 	Networks   []string `json:"networks,omitempty"`
+	// Namespaces are the Kubernetes namespaces a run created: deleting one deletes
+	// everything the run put in it.
+	Namespaces []Namespace `json:"namespaces,omitempty"`
 }
+
+// Namespace is one Kubernetes namespace of a run, with how to reach its cluster again
+// (never the credentials themselves: those stay in the kubeconfig).
+type Namespace struct {
+	Name string `json:"name"`
+	// Kubeconfig is the kubeconfig file the run used ("" for the default loading rules:
+	// $KUBECONFIG, then ~/.kube/config), Context its context ("" for the current one).
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	Context    string `json:"context,omitempty"`
+}
+
+// NamespaceCleaner deletes a run's namespaces (for example with
+// runtime/kubernetes/lease.DeleteRun) and names what it deleted.
+type NamespaceCleaner func(ctx context.Context, runID string, namespaces []Namespace) ([]string, error)
 
 // Process is one process a run started (or the harness itself).
 type Process struct {
@@ -127,6 +144,33 @@ type Journal struct {
 	rec  Record
 	// cleaner removes a container runtime's leftovers when the record is closed.
 	cleaner func(ctx context.Context, runID string) ([]string, error)
+	// nsCleaner deletes the recorded namespaces when the record is closed.
+	nsCleaner NamespaceCleaner
+}
+
+// SetNamespaceCleaner makes Close delete the namespaces still recorded (see
+// WithNamespaceCleaner) before it drops the record; without one, Close keeps a record
+// that names namespaces.
+func (j *Journal) SetNamespaceCleaner(fn NamespaceCleaner) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.nsCleaner = fn
+}
+
+// RecordNamespace records a namespace before it is created.
+func (j *Journal) RecordNamespace(ns Namespace) error {
+	return j.Update(func(r *Record) {
+		if !slices.ContainsFunc(r.Namespaces, func(n Namespace) bool { return n.Name == ns.Name }) {
+			r.Namespaces = append(r.Namespaces, ns)
+		}
+	})
+}
+
+// ForgetNamespace drops a namespace from the record once the run deleted it itself.
+func (j *Journal) ForgetNamespace(name string) error {
+	return j.Update(func(r *Record) {
+		r.Namespaces = slices.DeleteFunc(r.Namespaces, func(n Namespace) bool { return n.Name == name })
+	})
 }
 
 // SetContainerCleaner makes Close remove whatever a container runtime left of the run
@@ -199,9 +243,9 @@ func (j *Journal) Update(fn func(*Record)) error {
 func (j *Journal) Close(ctx context.Context) error {
 	rec := j.Record()
 	j.mu.Lock()
-	cleaner := j.cleaner
+	cleaner, nsCleaner := j.cleaner, j.nsCleaner
 	j.mu.Unlock()
-	rep := healRecord(ctx, &rec, healConfig{own: true, cleaner: cleaner})
+	rep := healRecord(ctx, &rec, healConfig{own: true, cleaner: cleaner, nsCleaner: nsCleaner})
 	if rep.Err != nil {
 		return fmt.Errorf("close undo journal: %w (record kept at %s)", rep.Err, j.path)
 	}
@@ -217,6 +261,7 @@ func cloneRecord(r Record) Record {
 	r.Faults = slices.Clone(r.Faults)
 	r.Containers = slices.Clone(r.Containers)
 	r.Networks = slices.Clone(r.Networks)
+	r.Namespaces = slices.Clone(r.Namespaces)
 	return r
 }
 
@@ -429,12 +474,16 @@ type HealReport struct {
 	Proxies, Faults int
 	// Containers names what the container cleaner removed.
 	Containers []string
+	// Namespaces names what the namespace cleaner deleted.
+	Namespaces []string
 	// Err is what could not be healed; the record is kept when it is set.
 	Err error
 }
 
 // Empty reports whether healing found nothing alive to act on.
-func (r HealReport) Empty() bool { return len(r.Killed) == 0 && len(r.Containers) == 0 }
+func (r HealReport) Empty() bool {
+	return len(r.Killed) == 0 && len(r.Containers) == 0 && len(r.Namespaces) == 0
+}
 
 // String is a one-line summary.
 func (r HealReport) String() string {
@@ -450,6 +499,9 @@ func (r HealReport) String() string {
 	}
 	if len(r.Containers) > 0 {
 		parts = append(parts, fmt.Sprintf("removed %s", strings.Join(r.Containers, ", ")))
+	}
+	if len(r.Namespaces) > 0 {
+		parts = append(parts, fmt.Sprintf("deleted %s", strings.Join(r.Namespaces, ", ")))
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "nothing was left running")
@@ -468,9 +520,16 @@ func (r HealReport) String() string {
 type HealOption func(*healConfig)
 
 type healConfig struct {
-	force   bool
-	own     bool // the record's harness heals its own record on the way out
-	cleaner func(ctx context.Context, runID string) ([]string, error)
+	force     bool
+	own       bool // the record's harness heals its own record on the way out
+	cleaner   func(ctx context.Context, runID string) ([]string, error)
+	nsCleaner NamespaceCleaner
+}
+
+// WithNamespaceCleaner deletes the Kubernetes namespaces a record names; records that
+// name some are kept until it succeeds.
+func WithNamespaceCleaner(fn NamespaceCleaner) HealOption {
+	return func(c *healConfig) { c.nsCleaner = fn }
 }
 
 // WithForce heals records whose harness is still alive too, killing that harness first:
@@ -658,7 +717,8 @@ func healRecord(ctx context.Context, rec *Record, cfg healConfig) HealReport {
 	if !self {
 		rep.Proxies, rep.Faults = len(rec.Proxies), len(rec.Faults)
 	}
-	if rec.Runtime != "" && rec.Runtime != "local" {
+	// A Kubernetes run's leftovers are its namespaces, not engine containers.
+	if rec.Runtime != "" && rec.Runtime != "local" && rec.Runtime != "kubernetes" {
 		switch {
 		case cfg.cleaner != nil:
 			removed, err := cfg.cleaner(ctx, rec.RunID)
@@ -668,6 +728,17 @@ func healRecord(ctx context.Context, rec *Record, cfg healConfig) HealReport {
 			}
 		case len(rec.Containers)+len(rec.Networks) > 0:
 			errs = append(errs, fmt.Errorf("remove %d container(s) of runtime %s: no cleaner for it in this command", len(rec.Containers), rec.Runtime))
+		}
+	}
+	if len(rec.Namespaces) > 0 {
+		if cfg.nsCleaner == nil {
+			errs = append(errs, fmt.Errorf("delete %d namespace(s): no Kubernetes cleaner in this command", len(rec.Namespaces)))
+		} else {
+			deleted, err := cfg.nsCleaner(ctx, rec.RunID, slices.Clone(rec.Namespaces))
+			rep.Namespaces = deleted
+			if err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	rep.Err = errors.Join(errs...)

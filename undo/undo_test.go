@@ -2,7 +2,9 @@ package undo_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -302,4 +304,75 @@ func TestHealKillsTheGroupOfADeadLeader(t *testing.T) {
 	assert.False(t, member.Alive(), "the dead leader's group member is killed")
 	assert.Equal(t, []string{fmt.Sprintf("order-1 group member (pid %d)", memberPID)}, reps[0].Killed)
 	assert.NoFileExists(t, path)
+}
+
+// A dead Kubernetes run's namespaces go to the namespace cleaner (never to a container
+// cleaner); without one the record is kept, and a failing cleaner keeps it too.
+func TestHealDeletesRecordedNamespaces(t *testing.T) {
+	nss := []undo.Namespace{{Name: "fl-a", Kubeconfig: "/k/config", Context: "ci"}}
+	var got []undo.Namespace
+	cleaner := func(fail bool) undo.NamespaceCleaner {
+		return func(_ context.Context, runID string, ns []undo.Namespace) ([]string, error) {
+			got = ns
+			if fail {
+				return nil, errors.New("delete namespace fl-a: connection refused")
+			}
+			return []string{"namespace " + ns[0].Name}, nil
+		}
+	}
+	containers := func(context.Context, string) ([]string, error) {
+		t.Error("the container cleaner was called for a Kubernetes run")
+		return nil, nil
+	}
+	tests := []struct {
+		name     string
+		opts     []undo.HealOption
+		wantErr  string
+		wantKept bool
+		wantDel  []string
+	}{
+		{"no cleaner: kept", nil, "no Kubernetes cleaner", true, nil},
+		{"cleaner fails: kept", []undo.HealOption{undo.WithNamespaceCleaner(cleaner(true))}, "connection refused", true, nil},
+		{"deleted: record gone", []undo.HealOption{undo.WithNamespaceCleaner(cleaner(false))}, "", false, []string{"namespace fl-a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			got = nil
+			path := writeRecord(t, dir, undo.Record{RunID: "k8s-run", Runtime: "kubernetes", Harness: deadHarness(t), Namespaces: nss})
+			reps, err := undo.HealPending(t.Context(), dir, append(tt.opts, undo.WithContainerCleaner(containers))...)
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+			} else {
+				require.ErrorContains(t, err, tt.wantErr)
+			}
+			require.Len(t, reps, 1)
+			assert.Equal(t, tt.wantDel, reps[0].Namespaces)
+			if tt.opts != nil {
+				assert.Equal(t, nss, got, "the cleaner gets the namespaces with their kubeconfig and context")
+			}
+			if tt.wantKept {
+				assert.FileExists(t, path)
+			} else {
+				assert.NoFileExists(t, path)
+				assert.Contains(t, reps[0].String(), "deleted namespace fl-a")
+			}
+		})
+	}
+}
+
+func TestJournalRecordsAndForgetsNamespaces(t *testing.T) {
+	dir := t.TempDir()
+	j, err := undo.OpenJournal(dir, "k8s-run", t.TempDir(), "kubernetes")
+	require.NoError(t, err)
+	require.NoError(t, j.RecordNamespace(undo.Namespace{Name: "fl-a"}))
+	require.NoError(t, j.RecordNamespace(undo.Namespace{Name: "fl-a"}))
+	rec, err := undo.Read(j.Path())
+	require.NoError(t, err)
+	assert.Equal(t, []undo.Namespace{{Name: "fl-a"}}, rec.Namespaces, "recorded once, on disk")
+	// Close without a cleaner keeps a record that still names a namespace.
+	require.ErrorContains(t, j.Close(t.Context()), "no Kubernetes cleaner")
+	require.NoError(t, j.ForgetNamespace("fl-a"))
+	require.NoError(t, j.Close(t.Context()))
+	assert.NoFileExists(t, j.Path())
 }
