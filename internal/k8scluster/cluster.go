@@ -73,6 +73,10 @@ type Options struct {
 	Images []Image
 	// Log receives progress lines (one per stage, with its time since Start began).
 	Log io.Writer
+	// Registries are HOST:PORT of registries on this machine that containerd pulls from
+	// over plain HTTP (a hosts.toml each under its registry config_path), for pods that
+	// name images there with imagePullPolicy Always or IfNotPresent.
+	Registries []string
 }
 
 // Timings are the stages of Start, each counted from Start's beginning.
@@ -276,7 +280,7 @@ func Start(ctx context.Context, dir string, opts Options) (c *Cluster, err error
 		return c, err
 	}
 
-	sock, err := c.startContainerd(ctx, pause.Ref)
+	sock, err := c.startContainerd(ctx, pause.Ref, opts.Registries)
 	if err != nil {
 		return c, err
 	}
@@ -513,10 +517,14 @@ func (c *Cluster) nodeReady(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
-func (c *Cluster) startContainerd(ctx context.Context, pauseRef string) (string, error) {
+func (c *Cluster) startContainerd(ctx context.Context, pauseRef string, registries []string) (string, error) {
 	root := filepath.Join(c.Dir, "containerd")
 	sock := filepath.Join(root, "containerd.sock")
 	cni := filepath.Join(c.Dir, "cni")
+	hosts, err := writeRegistryHosts(filepath.Join(c.Dir, "etc", "certs.d"), registries)
+	if err != nil {
+		return "", fmt.Errorf("start containerd: %w", err)
+	}
 	cfg := fmt.Sprintf(`version = 3
 root = %q
 state = %q
@@ -550,6 +558,13 @@ state = %q
       SystemdCgroup = false
 `, filepath.Join(root, "root"), filepath.Join(root, "state"), sock, sock+".ttrpc", "linux/"+goruntime.GOARCH, pauseRef,
 		filepath.Join(c.bin, "cni"), filepath.Join(cni, "net.d"), filepath.Join(root, "runc"))
+	if hosts != "" {
+		// Both pull paths read the hosts directory: the CRI's own and the transfer
+		// service's, which the CRI uses for pulls in containerd 2.
+		// (The transfer table goes before its unpack_config array: TOML defines a table once.)
+		cfg = strings.Replace(cfg, "# imports and pulls", fmt.Sprintf("[plugins.'io.containerd.transfer.v1.local']\n  config_path = %q\n# imports and pulls", hosts), 1)
+		cfg += fmt.Sprintf("[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = %q\n", hosts)
+	}
 	conf := filepath.Join(c.Dir, "etc", "containerd.toml")
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		return "", fmt.Errorf("start containerd: %w", err)
@@ -565,13 +580,34 @@ state = %q
 	if err := c.spawn("containerd", "--config", conf); err != nil {
 		return "", err
 	}
-	err := c.waitFor(ctx, "containerd socket", func(ctx context.Context) (bool, error) {
+	err = c.waitFor(ctx, "containerd socket", func(ctx context.Context) (bool, error) {
 		if !fileIsSocket(sock) {
 			return false, nil
 		}
 		return exec.CommandContext(ctx, filepath.Join(c.bin, "ctr"), "--address", sock, "version").Run() == nil, nil
 	})
 	return sock, err
+}
+
+// writeRegistryHosts writes containerd's hosts directory for plain-HTTP registries and
+// returns it ("" when there are none).
+func writeRegistryHosts(dir string, registries []string) (string, error) {
+	if len(registries) == 0 {
+		return "", nil
+	}
+	for _, r := range registries {
+		if r == "" || strings.ContainsAny(r, "/ ") {
+			return "", fmt.Errorf("registry %q: want HOST:PORT", r)
+		}
+		toml := fmt.Sprintf("server = %q\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+r, "http://"+r)
+		if err := os.MkdirAll(filepath.Join(dir, r), 0o755); err != nil {
+			return "", fmt.Errorf("write registry hosts: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, r, "hosts.toml"), []byte(toml), 0o644); err != nil {
+			return "", fmt.Errorf("write registry hosts: %w", err)
+		}
+	}
+	return dir, nil
 }
 
 func fileIsSocket(p string) bool {
