@@ -83,12 +83,17 @@ func reapKubernetes(cmd *cobra.Command, f kubeReapFlags) error {
 	if f.namespace == "" {
 		return usagef("reap: --kubernetes needs --namespace")
 	}
-	cfg, err := rest.InClusterConfig()
-	if err != nil {
-		return fmt.Errorf("reap: %w", err)
-	}
+	var cfg *rest.Config
 	if f.server != "" {
-		cfg.Host = f.server
+		// The pod's service account credentials, another address: the in-cluster one
+		// (the kubernetes Service) may not exist or lead nowhere.
+		const sa = "/var/run/secrets/kubernetes.io/serviceaccount/"
+		cfg = &rest.Config{Host: f.server, BearerTokenFile: sa + "token", TLSClientConfig: rest.TLSClientConfig{CAFile: sa + "ca.crt"}}
+	} else {
+		var err error
+		if cfg, err = rest.InClusterConfig(); err != nil {
+			return fmt.Errorf("reap: %w", err)
+		}
 	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
