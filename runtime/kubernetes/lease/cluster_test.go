@@ -96,7 +96,11 @@ func startShared() error {
 	})}}
 	shared.reg.Start()
 	host := ln.Addr().String()
-	pushed, err := images.Push(ctx, host+"/faultline", []images.Recipe{images.Faultline}, images.Insecure())
+	// A label makes the pushed image another image than the imported one (another config
+	// digest): pulled after an import of the very same image under another name, the
+	// imported name was no longer found by the kubelet (ErrImageNeverPull) in one run.
+	pushed, err := images.Push(ctx, host+"/faultline", []images.Recipe{images.Faultline}, images.Insecure(),
+		images.WithLabels(map[string]string{"dev.faultline.test": "pushed"}))
 	if err != nil {
 		return err
 	}
