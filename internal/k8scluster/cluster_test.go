@@ -351,3 +351,45 @@ func TestHelperOwner(t *testing.T) {
 	fmt.Println("owner: pod ready")
 	select {}
 }
+
+func TestWriteRegistryHosts(t *testing.T) {
+	tests := []struct {
+		name       string
+		registries []string
+		want       string // hosts.toml of the first registry; "" when none is written
+		wantErr    bool
+	}{
+		{"none: no hosts directory", nil, "", false},
+		{"loopback registry over http", []string{"127.0.0.1:5000"},
+			"server = \"http://127.0.0.1:5000\"\n[host.\"http://127.0.0.1:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n", false},
+		{"a path is not a host", []string{"127.0.0.1:5000/faultline"}, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "certs.d")
+			got, err := writeRegistryHosts(dir, tt.registries)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("writeRegistryHosts() error = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr {
+				return
+			}
+			if tt.want == "" {
+				if got != "" {
+					t.Errorf("writeRegistryHosts() = %q, want no directory", got)
+				}
+				return
+			}
+			if got != dir {
+				t.Errorf("writeRegistryHosts() = %q, want %q", got, dir)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, tt.registries[0], "hosts.toml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(b) != tt.want {
+				t.Errorf("hosts.toml = %q, want %q", b, tt.want)
+			}
+		})
+	}
+}

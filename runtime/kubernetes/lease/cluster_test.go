@@ -59,6 +59,10 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "stop cluster:", err)
 			code = 1
 		}
+		if left := k8scluster.Leftovers(shared.dir); len(left) > 0 {
+			fmt.Fprintln(os.Stderr, "left on the machine after the cluster's Stop:", left)
+			code = 1
+		}
 		os.RemoveAll(shared.dir)
 	}
 	if shared.reg != nil {
