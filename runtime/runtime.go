@@ -89,7 +89,7 @@ type Mount struct {
 	// (replicas of one service share their database). Exactly one of Volume and HostPath
 	// is set.
 	Volume string
-	// HostPath bind-mounts an absolute host directory.
+	// HostPath bind-mounts an absolute host directory, or a host file onto a file.
 	HostPath string
 	// Target is the absolute path inside the container.
 	Target   string

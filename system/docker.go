@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -218,6 +218,18 @@ func (sys *System) containerSpec(c *Component) (runtime.Spec, error) {
 	if c.DataDir != "" {
 		data = runtime.Mount{HostPath: c.DataDir, Target: data.Target}
 	}
+	mounts := []runtime.Mount{data}
+	if sys.bindFiles {
+		binds, err := bindFiles(map[string]string{
+			cfgPath:         c.ConfigPath,
+			containerSecret: filepath.Join(s.Dir, "secrets", "jwt.key"),
+			containerDesign: s.DesignFile,
+		})
+		if err != nil {
+			return runtime.Spec{}, err
+		}
+		mounts, files = append(mounts, binds...), nil
+	}
 	return runtime.Spec{
 		Name:    c.Name,
 		Command: s.Command,
@@ -228,54 +240,23 @@ func (sys *System) containerSpec(c *Component) (runtime.Spec, error) {
 		Container: &runtime.ContainerSpec{
 			Ports:     []int{c.ports.listen, c.ports.admin},
 			HostPorts: map[int]int{c.ports.listen: c.ports.hostListen, c.ports.admin: c.ports.hostAdmin},
-			Mounts:    []runtime.Mount{data},
+			Mounts:    mounts,
 			Files:     files,
 		},
 	}, nil
 }
 
-// upPoll paces the up probe; a refused attempt costs next to nothing.
-const upPoll = 10 * time.Millisecond
-
-// errNoUpProbe: only the registry's process is probed for being up (see System.step).
+// errNoUpProbe: only a container is up before it is ready (see System.step).
 var errNoUpProbe = errors.New("no up probe for this component")
 
-// up returns once the named component's process is up, before it is ready. Only the
-// registry on containers is probed: its admin port answers /healthz once the process has
-// read its config, and etcd opens its client listener right after (it serves clients only
-// once elected, and its clients wait for that). A dependent container takes the engine a
-// quarter of a second to start, so its first dial finds that listener open.
-func (sys *System) up(ctx context.Context, name string) error {
-	c, err := sys.process(name)
-	if err != nil {
-		return err
-	}
-	if c.Kind != config.KindRegistry || !sys.containers {
+// up returns once a started component is up, before it is ready: on containers, once its
+// container runs, which is when runGraph asks (see System.step); a local process is up
+// only when ready.
+func (sys *System) up(context.Context, string) error {
+	if !sys.containers {
 		return errNoUpProbe
 	}
-	client := &http.Client{Timeout: 250 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
-	url := c.AdminURL() + "/healthz"
-	for {
-		if !c.Process.Running() {
-			return fmt.Errorf("probe %s: exited", name)
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("probe %s: %w", name, err)
-		}
-		if resp, err := client.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("probe %s: %w", name, ctx.Err())
-		case <-time.After(upPoll):
-		}
-	}
+	return nil
 }
 
 // Disconnect takes the named component off the network while it keeps running (a
@@ -319,3 +300,24 @@ func (sys *System) CanDisconnect(name string) bool {
 // ErrNoNetworkControl is returned by Disconnect on a runtime that does not control its
 // processes' network (local processes share the host's).
 var ErrNoNetworkControl = errors.New("the runtime does not control this component's network")
+
+// bindFiles mounts each host file (value) read-only on its container path (key); an
+// empty host path is skipped. The files are read here first, as copying them would.
+func bindFiles(files map[string]string) ([]runtime.Mount, error) {
+	var out []runtime.Mount
+	for _, target := range slices.Sorted(maps.Keys(files)) {
+		host := files[target]
+		if host == "" {
+			continue
+		}
+		abs, err := filepath.Abs(host)
+		if err != nil {
+			return nil, fmt.Errorf("bind %s: %w", target, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("bind %s: %w", target, err)
+		}
+		out = append(out, runtime.Mount{HostPath: abs, Target: target, ReadOnly: true})
+	}
+	return out, nil
+}

@@ -71,30 +71,22 @@ func (sys *System) dependencies(c *Component) []string {
 	}
 }
 
-// step is c's node of the start graph. On containers a component that needs the
-// registry waits only until the registry's process is up (its admin port answers; etcd
-// opens its client listener right after, before it reads its data and elects itself),
-// not until it is ready: the engine starts containers one after another (a quarter of a
-// second each on a quiet machine), so waiting out the registry's boot and election before
-// the first of them only lengthens the critical path. A component that finds the registry
-// without a leader yet retries its registration and its watch every 200 ms (its etcd
-// client does not block on connect) and becomes ready right after the election. Locally
-// a process starts in milliseconds and would only spend the registry's boot in those
-// retries, so it waits for readiness as before.
+// step is c's node of the start graph. On containers a component waits for its
+// dependencies' containers only to be running, not for their processes to be ready: the
+// engine starts containers at a fixed cost each (a network namespace, a veth, a root file
+// system: a quarter of a second or more), nearly all of it CPU that the registry's and
+// broker's boot would otherwise leave idle. By the time a dependent's own process runs,
+// the registry and broker are usually listening; a dial that is early is retried within
+// 100 ms (the registry client's reconnect backoff, the broker client's reconnect wait),
+// and a component becomes ready right after its dependencies do. Locally a process starts
+// in milliseconds and would only spend its dependencies' boot in those retries, so it
+// waits for readiness as before.
 func (sys *System) step(c *Component) step {
 	deps := sys.dependencies(c)
 	if !sys.containers {
 		return step{name: c.Name, deps: deps}
 	}
-	s := step{name: c.Name}
-	for _, d := range deps {
-		if d == "registry-1" {
-			s.up = append(s.up, d)
-		} else {
-			s.deps = append(s.deps, d)
-		}
-	}
-	return s
+	return step{name: c.Name, up: deps}
 }
 
 // step is one node of a start graph.

@@ -3,6 +3,8 @@ package system
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/faultline-dev/faultline/runtime"
 )
 
 // eventLog records "start X" and "ready X" in the order they happen.
@@ -232,16 +236,16 @@ func TestStartGraphUpDependency(t *testing.T) {
 	assert.Contains(t, Startup{Components: timings}.String(), "registry up")
 }
 
-// TestDockerStepsWaitForTheRegistryUp: on containers a component that dials the registry
-// waits for it up and for every other dependency ready; locally for all of them ready.
-func TestDockerStepsWaitForTheRegistryUp(t *testing.T) {
+// TestDockerStepsWaitForTheirDependenciesRunning: on containers a component waits for
+// every dependency only up (its container running); locally for all of them ready.
+func TestDockerStepsWaitForTheirDependenciesRunning(t *testing.T) {
 	for _, tt := range []struct {
 		containers bool
 		kind       string
 		deps, up   []string
 	}{
 		{false, "product", []string{"registry-1", "broker-1"}, nil},
-		{true, "product", []string{"broker-1"}, []string{"registry-1"}},
+		{true, "product", nil, []string{"registry-1", "broker-1"}},
 		{true, "merchant", nil, []string{"registry-1"}},
 		{true, "registry", nil, nil},
 	} {
@@ -250,4 +254,34 @@ func TestDockerStepsWaitForTheRegistryUp(t *testing.T) {
 		assert.Equal(t, tt.deps, got.deps, "%s containers=%v", tt.kind, tt.containers)
 		assert.Equal(t, tt.up, got.up, "%s containers=%v", tt.kind, tt.containers)
 	}
+}
+
+// TestUpIsRunningOnContainers: a started container is up (up is asked once it runs); a
+// local process has no up before ready.
+func TestUpIsRunningOnContainers(t *testing.T) {
+	for _, tt := range []struct {
+		containers bool
+		want       error
+	}{
+		{true, nil},
+		{false, errNoUpProbe},
+	} {
+		sys := &System{containers: tt.containers}
+		assert.ErrorIs(t, sys.up(t.Context(), "registry-1"), tt.want, "containers=%v", tt.containers)
+	}
+}
+
+// TestBindFiles: each host file is mounted read-only at its container path by absolute
+// path, an empty host path is skipped, and a missing file fails before the engine is asked.
+func TestBindFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "a.json")
+	require.NoError(t, os.WriteFile(cfg, []byte("{}"), 0o600))
+	t.Chdir(dir)
+	got, err := bindFiles(map[string]string{"/config/a.json": "a.json", "/config/design.yaml": ""})
+	require.NoError(t, err)
+	want := []runtime.Mount{{HostPath: cfg, Target: "/config/a.json", ReadOnly: true}}
+	assert.Equal(t, want, got)
+	_, err = bindFiles(map[string]string{"/secrets/jwt.key": filepath.Join(dir, "missing")})
+	assert.ErrorContains(t, err, "bind /secrets/jwt.key")
 }

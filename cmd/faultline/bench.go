@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
@@ -25,6 +26,7 @@ func newBenchCmd() *cobra.Command {
 		runs    int
 		cold    bool
 		verbose bool
+		debug   bool
 	)
 	startup := &cobra.Command{
 		Use:   "startup",
@@ -50,7 +52,12 @@ func newBenchCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if rf.runtime == runtimeDocker {
-				return benchDockerStartup(ctx, cmd.OutOrStdout(), spec, rf.image, runs, cold, verbose)
+				var opts []system.Option
+				if debug {
+					// The runtime's engine calls, timed, for where a container's start goes.
+					opts = append(opts, system.WithLogger(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))))
+				}
+				return benchDockerStartup(ctx, cmd.OutOrStdout(), spec, rf.image, runs, cold, verbose, opts...)
 			}
 			return benchStartup(ctx, cmd.OutOrStdout(), spec, runs, verbose)
 		},
@@ -59,6 +66,7 @@ func newBenchCmd() *cobra.Command {
 	rf.register(startup)
 	startup.Flags().IntVar(&runs, "runs", 5, "measured starts (after one warm-up start)")
 	startup.Flags().BoolVarP(&verbose, "verbose", "v", false, "print where the time of the median run went: each phase, and when each component was started and found ready")
+	startup.Flags().BoolVar(&debug, "debug", false, "docker: log every engine call of the starts, timed, on stderr")
 	startup.Flags().BoolVar(&cold, "cold", false, "docker: first remove the image of the current binary and time one start including the image build")
 	bench.AddCommand(startup)
 	return bench
@@ -129,11 +137,11 @@ func benchStartup(ctx context.Context, out io.Writer, spec system.Spec, runs int
 // lookup (or, with cold, the build after removing the image) plus the containers' start
 // until every /readyz answers. Each start creates a network and empty volumes, and Stop
 // removes them, so every run is the same.
-func benchDockerStartup(ctx context.Context, out io.Writer, spec system.Spec, image string, runs int, cold, verbose bool) error {
+func benchDockerStartup(ctx context.Context, out io.Writer, spec system.Spec, image string, runs int, cold, verbose bool, opts ...system.Option) error {
 	once := func() (benchRun, error) {
 		// StartDocker looks the image up (or builds it) itself, as `faultline up` does, and
 		// counts that into its start.
-		sys, err := system.StartDocker(ctx, spec, system.Docker{Image: image})
+		sys, err := system.StartDocker(ctx, spec, system.Docker{Image: image}, opts...)
 		if err != nil {
 			return benchRun{}, err
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // Timings of the registry client. Keepalive pings every second let a client notice a dead
@@ -97,6 +98,10 @@ func Connect(ctx context.Context, endpoints []string, reg prometheus.Registerer,
 		PermitWithoutStream:  true,
 		Logger:               zap.NewNop(),
 		Context:              cctx,
+		// gRPC's own first reconnect backoff is a second: a component started just
+		// before the registry listens (every container system's start) or one that lost
+		// it would wait that long to dial again.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(connectParams)},
 	})
 	if err != nil {
 		cancel()

@@ -102,10 +102,15 @@ func (p *Process) create(ctx context.Context) error {
 // createContainer creates the container and writes its files, without starting it.
 func (p *Process) createContainer(ctx context.Context) error {
 	r := p.rt
+	began := time.Now()
 	res, err := r.cli.ContainerCreate(ctx, r.createOptions(p.spec))
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", p.spec.Name, err)
 	}
+	created := time.Now()
+	defer func() {
+		r.log.Debug("container created", "name", p.spec.Name, "create", created.Sub(began), "files", time.Since(created))
+	}()
 	p.mu.Lock()
 	p.id = res.ID
 	p.mu.Unlock()
@@ -128,9 +133,11 @@ func (p *Process) start(ctx context.Context) error {
 	if _, err := p.rt.cli.ContainerStart(ctx, p.ContainerID(), client.ContainerStartOptions{}); err != nil {
 		return err
 	}
+	started := time.Now()
 	if err := p.watch(ctx, since); err != nil {
 		return err
 	}
+	p.rt.log.Debug("container started", "name", p.spec.Name, "start", started.Sub(since), "watch", time.Since(started))
 	if rd := p.spec.Container.Ready; rd != nil {
 		return httpReady{port: rd.Port, path: rd.Path, interval: 100 * time.Millisecond}.wait(ctx, p)
 	}

@@ -58,6 +58,11 @@ func cmpOr(d, def time.Duration) time.Duration {
 	return def
 }
 
+// LocalEngine reports whether the engine is reached through a Unix socket, and so (the
+// usual laptop and CI set-up) sees this host's files: a runtime.Mount's HostPath names a
+// file here.
+func LocalEngine() bool { return engineSocket() != "" }
+
 // engineSocket is the host path of the engine's Unix socket, or "" when the engine is
 // reached some other way.
 func engineSocket() string {
@@ -102,9 +107,12 @@ func (r *Runtime) startReaper(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start reaper: %w", err)
 	}
+	began := time.Now()
 	if _, err := r.cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("start reaper: %w", err)
 	}
+	r.log.Debug("container started", "name", reaperName, "start", time.Since(began))
+	defer func() { r.log.Debug("reaper watching", "after", time.Since(began)) }()
 	info, err := r.cli.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
 	if err != nil {
 		return fmt.Errorf("start reaper: %w", err)
