@@ -27,11 +27,19 @@ const (
 	proxyPortBase = 20000
 )
 
-// dockerRun is what a run on the Docker runtime adds to a local one: the runtime (its
-// network, containers and volumes, all labelled with the run's undo id, so that a killed
-// run is removed by the next faultline command) and the Toxiproxy container.
-type dockerRun struct {
-	rt   *docker.Runtime
+// containerRuntime is a runtime whose every process is a container on a network of the
+// run's own (Docker's network, a Kubernetes namespace), and that lists what it started.
+type containerRuntime interface {
+	runtime.Containerized
+	runtime.Lister
+}
+
+// containerRun is what a run on a container runtime (Docker, Kubernetes) adds to a local
+// one: the runtime (everything it makes labelled with the run's undo id, so that a killed
+// run is removed by the next faultline command) and the Toxiproxy container that callers
+// dial for every edge.
+type containerRun struct {
+	rt   containerRuntime
 	toxi runtime.Process
 	// direct is set when the harness routes to the containers' own addresses on the
 	// run's network (an engine on this host): probes then see exactly what a peer sees.
@@ -61,38 +69,30 @@ func DockerImages(ctx context.Context, d Docker, reference bool) (Docker, error)
 	return d, nil
 }
 
-// startDocker creates the run's Docker runtime and its Toxiproxy container. The returned
-// close removes every container, the network and the volumes; it must be called even
-// when startDocker fails (it then removes what was made).
-func (r *runner) startDocker(ctx context.Context, proxies int) (*dockerRun, func(context.Context), error) {
-	d := &dockerRun{}
+// containerized reports whether runtime rt runs every component in a container.
+func containerized(rt string) bool { return rt == "docker" || rt == "kubernetes" }
+
+// startContainers creates the run's container runtime rt and its Toxiproxy container. The
+// returned close removes everything the runtime made; it must be called even when
+// startContainers fails (it then removes what was made).
+func (r *runner) startContainers(ctx context.Context, rt string, proxies int) (*containerRun, func(context.Context), error) {
+	d := &containerRun{}
 	closeFn := func(ctx context.Context) {
 		if d.rt != nil {
 			if err := d.rt.Close(ctx); err != nil {
-				r.o.log.Warn("remove docker resources", "err", err)
+				r.o.log.Warn("remove "+rt+" resources", "err", err)
 			}
 		}
 	}
-	fi, ok := r.sys.(sut.FaultlineImage)
-	imgs, err := DockerImages(ctx, r.o.docker, ok && fi.RunsFaultlineImage())
+	var toxiImage string
+	var err error
+	switch rt {
+	case "kubernetes":
+		toxiImage, err = r.startKubernetes(ctx, d)
+	default:
+		toxiImage, err = r.startDocker(ctx, d)
+	}
 	if err != nil {
-		return nil, closeFn, err
-	}
-	runID := r.journal.Record().RunID
-	r.journal.SetContainerCleaner(CleanDocker)
-	opts := []docker.Option{docker.WithRunID(runID), docker.WithImage(imgs.Image), docker.WithLogger(r.o.log),
-		docker.WithStartTimeout(r.o.readyTimeout)}
-	if imgs.Image != "" {
-		opts = append(opts, docker.WithReaper(imgs.Image, 0))
-	} else {
-		r.o.log.Warn("no reaper for this run: the faultline image could not be built (run from the source tree, or give its image); a killed run waits for the next faultline command")
-	}
-	rt, err := docker.New(ctx, opts...)
-	if err != nil {
-		return nil, closeFn, fmt.Errorf("start docker runtime: %w", err)
-	}
-	d.rt = rt
-	if err := r.journal.Update(func(rec *undo.Record) { rec.Networks = append(rec.Networks, rt.Network()) }); err != nil {
 		return nil, closeFn, err
 	}
 	ports := []int{docker.ToxiproxyAPIPort}
@@ -100,7 +100,7 @@ func (r *runner) startDocker(ctx context.Context, proxies int) (*dockerRun, func
 		ports = append(ports, proxyPortBase+i)
 	}
 	began := time.Now()
-	toxi, err := rt.Start(ctx, runtime.Spec{
+	toxi, err := d.rt.Start(ctx, runtime.Spec{
 		Name:    toxiproxyName,
 		Command: docker.ToxiproxyPath,
 		Args:    []string{"-host", "0.0.0.0", "-port", strconv.Itoa(docker.ToxiproxyAPIPort)},
@@ -109,7 +109,7 @@ func (r *runner) startDocker(ctx context.Context, proxies int) (*dockerRun, func
 		LogFile: filepath.Join(r.dir, "toxiproxy.log"),
 		Labels:  map[string]string{"faultline.kind": toxiproxyName},
 		Container: &runtime.ContainerSpec{
-			Image: imgs.Toxiproxy, Ports: ports,
+			Image: toxiImage, Ports: ports,
 			Ready: &runtime.HTTPReady{Port: docker.ToxiproxyAPIPort, Path: "/version"},
 		},
 	})
@@ -122,8 +122,35 @@ func (r *runner) startDocker(ctx context.Context, proxies int) (*dockerRun, func
 	return d, closeFn, nil
 }
 
+// startDocker creates the run's Docker runtime in d and returns Toxiproxy's image.
+func (r *runner) startDocker(ctx context.Context, d *containerRun) (string, error) {
+	fi, ok := r.sys.(sut.FaultlineImage)
+	imgs, err := DockerImages(ctx, r.o.docker, ok && fi.RunsFaultlineImage())
+	if err != nil {
+		return "", err
+	}
+	runID := r.journal.Record().RunID
+	r.journal.SetContainerCleaner(CleanDocker)
+	opts := []docker.Option{docker.WithRunID(runID), docker.WithImage(imgs.Image), docker.WithLogger(r.o.log),
+		docker.WithStartTimeout(r.o.readyTimeout)}
+	if imgs.Image != "" {
+		opts = append(opts, docker.WithReaper(imgs.Image, 0))
+	} else {
+		r.o.log.Warn("no reaper for this run: the faultline image could not be built (run from the source tree, or give its image); a killed run waits for the next faultline command")
+	}
+	rt, err := docker.New(ctx, opts...)
+	if err != nil {
+		return "", fmt.Errorf("start docker runtime: %w", err)
+	}
+	d.rt = rt
+	if err := r.journal.Update(func(rec *undo.Record) { rec.Networks = append(rec.Networks, rt.Network()) }); err != nil {
+		return "", err
+	}
+	return imgs.Toxiproxy, nil
+}
+
 // remote is the links' view of the Toxiproxy container.
-func (d *dockerRun) remote(proxies int) (faults.Remote, error) {
+func (d *containerRun) remote(proxies int) (faults.Remote, error) {
 	api, err := d.dial(net.JoinHostPort(toxiproxyName, strconv.Itoa(docker.ToxiproxyAPIPort)))
 	if err != nil {
 		return faults.Remote{}, fmt.Errorf("find toxiproxy api: %w", err)
@@ -138,7 +165,7 @@ func (d *dockerRun) remote(proxies int) (faults.Remote, error) {
 // dial maps an address on the run's network ("api-1:9000", "toxiproxy:20003") to the
 // host address its container publishes it on. It asks the engine each time: a container
 // started after the call before, or restarted, is found all the same.
-func (d *dockerRun) dial(addr string) (string, error) {
+func (d *containerRun) dial(addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", fmt.Errorf("resolve %s: %w", addr, err)

@@ -49,6 +49,7 @@ type options struct {
 	readyTimeout  time.Duration
 	runtime       string
 	docker        Docker
+	kubernetes    Kubernetes
 	system        sut.System
 	systemFor     SystemFor
 	started       *Up
@@ -138,8 +139,8 @@ type Progress struct {
 	ActiveFaults []string
 }
 
-// WithRuntime runs the scenario on rt ("local" or "docker") whatever its system.runtime
-// says, so one scenario file serves both (faultline run --runtime docker). Empty keeps
+// WithRuntime runs the scenario on rt ("local", "docker" or "kubernetes") whatever its
+// system.runtime says, so one scenario file serves all (faultline run --runtime docker). Empty keeps
 // the scenario's choice.
 func WithRuntime(rt string) Option { return func(o *options) { o.runtime = rt } }
 

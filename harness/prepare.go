@@ -82,15 +82,15 @@ func (r *runner) prepare(ctx context.Context) (done func(*error), err error) {
 		r.res.Design, r.links = up.plan.Design, up.Links
 		return done, nil
 	}
-	plan, err := r.sys.Plan(dir, r.res.Runtime == "docker")
+	plan, err := r.sys.Plan(dir, containerized(r.res.Runtime))
 	r.res.Design = plan.Design
 	if err != nil {
 		return done, r.fail(ctx, err)
 	}
 	linkOpts := o.linkOpts
-	if r.res.Runtime == "docker" {
+	if containerized(r.res.Runtime) {
 		proxies := max(plan.Proxies, 1) // a topology without links still gets a (quiet) server
-		d, closeDocker, err := r.startDocker(ctx, proxies)
+		d, closeDocker, err := r.startContainers(ctx, r.res.Runtime, proxies)
 		// Registered before the error is checked: a half-made runtime is removed too.
 		undos = append(undos, func(*error) {
 			cctx, cancel := cleanup()

@@ -84,6 +84,10 @@ func Run(ctx context.Context, sc *scenarios.Scenario, opts ...Option) (*result.R
 		}
 		return res, fmt.Errorf("run scenario: %w", err)
 	}
+	if errs := RuntimeProblems(sc, res.Runtime); len(errs) > 0 {
+		res.Reason = fmt.Sprintf("the scenario has %d fault(s) the %s runtime refuses; the first: %v", len(errs), res.Runtime, errs[0])
+		return res, &ValidationError{Errs: errs}
+	}
 	if o.evaluator == nil {
 		o.evaluator = DefaultEvaluator()
 	}
@@ -103,7 +107,7 @@ type runner struct {
 	hist   *history.Writer
 	links  *faults.Links
 	sys    sut.System
-	docker *dockerRun // nil on the local runtime
+	docker *containerRun // nil on the local runtime
 	// closeRuntime closes the runtime start made; nil before it, and on a started system.
 	closeRuntime func(context.Context)
 

@@ -111,7 +111,7 @@ func StartSystem(ctx context.Context, sys sut.System, name string, opts ...Optio
 			o.log.Warn("close undo record", "err", jerr)
 		}
 	})
-	container := rtName == "docker"
+	container := containerized(rtName)
 	plan, err := sys.Plan(dir, container)
 	if err != nil {
 		return nil, err
@@ -124,7 +124,7 @@ func StartSystem(ctx context.Context, sys sut.System, name string, opts ...Optio
 		// The run's own Docker side (network, Toxiproxy container, reaper), as prepare makes it.
 		r := &runner{o: o, sys: sys, journal: journal, dir: dir}
 		proxies := max(plan.Proxies, 1)
-		d, closeDocker, err := r.startDocker(ctx, proxies)
+		d, closeDocker, err := r.startContainers(ctx, rtName, proxies)
 		// Registered before the error is checked: a half-made runtime is removed too.
 		u.undos = append(u.undos, closeDocker)
 		if err != nil {

@@ -76,10 +76,10 @@ func (s *System) Validate(sc *scenarios.Scenario) []error {
 	return sc.Validate(scenarios.DefaultShape(sc.System))
 }
 
-// Runnable accepts the local and the Docker runtime.
+// Runnable accepts the local, the Docker and the Kubernetes runtime.
 func (s *System) Runnable(rt string) error {
-	if rt != "local" && rt != "docker" {
-		return &sut.Unrunnable{Err: fmt.Errorf("runtime %q is not supported", rt), Hint: "use system.runtime: local or docker"}
+	if rt != "local" && rt != "docker" && rt != "kubernetes" {
+		return &sut.Unrunnable{Err: fmt.Errorf("runtime %q is not supported", rt), Hint: "use system.runtime: local or docker, or --runtime kubernetes"}
 	}
 	return nil
 }

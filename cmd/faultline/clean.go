@@ -27,7 +27,7 @@ const healTimeout = 60 * time.Second
 // child (healing there would race its parent), reap runs inside a run's reaper container,
 // clean heals by itself, and cobra's
 // completion helpers must answer at once.
-var noHealHook = map[string]bool{"serve": true, "reap": true, "clean": true, "__complete": true, "__completeNoDesc": true, "completion": true, "help": true}
+var noHealHook = map[string]bool{"serve": true, "reap": true, "signal": true, "clean": true, "__complete": true, "__completeNoDesc": true, "completion": true, "help": true}
 
 // healLeftovers is the root's pre-run hook: before any command, it heals the runs whose
 // harness died without cleaning up (see undo.Journal). With no undo record it costs

@@ -64,7 +64,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	root.AddCommand(newUpCmd(), newTokenCmd(), newServeCmd(), newVersionCmd(), newBenchCmd(), newDemoCmd())
 	root.AddCommand(newRunCmd(), newSuiteCmd(), newValidateCmd(), newSchemaCmd())
-	root.AddCommand(newCleanCmd(), newReapCmd())
+	root.AddCommand(newCleanCmd(), newReapCmd(), newSignalCmd())
 	root.AddCommand(newCompareCmd(), newReportCmd())
 	root.AddCommand(newSoakCmd(), newConsoleCmd(), newImagesCmd(), newExploreCmd())
 	return root

@@ -297,12 +297,14 @@ func (p *progressPrinter) done() {
 type runRuntimeFlags struct {
 	runtime string
 	image   string
+	kube    kubeFlags
 }
 
 func (f *runRuntimeFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.runtime, "runtime", "", "where the system runs: local (OS processes) or docker (containers, faults through a Toxiproxy container); default: the scenario's system.runtime")
-	fl.StringVar(&f.image, "image", "", "docker: image holding the faultline binary (default: built from the source tree, reused while the binary is unchanged)")
+	fl.StringVar(&f.runtime, "runtime", "", "where the system runs: local (OS processes), docker (containers, faults through a Toxiproxy container) or kubernetes (a namespace of a cluster, faults through a Toxiproxy pod); default: the scenario's system.runtime")
+	fl.StringVar(&f.image, "image", "", "docker, kubernetes: image holding the faultline binary (docker default: built from the source tree, reused while the binary is unchanged; kubernetes default: this tree's image imported into the nodes)")
+	f.kube.register(cmd)
 }
 
 // options validates the flags and, for docker, builds the images once so that every run
@@ -331,7 +333,13 @@ func (f *runRuntimeFlags) options(ctx context.Context, errOut io.Writer, scs ...
 			return nil, fmt.Errorf("prepare docker runtime: %w", err)
 		}
 		return []harness.Option{harness.WithRuntime(runtimeDocker), harness.WithDocker(d)}, nil
+	case runtimeKubernetes:
+		k, err := harness.KubernetesImages(ctx, f.kube.harness(f.image))
+		if err != nil {
+			return nil, fmt.Errorf("prepare kubernetes runtime: %w", err)
+		}
+		return []harness.Option{harness.WithRuntime(runtimeKubernetes), harness.WithKubernetes(k)}, nil
 	default:
-		return nil, usagef("--runtime %q: want %s or %s", f.runtime, runtimeLocal, runtimeDocker)
+		return nil, usagef("--runtime %q: want %s, %s or %s", f.runtime, runtimeLocal, runtimeDocker, runtimeKubernetes)
 	}
 }

@@ -12,6 +12,7 @@ import (
 func TestRunRuntimeFlags(t *testing.T) {
 	tests := []struct {
 		name, runtime, image string
+		toxiproxy            string
 		wantOpts             int
 		wantErr              string
 	}{
@@ -19,11 +20,12 @@ func TestRunRuntimeFlags(t *testing.T) {
 		{name: "an image for scenarios on docker", image: "faultline:abc", wantOpts: 1},
 		{name: "local", runtime: "local", wantOpts: 1},
 		{name: "an image is meaningless locally", runtime: "local", image: "faultline:abc", wantErr: "--image needs --runtime docker"},
-		{name: "unknown runtime", runtime: "kubernetes", wantErr: `--runtime "kubernetes": want local or docker`},
+		{name: "kubernetes with named images", runtime: "kubernetes", image: "reg.example/faultline:abc", toxiproxy: "reg.example/faultline-toxiproxy:def", wantOpts: 2},
+		{name: "unknown runtime", runtime: "nomad", wantErr: `--runtime "nomad": want local, docker or kubernetes`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := runRuntimeFlags{runtime: tt.runtime, image: tt.image}
+			f := runRuntimeFlags{runtime: tt.runtime, image: tt.image, kube: kubeFlags{toxiproxyImage: tt.toxiproxy}}
 			got, err := f.options(context.Background(), io.Discard)
 			if tt.wantErr != "" {
 				require.Error(t, err)

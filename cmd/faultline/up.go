@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -14,8 +15,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/runtime/kubernetes"
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/system"
+	"github.com/faultline-dev/faultline/undo"
 )
 
 // DefaultDir is where `faultline up` keeps its run directory unless told otherwise.
@@ -60,24 +63,71 @@ type runtimeFlags struct {
 	runtime  string
 	image    string
 	keepData bool
+	kube     kubeFlags
 }
 
 // Runtimes `--runtime` accepts.
 const (
-	runtimeLocal  = "local"
-	runtimeDocker = "docker"
+	runtimeLocal      = "local"
+	runtimeDocker     = "docker"
+	runtimeKubernetes = "kubernetes"
 )
+
+// kubeFlags say how to reach a cluster.
+type kubeFlags struct {
+	kubeconfig, context, toxiproxyImage string
+	runID                               string // the run's undo id (up), not a flag
+}
+
+// kubeJournal opens the undo record of an up on kubernetes with the namespace it is about
+// to create, so that a killed up's namespace is deleted by the next faultline command.
+func kubeJournal(dir string, k kubeFlags) (*undo.Journal, error) {
+	kubeconfig := k.kubeconfig
+	if kubeconfig != "" {
+		abs, err := filepath.Abs(kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("open undo record: %w", err)
+		}
+		kubeconfig = abs
+	}
+	runID := undo.NewRunID(time.Now(), "up")
+	j, err := undo.OpenJournal(undo.DefaultDir(), runID, dir, runtimeKubernetes)
+	if err != nil {
+		return nil, err
+	}
+	j.SetNamespaceCleaner(harness.CleanKubernetes)
+	err = j.RecordNamespace(undo.Namespace{Name: kubernetes.NamespaceFor(runID), Kubeconfig: kubeconfig, Context: k.context})
+	return j, err
+}
+
+func (k *kubeFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&k.kubeconfig, "kubeconfig", "", "kubernetes: kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
+	fl.StringVar(&k.context, "kube-context", "", "kubernetes: the kubeconfig's context to use (default: its current one)")
+	fl.StringVar(&k.toxiproxyImage, "toxiproxy-image", "", "kubernetes: image holding the Toxiproxy server (default: this tree's image imported into the nodes)")
+}
+
+// harness is the harness's view of the flags, with the faultline image image.
+func (k kubeFlags) harness(image string) harness.Kubernetes {
+	return harness.Kubernetes{Kubeconfig: k.kubeconfig, Context: k.context, Image: image, Toxiproxy: k.toxiproxyImage}
+}
 
 func (f *runtimeFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.runtime, "runtime", runtimeLocal, "where components run: local (OS processes) or docker (containers on a private network)")
-	fl.StringVar(&f.image, "image", "", "docker: image holding the faultline binary (default: built from the source tree, reused while the binary is unchanged)")
+	fl.StringVar(&f.runtime, "runtime", runtimeLocal, "where components run: local (OS processes), docker (containers on a private network) or kubernetes (a namespace of a cluster)")
+	fl.StringVar(&f.image, "image", "", "docker, kubernetes: image holding the faultline binary (docker default: built from the source tree, reused while the binary is unchanged)")
 	fl.BoolVar(&f.keepData, "keep-data", false, "docker: keep the data in DIR/data after stop (bind mounts) instead of run volumes removed on stop")
+	f.kube.register(cmd)
 }
 
 func (f *runtimeFlags) validate() error {
 	switch f.runtime {
 	case runtimeDocker:
+		return nil
+	case runtimeKubernetes:
+		if f.keepData {
+			return usagef("--keep-data needs --runtime docker (on kubernetes the data lives on the cluster's node, in the run's volumes)")
+		}
 		return nil
 	case runtimeLocal:
 		if f.image != "" || f.keepData {
@@ -85,7 +135,7 @@ func (f *runtimeFlags) validate() error {
 		}
 		return nil
 	default:
-		return usagef("--runtime %q: want %s or %s", f.runtime, runtimeLocal, runtimeDocker)
+		return usagef("--runtime %q: want %s, %s or %s", f.runtime, runtimeLocal, runtimeDocker, runtimeKubernetes)
 	}
 }
 
@@ -93,6 +143,12 @@ func (f *runtimeFlags) validate() error {
 // system's Stop: it closes a local runtime (a docker system's Stop removes its own).
 func (f *runtimeFlags) start(ctx context.Context, spec system.Spec, log *slog.Logger, opts ...system.Option) (*system.System, func(), error) {
 	opts = append([]system.Option{system.WithLogger(log)}, opts...)
+	if f.runtime == runtimeKubernetes {
+		sys, err := system.StartKubernetes(ctx, spec, system.Kubernetes{
+			Kubeconfig: f.kube.kubeconfig, Context: f.kube.context, Image: f.image, RunID: f.kube.runID,
+		}, opts...)
+		return sys, func() {}, err
+	}
 	if f.runtime == runtimeDocker {
 		if f.keepData {
 			opts = append(opts, system.WithKeepData())
@@ -151,6 +207,21 @@ func up(ctx context.Context, out, errOut io.Writer, spec system.Spec, rf runtime
 	}
 	defer unclaim()
 	fmt.Fprintf(out, "starting the reference system (%s runtime) in %s ...\n", rf.runtime, spec.Dir)
+	if rf.runtime == runtimeKubernetes {
+		// The namespace outlives a killed up: recorded first, the next command deletes it.
+		j, err := kubeJournal(spec.Dir, rf.kube)
+		if err != nil {
+			return fmt.Errorf("up: %w", err)
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+			defer cancel()
+			if jerr := j.Close(cctx); jerr != nil {
+				fmt.Fprintln(errOut, "faultline:", jerr)
+			}
+		}()
+		rf.kube.runID = j.Record().RunID
+	}
 	sys, release, err := rf.start(ctx, spec, log)
 	defer release()
 	if err != nil {
@@ -168,6 +239,10 @@ func up(ctx context.Context, out, errOut io.Writer, spec system.Spec, rf runtime
 	fmt.Fprintln(out, "\nstopping every component ...")
 	if err := stopSystem(sys); err != nil {
 		return err
+	}
+	if rf.runtime == runtimeKubernetes {
+		fmt.Fprintln(out, "stopped; the namespace and everything in it deleted")
+		return nil
 	}
 	if rf.runtime == runtimeDocker && !rf.keepData {
 		fmt.Fprintln(out, "stopped; containers, network and data volumes removed")

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -33,6 +34,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.etcd.io/etcd/server/v3/embed"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/faultline-dev/faultline/runtime/ports"
 	"github.com/faultline-dev/faultline/runtime/wait"
@@ -51,6 +54,8 @@ const (
 	// kube-proxy then waits 30 s for one), and the host's own address would put the
 	// kubelet's API on the network. Clean removes it.
 	NodeIP = "10.245.0.1"
+	// forwardChain lets the pods' bridge through the FORWARD chain (see Start).
+	forwardChain = "KUBE-FAULTLINE-BRIDGE"
 	// NodeName is the single node's name.
 	NodeName   = "faultline-node"
 	cniNetwork = "faultline-k8s"
@@ -101,6 +106,7 @@ type Cluster struct {
 	procs []*proc
 	lock  *os.File
 	http  *http.Client
+	dns   *clusterDNS
 }
 
 type proc struct {
@@ -194,6 +200,21 @@ func Start(ctx context.Context, dir string, opts Options) (c *Cluster, err error
 			return nil, fmt.Errorf("start cluster: ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 		}
 	}
+	// Pod-to-pod traffic is bridged, and bridged traffic goes through the FORWARD chain
+	// (br_netfilter), whose policy a Docker host sets to DROP: the pods' bridge is let
+	// through by a chain of ours, named KUBE-* so that Clean removes it with kube-proxy's.
+	for _, args := range [][]string{
+		{"-N", forwardChain},
+		{"-A", forwardChain, "-i", Bridge, "-j", "ACCEPT"},
+		{"-A", forwardChain, "-o", Bridge, "-j", "ACCEPT"},
+		{"-I", "FORWARD", "1", "-j", forwardChain},
+	} {
+		if out, err := exec.Command("iptables", append([]string{"-w", "-t", "filter"}, args...)...).CombinedOutput(); err != nil {
+			lock.Close()
+			cleanHost()
+			return nil, fmt.Errorf("start cluster: iptables %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
 	began = time.Now() // the lock may have waited for another cluster
 	defer func() {
 		if err != nil {
@@ -256,6 +277,9 @@ func Start(ctx context.Context, dir string, opts Options) (c *Cluster, err error
 		"--service-account-key-file="+pk.SAPub, "--service-account-signing-key-file="+pk.SAKey,
 		"--service-cluster-ip-range="+ServiceCIDR,
 		"--authorization-mode=RBAC", "--allow-privileged=true",
+		// Logs, exec and port-forward go from the apiserver to the kubelet: by the node's
+		// address, since nothing resolves the node's name.
+		"--kubelet-preferred-address-types=InternalIP",
 		"--cert-dir="+filepath.Join(dir, "pki"), "--profiling=false",
 	); err != nil {
 		return c, err
@@ -267,6 +291,9 @@ func Start(ctx context.Context, dir string, opts Options) (c *Cluster, err error
 		return c, err
 	}
 	c.Timings.APIServerReady = stage("apiserver ready")
+	if err := c.serveDNS(ctx); err != nil {
+		return c, err
+	}
 
 	kubeconfig := c.Kubeconfig
 	if err := c.spawn("kube-controller-manager", "--kubeconfig="+kubeconfig, "--leader-elect=false",
@@ -657,7 +684,23 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 nodeStatusUpdateFrequency: 2s
-`, NodeIP, port, healthz, sock, filepath.Join(dir, "pod-logs"), filepath.Join(dir, "kubelet", "manifests"))
+clusterDNS: [%s]
+clusterDomain: %s
+`, NodeIP, port, healthz, sock, filepath.Join(dir, "pod-logs"), filepath.Join(dir, "kubelet", "manifests"), NodeIP, ClusterDomain)
+}
+
+// serveDNS starts the cluster's Service DNS (see clusterDNS) on NodeIP:53.
+func (c *Cluster) serveDNS(ctx context.Context) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("start cluster dns: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("start cluster dns: %w", err)
+	}
+	c.dns, err = startDNS(ctx, cs, net.JoinHostPort(NodeIP, "53"))
+	return err
 }
 
 // RSS is the resident memory of each process of the cluster, in bytes (etcd runs inside
@@ -690,6 +733,8 @@ func (c *Cluster) Stop() error {
 	if c == nil {
 		return nil
 	}
+	dnsErr := c.dns.close()
+	c.dns = nil
 	// kubelet first: it would restart containers as they are killed.
 	for _, name := range []string{"kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager"} {
 		for _, p := range c.procs {
@@ -712,5 +757,5 @@ func (c *Cluster) Stop() error {
 		c.lock.Close()
 		c.lock = nil
 	}
-	return err
+	return errors.Join(err, dnsErr)
 }

@@ -140,6 +140,12 @@ func (cs *System) Validate(sc *scenarios.Scenario) []error {
 // Runnable reports what stops the topology from running on rt: on the local runtime every
 // component it starts needs a command, on docker an image or a build as well.
 func (cs *System) Runnable(rt string) error {
+	if rt == "kubernetes" {
+		return &sut.Unrunnable{
+			Err:  errors.New("run topology on kubernetes: a custom topology runs on local or docker only, so far"),
+			Hint: "the reference system runs on kubernetes; run a topology with --runtime docker",
+		}
+	}
 	var missing []string
 	for _, c := range cs.sc.Topology.Components {
 		switch {

@@ -1,0 +1,147 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+
+	"github.com/faultline-dev/faultline/runtime/kubernetes"
+	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/undo"
+)
+
+// Kubernetes configures runs on a Kubernetes cluster. Zero fields are found: the
+// kubeconfig as kubectl finds it, the images as the ones built from this source tree and
+// imported into the cluster's nodes (kubernetes.LocalImages).
+type Kubernetes struct {
+	// Kubeconfig is the kubeconfig file; empty follows KUBECONFIG, else ~/.kube/config.
+	Kubeconfig string
+	// Context is the kubeconfig's context; empty is its current one.
+	Context string
+	// Image holds the faultline binary at /faultline; Toxiproxy holds Toxiproxy's server.
+	// Pushed with faultline images push, or imported into the nodes.
+	Image, Toxiproxy string
+	// VolumeRoot is the node directory holding run volumes (kubernetes.WithVolumeRoot).
+	VolumeRoot string
+	// ModuleRoot is the source tree local images are named from; empty asks the go
+	// command from the working directory.
+	ModuleRoot string
+}
+
+// WithKubernetes sets how runs on the kubernetes runtime reach their cluster and images.
+func WithKubernetes(k Kubernetes) Option { return func(o *options) { o.kubernetes = k } }
+
+// KubernetesImages fills in the image references k leaves empty with the local images of
+// this source tree (kubernetes.LocalImages), so that a suite names them once.
+func KubernetesImages(ctx context.Context, k Kubernetes) (Kubernetes, error) {
+	if k.Image != "" && k.Toxiproxy != "" {
+		return k, nil
+	}
+	fl, tp, err := kubernetes.LocalImages(ctx, k.ModuleRoot)
+	if err != nil {
+		return k, fmt.Errorf("name kubernetes images: %w", err)
+	}
+	if k.Image == "" {
+		k.Image = fl
+	}
+	if k.Toxiproxy == "" {
+		k.Toxiproxy = tp
+	}
+	return k, nil
+}
+
+// startKubernetes creates the run's namespace in d, records it for healing, and returns
+// Toxiproxy's image. Images never pulled (kubernetes.LocalImageHost) must already be on a
+// node: the run fails at once, saying so, instead of waiting for pods that cannot start.
+func (r *runner) startKubernetes(ctx context.Context, d *containerRun) (string, error) {
+	k, err := KubernetesImages(ctx, r.o.kubernetes)
+	if err != nil {
+		return "", err
+	}
+	kubeconfig := k.Kubeconfig
+	if kubeconfig != "" {
+		if kubeconfig, err = filepath.Abs(kubeconfig); err != nil {
+			return "", fmt.Errorf("start kubernetes runtime: %w", err)
+		}
+	}
+	runID := r.journal.Record().RunID
+	// Recorded before the namespace exists: a harness killed right after creating it
+	// still leaves the next command enough to delete it.
+	if err := r.journal.RecordNamespace(undo.Namespace{Name: kubernetes.NamespaceFor(runID), Kubeconfig: kubeconfig, Context: k.Context}); err != nil {
+		return "", err
+	}
+	r.journal.SetNamespaceCleaner(CleanKubernetes)
+	rt, err := kubernetes.New(ctx, kubernetes.WithRunID(runID), kubernetes.WithKubeconfig(kubeconfig),
+		kubernetes.WithContext(k.Context), kubernetes.WithImage(k.Image), kubernetes.WithLogger(r.o.log),
+		kubernetes.WithStartTimeout(r.o.readyTimeout), kubernetes.WithVolumeRoot(k.VolumeRoot))
+	if err != nil {
+		return "", fmt.Errorf("start kubernetes runtime: %w", err)
+	}
+	d.rt = rt
+	if err := rt.ImagesPresent(ctx, k.Image, k.Toxiproxy); err != nil {
+		return "", fmt.Errorf("start kubernetes runtime: %w", err)
+	}
+	return k.Toxiproxy, nil
+}
+
+// CleanKubernetes deletes a run's recorded namespaces, each on the cluster it recorded,
+// waits until they are gone and names them: the namespace cleaner of a Kubernetes run's
+// undo record.
+func CleanKubernetes(ctx context.Context, runID string, nss []undo.Namespace) ([]string, error) {
+	var out []string
+	var errs []error
+	for _, ns := range nss {
+		cfg, err := kubernetes.LoadConfig(ns.Kubeconfig, ns.Context)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("clean kubernetes run %s: %w", runID, err))
+			continue
+		}
+		cs, err := kubernetes.NewClientset(cfg)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("clean kubernetes run %s: %w", runID, err))
+			continue
+		}
+		if err := kubernetes.DeleteNamespace(ctx, cs, ns.Name); err != nil {
+			errs = append(errs, fmt.Errorf("clean kubernetes run %s: %w", runID, err))
+			continue
+		}
+		out = append(out, "namespace "+ns.Name)
+	}
+	return out, errors.Join(errs...)
+}
+
+// kubernetesRefused are the fault kinds a run on Kubernetes refuses, with the reason.
+var kubernetesRefused = map[string]string{
+	"disconnect": "the harness does not control a cluster's pod network: taking a pod off it needs a NetworkPolicy, " +
+		"which only some network plugins enforce (the bridge plugin does not), and a policy a plugin ignores would pass silently; " +
+		"cut the component's links with partition instead",
+	"crash_loop": "the kubelet restarts a killed container by itself, after a back-off it doubles at every crash (10 s, 20 s, 40 s …), " +
+		"so the loop's own kill-and-restart timing cannot be kept; use crash, restart or delete",
+}
+
+// RuntimeProblems returns the faults of sc that runtime rt refuses, each naming its place
+// in the scenario and the reason; nil when there are none.
+func RuntimeProblems(sc *scenarios.Scenario, rt string) []error {
+	if rt != "kubernetes" {
+		return nil
+	}
+	var errs []error
+	for i, f := range sc.Faults {
+		if why, ok := kubernetesRefused[f.Type]; ok {
+			errs = append(errs, fmt.Errorf("faults[%d] (%s): not available on kubernetes: %s", i, f.Type, why))
+		}
+	}
+	return errs
+}
+
+// KubernetesRefused lists the fault kinds refused on Kubernetes, sorted, for help texts.
+func KubernetesRefused() []string {
+	var out []string
+	for k := range kubernetesRefused {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

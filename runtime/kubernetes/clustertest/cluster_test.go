@@ -1,0 +1,165 @@
+package clustertest
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8s "k8s.io/client-go/kubernetes"
+
+	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/runtime"
+	"github.com/faultline-dev/faultline/runtime/kubernetes"
+	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/system"
+	"github.com/faultline-dev/faultline/systems"
+)
+
+// kubeClient is a clientset of the test cluster.
+func kubeClient(t *testing.T) k8s.Interface {
+	t.Helper()
+	cfg, err := kubernetes.LoadConfig(cluster.Kubeconfig, "")
+	require.NoError(t, err)
+	cs, err := kubernetes.NewClientset(cfg)
+	require.NoError(t, err)
+	return cs
+}
+
+// TestUpAndProcessFaults starts the reference system on the cluster as faultline up does,
+// then crashes, pauses and deletes components through the API server and sees each
+// come back; Stop leaves no namespace behind.
+func TestUpAndProcessFaults(t *testing.T) {
+	needCluster(t)
+	ctx := t.Context()
+	began := time.Now()
+	dir := t.TempDir()
+	sys, err := system.StartKubernetes(ctx, system.Spec{Dir: dir}, system.Kubernetes{
+		Kubeconfig: cluster.Kubeconfig, Image: faultlineImage, VolumeRoot: volumeRoot,
+	})
+	if err != nil {
+		dumpLogs(t, filepath.Join(dir, "logs"))
+	}
+	require.NoError(t, err)
+	t.Logf("up on kubernetes: ready in %s (%d components)", time.Since(began).Round(time.Millisecond), len(sys.Components()))
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = sys.Stop(context.Background())
+		}
+	}()
+	get := func(url string) int {
+		c := &http.Client{Timeout: 2 * time.Second}
+		resp, err := c.Get(url)
+		if err != nil {
+			return 0
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	comp := func(name string) system.Component {
+		for _, c := range sys.Components() {
+			if c.Name == name {
+				return c
+			}
+		}
+		t.Fatalf("no component %s", name)
+		return system.Component{}
+	}
+
+	require.Equal(t, http.StatusOK, get(comp("gateway-1").AdminURL()+"/readyz"), "gateway through the port-forward")
+
+	// crash: the kubelet restarts the container in place.
+	killed := time.Now()
+	require.NoError(t, sys.Kill("order-2"))
+	assert.False(t, sys.Running("order-2"), "order-2 counts as down until its new container is ready")
+	require.Eventually(t, func() bool { return sys.Running("order-2") }, 60*time.Second, 100*time.Millisecond)
+	t.Logf("crash: order-2 ready again %s after SIGKILL", time.Since(killed).Round(time.Millisecond))
+	require.NoError(t, sys.WaitReady(ctx, "order-2"))
+
+	// pause: the component answers nothing until resumed, and stays the same run.
+	require.NoError(t, sys.Pause("product-2"))
+	assert.Eventually(t, func() bool { return !sys.Healthy(ctx, "product-2") }, 10*time.Second, 100*time.Millisecond, "a paused product-2 answers no health check")
+	st, err := comp("product-2").Process.(runtime.Inspector).State(ctx)
+	require.NoError(t, err)
+	assert.True(t, st.Paused && st.Running, "state %+v", st)
+	require.NoError(t, sys.Resume("product-2"))
+	assert.Eventually(t, func() bool { return sys.Healthy(ctx, "product-2") }, 10*time.Second, 100*time.Millisecond, "product-2 answers again once resumed")
+
+	// delete: the Deployment replaces the pod; the forwarded address stays valid.
+	del, ok := runtime.As[kubernetes.Deleter](comp("merchant-2").Process)
+	require.True(t, ok, "a kubernetes process can be deleted")
+	deleted := time.Now()
+	require.NoError(t, del.Delete(ctx))
+	t.Logf("delete: merchant-2's replacement pod ready %s after the delete", time.Since(deleted).Round(time.Millisecond))
+	require.NoError(t, sys.WaitReady(ctx, "merchant-2"))
+
+	require.NoError(t, sys.Stop(ctx))
+	stopped = true
+	cs := kubeClient(t)
+	list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: kubernetes.LabelManaged + "=true"})
+	require.NoError(t, err)
+	assert.Empty(t, list.Items, "namespaces left after Stop")
+}
+
+// dumpLogs shows the last lines of every log of a failed start.
+func dumpLogs(t *testing.T, dir string) {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		t.Logf("%s (%d lines):\n%s", e.Name(), len(lines), strings.Join(lines[max(0, len(lines)-8):], "\n"))
+	}
+}
+
+// TestRunLinkAndCrashFaults runs two catalog scenarios on the cluster through the one run
+// pipeline: a latency fault on a link through the Toxiproxy pod, and a crash of one
+// replica. Each fault lands, and nothing of either run is left on the cluster.
+func TestRunLinkAndCrashFaults(t *testing.T) {
+	needCluster(t)
+	// Whether each scenario meets its own expectations on Kubernetes is logged, and
+	// required only of the link fault: replica-crash's failover bound is not met there yet
+	// (see the README's Kubernetes section).
+	for _, name := range []string{"dependency-latency", "replica-crash"} {
+		t.Run(name, func(t *testing.T) {
+			sc, err := scenarios.Builtin(name)
+			require.NoError(t, err)
+			dir := t.TempDir()
+			res, err := harness.Run(t.Context(), sc,
+				harness.WithSystemFor(systems.For), harness.WithDir(dir),
+				harness.WithRuntime("kubernetes"),
+				harness.WithKubernetes(harness.Kubernetes{
+					Kubeconfig: cluster.Kubeconfig, Image: faultlineImage, Toxiproxy: toxiproxyImage, VolumeRoot: volumeRoot,
+				}),
+				harness.WithReadyTimeout(2*time.Minute))
+			require.NoError(t, err, "reason: %s", res.Reason)
+			assert.Equal(t, "kubernetes", res.Runtime)
+			t.Logf("%s on kubernetes: %s %s", name, res.Verdict, res.Reason)
+			for _, c := range res.Checks {
+				t.Logf("  check %s passed=%t: %s", c.Name, c.Passed, c.Message)
+			}
+			require.NotEmpty(t, res.Faults)
+			for _, f := range res.Faults {
+				require.NotNil(t, f.Effect, "fault %s measured", f.Name)
+				t.Logf("  fault %s: landed=%t %s", f.Name, f.Effect.Landed, f.Effect.Detail)
+				assert.True(t, f.Effect.Landed, "fault %s landed", f.Name)
+			}
+			if name == "dependency-latency" {
+				assert.Equal(t, result.Passed, res.Verdict, "reason: %s", res.Reason)
+			}
+			_, err = kubeClient(t).CoreV1().Namespaces().Get(context.Background(), kubernetes.NamespaceFor(res.RunID), metav1.GetOptions{})
+			assert.True(t, apierrors.IsNotFound(err), "namespace of run %s after the run: %v", res.RunID, err)
+		})
+	}
+}
