@@ -1,6 +1,8 @@
 package console
 
 import (
+	"context"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -8,7 +10,8 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/faults"
-	"github.com/faultline-dev/faultline/undo"
+	"github.com/faultline-dev/faultline/runtime"
+	"github.com/faultline-dev/faultline/sut"
 )
 
 // State is what the page shows, pushed every interval.
@@ -20,9 +23,11 @@ type State struct {
 	Discovery []Discovery `json:"discovery,omitempty"`
 	Faults    []FaultView `json:"faults"`
 	Load      *LoadState  `json:"load,omitempty"`
-	Play      *PlayState  `json:"play,omitempty"`
-	Points    []Point     `json:"points"`
-	Events    []Event     `json:"events"`
+	// Mix is the weights of the journeys the hand load runs, or starts, with.
+	Mix    map[string]float64 `json:"mix,omitempty"`
+	Play   *PlayState         `json:"play,omitempty"`
+	Points []Point            `json:"points"`
+	Events []Event            `json:"events"`
 }
 
 // Instance is one instance of the system and its state.
@@ -30,8 +35,9 @@ type Instance struct {
 	Name    string `json:"name"`
 	Service string `json:"service"`
 	Kind    string `json:"kind"`
-	// State is running, paused (stopped by SIGSTOP, seen in /proc) or down, followed by
-	// the hand faults on it.
+	// State is what the instance's runtime says of it (runtime.Inspector): running,
+	// paused (a frozen container or a stopped process), disconnected (a container off the
+	// run's network) or down; followed by the hand faults on it.
 	State string `json:"state"`
 	// Registry is the instance's membership in the system's service registry: "in", "left"
 	// (listed once, its lease expired or it deregistered since), or empty for an instance
@@ -86,7 +92,7 @@ type LoadState struct {
 func (c *Console) State() State {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := State{T: time.Now().UTC(), Events: slices.Clone(c.events), Points: slices.Clone(c.points)}
+	st := State{T: time.Now().UTC(), Events: slices.Clone(c.events), Points: slices.Clone(c.points), Mix: maps.Clone(c.mix)}
 	// Faults on instances and links, from the hand faults' own targets.
 	onTarget := map[string][]string{}
 	onLink := map[string][]string{}
@@ -122,12 +128,9 @@ func (c *Console) State() State {
 		}
 	}
 	for _, comp := range c.sys.Topology() {
-		in := Instance{Name: comp.Name, Service: comp.Service, Kind: comp.Kind, State: "down"}
-		if c.sys.Running(comp.Name) {
-			in.State = "running"
-			if paused(c.sys, comp.Name) {
-				in.State = "paused"
-			}
+		in := Instance{Name: comp.Name, Service: comp.Service, Kind: comp.Kind, State: c.states[comp.Name]}
+		if in.State == "" { // not read yet
+			in.State = runningState(c.sys.Running(comp.Name))
 		}
 		switch {
 		case c.registered[comp.Name]:
@@ -180,17 +183,36 @@ func (c *Console) State() State {
 	return st
 }
 
-// paused reports whether an instance's process is stopped, where the system names its
-// operating-system processes.
-func paused(sys any, name string) bool {
-	pids, ok := sys.(faults.PIDs)
-	if !ok {
-		return false
+// runningState is the state of an instance whose runtime tells only whether it runs.
+func runningState(running bool) string {
+	if running {
+		return "running"
 	}
-	pid, ok := pids.PID(name)
-	if !ok {
-		return false
+	return "down"
+}
+
+// instanceState asks the runtime of an instance what state it is in (runtime.Inspector,
+// through sut.Inspectable): down, paused (a frozen container or a stopped process),
+// disconnected (off the run's network) or running. A system or runtime that cannot tell
+// gives running or down.
+func instanceState(ctx context.Context, sys sut.System, name string) string {
+	if is, ok := sys.(sut.Inspectable); ok {
+		if p, ok := is.Process(name); ok {
+			if in, ok := runtime.As[runtime.Inspector](p); ok {
+				// An engine that cannot answer leaves the runtime's own word on whether it runs.
+				if st, err := in.State(ctx); err == nil {
+					switch {
+					case !st.Running:
+						return "down"
+					case st.Paused:
+						return "paused"
+					case !st.Attached:
+						return "disconnected"
+					}
+					return "running"
+				}
+			}
+		}
 	}
-	p, err := undo.Identify(pid)
-	return err == nil && p.Stopped()
+	return runningState(sys.Running(name))
 }

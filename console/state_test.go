@@ -1,12 +1,15 @@
 package console
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 
 	"github.com/faultline-dev/faultline/observe"
+	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/sut"
 )
 
@@ -81,4 +84,53 @@ func TestConsoleSumGauges(t *testing.T) {
 	}
 	assert.Equal(t, map[string]float64{"queue_backlog": 8}, sumGauges(metrics, gauges), "summed over instances and labels; a gauge nobody publishes missing")
 	assert.Nil(t, sumGauges(metrics, nil))
+}
+
+// fakeProc is a runtime process whose runtime tells its state (runtime.Inspector).
+type fakeProc struct {
+	runtime.Process
+	st  runtime.State
+	err error
+}
+
+func (p fakeProc) State(context.Context) (runtime.State, error) { return p.st, p.err }
+
+// inspectable is a system that lends its instances' processes (sut.Inspectable).
+type inspectable struct {
+	sut.System
+	procs   map[string]runtime.Process
+	running bool
+}
+
+func (s inspectable) Process(name string) (runtime.Process, bool) {
+	p, ok := s.procs[name]
+	return p, ok
+}
+
+func (s inspectable) Running(string) bool { return s.running }
+
+// TestConsoleInstanceState: an instance's state is what its runtime says (a paused
+// container runs, by the process table, but is frozen); a runtime that cannot say, or an
+// engine that does not answer, leaves whether it runs.
+func TestConsoleInstanceState(t *testing.T) {
+	tests := []struct {
+		name string
+		sys  sut.System
+		want string
+	}{
+		{"paused container", inspectable{procs: map[string]runtime.Process{"a": fakeProc{st: runtime.State{Running: true, Paused: true, Attached: true}}}, running: true}, "paused"},
+		{"disconnected container", inspectable{procs: map[string]runtime.Process{"a": fakeProc{st: runtime.State{Running: true, Attached: false}}}, running: true}, "disconnected"},
+		{"running", inspectable{procs: map[string]runtime.Process{"a": fakeProc{st: runtime.State{Running: true, Attached: true}}}, running: true}, "running"},
+		{"stopped", inspectable{procs: map[string]runtime.Process{"a": fakeProc{st: runtime.State{}}}, running: true}, "down"},
+		{"engine does not answer", inspectable{procs: map[string]runtime.Process{"a": fakeProc{err: errors.New("inspect container a: timeout")}}, running: true}, "running"},
+		{"engine does not answer, not running", inspectable{procs: map[string]runtime.Process{"a": fakeProc{err: errors.New("no such container")}}}, "down"},
+		{"runtime cannot tell", inspectable{procs: map[string]runtime.Process{"a": struct{ runtime.Process }{}}, running: true}, "running"},
+		{"never started", inspectable{procs: map[string]runtime.Process{}}, "down"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := instanceState(t.Context(), tt.sys, "a")
+			assert.Equal(t, tt.want, got)
+		})
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/faultline-dev/faultline/reference-services/config"
 	"github.com/faultline-dev/faultline/reference-services/design"
 	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/sut"
 	"github.com/faultline-dev/faultline/system"
@@ -270,6 +271,14 @@ func (s *System) Running(name string) bool { return s.sys.Running(name) }
 
 // Instances lists a service's components.
 func (s *System) Instances(service string) []string { return s.sys.Instances(service) }
+
+// Process is a component's current process (sut.Inspectable).
+func (s *System) Process(name string) (runtime.Process, bool) {
+	if s.sys == nil {
+		return nil, false
+	}
+	return s.sys.Process(name)
+}
 
 // PID is a local component's process id.
 func (s *System) PID(name string) (int, bool) { return s.sys.PID(name) }

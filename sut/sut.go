@@ -181,6 +181,13 @@ type (
 	Gauger interface {
 		Gauges() []Gauge
 	}
+	// Inspectable lends an instance's current process, so that what its runtime can
+	// tell of it (runtime.Inspector: running, paused, on the network) is asked of the
+	// runtime: a container's pause is invisible in the host's /proc. False for an
+	// instance never started.
+	Inspectable interface {
+		Process(name string) (runtime.Process, bool)
+	}
 	// FaultlineImage is a system whose containers run faultline's own image, which a run
 	// on Docker must then build.
 	FaultlineImage interface {

@@ -737,6 +737,16 @@ func IssueToken(dir, subject string, ttl time.Duration) (string, error) {
 	return tok, nil
 }
 
+// Process is the named component's current process, for what its runtime can tell of it
+// (runtime.Inspector); false for a component never started.
+func (sys *System) Process(name string) (runtime.Process, bool) {
+	c, err := sys.process(name)
+	if err != nil {
+		return nil, false
+	}
+	return c.Process, true
+}
+
 func (sys *System) process(name string) (*Component, error) {
 	sys.mu.Lock()
 	defer sys.mu.Unlock()

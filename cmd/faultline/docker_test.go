@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -147,6 +149,33 @@ func TestConsoleOnDocker(t *testing.T) {
 		}
 		return in >= 4
 	}, 30*time.Second, 250*time.Millisecond, "gateway, order, product and merchant shown in the registry")
+
+	// A paused container still runs by the process table; the page says what the engine
+	// says of it: paused, then disconnected for one taken off the run's network.
+	stateOf := func(name string) string {
+		_, body := api("GET", "/api/state", "")
+		var st console.State
+		require.NoError(t, json.Unmarshal([]byte(body), &st))
+		for _, i := range st.Instances {
+			if i.Name == name {
+				return i.State
+			}
+		}
+		return ""
+	}
+	for _, tt := range []struct{ kind, target, want string }{
+		{"pause", "merchant-1", "paused"},
+		{"disconnect", "product-1", "disconnected"},
+	} {
+		require.Equal(t, "running", strings.Fields(stateOf(tt.target))[0], "%s before the %s", tt.target, tt.kind)
+		code, body := api("POST", "/api/faults", `{"kind":"`+tt.kind+`","params":{"target":"`+tt.target+`"}}`)
+		require.Equal(t, http.StatusOK, code, "%s", body)
+		require.Eventually(t, func() bool { return strings.HasPrefix(stateOf(tt.target), tt.want+" ("+tt.kind+")") },
+			10*time.Second, 100*time.Millisecond, "%s shown %s", tt.target, tt.want)
+		code, body = api("POST", "/api/heal-all", "")
+		require.Equal(t, http.StatusOK, code, "%s", body)
+		require.Eventually(t, func() bool { return stateOf(tt.target) == "running" }, 10*time.Second, 100*time.Millisecond, "%s shown running after the heal", tt.target)
+	}
 	require.NoError(t, cmd.Process.Signal(os.Interrupt))
 	require.NoError(t, cmd.Wait(), "the console exits 0 on Ctrl-C")
 	after, err := docker.Leftovers(context.Background(), rec.RunID)

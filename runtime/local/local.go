@@ -6,6 +6,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -186,6 +188,27 @@ func (p *Process) Running() bool {
 	default:
 		return true
 	}
+}
+
+// State reads the process's state from /proc: paused while the kernel has it stopped
+// (SIGSTOP, state T), and always attached, since a local process has no network of its
+// own to be taken off.
+func (p *Process) State(ctx context.Context) (runtime.State, error) {
+	if !p.Running() {
+		return runtime.State{}, nil
+	}
+	st := runtime.State{Running: true, Attached: true}
+	pid := p.PID()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return st, fmt.Errorf("inspect %s: %w", p.spec.Name, err)
+	}
+	// The command name (field 2) may hold spaces and parentheses: the state is the first
+	// field after the last ')'.
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		st.Paused = b[i+2] == 'T' || b[i+2] == 't'
+	}
+	return st, nil
 }
 
 // Kill sends SIGKILL to the process group and waits until the process has been reaped,

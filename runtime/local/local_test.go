@@ -175,6 +175,28 @@ func TestPauseResume(t *testing.T) {
 	assert.True(t, p.Running())
 }
 
+// TestStateSeesThePause: the local runtime answers runtime.Inspector from /proc, as the
+// console asks of every runtime: running, paused while stopped, not running once killed.
+func TestStateSeesThePause(t *testing.T) {
+	rt := newRuntime(t)
+	p := start(t, rt, runtime.Spec{Name: "sleeper", Command: "/bin/sleep", Args: []string{"30"}})
+	in, ok := runtime.As[runtime.Inspector](p)
+	require.True(t, ok, "a local process is an Inspector")
+	state := func() runtime.State {
+		st, err := in.State(t.Context())
+		require.NoError(t, err)
+		return st
+	}
+	assert.Equal(t, runtime.State{Running: true, Attached: true}, state())
+	require.NoError(t, p.Pause())
+	require.Eventually(t, func() bool { return state().Paused }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, runtime.State{Running: true, Paused: true, Attached: true}, state())
+	require.NoError(t, p.Resume())
+	require.Eventually(t, func() bool { return !state().Paused }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, p.Kill())
+	assert.Equal(t, runtime.State{}, state())
+}
+
 func TestStopPausedProcessEscalatesNeither(t *testing.T) {
 	// A paused process cannot act on SIGTERM; Stop must thaw it so that it exits on
 	// SIGTERM, well within the (long) grace, rather than waiting for SIGKILL.

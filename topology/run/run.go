@@ -510,6 +510,12 @@ func (cs *System) readyCheck(c topology.Component, name string) (func(context.Co
 	}
 }
 
+// Process is an instance's current process (sut.Inspectable).
+func (cs *System) Process(name string) (runtime.Process, bool) {
+	p := cs.proc(name)
+	return p, p != nil
+}
+
 func (cs *System) proc(name string) runtime.Process {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
