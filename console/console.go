@@ -123,6 +123,12 @@ type Console struct {
 	// registered is the registry's membership as last read (a sut.Registrar), nil before
 	// or without one; members is every instance it ever listed, whose absence is news.
 	registered, members map[string]bool
+	// journeys are the names the load can weigh: the system's journeys and the scenario's
+	// targets; mix is the weights the hand load runs (or will run) with.
+	journeys []string
+	mix      map[string]float64
+	// states is each instance's state as its runtime last told it (instanceState).
+	states map[string]string
 	// scen is the catalog scenario playing, or played last; nil before any.
 	scen *play
 	// The session record: every load change and hand fault, and the load's totals.
@@ -222,6 +228,7 @@ func Start(ctx context.Context, sys sut.System, opts Options) (_ *Console, err e
 		return nil, err
 	}
 	c.up, c.log = up, up.Log
+	c.journeys, c.mix = loadJourneys(sys, c.loadSpec)
 	// The session writes the history a run writes, on the session's clock.
 	if c.hist, err = history.Create(filepath.Join(up.Dir, harness.HistoryFile), c.began); err != nil {
 		c.closeUp(ctx)
@@ -259,6 +266,7 @@ func Start(ctx context.Context, sys sut.System, opts Options) (_ *Console, err e
 	if r, ok := sys.(sut.Registrar); ok {
 		c.wg.Go(func() { c.watchRegistry(bg, r) })
 	}
+	c.wg.Go(func() { c.watchInstances(bg) })
 	c.srv = &http.Server{Handler: guard(c.token, c.csrf, c.routes()), ReadHeaderTimeout: 10 * time.Second}
 	c.wg.Go(func() { _ = c.srv.Serve(ln) })
 	c.event("load", "system started in "+up.Dir)
@@ -353,7 +361,7 @@ func (c *Console) routes() http.Handler {
 		if g, ok := c.sys.(sut.Gauger); ok {
 			gauges = g.Gauges()
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"kinds": Kinds(), "targets": c.targets(), "gauges": gauges})
+		writeJSON(w, http.StatusOK, map[string]any{"kinds": Kinds(), "targets": c.targets(), "gauges": gauges, "journeys": c.journeys})
 	})
 	mux.HandleFunc("GET /api/state", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.State())
@@ -383,6 +391,20 @@ func (c *Console) routes() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"rate": req.Rate})
+	})
+	mux.HandleFunc("POST /api/load/mix", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Mix map[string]float64 `json:"mix"`
+		}
+		if err := decodeBody(r, &req); err != nil {
+			writeErr(w, http.StatusBadRequest, err)
+			return
+		}
+		if err := c.SetMix(req.Mix); err != nil {
+			writeErr(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"mix": req.Mix})
 	})
 	mux.HandleFunc("GET /api/scenarios", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"scenarios": c.Scenarios()})
@@ -582,6 +604,38 @@ func (c *Console) watchRegistry(ctx context.Context, r sut.Registrar) {
 	}
 }
 
+// watchInstances asks each instance's runtime its state as often as the scraper reads
+// metrics (a Docker engine is asked over its API, so not once per page), and logs every
+// change after the first reading.
+func (c *Console) watchInstances(ctx context.Context) {
+	t := time.NewTicker(c.interval / 2)
+	defer t.Stop()
+	for {
+		now := map[string]string{}
+		for _, comp := range c.sys.Topology() {
+			now[comp.Name] = instanceState(ctx, c.sys, comp.Name)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		if c.states != nil {
+			for _, name := range slices.Sorted(maps.Keys(now)) {
+				if prev, ok := c.states[name]; ok && prev != now[name] {
+					c.addEvent("instance", name+" "+now[name])
+				}
+			}
+		}
+		c.states = now
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // membershipChanges compares two readings of the registry and returns one line per
 // instance that left it or joined it again; members (updated) is every instance ever
 // listed, so that an instance's first registration at start is not news but its return is.
@@ -768,8 +822,8 @@ func (c *Console) StartLoad(rate int) error {
 	lr := &loadRun{rate: rate, cancel: cancel, done: make(chan struct{}), started: time.Now()}
 	c.mu.Lock()
 	c.load = lr
-	c.loads = append(c.loads, loadStep{at: lr.started, rate: rate})
-	c.addEvent("load", fmt.Sprintf("load started at %d req/s", rate))
+	c.recordLoadLocked(loadStep{at: lr.started, rate: rate, mix: maps.Clone(c.mix)},
+		fmt.Sprintf("load at %d req/s, mix %s", rate, mixString(c.mix)))
 	c.mu.Unlock()
 	go func() {
 		defer close(lr.done)
@@ -813,16 +867,9 @@ func (c *Console) loadGen(rate int) (loadgen.Spec, []string, error) {
 		}
 		spec.Journeys = j.Journeys(func(c int) string { return tokens[c%len(tokens)] })
 	}
-	for name, w := range ls.Mix {
-		if n := int(math.Round(w * 100)); n > 0 {
-			spec.Mix[name] = n
-		}
-	}
-	if len(spec.Mix) == 0 {
-		for _, j := range spec.Journeys {
-			spec.Mix[j.Name()] = 1
-		}
-	}
+	c.mu.Lock()
+	spec.Mix = mixWeights(c.mix)
+	c.mu.Unlock()
 	if len(spec.Mix) == 0 {
 		return spec, nil, errors.New("start load: the system has no journeys and the scenario no targets")
 	}
@@ -835,6 +882,9 @@ func (c *Console) loadGen(rate int) (loadgen.Spec, []string, error) {
 func (c *Console) targetsLoad(rate int) (loadgen.Spec, []string, error) {
 	sc := *c.base
 	sc.Load = c.loadSpec
+	c.mu.Lock()
+	sc.Load.Mix = maps.Clone(c.mix)
+	c.mu.Unlock()
 	sc.Load.Rate = scenarios.Rate{Freq: rate, Per: time.Second}
 	sc.Load.Ramp = nil
 	sc.Load.Duration = scenarios.Duration(loadChunk)
@@ -867,6 +917,123 @@ func (c *Console) result(lr *loadRun, r loadgen.Result) {
 	}
 }
 
+// SetMix changes the weights of the journeys the hand load runs: at once, on the running
+// load, or from its next start. A journey left out is not sent. The change is logged,
+// written to the history and kept for the export as a step of the load.
+func (c *Console) SetMix(mix map[string]float64) error {
+	if err := checkMix(mix, c.journeys); err != nil {
+		return err
+	}
+	if c.playing() {
+		return errors.New("set mix: a scenario is playing and drives the load with its own mix; stop it first")
+	}
+	c.mu.Lock()
+	c.mix = maps.Clone(mix)
+	rate := 0
+	if c.load != nil {
+		rate = c.load.rate
+	} else {
+		c.addEvent("load", "mix set to "+mixString(mix)+"; the load starts with it")
+	}
+	c.mu.Unlock()
+	if rate == 0 {
+		return nil
+	}
+	// The load generator's schedule is fixed for a run: the running chunk ends and the
+	// next starts at once with the new mix, as a rate change does.
+	return c.StartLoad(rate)
+}
+
+// checkMix reports what is wrong with a mix set by hand: a name that is not one of the
+// journeys, a weight below 0 or not a number, no positive weight, or weights so small
+// that the load generator's whole-number shares round them all to 0.
+func checkMix(mix map[string]float64, journeys []string) error {
+	if len(mix) == 0 {
+		return errors.New("set mix: no weights given; give each journey to send a weight above 0")
+	}
+	total := 0.0
+	for _, name := range slices.Sorted(maps.Keys(mix)) {
+		w := mix[name]
+		if !slices.Contains(journeys, name) {
+			return fmt.Errorf("set mix: %q is not a journey of this system (journeys: %s)", name, strings.Join(journeys, ", "))
+		}
+		if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+			return fmt.Errorf("set mix: weight %g of %s is not a relative share; use 0 or more", w, name)
+		}
+		total += w
+	}
+	if total <= 0 {
+		return errors.New("set mix: every weight is 0; give at least one journey a weight above 0")
+	}
+	sum := 0
+	for _, n := range mixWeights(mix) {
+		sum += n
+	}
+	if sum <= 0 {
+		return errors.New("set mix: the weights are too small to share out; use weights such as 1 and 3")
+	}
+	return nil
+}
+
+// mixWeights is a mix as the load generator weighs it, in whole numbers: the weights
+// themselves when they are whole, thousandths otherwise; the zero weights left out.
+func mixWeights(mix map[string]float64) map[string]int {
+	scale := 1.0
+	for _, w := range mix {
+		if w != math.Trunc(w) {
+			scale = 1000
+		}
+	}
+	out := make(map[string]int, len(mix))
+	for k, w := range mix {
+		if n := int(math.Round(w * scale)); n > 0 {
+			out[k] = n
+		}
+	}
+	return out
+}
+
+// mixString writes a mix for people: "browse 1, place_order 3".
+func mixString(mix map[string]float64) string {
+	parts := make([]string, 0, len(mix))
+	for _, name := range slices.Sorted(maps.Keys(mix)) {
+		parts = append(parts, name+" "+strconv.FormatFloat(mix[name], 'g', -1, 64))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// loadJourneys are the names a hand load can weigh (the system's journeys, then the
+// scenario's targets) and the mix it starts with: the scenario's, or each journey alike.
+func loadJourneys(sys sut.System, ls scenarios.LoadSpec) ([]string, map[string]float64) {
+	var names []string
+	if j, ok := sys.(sut.Journeyer); ok {
+		for _, jj := range j.Journeys(func(int) string { return "" }) {
+			names = append(names, jj.Name())
+		}
+	}
+	for _, t := range ls.Targets {
+		names = append(names, t.Name)
+	}
+	mix := maps.Clone(ls.Mix)
+	if len(mix) == 0 && len(names) > 0 {
+		mix = map[string]float64{}
+		for _, n := range names {
+			mix[n] = 1
+		}
+	}
+	return names, mix
+}
+
+// recordLoadLocked keeps a load change for the export, logs it and writes it to the
+// session's history; c.mu is held.
+func (c *Console) recordLoadLocked(step loadStep, text string) {
+	c.loads = append(c.loads, step)
+	c.addEvent("load", text)
+	ev := history.NoteEvent(text)
+	ev.T = max(step.at.Sub(c.began), 1)
+	_ = c.hist.Write(ev)
+}
+
 // StopLoad stops the load, if any, and records the stop.
 func (c *Console) StopLoad() { c.endLoad(true) }
 
@@ -882,8 +1049,7 @@ func (c *Console) endLoad(stopped bool) {
 		c.loadOn += on
 		c.planned += float64(lr.rate) * on.Seconds()
 		if stopped && (c.scen == nil || lr != c.scen.lr) {
-			c.loads = append(c.loads, loadStep{at: now, rate: 0})
-			c.addEvent("load", "load stopped")
+			c.recordLoadLocked(loadStep{at: now, rate: 0, mix: maps.Clone(c.mix)}, "load stopped")
 		}
 	}
 	c.mu.Unlock()

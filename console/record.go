@@ -3,6 +3,7 @@ package console
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,10 +24,12 @@ const SessionFile = "session.yaml"
 // a scenario's rate is above zero, and one request a minute is the nearest to none.
 var stoppedRate = scenarios.Rate{Freq: 1, Per: time.Minute}
 
-// loadStep is one hand change of the load: its new rate from at on, 0 once stopped.
+// loadStep is one hand change of the load: its new rate and mix from at on, rate 0 once
+// stopped.
 type loadStep struct {
 	at   time.Time
 	rate int
+	mix  map[string]float64
 }
 
 // recFault is one hand fault as the session record keeps it, healed or not.
@@ -121,7 +124,10 @@ func exportSession(base *scenarios.Scenario, loads []loadStep, fs []recFault, no
 		return nil, fmt.Errorf("export session: the session's load lasts %s, more than a scenario's %s; export a shorter session", duration, scenarios.MaxLoadDuration)
 	}
 	sc.Load.Rate, sc.Load.Ramp, sc.Load.Duration = scenarios.Rate{}, nil, duration
-	steps := rampOf(loads, rel, duration)
+	steps, first := rampOf(loads, rel, duration)
+	if first != nil {
+		sc.Load.Mix = maps.Clone(first)
+	}
 	if len(steps) == 1 {
 		sc.Load.Rate = steps[0].Rate
 	} else {
@@ -145,11 +151,14 @@ func exportSession(base *scenarios.Scenario, loads []loadStep, fs []recFault, no
 	return sc, nil
 }
 
-// rampOf turns the load's hand changes into ramp steps, equal rates merged and a stop
-// written as stoppedRate; the last step holds until the load's end.
-func rampOf(loads []loadStep, rel func(time.Time) scenarios.Duration, end scenarios.Duration) []scenarios.RampStep {
+// rampOf turns the load's hand changes into ramp steps, equal steps merged and a stop
+// written as stoppedRate; the last step holds until the load's end. A step whose mix
+// differs from the step before carries it; the first step's is returned, for the load's
+// own mix.
+func rampOf(loads []loadStep, rel func(time.Time) scenarios.Duration, end scenarios.Duration) ([]scenarios.RampStep, map[string]float64) {
 	var out []scenarios.RampStep
 	var starts []scenarios.Duration
+	var mixes []map[string]float64 // the mix in force in each step
 	for _, s := range loads {
 		r := stoppedRate
 		if s.rate > 0 {
@@ -159,15 +168,16 @@ func rampOf(loads []loadStep, rel func(time.Time) scenarios.Duration, end scenar
 		if at >= end {
 			break
 		}
-		if n := len(out); n > 0 && out[n-1].Rate == r {
+		if n := len(out); n > 0 && out[n-1].Rate == r && maps.Equal(mixes[n-1], s.mix) {
 			continue
 		}
 		if n := len(starts); n > 0 && starts[n-1] == at {
-			out[n-1].Rate = r // two changes in one millisecond: the later one holds
+			out[n-1].Rate, mixes[n-1] = r, s.mix // two changes in one millisecond: the later one holds
 			continue
 		}
 		out = append(out, scenarios.RampStep{Rate: r})
 		starts = append(starts, at)
+		mixes = append(mixes, s.mix)
 	}
 	for i := range out {
 		next := end
@@ -175,8 +185,14 @@ func rampOf(loads []loadStep, rel func(time.Time) scenarios.Duration, end scenar
 			next = starts[i+1]
 		}
 		out[i].For = next - starts[i]
+		if i > 0 && !maps.Equal(mixes[i], mixes[i-1]) {
+			out[i].Mix = maps.Clone(mixes[i])
+		}
 	}
-	return out
+	if len(mixes) == 0 {
+		return out, nil
+	}
+	return out, mixes[0]
 }
 
 func cmpOr(a, b string) string {

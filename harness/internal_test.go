@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/result"
@@ -109,6 +110,20 @@ func TestLoadPlanOfScenario(t *testing.T) {
 			assert.Equal(t, tt.planned, spec.Pacer().Planned())
 		})
 	}
+}
+
+// A ramp step's own mix reaches the load generator's step, in its whole-number weights;
+// a step without one keeps the mix before it.
+func TestRampOfCarriesStepMixes(t *testing.T) {
+	sc, err := scenarios.Parse("mix.yaml", []byte("name: mix\ndescription: A mix changed.\nload:\n  mix: {browse: 1}\n  duration: 6s\n  ramp:\n"+
+		"    - {rate: 20/s, for: 2s}\n    - {rate: 20/s, for: 2s, mix: {browse: 1, place_order: 3}}\n    - {rate: 40/s, for: 2s, mix: {browse: 0.5, view_order: 0.25}}\n"))
+	require.NoError(t, err)
+	require.Empty(t, sc.Validate(scenarios.SystemShape{}))
+	var got []map[string]int
+	for _, st := range rampOf(sc.Load) {
+		got = append(got, st.Mix)
+	}
+	assert.Equal(t, []map[string]int{nil, {"browse": 1, "place_order": 3}, {"browse": 500, "view_order": 250}}, got)
 }
 
 // The result says where on its own clock the load started, so reports can count every

@@ -15,9 +15,19 @@ func rampOf(l scenarios.LoadSpec) []loadgen.Step {
 			Rate:     loadgen.Rate{Freq: st.Rate.Freq, Per: st.Rate.Per},
 			Duration: st.For.Std(),
 			Shape:    loadgen.Shape(st.Shape),
+			Mix:      stepMix(st.Mix),
 		})
 	}
 	return out
+}
+
+// stepMix is a ramp step's own mix as the load generator weighs it, nil when the step
+// keeps the mix before it.
+func stepMix(mix map[string]float64) map[string]int {
+	if mix == nil {
+		return nil
+	}
+	return mixWeights(mix)
 }
 
 // LoadPlan describes in one line the load a scenario plans, as the load generator will

@@ -75,6 +75,12 @@ func TestSpecValidate(t *testing.T) {
 			s.Duration = 0
 			s.Ramp = []loadgen.Step{{Rate: mustRate(t, "10/s"), Duration: time.Second, Shape: "curvy"}}
 		}, want: []string{`ramp step 1: shape "curvy" is neither "step" nor "linear"`}},
+		{name: "bad step mix", mutate: func(s *loadgen.Spec) {
+			s.Ramp = []loadgen.Step{{Rate: mustRate(t, "10/s"), Duration: time.Second, Mix: map[string]int{"nope": 1, "browse": -1}}}
+		}, want: []string{`ramp step 1 mix weight of "browse" is negative`, `ramp step 1 mix names journey "nope"`}},
+		{name: "step mix of no weight", mutate: func(s *loadgen.Spec) {
+			s.Ramp = []loadgen.Step{{Rate: mustRate(t, "10/s"), Duration: time.Second, Mix: map[string]int{"browse": 0}}}
+		}, want: []string{"ramp step 1 mix has no positive weight"}},
 		{name: "duration shorter than ramp", mutate: func(s *loadgen.Spec) {
 			s.Ramp = []loadgen.Step{{Rate: mustRate(t, "10/s"), Duration: 2 * time.Second}}
 		}, want: []string{"shorter than the ramp"}},
@@ -481,4 +487,34 @@ func TestEpochShiftsOffsets(t *testing.T) {
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, first.Planned, time.Hour)
 	assert.GreaterOrEqual(t, first.Start, first.Planned)
+}
+
+// TestStepMixChangesTheJourneys: a ramp step's own mix weighs the journeys from its start
+// on, the spec's mix before it, and the schedule stays a pure function of the spec.
+func TestStepMixChangesTheJourneys(t *testing.T) {
+	spec := refSpec(t, 7, "20/s", 3*time.Second)
+	spec.Mix = map[string]int{"browse": 1}
+	spec.Ramp = []loadgen.Step{
+		{Rate: mustRate(t, "20/s"), Duration: time.Second},
+		{Rate: mustRate(t, "20/s"), Duration: time.Second, Mix: map[string]int{"browse": 1, "place_order": 3}},
+		{Rate: mustRate(t, "20/s"), Duration: time.Second, Mix: map[string]int{"view_order": 1}},
+	}
+	plans, err := loadgen.Preview(spec, 100)
+	require.NoError(t, err)
+	require.Len(t, plans, 60)
+	count := map[string]map[string]int{}
+	for _, p := range plans {
+		sec := strconv.Itoa(int(p.At / time.Second))
+		if count[sec] == nil {
+			count[sec] = map[string]int{}
+		}
+		count[sec][p.Journey]++
+	}
+	assert.Equal(t, map[string]int{"browse": 20}, count["0"], "the spec's mix first")
+	assert.Equal(t, 20, count["1"]["browse"]+count["1"]["place_order"], "the second step's journeys only")
+	assert.Greater(t, count["1"]["place_order"], count["1"]["browse"], "weighed 3 to 1")
+	assert.Equal(t, map[string]int{"view_order": 20}, count["2"], "the third step's mix")
+	again, err := loadgen.Preview(spec, 100)
+	require.NoError(t, err)
+	assert.Equal(t, plans, again)
 }

@@ -138,9 +138,11 @@ const (
 func (s Shape) Linear() bool { return s == ShapeLinear }
 
 // Step is one stage of a ramp: Rate held for Duration, or, with Shape ShapeLinear, reached
-// in a straight line over Duration.
+// in a straight line over Duration. Mix, when set, weighs the journeys from the step's
+// start on, until a later step sets its own: a load whose mix changes as it runs.
 type Step struct {
-	Rate     Rate          `json:"rate"`
-	Duration time.Duration `json:"duration"`
-	Shape    Shape         `json:"shape,omitempty"`
+	Rate     Rate           `json:"rate"`
+	Duration time.Duration  `json:"duration"`
+	Shape    Shape          `json:"shape,omitempty"`
+	Mix      map[string]int `json:"mix,omitempty"`
 }

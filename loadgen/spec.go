@@ -39,7 +39,8 @@ type Spec struct {
 	MaxWorkers int
 	// Timeout bounds one request, body included.
 	Timeout time.Duration
-	// Mix weighs the journeys by name; a journey absent from it is never sent.
+	// Mix weighs the journeys by name; a journey absent from it is never sent. A ramp
+	// step's own Mix replaces it from that step on.
 	Mix map[string]int
 	// Seed drives every random choice and every idempotency key.
 	Seed int64
@@ -126,20 +127,33 @@ func (s Spec) Validate() []error {
 			names[j.Name()] = true
 		}
 	}
+	errs = append(errs, mixErrs("mix", s.Mix, names)...)
+	for i, st := range s.Ramp {
+		if st.Mix != nil {
+			errs = append(errs, mixErrs(fmt.Sprintf("ramp step %d mix", i+1), st.Mix, names)...)
+		}
+	}
+	return errs
+}
+
+// mixErrs reports the problems of one mix: a journey not declared, a negative weight, no
+// positive weight at all.
+func mixErrs(what string, mix map[string]int, declared map[string]bool) []error {
+	var errs []error
 	total := 0
-	for _, name := range slices.Sorted(maps.Keys(s.Mix)) {
-		w := s.Mix[name]
-		if !names[name] {
-			errs = append(errs, fmt.Errorf("mix names journey %q, which is not declared", name))
+	for _, name := range slices.Sorted(maps.Keys(mix)) {
+		w := mix[name]
+		if !declared[name] {
+			errs = append(errs, fmt.Errorf("%s names journey %q, which is not declared", what, name))
 		}
 		if w < 0 {
-			errs = append(errs, fmt.Errorf("mix weight of %q is negative", name))
+			errs = append(errs, fmt.Errorf("%s weight of %q is negative", what, name))
 			continue
 		}
 		total += w
 	}
 	if total <= 0 {
-		errs = append(errs, errors.New("mix has no positive weight"))
+		errs = append(errs, fmt.Errorf("%s has no positive weight", what))
 	}
 	return errs
 }

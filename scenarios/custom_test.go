@@ -113,3 +113,28 @@ expect:
 	assert.Contains(t, got[2], `templates.yaml:15:19: expect.overall[2]: render template: `)
 	assert.Contains(t, got[2], `"wbe"`)
 }
+
+// A ramp step's own mix is checked as load.mix is, each problem placed on its step.
+func TestRampStepMixIsValidated(t *testing.T) {
+	src := `name: step-mix
+description: d
+load:
+  mix: {browse: 1}
+  duration: 4s
+  ramp:
+    - {rate: 10/s, for: 2s, mix: {brows: 1, place_order: -1}}
+    - {rate: 10/s, for: 2s, mix: {browse: 0}}
+`
+	s, err := Parse("step-mix.yaml", []byte(src))
+	require.NoError(t, err)
+	var got []string
+	for _, err := range s.Validate(SystemShape{}) {
+		got = append(got, err.Error())
+	}
+	want := []string{
+		`step-mix.yaml:7:35: load.ramp[0].mix: "brows" is neither a journey nor a declared target (hint: did you mean "browse"?)`,
+		`step-mix.yaml:7:58: load.ramp[0].mix.place_order: weight -1 is negative (hint: weights are relative shares, 0 or more)`,
+		`step-mix.yaml:8:34: load.ramp[1].mix weights sum to 0 (hint: give at least one journey a positive weight)`,
+	}
+	assert.Equal(t, want, got)
+}

@@ -94,6 +94,8 @@ type RampStep struct {
 	For  Duration `yaml:"for" json:"for" doc:"how long the step lasts" required:"true"`
 	// Shape is "step" (the default) or "linear".
 	Shape string `yaml:"shape,omitempty" json:"shape,omitempty" doc:"step (default): hold rate for the whole step, so the rate jumps at its start; linear: move in a straight line from the previous step's rate (0 for the first step) to rate over for" enum:"step,linear"`
+	// Mix, when set, replaces load.mix from the step's start on.
+	Mix map[string]float64 `yaml:"mix,omitempty" json:"mix,omitempty" doc:"relative weight per journey from this step's start on, until a later step sets its own (load.mix before the first that does)"`
 }
 
 // RampShapes are the shapes a ramp step can take.

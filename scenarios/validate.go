@@ -3,8 +3,10 @@ package scenarios
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -257,28 +259,36 @@ func (v *validation) load() {
 		}
 	}
 	known := v.journeys()
-	keys := make([]string, 0, len(l.Mix))
+	v.mix(lp.with("mix"), l.Mix, known)
+	for i, st := range l.Ramp {
+		if st.Mix != nil {
+			v.mix(lp.with("ramp").with(i).with("mix"), st.Mix, known)
+		}
+	}
+}
+
+// mix checks one mix at p (load.mix, or a ramp step's): every name a journey or a declared
+// target, no negative weight, some positive weight.
+func (v *validation) mix(p path, mix map[string]float64, known []string) {
 	var total float64
 	negative := false
-	for k, w := range l.Mix {
-		keys = append(keys, k)
+	for _, w := range mix {
 		total += max(w, 0)
 		negative = negative || w < 0
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(mix)) {
 		if !contains(known, k) {
-			v.add(v.at(lp.with("mix").with(k), true), choiceHint(k, known), "load.mix: %q is neither a journey nor a declared target", k)
+			v.add(v.at(p.with(k), true), choiceHint(k, known), "%s: %q is neither a journey nor a declared target", p, k)
 		}
-		if l.Mix[k] < 0 {
-			v.add(v.at(lp.with("mix").with(k), false), "weights are relative shares, 0 or more", "load.mix.%s: weight %g is negative", k, l.Mix[k])
+		if mix[k] < 0 {
+			v.add(v.at(p.with(k), false), "weights are relative shares, 0 or more", "%s.%s: weight %g is negative", p, k, mix[k])
 		}
 	}
 	switch {
-	case len(l.Mix) == 0 && !v.emptyReported(lp.with("mix")):
-		v.add(v.at(lp.with("mix"), false), "such as {browse: 60, view_order: 20, place_order: 20}", "load.mix is empty")
-	case len(l.Mix) > 0 && total <= 0 && !negative:
-		v.add(v.at(lp.with("mix"), false), "give at least one journey a positive weight", "load.mix weights sum to %g", total)
+	case len(mix) == 0 && !v.emptyReported(p):
+		v.add(v.at(p, false), "such as {browse: 60, view_order: 20, place_order: 20}", "%s is empty", p)
+	case len(mix) > 0 && total <= 0 && !negative:
+		v.add(v.at(p, false), "give at least one journey a positive weight", "%s weights sum to %g", p, total)
 	}
 }
 
