@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"log/slog"
 	"net"
@@ -97,8 +98,13 @@ func TestConsoleInBrowser(t *testing.T) {
 			}
 		}
 	})
+	// The drawn topology: a node per instance, the link's edge and the breaker's dot.
+	const graphBreaker = `document.querySelector('#graph circle.breaker[data-caller="gateway-1"][data-dependency="product"]')`
+	const graphLink = `[...document.querySelectorAll('#graph g.edge[data-link^="gateway->product"]')]`
 	b.Open(c.URL())
 	b.WaitTrue("the breakers listed", state+` === "closed"`, 15*time.Second)
+	b.WaitTrue("the topology drawn", `document.querySelectorAll("#graph g.gnode").length === 6 && `+graphLink+`.length > 0`, 10*time.Second)
+	b.WaitTrue("the breaker drawn closed", graphBreaker+`?.classList.contains("closed")`, 10*time.Second)
 	require.Empty(t, b.Eval(`location.search`), "the token stays in the address bar")
 	shot("1-open")
 
@@ -106,6 +112,27 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.WaitTrue("load figures", `document.querySelector("#load-summary").textContent === "load 50 req/s"`, 5*time.Second)
 	b.WaitTrue("throughput above zero", `Number(document.querySelector("#figures b")?.textContent) > 0`, 10*time.Second)
 	shot("2-load")
+
+	// The journey mix changed by hand while the load runs: orders only, then back.
+	const journeyNow = `document.querySelector('[data-chart="journey:%s:rate"] .mini-title i')?.textContent`
+	setMix := func(weights map[string]string) {
+		t.Helper()
+		for name, w := range weights {
+			b.Do(chromedp.SetValue(chromedp.CSS(`#mix-fields [data-journey="`+name+`"]`), w))
+		}
+		b.Do(chromedp.Click(chromedp.ID("#mix-apply")))
+	}
+	b.WaitTrue("browse charted", `parseFloat(`+fmt.Sprintf(journeyNow, "browse")+`?.split(" ")[1]) > 10`, 10*time.Second)
+	setMix(map[string]string{"browse": "-1"})
+	b.WaitTrue("a bad weight refused", `document.querySelector("#error").textContent.includes("set mix")`, 5*time.Second)
+	setMix(map[string]string{"browse": "0", "view_order": "0", "place_order": "1", "retry_order": "0"})
+	b.WaitTrue("the mix in force shown", `document.querySelector("#mix-now").textContent === "in force: browse 0, place_order 1, retry_order 0, view_order 0"`, 5*time.Second)
+	b.WaitTrue("browse no longer sent", fmt.Sprintf(journeyNow, "browse")+` === "ok+failed –"`, 10*time.Second)
+	b.WaitTrue("orders placed", `parseFloat(`+fmt.Sprintf(journeyNow, "place_order")+`.split(" ")[1]) > 20`, 10*time.Second)
+	shot("2b-mix")
+	setMix(map[string]string{"browse": "50", "view_order": "20", "place_order": "25", "retry_order": "5"})
+	b.WaitTrue("browse sent again", `parseFloat(`+fmt.Sprintf(journeyNow, "browse")+`.split(" ")[1]) > 10`, 10*time.Second)
+	require.Empty(t, b.Text("#error"), "the page reported an error")
 
 	b.Do(
 		chromedp.SetValue(chromedp.ID("#kind"), "latency"),
@@ -116,6 +143,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.WaitTrue("the fault drawn on its link", `[...document.querySelectorAll('tr[data-link^="gateway->product"] .fault')].some(e => e.textContent.includes("latency 1500ms"))`, 15*time.Second)
 	b.WaitTrue("the gateway->product breaker shown open", state+` === "open"`, 15*time.Second)
 	b.WaitTrue("fallbacks served", `Number(`+breaker+`.children[3].textContent) > 0`, 10*time.Second)
+	b.WaitTrue("the fault written on the link's edge", graphLink+`.some(e => e.classList.contains("faulted") && e.querySelector("text.fault-label").textContent.includes("latency 1500ms"))`, 5*time.Second)
+	b.WaitTrue("the breaker drawn open", graphBreaker+`?.classList.contains("open")`, 5*time.Second)
 	require.Empty(t, b.Text("#error"), "the page reported an error")
 	// The charts: each journey's rates and latencies, fallbacks served rising with the fault
 	// window shaded, and the system's own gauges read from its metrics.
@@ -128,6 +157,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.Do(chromedp.Click(chromedp.ID("#heal-all")))
 	b.WaitTrue("no fault in place", `!document.querySelector("tr[data-fault]")`, 15*time.Second)
 	b.WaitTrue("the gateway->product breaker shown closed again", state+` === "closed"`, 20*time.Second)
+	b.WaitTrue("the breaker drawn closed again, the edge clear", graphBreaker+`?.classList.contains("closed") && !`+graphLink+`.some(e => e.classList.contains("faulted"))`, 5*time.Second)
 	b.WaitTrue("the event log's transitions", `document.querySelector("#log").textContent.includes("gateway→product on gateway-1: open")`, 5*time.Second)
 	shot("4-healed")
 
@@ -142,6 +172,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.Do(chromedp.SendKeys(chromedp.CSS(`#fields [name="target"]`), "merchant-1"), chromedp.Click(chromedp.ID("#inject")))
 	b.WaitTrue("merchant-1 shown paused", merchant+`?.startsWith("paused")`, 15*time.Second)
 	b.WaitTrue("merchant-1 shown out of the registry, its lease expired", registry+` === "left registry"`, 15*time.Second)
+	b.WaitTrue("merchant-1 drawn paused and out of the registry", `document.querySelector('#graph g.gnode[data-instance="merchant-1"]')?.getAttribute("class") === "gnode paused left"`, 5*time.Second)
 	b.WaitTrue("the event log's leaving", `document.querySelector("#log").textContent.includes("merchant-1 left the registry")`, 5*time.Second)
 	shot("5-paused")
 	b.Do(chromedp.Click(chromedp.ID("#heal-all")))
@@ -168,7 +199,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	assert.Equal(t, []string{"latency gateway->product", "pause merchant-1"}, kinds)
 	assert.Equal(t, 1500*time.Millisecond, rec.Faults[0].Spec.(*faults.Latency).Latency)
-	assert.Equal(t, scenarios.Rate{Freq: 50, Per: time.Second}, rec.Load.Rate)
+	// The load at one rate throughout, its mix changed twice: three steps, the later two
+	// with their own mix.
+	require.Len(t, rec.Load.Ramp, 3, "%s", exported)
+	for _, st := range rec.Load.Ramp {
+		assert.Equal(t, scenarios.Rate{Freq: 50, Per: time.Second}, st.Rate)
+	}
+	assert.Equal(t, sc.Load.Mix, rec.Load.Mix)
+	assert.Equal(t, map[string]float64{"browse": 0, "view_order": 0, "place_order": 1, "retry_order": 0}, rec.Load.Ramp[1].Mix)
+	assert.Equal(t, map[string]float64{"browse": 50, "view_order": 20, "place_order": 25, "retry_order": 5}, rec.Load.Ramp[2].Mix)
 	assert.Equal(t, sc.System, rec.System)
 
 	// A catalog scenario on the same system, stepped through as a class would: its faults

@@ -11,8 +11,13 @@
 // inline SVG charts from server-sent events (net/http, no library). The charts are small
 // multiples of polylines over one point a second (each journey's rates and latencies,
 // fallbacks served, the system's gauges, fault windows shaded): a charting library would
-// add a file to vendor and keep current for what is forty lines of SVG, so none is taken;
-// a graph drawing of the topology is where a layout library would earn its place.
+// add a file to vendor and keep current for what is forty lines of SVG, so none is taken.
+// The topology is drawn as a graph laid out by dagre (dagre.min.js, embedded and served
+// beside the page), in the page, only when its structure changes; every state after that
+// only recolours it. Graphviz compiled to WebAssembly (go-graphviz) was the other
+// candidate, laying out on the server: it compiles its module in a package init, which
+// every process of this binary would pay, the system's components included, since they
+// are this binary re-executed.
 //
 // What is domain-specific comes from the system, never from this package: registry
 // membership through sut.Registrar, the gauges worth charting through sut.Gauger.
@@ -52,6 +57,12 @@ import (
 
 //go:embed page.html
 var page string
+
+// dagreJS lays out the topology graph in the page (dagre, see dagre.LICENSE): embedded so
+// the page loads nothing from elsewhere.
+//
+//go:embed dagre.min.js
+var dagreJS []byte
 
 const (
 	// DefaultAddr lets the kernel pick a free loopback port.
@@ -353,8 +364,13 @@ func (c *Console) routes() http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		// The page may load nothing from anywhere else.
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:")
 		_, _ = w.Write([]byte(strings.Replace(page, "{{CSRF}}", c.csrf, 1)))
+	})
+	mux.HandleFunc("GET /dagre.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		w.Header().Set("Cache-Control", "private, max-age=3600")
+		_, _ = w.Write(dagreJS)
 	})
 	mux.HandleFunc("GET /api/kinds", func(w http.ResponseWriter, r *http.Request) {
 		var gauges []sut.Gauge
