@@ -159,6 +159,38 @@ func (c ContainerSpec) Validate() []error {
 	return errs
 }
 
+// Clone returns a deep copy of s: a runtime keeps a Spec to restart from, and a caller
+// reusing its slices or maps must not change what a restart starts.
+func (s Spec) Clone() Spec {
+	s.Args = slices.Clone(s.Args)
+	s.Env = slices.Clone(s.Env)
+	s.Labels = maps.Clone(s.Labels)
+	if s.Container != nil {
+		cs := *s.Container
+		cs.Ports = slices.Clone(cs.Ports)
+		cs.HostPorts = maps.Clone(cs.HostPorts)
+		cs.Aliases = slices.Clone(cs.Aliases)
+		cs.Mounts = slices.Clone(cs.Mounts)
+		cs.Files = slices.Clone(cs.Files)
+		if cs.Ready != nil {
+			ready := *cs.Ready
+			cs.Ready = &ready
+		}
+		s.Container = &cs
+	}
+	return s
+}
+
+// ContainerClone is Clone with Container set (empty when s has none), for container
+// runtimes, which read it on every start.
+func (s Spec) ContainerClone() Spec {
+	s = s.Clone()
+	if s.Container == nil {
+		s.Container = &ContainerSpec{}
+	}
+	return s
+}
+
 // Validate reports every problem with s at once.
 func (s Spec) Validate() []error {
 	var errs []error

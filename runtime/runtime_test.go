@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -80,5 +81,42 @@ func TestLastLine(t *testing.T) {
 			}
 			assert.Equal(t, tt.want, runtime.LastLine(path))
 		})
+	}
+}
+
+// A runtime restarts from the Spec it kept: a caller changing its own copy afterwards
+// must not change what a restart starts.
+func TestCloneIsDeep(t *testing.T) {
+	orig := runtime.Spec{
+		Name: "a", Command: "x", Args: []string{"1"}, Env: []string{"K=V"}, Labels: map[string]string{"k": "v"},
+		Container: &runtime.ContainerSpec{
+			Ports: []int{80}, HostPorts: map[int]int{80: 8080}, Aliases: []string{"b"},
+			Mounts: []runtime.Mount{{Volume: "v", Target: "/v"}}, Files: []runtime.File{{Target: "/f"}},
+			Ready: &runtime.HTTPReady{Port: 80, Path: "/readyz"},
+		},
+	}
+	c := orig.Clone()
+	c.Args[0], c.Env[0], c.Labels["k"] = "changed", "K=changed", "changed"
+	c.Container.Ports[0], c.Container.HostPorts[80], c.Container.Aliases[0] = 1, 1, "changed"
+	c.Container.Mounts[0].Target, c.Container.Files[0].Target, c.Container.Ready.Path = "/x", "/x", "/x"
+	c.Container.Image = "changed"
+
+	want := runtime.Spec{
+		Name: "a", Command: "x", Args: []string{"1"}, Env: []string{"K=V"}, Labels: map[string]string{"k": "v"},
+		Container: &runtime.ContainerSpec{
+			Ports: []int{80}, HostPorts: map[int]int{80: 8080}, Aliases: []string{"b"},
+			Mounts: []runtime.Mount{{Volume: "v", Target: "/v"}}, Files: []runtime.File{{Target: "/f"}},
+			Ready: &runtime.HTTPReady{Port: 80, Path: "/readyz"},
+		},
+	}
+	if got := orig; !reflect.DeepEqual(got, want) {
+		t.Errorf("original changed through its clone:\ngot  %+v\nwant %+v", got, want)
+	}
+
+	if got := (runtime.Spec{Name: "p"}).Clone().Container; got != nil {
+		t.Errorf("Clone of a process spec: container %+v, want nil", got)
+	}
+	if got := (runtime.Spec{Name: "p"}).ContainerClone().Container; got == nil {
+		t.Error("ContainerClone: container nil, want an empty one")
 	}
 }

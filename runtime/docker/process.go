@@ -46,7 +46,7 @@ type Process struct {
 func (p *Process) Name() string { return p.spec.Name }
 
 // Spec returns a copy of the spec the container was started from.
-func (p *Process) Spec() runtime.Spec { return cloneSpec(p.spec) }
+func (p *Process) Spec() runtime.Spec { return p.spec.ContainerClone() }
 
 // ContainerID is the engine's id of the container, for tools that talk to Docker directly.
 func (p *Process) ContainerID() string {

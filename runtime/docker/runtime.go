@@ -237,7 +237,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, e
 	if errs := validate(s); len(errs) > 0 {
 		return nil, fmt.Errorf("start %s: validate spec: %w", s.Name, errors.Join(errs...))
 	}
-	s = cloneSpec(s)
+	s = s.ContainerClone()
 	if s.Container.Image == "" {
 		s.Container.Image = r.image
 	}
@@ -299,7 +299,7 @@ func (r *Runtime) Prepare(ctx context.Context, s runtime.Spec) error {
 	if errs := validate(s); len(errs) > 0 {
 		return fmt.Errorf("validate spec: %w", errors.Join(errs...))
 	}
-	s = cloneSpec(s)
+	s = s.ContainerClone()
 	if s.Container.Image == "" {
 		s.Container.Image = r.image
 	}
@@ -574,22 +574,3 @@ func closedChan() chan struct{} {
 	return c
 }
 
-func cloneSpec(s runtime.Spec) runtime.Spec {
-	s.Args = slices.Clone(s.Args)
-	s.Env = slices.Clone(s.Env)
-	s.Labels = maps.Clone(s.Labels)
-	cs := runtime.ContainerSpec{}
-	if s.Container != nil {
-		cs = *s.Container
-	}
-	cs.Ports = slices.Clone(cs.Ports)
-	cs.Aliases = slices.Clone(cs.Aliases)
-	cs.Mounts = slices.Clone(cs.Mounts)
-	cs.Files = slices.Clone(cs.Files)
-	if cs.Ready != nil {
-		ready := *cs.Ready
-		cs.Ready = &ready
-	}
-	s.Container = &cs
-	return s
-}

@@ -84,7 +84,7 @@ func (p *Process) Name() string { return p.spec.Name }
 func (p *Process) PID() int { return 0 }
 
 // Spec returns a copy of the spec the instance was started from.
-func (p *Process) Spec() runtime.Spec { return cloneSpec(p.spec) }
+func (p *Process) Spec() runtime.Spec { return p.spec.ContainerClone() }
 
 // create makes the instance's objects, its port forwarders and its watcher, and waits
 // for its pod to be ready.

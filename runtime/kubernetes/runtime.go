@@ -249,7 +249,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, e
 	if errs := validate(s); len(errs) > 0 {
 		return nil, fmt.Errorf("start %s: validate spec: %w", s.Name, errors.Join(errs...))
 	}
-	s = cloneSpec(s)
+	s = s.ContainerClone()
 	if s.Container.Image == "" {
 		s.Container.Image = r.image
 	}
@@ -368,23 +368,3 @@ func Clean(ctx context.Context, cs kubernetes.Interface, runID string) ([]string
 	return out, errors.Join(errs...)
 }
 
-func cloneSpec(s runtime.Spec) runtime.Spec {
-	s.Args = slices.Clone(s.Args)
-	s.Env = slices.Clone(s.Env)
-	s.Labels = maps.Clone(s.Labels)
-	cs := runtime.ContainerSpec{}
-	if s.Container != nil {
-		cs = *s.Container
-	}
-	cs.Ports = slices.Clone(cs.Ports)
-	cs.HostPorts = maps.Clone(cs.HostPorts)
-	cs.Aliases = slices.Clone(cs.Aliases)
-	cs.Mounts = slices.Clone(cs.Mounts)
-	cs.Files = slices.Clone(cs.Files)
-	if cs.Ready != nil {
-		ready := *cs.Ready
-		cs.Ready = &ready
-	}
-	s.Container = &cs
-	return s
-}

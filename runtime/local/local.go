@@ -88,7 +88,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Process, e
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Name, err)
 	}
-	s = cloneSpec(s)
+	s = s.Clone()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -154,7 +154,7 @@ type Process struct {
 func (p *Process) Name() string { return p.spec.Name }
 
 // Spec returns a copy of the spec the process was started from.
-func (p *Process) Spec() runtime.Spec { return cloneSpec(p.spec) }
+func (p *Process) Spec() runtime.Spec { return p.spec.Clone() }
 
 // PID is the pid of the current (or last) run.
 func (p *Process) PID() int {
@@ -374,9 +374,3 @@ func (p *Process) launch() error {
 	return nil
 }
 
-func cloneSpec(s runtime.Spec) runtime.Spec {
-	s.Args = slices.Clone(s.Args)
-	s.Env = slices.Clone(s.Env)
-	s.Labels = maps.Clone(s.Labels)
-	return s
-}
