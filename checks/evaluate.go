@@ -33,6 +33,11 @@ type Inputs struct {
 	Load result.Load
 	// LeaseTTL is the registry lease TTL; 0 means the scenario's, else DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// HistoryFrom is the byte offset in the history of the first event to judge (0: all):
+	// a console session's history holds everything since the session began, and a scenario
+	// played in it is judged on its own events, as a run's would be, at a cost that does not
+	// grow with the session.
+	HistoryFrom int64
 }
 
 // Evaluate streams the history at historyPath once and evaluates every check of sc except
@@ -53,7 +58,7 @@ func Evaluate(ctx context.Context, sc *scenarios.Scenario, historyPath string, i
 	if len(in.Phases) == 0 {
 		return nil, errors.New("evaluate checks: no phases; compute them with Phases")
 	}
-	r, err := history.Open(historyPath)
+	r, err := history.OpenAt(historyPath, in.HistoryFrom)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate checks: %w", err)
 	}

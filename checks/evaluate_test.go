@@ -172,3 +172,51 @@ func BenchmarkEvaluateMillion(b *testing.B) {
 		})
 	}
 }
+
+// A scenario played in a console session is judged on its own events: those before
+// HistoryFrom (the session's earlier load, here failures inside the scenario's phases) are
+// not read, and an offset inside a line starts at the next whole one.
+func TestHistoryFromJudgesTheLaterPartOnly(t *testing.T) {
+	sc := scenario(func(sc *scenarios.Scenario) {
+		sc.Expect.Overall = []scenarios.Check{check(&scenarios.ErrorRateCheck{Max: 0.5})}
+	})
+	earlier := []history.Event{req(time.Second, ms, failed(503, "")), req(1500*time.Millisecond, ms, failed(503, ""))}
+	later := []history.Event{req(2*time.Second, ms), req(3*time.Second, ms)}
+	path := writeHistory(t, append(earlier, later...))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	lineEnds := []int64{}
+	for i, c := range b {
+		if c == '\n' {
+			lineEnds = append(lineEnds, int64(i+1))
+		}
+	}
+	require.Len(t, lineEnds, 4)
+	for _, tc := range []struct {
+		name   string
+		from   int64
+		want   float64
+		passed bool
+	}{
+		{"whole history", 0, 0.5, true}, // 2 of 4 failed: at the bound
+		{"from the third line", lineEnds[1], 0, true},
+		{"from inside the second line", lineEnds[0] + 3, 0, true},
+		{"from inside the first line", 3, 1.0 / 3, true},
+		{"from the second line", lineEnds[0], 1.0 / 3, true},
+		{"past the end", lineEnds[3] + 10, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := inputs(sc, slowFault)
+			in.HistoryFrom = tc.from
+			got, err := checks.Evaluate(context.Background(), sc, path, in)
+			require.NoError(t, err)
+			require.Len(t, got, 1)
+			if !tc.passed { // nothing left to judge: skipped, never passed
+				assert.True(t, got[0].Skipped, "skipped: %+v", got[0])
+				return
+			}
+			assert.InDelta(t, tc.want, got[0].Figure, 1e-9)
+			assert.True(t, got[0].Passed, "%+v", got[0])
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -87,6 +88,10 @@ type play struct {
 	kick      chan struct{} // asks for an evaluation, off the timeline's goroutines
 	loadStart time.Time
 	loadEnd   time.Time // zero while the load runs
+	// histFrom is where the scenario's events begin in the session's history: its checks
+	// are judged on them alone, as a run's, so an evaluation costs the scenario's length,
+	// not the session's.
+	histFrom  int64
 	lr        *loadRun
 	summary   loadgen.Summary
 	timelines []*harness.Timeline
@@ -173,6 +178,7 @@ func (c *Console) Play(name string, step bool) error {
 	c.endLoad(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &play{sc: sc, step: step, cancel: cancel, ctx: ctx, done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	p.histFrom = c.historySize()
 	go func() {
 		for {
 			select {
@@ -345,6 +351,19 @@ func (c *Console) finishPlay(p *play) {
 	close(p.done)
 }
 
+// historySize is the session's history's length on disk once flushed (0 when it cannot
+// be told: the scenario is then judged on the whole history, correct but slower).
+func (c *Console) historySize() int64 {
+	if err := c.hist.Flush(); err != nil {
+		return 0
+	}
+	fi, err := os.Stat(filepath.Join(c.up.Dir, harness.HistoryFile))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
 // evaluateSoon asks for an evaluation without waiting for it: the timeline calls it at
 // each inject and heal, and must not be held up by reading the history.
 func (p *play) evaluateSoon() {
@@ -387,7 +406,7 @@ func (c *Console) evaluatePlay(p *play) {
 	judged := closedPhases(fs, finished && !p.stopped)
 	c.mu.Unlock()
 	ev := harness.Evaluation{
-		Scenario: p.sc, HistoryPath: filepath.Join(c.up.Dir, harness.HistoryFile), Faults: fs,
+		Scenario: p.sc, HistoryPath: filepath.Join(c.up.Dir, harness.HistoryFile), HistoryFrom: p.histFrom, Faults: fs,
 		Phases: checks.Phases(p.sc, fs, loadStart, loadEnd), Load: sum, LoadStart: loadStart, LoadEnd: loadEnd, LastHeal: lastHeal,
 		Final: final,
 	}

@@ -16,6 +16,8 @@ import (
 type Evaluation struct {
 	Scenario    *scenarios.Scenario
 	HistoryPath string
+	// HistoryFrom is the byte offset of the first event to judge (checks.Inputs.HistoryFrom).
+	HistoryFrom int64
 	Phases      []result.Phase
 	Faults      []result.Fault
 	Load        loadgen.Summary
@@ -58,6 +60,7 @@ func DefaultEvaluator() Evaluator {
 		}
 		out, err := checks.Evaluate(ctx, ev.Scenario, ev.HistoryPath, checks.Inputs{
 			Phases: ev.Phases, Faults: ev.Faults, Final: final, Load: loadOf(ev.Load), LeaseTTL: ev.LeaseTTL,
+			HistoryFrom: ev.HistoryFrom,
 		})
 		if err != nil {
 			return nil, err

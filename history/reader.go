@@ -51,6 +51,36 @@ func Open(path string) (*Reader, error) {
 	return r, nil
 }
 
+// OpenAt opens a history file for reading from byte offset on: a caller judging the later
+// part of a long history (a console session's scenario) reads only that part. An offset
+// inside a line starts at the next whole line, so a line cut by the offset (a size taken
+// while the writer was flushing) is never read as a truncated event.
+func OpenAt(path string, offset int64) (*Reader, error) {
+	if offset <= 0 {
+		return Open(path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open history: %w", err)
+	}
+	if _, err := f.Seek(offset-1, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open history at %d: %w", offset, err)
+	}
+	r := NewReader(f)
+	r.c = f
+	// The byte before offset tells whether offset starts a line.
+	if b, err := r.br.ReadByte(); err == nil && b != '\n' {
+		if _, err := r.br.ReadSlice('\n'); err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return r, nil // no line starts after offset: Next says io.EOF
+		}
+		for errors.Is(err, bufio.ErrBufferFull) { // a line longer than the buffer
+			_, err = r.br.ReadSlice('\n')
+		}
+	}
+	return r, nil
+}
+
 // Line returns the number of the line Next read last (1-based).
 func (r *Reader) Line() int { return r.line }
 
