@@ -112,6 +112,14 @@ func isContainerRuntime(rt runtime.Runtime) bool {
 	return ok
 }
 
+// bindsHostFiles reports whether containers of rt may bind-mount the harness's files: on
+// Docker's runtime with an engine on this machine only. A cluster's nodes (the kubernetes
+// runtime) do not hold them, wherever a Docker engine runs.
+func bindsHostFiles(rt runtime.Runtime) bool {
+	_, ok := runtime.AsRuntime[*docker.Runtime](rt)
+	return ok && docker.LocalEngine()
+}
+
 // preparer finds rt's runtime.Preparer, looking through wrappers: a wrapper records
 // starts, and a prepared container is recorded when it starts.
 func preparer(rt runtime.Runtime) (runtime.Preparer, bool) {

@@ -21,7 +21,6 @@ import (
 	"github.com/faultline-dev/faultline/reference-services/config"
 	"github.com/faultline-dev/faultline/reference-services/design"
 	"github.com/faultline-dev/faultline/runtime"
-	"github.com/faultline-dev/faultline/runtime/docker"
 	"github.com/faultline-dev/faultline/runtime/ports"
 	"github.com/faultline-dev/faultline/runtime/wait"
 )
@@ -227,7 +226,7 @@ func Start(ctx context.Context, rt runtime.Runtime, s Spec, opts ...Option) (*Sy
 	if err != nil {
 		return nil, fmt.Errorf("start system: %w", err)
 	}
-	sys := &System{spec: s, rt: rt, opts: o, design: d, containers: containers, bindFiles: containers && docker.LocalEngine()}
+	sys := &System{spec: s, rt: rt, opts: o, design: d, containers: containers, bindFiles: bindsHostFiles(rt)}
 	sys.startup.Phases = slices.Clone(o.phases)
 	planBegan := time.Now()
 	if err := sys.prepare(); err != nil {
