@@ -573,4 +573,3 @@ func closedChan() chan struct{} {
 	close(c)
 	return c
 }
-

@@ -367,4 +367,3 @@ func Clean(ctx context.Context, cs kubernetes.Interface, runID string) ([]string
 	}
 	return out, errors.Join(errs...)
 }
-

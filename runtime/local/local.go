@@ -373,4 +373,3 @@ func (p *Process) launch() error {
 	}()
 	return nil
 }
-
