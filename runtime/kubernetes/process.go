@@ -410,9 +410,29 @@ func (r *Runtime) exec(ctx context.Context, pod string, cmd []string) (string, e
 	if err != nil {
 		return "", fmt.Errorf("exec: %w", err)
 	}
-	var out bytes.Buffer
+	// The executor copies stdout and stderr on two goroutines: one buffer takes both, so it
+	// is locked.
+	var out lockedBuffer
 	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out})
 	return out.String(), err
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // Stop scales the instance's Deployment to zero and waits until its pod is gone (SIGTERM,

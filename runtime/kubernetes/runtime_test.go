@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -288,5 +289,25 @@ func copyFile(t *testing.T, src, dst string) {
 	}
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The exec executor writes stdout and stderr from two goroutines into one buffer; under
+// -race an unlocked buffer fails this test (as it failed a cluster test in CI).
+func TestLockedBufferTakesConcurrentWriters(t *testing.T) {
+	var b lockedBuffer
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				_, _ = b.Write([]byte("x"))
+			}
+		}()
+	}
+	wg.Wait()
+	if got, want := len(b.String()), 200; got != want {
+		t.Fatalf("len = %d, want %d", got, want)
 	}
 }
