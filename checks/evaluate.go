@@ -317,6 +317,9 @@ func (a *reqAcc) add(r *loadgen.Result) {
 	if !a.route.matches(r.Method, r.Path) {
 		return
 	}
+	if r.Cut { // the load's stop aborted it: it says nothing of the system's errors or speed
+		return
+	}
 	a.n++
 	if r.Fallback != "" {
 		a.fallbacks++

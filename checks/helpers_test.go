@@ -26,6 +26,7 @@ var (
 	journey      = checkstest.Journey
 	status       = checkstest.Status
 	failed       = checkstest.Failed
+	cut          = checkstest.Cut
 	place        = checkstest.Place
 	req          = checkstest.Req
 	writeHistory = checkstest.WriteHistory

@@ -112,6 +112,16 @@ func TestErrorRate(t *testing.T) {
 				"during:slow/error_rate/POST /orders": {skipped: true, msg: "no POST /orders requests started during slow"},
 			},
 		},
+		{
+			// 1 of 10 judged requests failed: at the bound. Counted as failures the cut
+			// requests would make it 6 of 15, counted as successes 1 of 15.
+			name:   "requests cut by the load's stop are judged neither way",
+			during: []scenarios.Check{check(&scenarios.ErrorRateCheck{Max: 0.1})},
+			events: cat(spread(9, 2, 6), spread(1, 2, 6, failed(503, "")), spread(5, 5, 6, cut())),
+			want: map[string]want{
+				"during:slow/error_rate": {passed: true, figure: 0.1, threshold: 0.1, msg: "error rate 10% <= 10% during slow (1 of 10 requests failed)"},
+			},
+		},
 	})
 }
 

@@ -359,7 +359,7 @@ func readWindow(path string, from, to time.Duration) (lat, lag []time.Duration, 
 			continue
 		}
 		lag = append(lag, max(r.Start-r.Planned, 0))
-		if r.Start < from || r.Start >= to {
+		if r.Start < from || r.Start >= to || r.Cut {
 			continue
 		}
 		lat = append(lat, r.Latency)

@@ -924,6 +924,9 @@ func (c *Console) result(lr *loadRun, r loadgen.Result) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if r.Cut { // aborted by the finish: in the history, not in the live figures
+		return
+	}
 	lr.results = append(lr.results, sample{at: now, journey: r.Journey, latency: r.Latency, ok: !r.Failed()})
 	lr.issued++
 	c.issued++

@@ -518,3 +518,61 @@ func TestStepMixChangesTheJourneys(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, plans, again)
 }
+
+// A load stopped by its context (the console's finish, a user's ^C) cuts the requests then
+// in flight. Their outcome is unknown: they stay in the record, marked cut, and are judged
+// neither a success nor a failure of the system.
+func TestStopMarksCutRequestsNotFailed(t *testing.T) {
+	var hang atomic.Bool
+	release := make(chan struct{})
+	target := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang.Load() {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(func() { close(release) }) // after serve's: the handlers return before the server closes
+	spec := refSpec(t, 1, "50/s", time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var got []loadgen.Result
+	done := make(chan loadgen.Summary, 1)
+	go func() {
+		sum, err := loadgen.Run(ctx, spec, target, func(r loadgen.Result) {
+			mu.Lock()
+			got = append(got, r)
+			mu.Unlock()
+		})
+		assert.NoError(t, err)
+		done <- sum
+	}()
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 5 }, 30*time.Second, 5*time.Millisecond)
+	hang.Store(true)
+	time.Sleep(300 * time.Millisecond) // ~15 requests now hang
+	cancel()
+	var sum loadgen.Summary
+	select {
+	case sum = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stop did not end the load")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var cut uint64
+	for _, r := range got {
+		if r.Cut {
+			cut++
+			assert.Zero(t, r.Status, "a cut request had no answer")
+		} else {
+			assert.True(t, r.OK, "request %d: %s", r.Seq, r.Error)
+		}
+		assert.False(t, r.Failed(), "request %d is no failure of the system", r.Seq)
+	}
+	assert.Positive(t, cut, "requests hanging at the stop are marked cut")
+	assert.Equal(t, cut, sum.Cut, "the summary counts the cut requests")
+	assert.Equal(t, uint64(len(got)), sum.Issued, "cut requests stay in the record")
+}

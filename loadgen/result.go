@@ -40,14 +40,19 @@ type Result struct {
 	Replayed bool              `json:"replayed,omitempty"`  // Idempotent-Replayed: true
 	BytesOut uint64            `json:"bytes_out,omitempty"`
 	BytesIn  uint64            `json:"bytes_in,omitempty"`
+	// Cut marks a request the load's stop (its context ending: a console's finish, a ^C)
+	// aborted before any answer. What it did is unknown and the system was not given the
+	// time to answer: it stays in the record but is judged neither a success nor a failure.
+	Cut bool `json:"cut,omitempty"`
 }
 
 // Failed reports whether the request failed as its journey judges it: no answer, or an
 // answer the journey's Observe did not count as a success (a 404 of a read, a 409 of a
 // purchase). It is the one rule behind every count of failed requests: the live progress,
 // the error_rate checks and abort_when. Acknowledged, Rejected and Indeterminate answer a
-// different question, what the request did to the system's state.
-func (r Result) Failed() bool { return !r.OK }
+// different question, what the request did to the system's state. A cut request is no
+// failure of the system (see Cut): judges of error rates and latencies leave it out.
+func (r Result) Failed() bool { return !r.OK && !r.Cut }
 
 // Acknowledged reports a 2xx answer: the system promised the effect happened.
 func (r Result) Acknowledged() bool { return r.Status >= 200 && r.Status < 300 }
@@ -121,7 +126,8 @@ type Summary struct {
 	Lag          Latency                    `json:"lag"` // actual minus planned start
 	Latency      Latency                    `json:"latency"`
 	Statuses     map[int]uint64             `json:"statuses"`
-	Errors       map[string]uint64          `json:"errors"` // by ErrorClass; at most 32 classes, then "other"
+	Errors       map[string]uint64          `json:"errors"`        // by ErrorClass; at most 32 classes, then "other"
+	Cut          uint64                     `json:"cut,omitempty"` // requests the stop aborted (Result.Cut), counted in Issued and Errors too
 	Journeys     map[string]*JourneySummary `json:"journeys"`
 	Windows      []Window                   `json:"windows"` // one per second of the plan
 }
@@ -184,6 +190,9 @@ func (a *aggregator) add(r *Result, start time.Duration) {
 	s.Issued++
 	if r.OK {
 		s.OK++
+	}
+	if r.Cut {
+		s.Cut++
 	}
 	s.Statuses[r.Status]++
 	a.lat.add(r.Latency)

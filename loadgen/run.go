@@ -120,6 +120,9 @@ func RunTargets(ctx context.Context, spec Spec, targets []string, sink func(Resu
 			continue
 		}
 		r := toResult(vr, fl.plan, began, offset)
+		// The transport aborts what is in flight when ctx ends; such a request was cut by
+		// the stop, not failed by the system.
+		r.Cut = r.Status == 0 && ctx.Err() != nil && ErrorClass(r.Error) == "canceled"
 		if fl.target >= 0 {
 			r.Target = bases[fl.target].base
 		}

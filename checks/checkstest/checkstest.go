@@ -88,6 +88,11 @@ func Failed(s int, err string) ReqOpt {
 	return func(r *loadgen.Result) { r.Status, r.OK, r.Error = s, false, err }
 }
 
+// Cut marks the request as cut by the load's stop: no answer, outcome unknown.
+func Cut() ReqOpt {
+	return func(r *loadgen.Result) { r.Status, r.OK, r.Error, r.Cut = 0, false, "context canceled", true }
+}
+
 // Place makes the request a placement under key that created created; its outcome is set
 // by Status.
 func Place(key, created string) ReqOpt {
