@@ -475,3 +475,14 @@ func TestMetric(t *testing.T) {
 		},
 	})
 }
+
+func TestBreakerStateName(t *testing.T) {
+	for _, tc := range []struct {
+		v    float64
+		want string
+	}{{checks.BreakerClosed, "closed"}, {checks.BreakerHalfOpen, "half-open"}, {checks.BreakerOpen, "open"}, {3, "unknown"}, {0.5, "unknown"}} {
+		if got := checks.BreakerStateName(tc.v); got != tc.want {
+			t.Errorf("BreakerStateName(%v) = %q, want %q", tc.v, got, tc.want)
+		}
+	}
+}

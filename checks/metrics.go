@@ -19,12 +19,27 @@ const (
 	metricDiscovery    = "faultline_discovery_instances"
 )
 
-// Breaker states of faultline_breaker_state.
+// Breaker states as faultline_breaker_state reports them (docs/ARCHITECTURE.md): the one
+// reading of the gauge for the checks, the console and the report.
 const (
-	breakerClosed   = 0
-	breakerHalfOpen = 1
-	breakerOpen     = 2
+	BreakerClosed   = 0
+	BreakerHalfOpen = 1
+	BreakerOpen     = 2
 )
+
+// BreakerStateName names a faultline_breaker_state value: "closed", "half-open", "open",
+// or "unknown" for a value the protocol does not define.
+func BreakerStateName(v float64) string {
+	switch v {
+	case BreakerClosed:
+		return "closed"
+	case BreakerHalfOpen:
+		return "half-open"
+	case BreakerOpen:
+		return "open"
+	}
+	return "unknown"
+}
 
 func labelsMatch(have, want map[string]string) bool {
 	for k, v := range want {
@@ -96,7 +111,7 @@ type faultWindow struct {
 }
 
 // openingTracker finds the first sample, per instance of one breaker, showing the breaker
-// not closed (open, or half-open with want == breakerHalfOpen) inside a fault's window.
+// not closed (open, or half-open with want == BreakerHalfOpen) inside a fault's window.
 // The breaker is sampled, so the state changed somewhere between two samples: an opening
 // first seen after the heal counts only when it was seen within the grace and no sample
 // of that instance taken at or after the heal showed it in another state first (then the
@@ -119,7 +134,7 @@ func newOpeningTracker(w faultWindow, halfOpen bool) *openingTracker {
 }
 
 func (o *openingTracker) isOpen(v float64) bool {
-	return v == breakerOpen || (o.halfOpen && v == breakerHalfOpen)
+	return v == BreakerOpen || (o.halfOpen && v == BreakerHalfOpen)
 }
 
 func (o *openingTracker) add(t time.Duration, comp string, v float64) {
@@ -289,7 +304,7 @@ func (ev *breakerClosedEval) onMetric(t time.Duration, m *history.Metric) {
 	}
 	ev.after++
 	for _, v := range ev.last {
-		if v != breakerClosed {
+		if v != BreakerClosed {
 			return
 		}
 	}
@@ -343,9 +358,9 @@ func (ev *breakerClosedEval) results() []result.Check {
 	var half, open []string
 	for _, comp := range sortedKeys(ev.last) {
 		switch ev.last[comp] {
-		case breakerHalfOpen:
+		case BreakerHalfOpen:
 			half = append(half, comp)
-		case breakerOpen:
+		case BreakerOpen:
 			open = append(open, comp)
 		}
 	}

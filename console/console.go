@@ -44,6 +44,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/faults"
 	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/history"
@@ -591,7 +592,7 @@ func (c *Console) observe(s observe.Sample) {
 	prev, had := c.metrics[key]
 	c.metrics[key] = s
 	if s.Name == metricBreaker && (!had || prev.Value != s.Value) && (had || s.Value != 0) {
-		c.addEvent("breaker", fmt.Sprintf("breaker %s→%s on %s: %s", s.Labels["caller"], s.Labels["dependency"], s.Component, breakerState(s.Value)))
+		c.addEvent("breaker", fmt.Sprintf("breaker %s→%s on %s: %s", s.Labels["caller"], s.Labels["dependency"], s.Component, checks.BreakerStateName(s.Value)))
 	}
 }
 
@@ -674,18 +675,6 @@ func membershipChanges(prev, now, members map[string]bool) []string {
 		}
 	}
 	return out
-}
-
-func breakerState(v float64) string {
-	switch v {
-	case 0:
-		return "closed"
-	case 1:
-		return "half-open"
-	case 2:
-		return "open"
-	}
-	return "unknown"
 }
 
 // Inject decodes a fault of kind from params, injects it and records it in the undo

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/faults"
 	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/sut"
@@ -159,7 +160,7 @@ func (c *Console) State() State {
 		if s.Name != metricBreaker {
 			continue
 		}
-		b := Breaker{Component: s.Component, Caller: s.Labels["caller"], Dependency: s.Labels["dependency"], State: breakerState(s.Value)}
+		b := Breaker{Component: s.Component, Caller: s.Labels["caller"], Dependency: s.Labels["dependency"], State: checks.BreakerStateName(s.Value)}
 		b.Fallbacks = fallbacks[s.Component+"|"+b.Caller+"|"+b.Dependency]
 		st.Breakers = append(st.Breakers, b)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"gonum.org/v1/plot"
 
+	"github.com/faultline-dev/faultline/checks"
 	"github.com/faultline-dev/faultline/result"
 )
 
@@ -226,7 +227,7 @@ func runCharts(tl *timeline, run *result.Run) ([]renderedChart, error) {
 			br.Series = append(br.Series, series{line: l, color: i, step: true})
 		}
 		br.YMin, br.YMax = -0.2, 2.6
-		br.YTicks = []plot.Tick{{Value: 0, Label: "closed"}, {Value: 1, Label: "half-open"}, {Value: 2, Label: "open"}}
+		br.YTicks = []plot.Tick{{Value: checks.BreakerClosed, Label: checks.BreakerStateName(checks.BreakerClosed)}, {Value: checks.BreakerHalfOpen, Label: checks.BreakerStateName(checks.BreakerHalfOpen)}, {Value: checks.BreakerOpen, Label: checks.BreakerStateName(checks.BreakerOpen)}}
 		specs = append(specs, br)
 	}
 	if len(tl.Backlog) == 0 {
