@@ -93,7 +93,8 @@ bench-console:
 	$(GO) test -run '^$$' -bench BenchmarkConsoleLatency -benchtime 10x -timeout 10m ./console/
 
 ## bench: startup time of the full default system, local processes and containers with the image
-## in place (median and p90, -v: where the median run's time went); the catalog's wall time;
+## in place (median and p90, -v: where the median run's time went; containers against the engine's
+## floor, as many bare containers started in parallel right after); the catalog's wall time;
 ## overload at twice capacity; a SOAK_DURATION soak (10m) of the catalog's faults under load (not in CI)
 bench: build
 	$(GO) test -run '^$$' -bench BenchmarkSystemStartup -benchtime $(BENCH_RUNS)x -timeout 10m ./system/
