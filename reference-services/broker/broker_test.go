@@ -118,6 +118,40 @@ func TestConnectBeforeServerStarts(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// TestClientConnectsWithinASecondOfTheBrokerComingUp: a client that has been dialling an
+// absent broker for several seconds (every container of a Docker system starts at once,
+// so a product or order may dial before the broker listens) connects well within a
+// second of it coming up, and a stream request it made while the broker was away is
+// answered then: the reconnect wait is a fixed quarter second, not a growing backoff.
+func TestClientConnectsWithinASecondOfTheBrokerComingUp(t *testing.T) {
+	addr := freeAddr(t)
+	reg := prometheus.NewRegistry()
+	nc, js, err := Connect(t.Context(), "nats://"+addr, "early", reg, nil)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	ensured := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		_, err := EnsureStream(ctx, js)
+		ensured <- err
+	}()
+	time.Sleep(3 * time.Second) // long enough for a growing backoff to exceed a second
+	require.Equal(t, 0.0, connectedValue(t, reg))
+	start(t, t.TempDir(), addr)
+	back := time.Now()
+	require.Eventually(t, func() bool { return connectedValue(t, reg) == 1 }, 5*time.Second, 5*time.Millisecond)
+	took := time.Since(back)
+	t.Logf("connected %s after the broker was up", took.Round(time.Millisecond))
+	assert.Less(t, took, time.Second, "the client dials again every %s (+ jitter)", reconnectWait)
+	select {
+	case err := <-ensured:
+		require.NoError(t, err, "the stream request made while the broker was away")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream request made while the broker was away was not answered")
+	}
+}
+
 func TestStartEmbeddedRejects(t *testing.T) {
 	tests := []struct {
 		name, dir, addr, want string
