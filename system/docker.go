@@ -120,13 +120,6 @@ func bindsHostFiles(rt runtime.Runtime) bool {
 	return ok && docker.LocalEngine()
 }
 
-// startsAtOnce reports whether every container of rt starts at once, none waiting for
-// another's (see System.step): on Docker's runtime.
-func startsAtOnce(rt runtime.Runtime) bool {
-	_, ok := runtime.AsRuntime[*docker.Runtime](rt)
-	return ok
-}
-
 // preparer finds rt's runtime.Preparer, looking through wrappers: a wrapper records
 // starts, and a prepared container is recorded when it starts.
 func preparer(rt runtime.Runtime) (runtime.Preparer, bool) {

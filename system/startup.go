@@ -48,9 +48,9 @@ type ComponentStartup struct {
 }
 
 // dependencies are the components c dials while it starts, so starting it before they
-// are ready only buys a retry backoff (the registry client waits up to a second before
-// it dials again, NATS a quarter of one) and takes CPU from the components on the
-// critical path, where a start costs no more than the process's own (locally). Instances a component merely discovers (the gateway's merchants, products and
+// are ready only buys a retry backoff (etcd's client waits up to a second before it
+// dials again, NATS a quarter of one) and takes CPU from the components on the critical
+// path. Instances a component merely discovers (the gateway's merchants, products and
 // orders) are not listed: the component watches the registry for them and becomes ready
 // when they appear, and its own start overlaps theirs.
 func (sys *System) dependencies(c *Component) []string {
@@ -71,33 +71,22 @@ func (sys *System) dependencies(c *Component) []string {
 	}
 }
 
-// step is c's node of the start graph. Locally a process starts in milliseconds and would
-// only spend its dependencies' boot in dial retries, so it waits for them to be ready.
-//
-// On Docker's runtime nothing waits: every container is created and started at once. The
-// engine's start of a container (a network namespace, a veth, the published ports' rules:
-// half a second alone, several seconds for a system's worth started together) is nearly
-// all of a start, and a dependent that waited for its dependencies' containers to run
-// paid for the engine twice in a row. Every component copes with a dependency that is not
-// there yet: the registry client redials within 100 ms to a second
-// (registry.connectParams), the broker client reconnects every quarter second and the
-// stream and consumer are created in retry loops; an early dial only costs such a retry,
-// and each component is ready right after its dependencies are. Readiness is still waited
-// for per component.
-//
-// On other container runtimes (Kubernetes) a component still waits for its dependencies
-// to be up (their pod running), though not ready: a dependency's Service is created with
-// it, and a name looked up before may stay unknown in a cluster DNS's negative cache.
+// step is c's node of the start graph. On containers a component waits for its
+// dependencies' containers only to be running, not for their processes to be ready: the
+// engine starts containers at a fixed cost each (a network namespace, a veth, a root file
+// system: a quarter of a second or more), nearly all of it CPU that the registry's and
+// broker's boot would otherwise leave idle. By the time a dependent's own process runs,
+// the registry and broker are usually listening; a dial that is early is retried within
+// 100 ms (the registry client's reconnect backoff, the broker client's reconnect wait),
+// and a component becomes ready right after its dependencies do. Locally a process starts
+// in milliseconds and would only spend its dependencies' boot in those retries, so it
+// waits for readiness as before.
 func (sys *System) step(c *Component) step {
 	deps := sys.dependencies(c)
-	switch {
-	case !sys.containers:
+	if !sys.containers {
 		return step{name: c.Name, deps: deps}
-	case sys.startAtOnce:
-		return step{name: c.Name}
-	default:
-		return step{name: c.Name, up: deps}
 	}
+	return step{name: c.Name, up: deps}
 }
 
 // step is one node of a start graph.

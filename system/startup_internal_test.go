@@ -14,8 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/faultline-dev/faultline/runtime"
-	"github.com/faultline-dev/faultline/runtime/docker"
-	"github.com/faultline-dev/faultline/runtime/local"
 )
 
 // eventLog records "start X" and "ready X" in the order they happen.
@@ -238,37 +236,24 @@ func TestStartGraphUpDependency(t *testing.T) {
 	assert.Contains(t, Startup{Components: timings}.String(), "registry up")
 }
 
-// TestContainerStepsWaitForTheirDependenciesRunning: on Docker's runtime no component
-// waits for another (every container starts at once); on another container runtime a
-// component waits for every dependency only up (its container running); locally for all
-// of them ready.
-func TestContainerStepsWaitForTheirDependenciesRunning(t *testing.T) {
+// TestDockerStepsWaitForTheirDependenciesRunning: on containers a component waits for
+// every dependency only up (its container running); locally for all of them ready.
+func TestDockerStepsWaitForTheirDependenciesRunning(t *testing.T) {
 	for _, tt := range []struct {
-		containers, atOnce bool
-		kind               string
-		deps, up           []string
+		containers bool
+		kind       string
+		deps, up   []string
 	}{
-		{false, false, "product", []string{"registry-1", "broker-1"}, nil},
-		{true, false, "product", nil, []string{"registry-1", "broker-1"}},
-		{true, false, "merchant", nil, []string{"registry-1"}},
-		{true, false, "registry", nil, nil},
-		{true, true, "product", nil, nil},
-		{true, true, "order", nil, nil},
-		{true, true, "merchant", nil, nil},
-		{true, true, "gateway", nil, nil},
+		{false, "product", []string{"registry-1", "broker-1"}, nil},
+		{true, "product", nil, []string{"registry-1", "broker-1"}},
+		{true, "merchant", nil, []string{"registry-1"}},
+		{true, "registry", nil, nil},
 	} {
-		sys := &System{containers: tt.containers, startAtOnce: tt.atOnce}
+		sys := &System{containers: tt.containers}
 		got := sys.step(&Component{Name: "x", Kind: tt.kind})
-		assert.Equal(t, tt.deps, got.deps, "%s containers=%v at once=%v", tt.kind, tt.containers, tt.atOnce)
-		assert.Equal(t, tt.up, got.up, "%s containers=%v at once=%v", tt.kind, tt.containers, tt.atOnce)
+		assert.Equal(t, tt.deps, got.deps, "%s containers=%v", tt.kind, tt.containers)
+		assert.Equal(t, tt.up, got.up, "%s containers=%v", tt.kind, tt.containers)
 	}
-}
-
-// TestStartsAtOnceOnDockerOnly: the runtime decides; a wrapper is looked through.
-func TestStartsAtOnceOnDockerOnly(t *testing.T) {
-	assert.True(t, startsAtOnce(&docker.Runtime{}))
-	assert.True(t, startsAtOnce(wrapped{&docker.Runtime{}}))
-	assert.False(t, startsAtOnce(local.New()))
 }
 
 // TestUpIsRunningOnContainers: a started container is up (up is asked once it runs); a
@@ -300,8 +285,3 @@ func TestBindFiles(t *testing.T) {
 	_, err = bindFiles(map[string]string{"/secrets/jwt.key": filepath.Join(dir, "missing")})
 	assert.ErrorContains(t, err, "bind /secrets/jwt.key")
 }
-
-// wrapped is a runtime wrapper as the harness's undo recorder is one.
-type wrapped struct{ runtime.Runtime }
-
-func (w wrapped) Unwrap() runtime.Runtime { return w.Runtime }

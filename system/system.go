@@ -189,9 +189,6 @@ type System struct {
 	// engine a mount of the container's file system and an extraction, 0.2–0.8 s of every
 	// container's creation under load, on the start's critical path.
 	bindFiles bool
-	// startAtOnce starts every container at once, none waiting for another (on Docker's
-	// runtime, see System.step).
-	startAtOnce bool
 	// owned is the runtime StartDocker created for this system; Stop closes it.
 	owned runtime.Runtime
 
@@ -205,8 +202,7 @@ type System struct {
 // Start plans and starts a system on rt and returns once every component is ready. Each
 // component starts as soon as the components it dials while starting are ready (the
 // registry and the broker first, see dependencies), so a slow component delays only its
-// dependents; on Docker's runtime every container starts at once (see System.step).
-// Startup says where the time went. On any error Start stops what it started.
+// dependents; Startup says where the time went. On any error Start stops what it started.
 func Start(ctx context.Context, rt runtime.Runtime, s Spec, opts ...Option) (*System, error) {
 	o := options{log: slog.New(slog.DiscardHandler), readyTimeout: DefaultReadyTimeout}
 	for _, opt := range opts {
@@ -230,8 +226,7 @@ func Start(ctx context.Context, rt runtime.Runtime, s Spec, opts ...Option) (*Sy
 	if err != nil {
 		return nil, fmt.Errorf("start system: %w", err)
 	}
-	sys := &System{spec: s, rt: rt, opts: o, design: d, containers: containers, bindFiles: bindsHostFiles(rt),
-		startAtOnce: startsAtOnce(rt)}
+	sys := &System{spec: s, rt: rt, opts: o, design: d, containers: containers, bindFiles: bindsHostFiles(rt)}
 	sys.startup.Phases = slices.Clone(o.phases)
 	planBegan := time.Now()
 	if err := sys.prepare(); err != nil {
