@@ -119,9 +119,9 @@ func TestConnectBeforeServerStarts(t *testing.T) {
 }
 
 // TestClientConnectsWithinASecondOfTheBrokerComingUp: a client that has been dialling an
-// absent broker for several seconds (every container of a Docker system starts at once,
-// so a product or order may dial before the broker listens) connects well within a
-// second of it coming up, and a stream request it made while the broker was away is
+// absent broker for several seconds (a container system's product or order starts once
+// the broker's container runs, before its process listens; a crash fault keeps it down)
+// connects well within a second of it coming up, and a stream request it made while the broker was away is
 // answered then: the reconnect wait is a fixed quarter second, not a growing backoff.
 func TestClientConnectsWithinASecondOfTheBrokerComingUp(t *testing.T) {
 	addr := freeAddr(t)
