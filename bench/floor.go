@@ -65,7 +65,17 @@ func EngineFloor(ctx context.Context, image string, n int) (Floor, error) {
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), floorTimeout)
 	defer ccancel()
 	if cerr := rt.Close(cctx); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("remove engine floor containers: %w", cerr))
+		// The engine may still hold a removed container's endpoint on the network for a
+		// moment ("has active endpoints"): sweep again before giving up.
+		for range 20 {
+			time.Sleep(250 * time.Millisecond)
+			if _, cerr = docker.Clean(cctx, rt.RunID()); cerr == nil {
+				break
+			}
+		}
+		if cerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove engine floor containers: %w", cerr))
+		}
 	}
 	return f, err
 }

@@ -189,10 +189,12 @@ func benchDockerStartup(ctx context.Context, out io.Writer, spec system.Spec, im
 		image = tag
 	}
 	floor, err := bench.EngineFloor(ctx, image, len(rs[0].startup.Components))
+	if floor.All > 0 {
+		fmt.Fprintf(out, "%s; the median is %s\n", floor, floor.Above(med))
+	}
 	if err != nil {
 		return fmt.Errorf("bench startup: %w", err)
 	}
-	fmt.Fprintf(out, "%s; the median is %s\n", floor, floor.Above(med))
 	return nil
 }
 
