@@ -193,7 +193,7 @@ func newCleanCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dir, "undo-dir", "", "where undo records are (default $"+undo.DirEnv+", else $XDG_STATE_HOME/faultline/undo)")
 	cmd.Flags().BoolVar(&force, "force", false, "also heal runs whose harness is still alive, killing that harness first")
 	cmd.Flags().BoolVar(&alldk, "docker", false, "also remove every container, network and volume labelled by faultline, whatever its run")
-	cmd.Flags().BoolVar(&kube, "kubernetes", false, "also delete the run namespaces (labelled "+lease.LabelManaged+"=true) whose Lease expired, whatever machine ran them, and reaper rights left by a deleted namespace")
+	cmd.Flags().BoolVar(&kube, "kubernetes", false, "also delete the run namespaces (labelled "+lease.ManagedSelector+") whose Lease expired, whatever machine ran them, and reaper rights left by a deleted namespace")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "with --kubernetes: the cluster's kubeconfig (default $KUBECONFIG, then ~/.kube/config)")
 	cmd.Flags().BoolVar(&images, "images", false, "with --docker: also remove the images faultline built (a cache: the next docker run builds them again)")
 	return cmd

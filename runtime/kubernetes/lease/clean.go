@@ -17,6 +17,16 @@ import (
 // stale: renewTime is the harness's clock, which may be off from this one's.
 const DefaultStaleMargin = 30 * time.Second
 
+// MinStaleAge is the age below which a run namespace is never stale, whatever its Lease
+// says or lacks: a run that has just created its namespace may not have written its
+// Lease yet, and the namespace's creationTimestamp is the API server's clock, which may
+// be off from this one's.
+const MinStaleAge = DefaultTTL + DefaultStaleMargin
+
+// ManagedSelector is the label selector of every run namespace (and of the reaper's
+// cluster-scoped rights): Stale lists by it, and so does everything that looks for runs.
+const ManagedSelector = LabelManaged + "=true"
+
 // StaleRun is a run namespace whose harness stopped renewing its Lease.
 type StaleRun struct {
 	Namespace string
@@ -40,17 +50,17 @@ func WithStaleMargin(d time.Duration) StaleOption { return func(c *staleConfig) 
 // WithStaleClock replaces the real clock (tests).
 func WithStaleClock(cl clock.PassiveClock) StaleOption { return func(c *staleConfig) { c.clock = cl } }
 
-// Stale lists the run namespaces (labelled LabelManaged=true, not already being deleted)
-// whose Lease's renewTime is older than its TTL plus the margin, or that have no Lease
-// although they are older than DefaultTTL plus the margin (a harness killed between
-// creating the namespace and its Lease). A namespace whose Lease is alive is never
-// listed, so a run of another machine in progress is safe.
+// Stale lists the run namespaces (ManagedSelector, not already being deleted) at least
+// MinStaleAge old whose Lease's renewTime is older than its TTL plus the margin, or that
+// have no Lease (a harness killed between creating the namespace and its Lease). A
+// namespace younger than MinStaleAge, or whose Lease is alive, is never listed, so a run
+// of another machine in progress, even one that has just begun, is safe.
 func Stale(ctx context.Context, client kubernetes.Interface, opts ...StaleOption) ([]StaleRun, error) {
 	cfg := staleConfig{margin: DefaultStaleMargin, clock: clock.RealClock{}}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	nss, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: LabelManaged + "=true"})
+	nss, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: ManagedSelector})
 	if err != nil {
 		return nil, fmt.Errorf("list stale runs: %w", err)
 	}
@@ -64,12 +74,12 @@ func Stale(ctx context.Context, client kubernetes.Interface, opts ...StaleOption
 		if run.RunID == "" {
 			run.RunID = ns.Labels[LabelRun]
 		}
+		if run.Age < MinStaleAge {
+			continue
+		}
 		l, err := client.CoordinationV1().Leases(ns.Name).Get(ctx, LeaseName, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
-			if run.Age < DefaultTTL+cfg.margin {
-				continue
-			}
 			run.Why = "no lease"
 		case err != nil:
 			return out, fmt.Errorf("list stale runs: read lease of %s: %w", ns.Name, err)
@@ -142,7 +152,7 @@ func CleanStale(ctx context.Context, client kubernetes.Interface, opts ...StaleO
 // deleteOrphans deletes the reaper ClusterRoles and ClusterRoleBindings whose namespace
 // is gone: the garbage collector's job, done here for a cluster that lacks one.
 func deleteOrphans(ctx context.Context, client kubernetes.Interface) ([]string, error) {
-	sel := metav1.ListOptions{LabelSelector: LabelManaged + "=true"}
+	sel := metav1.ListOptions{LabelSelector: ManagedSelector}
 	gone := func(owners []metav1.OwnerReference) bool {
 		i := slices.IndexFunc(owners, func(o metav1.OwnerReference) bool { return o.Kind == "Namespace" })
 		if i < 0 {

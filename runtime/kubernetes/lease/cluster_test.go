@@ -402,9 +402,10 @@ func TestClusterNextCommandDeletesStaleRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	admin := clientFor(t, adminConfig(t, c))
-	dead := func(ns string) {
+	dead := func(ns string) (created time.Time) {
 		t.Helper()
 		runID := "20261203T120000Z-" + ns
+		created = time.Now()
 		if err := createRunNamespace(ctx, admin, ns, runID); err != nil {
 			t.Fatal(err)
 		}
@@ -415,6 +416,7 @@ func TestClusterNextCommandDeletesStaleRun(t *testing.T) {
 		}
 		k.cancel() // the harness dies: no renewal, no Stop
 		<-k.done
+		return created
 	}
 
 	t.Run("by the undo record", func(t *testing.T) {
@@ -453,9 +455,9 @@ func TestClusterNextCommandDeletesStaleRun(t *testing.T) {
 		t.Logf("figures: the next command (faultline version) healed the record in %.1fs, namespace gone %.1fs later", took.Seconds(), gone.Seconds())
 	})
 
-	t.Run("by label once the lease expired", func(t *testing.T) {
+	t.Run("by label once the lease expired and the namespace is MinStaleAge old", func(t *testing.T) {
 		const ns = "fl-lease-stale"
-		dead(ns)
+		created := dead(ns)
 		margin := time.Second
 		// Only namespaces count: reaper rights a deleted namespace of another test left
 		// for the garbage collector may be swept too.
@@ -471,6 +473,13 @@ func TestClusterNextCommandDeletesStaleRun(t *testing.T) {
 			t.Fatalf("CleanStale before the lease expired = %q, %v; want no namespace", got, err)
 		}
 		time.Sleep(3*time.Second + margin + 500*time.Millisecond)
+		// Expired, but the namespace is young: a run that has just begun looks the same.
+		if got, err := CleanStale(ctx, admin, WithStaleMargin(margin)); err != nil || len(namespaces(got)) > 0 {
+			t.Fatalf("CleanStale once the lease expired, the namespace %.0fs old = %q, %v; want no namespace before %v",
+				time.Since(created).Seconds(), got, err, MinStaleAge)
+		}
+		// creationTimestamp counts whole seconds and is set after the request left.
+		time.Sleep(time.Until(created.Add(MinStaleAge + 2*time.Second)))
 		all, err := CleanStale(ctx, admin, WithStaleMargin(margin))
 		if err != nil {
 			t.Fatal(err)

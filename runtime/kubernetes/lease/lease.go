@@ -6,9 +6,11 @@
 // coordination.k8s.io/v1 Lease (LeaseName) in the namespace, held by the run id and
 // renewed every TTL/3, and starts a reaper there: a Deployment of one pod running
 // Faultline's own image (`faultline reap --kubernetes --namespace NS`, see Reap) under a
-// ServiceAccount that may read that Lease and delete that namespace and nothing else.
+// ServiceAccount that may read that Lease, delete that namespace and its pods, and
+// nothing else.
 // When the Lease has not been renewed for its TTL — the harness was killed, or lost the
-// cluster — the reaper deletes the namespace, and with it everything the run created.
+// cluster — the reaper deletes the namespace, and with it everything the run created,
+// then kills the namespace's pods at once (KillPods) rather than wait for their grace.
 //
 // Deleting a namespace is cluster-scoped, so the reaper's right to do it is a ClusterRole
 // limited by resourceNames to its namespace, bound by a ClusterRoleBinding. Those two are
@@ -21,10 +23,10 @@
 // and waits one TTL from there, as client-go's leader election does, so a harness whose
 // clock is off from the cluster's is never reaped early. It learns the TTL from the Lease.
 //
-// For the next faultline command, Stale lists the run namespaces (labelled LabelManaged)
-// whose Lease expired by more than a margin or vanished, and DeleteRun deletes one; the
-// undo journal records the namespace so that the next command deletes a run whose
-// harness it knows is dead without waiting for anything.
+// For the next faultline command, Stale lists the run namespaces (ManagedSelector) older
+// than MinStaleAge whose Lease expired by more than a margin or vanished, and DeleteRun
+// deletes one; the undo journal records the namespace so that the next command deletes a
+// run whose harness it knows is dead without waiting for anything.
 //
 // Everything here needs the rights in Rules (deploy/kubernetes/rbac.yaml grants them).
 package lease

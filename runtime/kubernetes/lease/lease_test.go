@@ -15,6 +15,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
@@ -462,5 +463,125 @@ func TestCleanStaleDeletesNamespacesAndOrphanedRights(t *testing.T) {
 	}
 	if _, err := cs.RbacV1().ClusterRoles().Get(ctx, HarnessClusterRole, metav1.GetOptions{}); err != nil {
 		t.Errorf("the harness's own ClusterRole: %v, want kept", err)
+	}
+}
+
+// A namespace younger than MinStaleAge is spared whatever its Lease says: a run that has
+// just created its namespace (and not yet its Lease) must not be deleted by another
+// command's clean. One second older, no Lease or an expired one makes it stale, with any
+// margin.
+func TestStaleSparesYoungNamespaces(t *testing.T) {
+	now := epoch
+	ttl := int32(3)
+	ns := func(name string, age time.Duration) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: NamespaceLabels("run-" + name),
+			Annotations: map[string]string{AnnotationRun: "run-" + name}, CreationTimestamp: metav1.NewTime(now.Add(-age))}}
+	}
+	// Renewed when its namespace was made, 3 s TTL: expired long before MinStaleAge.
+	expired := func(namespace string, age time.Duration) *coordinationv1.Lease {
+		r := metav1.NewMicroTime(now.Add(-age))
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: LeaseName, Namespace: namespace},
+			Spec: coordinationv1.LeaseSpec{LeaseDurationSeconds: &ttl, RenewTime: &r}}
+	}
+	young, old := MinStaleAge-time.Second, MinStaleAge
+	cs := fake.NewClientset(
+		ns("young-no-lease", young),
+		ns("young-expired", young), expired("young-expired", young),
+		ns("old-no-lease", old),
+		ns("old-expired", old), expired("old-expired", old),
+	)
+	for _, margin := range []time.Duration{DefaultStaleMargin, time.Second, 0} {
+		runs, err := Stale(context.Background(), cs, WithStaleClock(clocktesting.NewFakePassiveClock(now)), WithStaleMargin(margin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range runs {
+			got = append(got, r.Namespace)
+		}
+		slices.Sort(got)
+		if want := []string{"old-expired", "old-no-lease"}; !slices.Equal(got, want) {
+			t.Errorf("margin %v: Stale() = %q, want %q (namespaces younger than %v spared)", margin, got, want, MinStaleAge)
+		}
+	}
+	if MinStaleAge != DefaultTTL+30*time.Second {
+		t.Errorf("MinStaleAge = %v, want the default TTL + 30 s", MinStaleAge)
+	}
+}
+
+// podCollector makes the fake clientset's pods deletecollection delete the pods its
+// label selector matches (the fake records the call and does nothing), and counts how
+// many it deleted.
+func podCollector(t *testing.T, cs *fake.Clientset) *atomic.Int32 {
+	t.Helper()
+	var n atomic.Int32
+	cs.PrependReactor("delete-collection", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		dc := a.(k8stesting.DeleteCollectionAction)
+		sel := dc.GetListRestrictions().Labels
+		obj, err := cs.Tracker().List(corev1.SchemeGroupVersion.WithResource("pods"), corev1.SchemeGroupVersion.WithKind("Pod"), dc.GetNamespace())
+		if err != nil {
+			return true, nil, err
+		}
+		for _, p := range obj.(*corev1.PodList).Items {
+			if sel.Matches(labels.Set(p.Labels)) {
+				if err := cs.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), p.Namespace, p.Name); err != nil {
+					return true, nil, err
+				}
+				n.Add(1)
+			}
+		}
+		return true, nil, nil
+	})
+	return &n
+}
+
+// Once the Lease expires the reaper deletes the namespace first (no controller replaces
+// a pod after that), then every pod in it but its own with no grace period, in one call.
+func TestReapDeletesNamespaceThenKillsPods(t *testing.T) {
+	reaperPod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: ReaperName + "-x", Namespace: testNS, Labels: map[string]string{"app": ReaperName}}}
+	component := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "order-1-x", Namespace: testNS, Labels: map[string]string{"dev.faultline.name": "order-1"}}}
+	cs := newFake(reaperPod, component)
+	killed := podCollector(t, cs)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fc := clocktesting.NewFakeClock(epoch)
+	reaped := make(chan error, 1)
+	go func() {
+		reaped <- Reap(ctx, cs, ReapConfig{Namespace: testNS, TTL: 3 * time.Second, Poll: time.Second, Clock: fc})
+	}()
+	// No Lease ever: expired once the TTL has passed on the reaper's clock.
+	for {
+		select {
+		case err := <-reaped:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Millisecond):
+			fc.Step(500 * time.Millisecond)
+			continue
+		}
+		break
+	}
+	var order []string
+	for _, a := range cs.Actions() {
+		switch {
+		case a.GetVerb() == "delete" && a.GetResource().Resource == "namespaces":
+			order = append(order, "delete namespace")
+		case a.GetVerb() == "delete-collection" && a.GetResource().Resource == "pods":
+			order = append(order, "deletecollection pods")
+			dc := a.(k8stesting.DeleteCollectionActionImpl)
+			if g := dc.DeleteOptions.GracePeriodSeconds; g == nil || *g != 0 {
+				t.Errorf("pods deleted with grace period %v, want 0", g)
+			}
+		}
+	}
+	if want := []string{"delete namespace", "deletecollection pods"}; !slices.Equal(order, want) {
+		t.Errorf("reaper calls %q, want %q", order, want)
+	}
+	if killed.Load() != 1 {
+		t.Errorf("%d pods killed, want 1 (the component, not the reaper)", killed.Load())
+	}
+	if _, err := cs.CoreV1().Pods(testNS).Get(context.Background(), reaperPod.Name, metav1.GetOptions{}); err != nil {
+		t.Errorf("the reaper's own pod: %v, want kept", err)
 	}
 }

@@ -23,6 +23,9 @@ func HarnessRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: readCreateDelete},
 		{APIGroups: []string{""}, Resources: []string{"pods", "services", "configmaps", "secrets", "serviceaccounts", "persistentvolumeclaims"}, Verbs: readWrite},
+		// A run's pods killed at once when its namespace is deleted (Close, and the reaper,
+		// which is granted the same).
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"deletecollection"}},
 		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
 		// exec and port-forward over WebSockets are a GET, over SPDY a POST.
 		{APIGroups: []string{""}, Resources: []string{"pods/exec", "pods/portforward"}, Verbs: []string{"get", "create"}},

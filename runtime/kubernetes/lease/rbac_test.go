@@ -78,7 +78,11 @@ func asRule(a k8stesting.Action, withName bool) rbacv1.PolicyRule {
 	if sub := a.GetSubresource(); sub != "" {
 		res += "/" + sub
 	}
-	r := rbacv1.PolicyRule{APIGroups: []string{a.GetResource().Group}, Resources: []string{res}, Verbs: []string{a.GetVerb()}}
+	verb := a.GetVerb()
+	if verb == "delete-collection" { // the fake's name for RBAC's deletecollection
+		verb = "deletecollection"
+	}
+	r := rbacv1.PolicyRule{APIGroups: []string{a.GetResource().Group}, Resources: []string{res}, Verbs: []string{verb}}
 	if withName {
 		switch a := a.(type) {
 		case k8stesting.GetAction:

@@ -72,11 +72,13 @@ func NamespaceLabels(runID string) map[string]string { return runLabels(runID) }
 // clusterName names the reaper's ClusterRole and ClusterRoleBinding of namespace.
 func clusterName(namespace string) string { return ReaperName + "-" + namespace }
 
-// ReaperRules are what the reaper may do: read its Lease (a Role in the namespace) and
-// delete its namespace (a ClusterRole limited to it by name).
+// ReaperRules are what the reaper may do: read its Lease and kill the namespace's pods (a
+// Role in the namespace), and delete its namespace (a ClusterRole limited to it by name).
 func ReaperRules(namespace string) (inNamespace, cluster []rbacv1.PolicyRule) {
-	return []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"},
-			ResourceNames: []string{LeaseName}, Verbs: []string{"get"}}},
+	return []rbacv1.PolicyRule{
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{LeaseName}, Verbs: []string{"get"}},
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"deletecollection"}},
+		},
 		[]rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"},
 			ResourceNames: []string{namespace}, Verbs: []string{"delete"}}}
 }
@@ -240,7 +242,8 @@ func (c ReapConfig) Validate() []error {
 
 // Reap is the reaper's loop, run in the namespace's reaper pod: it reads the Lease every
 // Poll, and once it has seen no change for the Lease's TTL (counted on its own clock
-// from the last change it saw) it deletes the namespace and returns nil. It returns
+// from the last change it saw) it deletes the namespace, then kills its pods (KillPods),
+// and returns nil. It returns
 // ctx's error when ctx ends first. An API error counts as no change: a harness that
 // cannot reach the cluster cannot heal its faults either.
 func Reap(ctx context.Context, client kubernetes.Interface, c ReapConfig) error {
@@ -273,7 +276,16 @@ func Reap(ctx context.Context, client kubernetes.Interface, c ReapConfig) error 
 		if w.observe(l, err, c.Clock.Now()) {
 			c.Log.Info("lease expired: deleting the namespace", "namespace", c.Namespace,
 				"holder", w.holder, "unchanged_for", c.Clock.Since(w.lastChange).Round(time.Millisecond).String(), "ttl", w.ttl.String())
-			return deleteNamespace(ctx, client, c.Namespace, c.Clock, c.Poll)
+			if err := deleteNamespace(ctx, client, c.Namespace, c.Clock, c.Poll); err != nil {
+				return err
+			}
+			// The namespace first: terminating, it takes no new pod from a controller.
+			if err := KillPods(ctx, client, c.Namespace); err != nil {
+				// The namespace controller deletes them all the same, each with its grace
+				// period (and it may have taken this pod's Role first).
+				c.Log.Warn("kill pods", "namespace", c.Namespace, "err", err)
+			}
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -307,6 +319,20 @@ func (w *watcher) observe(l *coordinationv1.Lease, err error, now time.Time) boo
 		}
 	}
 	return now.Sub(w.lastChange) >= w.ttl
+}
+
+// KillPods deletes every pod of namespace but the reaper's with no grace period, in one
+// call (pods deletecollection): the namespace controller would give each its own, and a
+// component that outlives its harness keeps serving, and its faults keep acting, until it
+// is gone. Called once the namespace is being deleted, so no controller replaces them.
+func KillPods(ctx context.Context, client kubernetes.Interface, namespace string) error {
+	zero := int64(0)
+	err := client.CoreV1().Pods(namespace).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero},
+		metav1.ListOptions{LabelSelector: "app!=" + ReaperName})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("kill pods of %s: %w", namespace, err)
+	}
+	return nil
 }
 
 // deleteNamespace deletes the namespace, retrying until the API server takes the
