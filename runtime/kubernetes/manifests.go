@@ -19,17 +19,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/faultline-dev/faultline/runtime"
+	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
 )
 
-// Labels on everything the runtime creates. LabelRun carries the run id (hashed when it
-// is not a valid label value), so Clean finds a dead run's namespace by it.
-const (
-	LabelManaged = "faultline.dev/managed"
-	LabelRun     = "faultline.dev/run"
-	LabelName    = "faultline.dev/name"
-	// AnnotationRun holds the run id as it is, where the label may hold its hash.
-	AnnotationRun = "faultline.dev/run-id"
-)
+// LabelName carries the instance name (runtime.Spec.Name) on its objects and pods.
+// Everything the runtime creates also carries the run's labels (lease.NamespaceLabels:
+// lease.LabelManaged, and lease.LabelRun with lease.RunLabelValue of the run id) and the
+// whole run id in the annotation lease.AnnotationRun, the keys the lease package and the
+// next command's clean find a run by.
+const LabelName = "dev.faultline.name"
 
 // ContainerName is the name of the one container of every pod the runtime makes.
 const ContainerName = "main"
@@ -47,14 +45,6 @@ const (
 
 // dnsLabel is what a Service, Deployment, ConfigMap or namespace name must be.
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
-// LabelValue returns s when it is a valid label value, else a stable short hash of it.
-func LabelValue(s string) string {
-	if len(validation.IsValidLabelValue(s)) == 0 {
-		return s
-	}
-	return "h-" + shortHash(s)
-}
 
 func shortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
@@ -80,25 +70,23 @@ func NamespaceFor(runID string) string {
 	return ns
 }
 
-// managedLabels are on every object of run runID.
-func managedLabels(runID string) map[string]string {
-	return map[string]string{LabelManaged: "true", LabelRun: LabelValue(runID)}
-}
-
 // selector picks the pods of one instance.
 func selector(runID, name string) map[string]string {
-	return map[string]string{LabelRun: LabelValue(runID), LabelName: name}
+	return map[string]string{lease.LabelRun: lease.RunLabelValue(runID), LabelName: name}
 }
 
 // objectMeta names an object of the run and labels it; the spec's labels that are valid
 // Kubernetes labels are added, and all of them are kept as annotations (a run directory
 // is not a label value).
 func objectMeta(runID, ns, name string, s runtime.Spec) metav1.ObjectMeta {
-	labels := managedLabels(runID)
+	labels := lease.NamespaceLabels(runID)
 	labels[LabelName] = s.Name
-	ann := map[string]string{AnnotationRun: runID}
+	ann := map[string]string{lease.AnnotationRun: runID}
 	for _, k := range slices.Sorted(maps.Keys(s.Labels)) {
 		v := s.Labels[k]
+		if _, ours := ann[k]; ours {
+			continue
+		}
 		ann[k] = v
 		if len(validation.IsQualifiedName(k)) == 0 && len(validation.IsValidLabelValue(v)) == 0 {
 			if _, ours := labels[k]; !ours {

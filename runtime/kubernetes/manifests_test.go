@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/faultline-dev/faultline/runtime"
+	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
 )
 
 func TestNamespaceFor(t *testing.T) {
@@ -32,19 +33,6 @@ func TestNamespaceFor(t *testing.T) {
 	}
 	if a, b := NamespaceFor(long+"1"), NamespaceFor(long+"2"); a == b {
 		t.Errorf("two long run ids share namespace %q", a)
-	}
-}
-
-func TestLabelValue(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"20261203T120000Z-baseline-1", "20261203T120000Z-baseline-1"},
-		{"/tmp/fl-k8s", "h-" + shortHash("/tmp/fl-k8s")},
-		{strings.Repeat("x", 64), "h-" + shortHash(strings.Repeat("x", 64))},
-	}
-	for _, tt := range tests {
-		if got := LabelValue(tt.in); got != tt.want {
-			t.Errorf("LabelValue(%q) = %q, want %q", tt.in, got, tt.want)
-		}
 	}
 }
 
@@ -75,7 +63,7 @@ func TestBuild(t *testing.T) {
 	if d.Name != "order-1" || d.Namespace != "faultline-run-1" || *d.Spec.Replicas != 1 {
 		t.Errorf("deployment %s/%s replicas %d, want faultline-run-1/order-1 with 1", d.Namespace, d.Name, *d.Spec.Replicas)
 	}
-	if got := d.Labels[LabelRun]; got != "run-1" {
+	if got := d.Labels[lease.LabelRun]; got != "run-1" {
 		t.Errorf("deployment run label = %q, want run-1", got)
 	}
 	if got, ok := d.Labels["faultline.dir"]; ok {

@@ -8,8 +8,11 @@
 // Deployment to replace, and the harness reaches every port through the API server's
 // port-forward, so the cluster may be remote.
 //
-// Close deletes the namespace and waits until it is gone; Clean deletes the namespaces a
-// killed run left.
+// New holds a Lease in the namespace and starts a reaper beside the run (package lease):
+// if the harness dies, the reaper deletes the namespace once the Lease expires; LeaseLost
+// tells the harness when it can no longer renew it. Close stops both, deletes the
+// namespace, kills its pods at once and waits until it is gone; Clean deletes the
+// namespaces a killed run left.
 package kubernetes
 
 import (
@@ -18,7 +21,10 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +39,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/faultline-dev/faultline/runtime"
+	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
 )
 
 // Defaults; each has an Option.
@@ -45,8 +52,13 @@ const (
 	DefaultVolumeRoot = "/var/lib/faultline/volumes"
 )
 
-// opTimeout bounds single API calls made without a caller's context (Kill, Pause).
+// opTimeout bounds single API calls made without a caller's context (Kill, Pause), and
+// the removal of a namespace whose Lease could not be started.
 const opTimeout = 30 * time.Second
+
+// ErrLeaseLost is why a run whose runtime closed LeaseLost must stop: its Lease could not
+// be renewed for a whole TTL, so its reaper may be deleting the namespace under it.
+var ErrLeaseLost = errors.New("run lease lost")
 
 // Runtime runs every Spec as a one-pod Deployment in the run's namespace.
 type Runtime struct {
@@ -58,10 +70,12 @@ type Runtime struct {
 	log          *slog.Logger
 	kubeconfig   string
 	kubeContext  string
+	leaseOpts    []lease.Option
 
-	cfg *rest.Config
-	cs  kubernetes.Interface
-	ns  string
+	cfg    *rest.Config
+	cs     kubernetes.Interface
+	ns     string
+	keeper *lease.Keeper
 
 	stopInformer chan struct{}
 	pods         cache.SharedIndexInformer
@@ -140,6 +154,14 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithLeaseOptions adds options to the run's Lease and reaper (lease.Start), after the
+// runtime's own (the reaper runs the run's image, WithImage, pulled if not present; on a
+// kubeconfig whose API server is a loopback address it reaches it from the node's
+// network): a shorter TTL (lease.WithTTL), or lease.WithoutReaper where no pod can run.
+func WithLeaseOptions(opts ...lease.Option) Option {
+	return func(r *Runtime) { r.leaseOpts = append(r.leaseOpts, opts...) }
+}
+
 // LoadConfig reads a kubeconfig the way kubectl does: path when set, else KUBECONFIG,
 // else ~/.kube/config; context picks another context than the current one.
 func LoadConfig(path, context string) (*rest.Config, error) {
@@ -155,8 +177,10 @@ func LoadConfig(path, context string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// New connects to the cluster and creates the run's namespace. Call Close (even after a
-// failed run) to delete it; a killed harness leaves it to Clean.
+// New connects to the cluster, creates the run's namespace and starts its Lease and
+// reaper there (lease.Start); when those fail it deletes the namespace again. Call Close
+// (even after a failed run) to delete it; a killed harness leaves it to the reaper, once
+// the Lease expires, and to the next command.
 func New(ctx context.Context, opts ...Option) (*Runtime, error) {
 	r := &Runtime{
 		grace: DefaultGrace, startTimeout: DefaultStartTimeout, volumeRoot: DefaultVolumeRoot,
@@ -180,10 +204,17 @@ func New(ctx context.Context, opts ...Option) (*Runtime, error) {
 		r.cfg, r.cs = cfg, cs
 	}
 	r.ns = NamespaceFor(r.runID)
-	meta := metav1.ObjectMeta{Name: r.ns, Labels: managedLabels(r.runID), Annotations: map[string]string{AnnotationRun: r.runID}}
+	meta := metav1.ObjectMeta{Name: r.ns, Labels: lease.NamespaceLabels(r.runID), Annotations: map[string]string{lease.AnnotationRun: r.runID}}
 	if _, err := r.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: meta}, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("create namespace %s: %w", r.ns, err)
 	}
+	k, err := lease.Start(ctx, r.cs, r.ns, r.runID, r.leaseOptions()...)
+	if err != nil {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+		defer cancel()
+		return nil, errors.Join(fmt.Errorf("create runtime: %w", err), deleteNamespace(dctx, r.cs, r.ns))
+	}
+	r.keeper = k
 	r.stopInformer = make(chan struct{})
 	f := informers.NewSharedInformerFactoryWithOptions(r.cs, 0, informers.WithNamespace(r.ns))
 	r.pods = f.Core().V1().Pods().Informer()
@@ -196,6 +227,51 @@ func New(ctx context.Context, opts ...Option) (*Runtime, error) {
 	f.Start(r.stopInformer)
 	r.fw = newForwarders(r)
 	return r, nil
+}
+
+// leaseOptions are the options of the run's lease.Start: the reaper runs the run's image
+// (pulled when the node lacks it), and talks to a loopback API server from the node's
+// network; then WithLeaseOptions'.
+func (r *Runtime) leaseOptions() []lease.Option {
+	opts := []lease.Option{lease.WithImage(r.image), lease.WithImagePullPolicy(string(corev1.PullIfNotPresent))}
+	if r.cfg != nil {
+		if server, ok := loopbackServer(r.cfg.Host); ok {
+			opts = append(opts, lease.WithReaperAPIServer(server))
+		}
+	}
+	return append(opts, r.leaseOpts...)
+}
+
+// loopbackServer returns host as a URL when it names a loopback address: an API server
+// the harness reaches on its own machine's loopback (a local cluster's, or a tunnel's)
+// has no address a pod's network leads to, so the reaper runs on the node's network and
+// dials it there, which holds when the node is that machine (the local test cluster).
+func loopbackServer(host string) (string, bool) {
+	if host == "" {
+		return "", false
+	}
+	if !strings.Contains(host, "://") {
+		host = "https://" + host
+	}
+	u, err := url.Parse(host)
+	if err != nil {
+		return "", false
+	}
+	h := u.Hostname()
+	if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", false
+	}
+	return u.String(), true
+}
+
+// LeaseLost is closed when the run's Lease could not be renewed for a whole TTL (the
+// cluster unreachable, the Lease taken): the reaper may be deleting the namespace, and
+// the run should stop (ErrLeaseLost).
+func (r *Runtime) LeaseLost() <-chan struct{} {
+	if r.keeper == nil {
+		return nil
+	}
+	return r.keeper.Lost()
 }
 
 // wake tells every waiter that a pod changed.
@@ -285,8 +361,10 @@ func (r *Runtime) Processes() []runtime.Process {
 	return out
 }
 
-// Close deletes the run's namespace and waits until it is gone, with everything in it.
-// Later Starts fail with runtime.ErrClosed. Calling Close twice is safe.
+// Close stops renewing the run's Lease and removes its reaper (first, so that it never
+// sees the Lease go), deletes the run's namespace, kills its pods at once, and waits until
+// the namespace is gone, with everything in it. Later Starts fail with runtime.ErrClosed.
+// Calling Close twice is safe.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	already := r.closed
@@ -305,26 +383,32 @@ func (r *Runtime) Close(ctx context.Context) error {
 	if r.stopInformer != nil {
 		close(r.stopInformer)
 	}
-	if err := deleteNamespace(ctx, r.cs, r.ns, r.grace); err != nil {
+	var errs []error
+	if err := r.keeper.Stop(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := deleteNamespace(ctx, r.cs, r.ns); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close runtime %s: %w", r.runID, err)
 	}
 	return nil
 }
 
-// deleteNamespace deletes ns and waits until it is gone. Its pods are deleted first with
-// the runtime's grace period: the namespace controller would give each its own.
-func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string, grace time.Duration) error {
-	secs := int64(grace / time.Second)
-	err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &secs}, metav1.ListOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete pods of %s: %w", ns, err)
-	}
+// deleteNamespace deletes ns, then kills its pods at once (lease.KillPods: the namespace
+// controller would give each its grace period, and the run is over), and waits until it
+// is gone.
+func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
 	bg := metav1.DeletePropagationBackground
 	if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("delete namespace %s: %w", ns, err)
+	}
+	if err := lease.KillPods(ctx, cs, ns); err != nil {
+		return err
 	}
 	for {
 		_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
@@ -339,27 +423,27 @@ func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string, gr
 	}
 }
 
-// DeleteNamespace deletes ns, its pods with the default grace period, and waits until it
-// is gone; a namespace already gone is not an error.
+// DeleteNamespace deletes ns, kills its pods at once, and waits until it is gone; a
+// namespace already gone is not an error.
 func DeleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
-	return deleteNamespace(ctx, cs, ns, DefaultGrace)
+	return deleteNamespace(ctx, cs, ns)
 }
 
 // Clean deletes every namespace labelled with runID (every faultline namespace when runID
 // is empty) and names what it deleted: the healing of a run whose harness died.
 func Clean(ctx context.Context, cs kubernetes.Interface, runID string) ([]string, error) {
-	sel := labels.Set{LabelManaged: "true"}
+	sel := lease.ManagedSelector
 	if runID != "" {
-		sel[LabelRun] = LabelValue(runID)
+		sel += "," + lease.LabelRun + "=" + lease.RunLabelValue(runID)
 	}
-	list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return nil, fmt.Errorf("list namespaces of run %s: %w", runID, err)
 	}
 	var out []string
 	var errs []error
 	for _, ns := range list.Items {
-		if err := deleteNamespace(ctx, cs, ns.Name, DefaultGrace); err != nil {
+		if err := deleteNamespace(ctx, cs, ns.Name); err != nil {
 			errs = append(errs, err)
 			continue
 		}

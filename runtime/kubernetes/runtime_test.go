@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/faultline-dev/faultline/runtime"
+	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
 )
 
 // kubelet plays the part of a node for a fake clientset: it makes the pod of every
@@ -57,7 +58,9 @@ func kubelet(t *testing.T, r *Runtime, ready bool) {
 func newFake(t *testing.T, opts ...Option) *Runtime {
 	t.Helper()
 	cs := fake.NewClientset()
-	r, err := New(context.Background(), append([]Option{WithClient(cs, nil), WithRunID("20261203T120000Z-test-1")}, opts...)...)
+	// No reaper: a fake clientset runs no pod (TestNewStartsLeaseAndReaper has one).
+	r, err := New(context.Background(), append([]Option{WithClient(cs, nil), WithRunID("20261203T120000Z-test-1"),
+		WithLeaseOptions(lease.WithoutReaper())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +74,7 @@ func TestStartAndClose(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run namespace: %v", err)
 	}
-	if ns.Labels[LabelRun] != "20261203T120000Z-test-1" || ns.Labels[LabelManaged] != "true" {
+	if ns.Labels[lease.LabelRun] != "20261203T120000Z-test-1" || ns.Labels[lease.LabelManaged] != "true" {
 		t.Errorf("namespace labels %v, want the run id and managed", ns.Labels)
 	}
 	kubelet(t, r, true)
@@ -161,7 +164,7 @@ func TestStartFailsOnMissingImage(t *testing.T) {
 func TestClean(t *testing.T) {
 	cs := fake.NewClientset()
 	for _, run := range []string{"run-a", "run-b"} {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: NamespaceFor(run), Labels: managedLabels(run)}}
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: NamespaceFor(run), Labels: lease.NamespaceLabels(run)}}
 		if _, err := cs.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/runtime/kubernetes"
+	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/system"
 	"github.com/faultline-dev/faultline/systems"
@@ -107,7 +108,7 @@ func TestUpAndProcessFaults(t *testing.T) {
 	require.NoError(t, sys.Stop(ctx))
 	stopped = true
 	cs := kubeClient(t)
-	list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: kubernetes.LabelManaged + "=true"})
+	list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: lease.ManagedSelector})
 	require.NoError(t, err)
 	assert.Empty(t, list.Items, "namespaces left after Stop")
 }
