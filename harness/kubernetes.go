@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
+	"time"
 
+	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime/kubernetes"
+	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/undo"
 )
@@ -28,6 +32,9 @@ type Kubernetes struct {
 	// ModuleRoot is the source tree local images are named from; empty asks the go
 	// command from the working directory.
 	ModuleRoot string
+	// LeaseTTL is how long the run's Lease lives without renewal before its reaper
+	// deletes the run's namespace (lease.DefaultTTL when 0; whole seconds, at least 3 s).
+	LeaseTTL time.Duration
 }
 
 // WithKubernetes sets how runs on the kubernetes runtime reach their cluster and images.
@@ -73,9 +80,13 @@ func (r *runner) startKubernetes(ctx context.Context, d *containerRun) (string, 
 		return "", err
 	}
 	r.journal.SetNamespaceCleaner(CleanKubernetes)
-	rt, err := kubernetes.New(ctx, kubernetes.WithRunID(runID), kubernetes.WithKubeconfig(kubeconfig),
+	opts := []kubernetes.Option{kubernetes.WithRunID(runID), kubernetes.WithKubeconfig(kubeconfig),
 		kubernetes.WithContext(k.Context), kubernetes.WithImage(k.Image), kubernetes.WithLogger(r.o.log),
-		kubernetes.WithStartTimeout(r.o.readyTimeout), kubernetes.WithVolumeRoot(k.VolumeRoot))
+		kubernetes.WithStartTimeout(r.o.readyTimeout), kubernetes.WithVolumeRoot(k.VolumeRoot)}
+	if k.LeaseTTL != 0 {
+		opts = append(opts, kubernetes.WithLeaseOptions(lease.WithTTL(k.LeaseTTL)))
+	}
+	rt, err := kubernetes.New(ctx, opts...)
 	if err != nil {
 		return "", fmt.Errorf("start kubernetes runtime: %w", err)
 	}
@@ -84,6 +95,54 @@ func (r *runner) startKubernetes(ctx context.Context, d *containerRun) (string, 
 		return "", fmt.Errorf("start kubernetes runtime: %w", err)
 	}
 	return k.Toxiproxy, nil
+}
+
+// leaseHolder is a runtime, or a system under test, that holds a lease on what it runs
+// and may lose it: a Kubernetes runtime whose Lease could not be renewed for a whole TTL,
+// so that its reaper may be deleting the run's namespace under the run.
+type leaseHolder interface{ LeaseLost() <-chan struct{} }
+
+var _ leaseHolder = (*kubernetes.Runtime)(nil)
+
+// watchLease cancels the run (cancel, with kubernetes.ErrLeaseLost) as soon as its
+// container runtime or its system loses its lease: a run going on without it would
+// judge a system being deleted. stop ends the watch.
+func (r *runner) watchLease(ctx context.Context, cancel context.CancelCauseFunc) (stop func()) {
+	var lost []<-chan struct{}
+	if r.docker != nil {
+		if h, ok := r.docker.rt.(leaseHolder); ok {
+			lost = append(lost, h.LeaseLost())
+		}
+	}
+	if h, ok := r.sys.(leaseHolder); ok {
+		lost = append(lost, h.LeaseLost())
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, ch := range lost {
+		wg.Go(func() {
+			select {
+			case <-ch:
+				r.o.log.Error("the run's lease is lost: stopping the run", "err", kubernetes.ErrLeaseLost)
+				cancel(kubernetes.ErrLeaseLost)
+			case <-done:
+			case <-ctx.Done():
+			}
+		})
+	}
+	return sync.OnceFunc(func() { close(done); wg.Wait() })
+}
+
+// leaseLost records a run ended by the loss of its lease (ctx's cause): verdict error,
+// whatever was measured so far, and returns the run's error; nil when ctx did not end so.
+func (r *runner) leaseLost(ctx context.Context) error {
+	if ctx.Err() == nil || !errors.Is(context.Cause(ctx), kubernetes.ErrLeaseLost) {
+		return nil
+	}
+	r.res.Verdict, r.res.Reason = result.Error, kubernetes.ErrLeaseLost.Error()
+	r.res.Hint = "the harness could not renew the run's Lease on the cluster for a whole TTL (cluster unreachable or overloaded), " +
+		"so its reaper may be deleting the run's namespace; the run was stopped and healed as far as the cluster answered"
+	return fmt.Errorf("run scenario: %w", kubernetes.ErrLeaseLost)
 }
 
 // CleanKubernetes deletes a run's recorded namespaces, each on the cluster it recorded,

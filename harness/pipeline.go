@@ -31,11 +31,16 @@ import (
 // and publish routes → scrape → load, fault timeline and live checks → heal → converge →
 // evaluate → verdict. Faults are healed and the system stopped on every way out.
 func (r *runner) run(ctx context.Context) (err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	done, err := r.prepare(ctx)
 	defer done(&err)
 	if err != nil {
 		return err
 	}
+	// A runtime (or system) that loses its lease on the cluster ends the run.
+	stopLease := r.watchLease(ctx, cancel)
+	defer stopLease()
 	cleanup := r.cleanupContext(ctx)
 
 	if r.o.started == nil {

@@ -131,8 +131,12 @@ type runner struct {
 func (r *runner) since() time.Duration { return time.Since(r.began) }
 
 // fail records a harness error as the verdict unless ctx ended first, which makes the run
-// aborted: an interrupted run is not the harness's fault.
+// aborted (an interrupted run is not the harness's fault), or an error when the run's
+// lease was lost (see watchLease).
 func (r *runner) fail(ctx context.Context, err error) error {
+	if lerr := r.leaseLost(ctx); lerr != nil {
+		return lerr
+	}
 	if ae, ok := abortedBy(ctx); ok {
 		r.res.Verdict, r.res.Reason = result.Aborted, ae.Error()
 		r.res.Hint = "a stop condition (abort_when) fired; every fault was healed at once and every process stopped"

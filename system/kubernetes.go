@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/runtime/kubernetes"
+	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
 )
 
 // Kubernetes configures StartKubernetes.
@@ -24,6 +25,9 @@ type Kubernetes struct {
 	RunID string
 	// VolumeRoot is the node directory of the run's volumes (kubernetes.WithVolumeRoot).
 	VolumeRoot string
+	// LeaseTTL is how long the run's Lease lives without renewal before its reaper
+	// deletes the namespace (lease.DefaultTTL when 0).
+	LeaseTTL time.Duration
 }
 
 // StartKubernetes starts the system in a namespace of its own on a cluster: every
@@ -43,9 +47,13 @@ func StartKubernetes(ctx context.Context, s Spec, k Kubernetes, opts ...Option) 
 		}
 		k.Image = fl
 	}
-	rt, err := kubernetes.New(ctx, kubernetes.WithRunID(k.RunID), kubernetes.WithKubeconfig(k.Kubeconfig),
+	kopts := []kubernetes.Option{kubernetes.WithRunID(k.RunID), kubernetes.WithKubeconfig(k.Kubeconfig),
 		kubernetes.WithContext(k.Context), kubernetes.WithImage(k.Image), kubernetes.WithLogger(o.log),
-		kubernetes.WithVolumeRoot(k.VolumeRoot))
+		kubernetes.WithVolumeRoot(k.VolumeRoot)}
+	if k.LeaseTTL != 0 {
+		kopts = append(kopts, kubernetes.WithLeaseOptions(lease.WithTTL(k.LeaseTTL)))
+	}
+	rt, err := kubernetes.New(ctx, kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("start system: %w", err)
 	}

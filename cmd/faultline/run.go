@@ -334,6 +334,9 @@ func (f *runRuntimeFlags) options(ctx context.Context, errOut io.Writer, scs ...
 		}
 		return []harness.Option{harness.WithRuntime(runtimeDocker), harness.WithDocker(d)}, nil
 	case runtimeKubernetes:
+		if err := f.kube.validate(); err != nil {
+			return nil, err
+		}
 		k, err := harness.KubernetesImages(ctx, f.kube.harness(f.image))
 		if err != nil {
 			return nil, fmt.Errorf("prepare kubernetes runtime: %w", err)

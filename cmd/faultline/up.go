@@ -16,6 +16,7 @@ import (
 
 	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/runtime/kubernetes"
+	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/system"
 	"github.com/faultline-dev/faultline/undo"
@@ -76,6 +77,7 @@ const (
 // kubeFlags say how to reach a cluster.
 type kubeFlags struct {
 	kubeconfig, context, toxiproxyImage string
+	leaseTTL                            time.Duration
 	runID                               string // the run's undo id (up), not a flag
 }
 
@@ -105,11 +107,24 @@ func (k *kubeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&k.kubeconfig, "kubeconfig", "", "kubernetes: kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
 	fl.StringVar(&k.context, "kube-context", "", "kubernetes: the kubeconfig's context to use (default: its current one)")
 	fl.StringVar(&k.toxiproxyImage, "toxiproxy-image", "", "kubernetes: image holding the Toxiproxy server (default: this tree's image imported into the nodes)")
+	// Not --lease-ttl: that is the registry lease of every instance (up).
+	fl.DurationVar(&k.leaseTTL, "kube-lease-ttl", lease.DefaultTTL, "kubernetes: how long the run's Lease lives without renewal before its reaper deletes the run's namespace (whole seconds, at least 3s)")
+}
+
+// validate checks the flags that need no cluster (a zero lease TTL is the default).
+func (k kubeFlags) validate() error {
+	if k.leaseTTL == 0 {
+		return nil
+	}
+	if err := lease.CheckTTL(k.leaseTTL); err != nil {
+		return usagef("--kube-lease-ttl: %v", err)
+	}
+	return nil
 }
 
 // harness is the harness's view of the flags, with the faultline image image.
 func (k kubeFlags) harness(image string) harness.Kubernetes {
-	return harness.Kubernetes{Kubeconfig: k.kubeconfig, Context: k.context, Image: image, Toxiproxy: k.toxiproxyImage}
+	return harness.Kubernetes{Kubeconfig: k.kubeconfig, Context: k.context, Image: image, Toxiproxy: k.toxiproxyImage, LeaseTTL: k.leaseTTL}
 }
 
 func (f *runtimeFlags) register(cmd *cobra.Command) {
@@ -128,7 +143,7 @@ func (f *runtimeFlags) validate() error {
 		if f.keepData {
 			return usagef("--keep-data needs --runtime docker (on kubernetes the data lives on the cluster's node, in the run's volumes)")
 		}
-		return nil
+		return f.kube.validate()
 	case runtimeLocal:
 		if f.image != "" || f.keepData {
 			return usagef("--image and --keep-data need --runtime docker (the local runtime always keeps DIR/data)")
@@ -145,7 +160,7 @@ func (f *runtimeFlags) start(ctx context.Context, spec system.Spec, log *slog.Lo
 	opts = append([]system.Option{system.WithLogger(log)}, opts...)
 	if f.runtime == runtimeKubernetes {
 		sys, err := system.StartKubernetes(ctx, spec, system.Kubernetes{
-			Kubeconfig: f.kube.kubeconfig, Context: f.kube.context, Image: f.image, RunID: f.kube.runID,
+			Kubeconfig: f.kube.kubeconfig, Context: f.kube.context, Image: f.image, RunID: f.kube.runID, LeaseTTL: f.kube.leaseTTL,
 		}, opts...)
 		return sys, func() {}, err
 	}

@@ -263,8 +263,8 @@ func defaults() config {
 // Validate lists every problem with the configuration at once.
 func (c config) Validate() []error {
 	var errs []error
-	if c.ttl < 3*time.Second || c.ttl%time.Second != 0 {
-		errs = append(errs, fmt.Errorf("lease ttl %v: must be whole seconds, at least 3s (a Lease counts in seconds and is renewed every ttl/3)", c.ttl))
+	if err := CheckTTL(c.ttl); err != nil {
+		errs = append(errs, err)
 	}
 	if c.reaper && c.image == "" {
 		errs = append(errs, errors.New("reaper image: required (WithImage), or WithoutReaper"))
@@ -278,6 +278,14 @@ func (c config) Validate() []error {
 		errs = append(errs, fmt.Errorf("image pull policy %q: want Always, IfNotPresent or Never", c.pullPolicy))
 	}
 	return errs
+}
+
+// CheckTTL says what is wrong with d as a Lease's TTL (WithTTL), nil when nothing is.
+func CheckTTL(d time.Duration) error {
+	if d < 3*time.Second || d%time.Second != 0 {
+		return fmt.Errorf("lease ttl %v: must be whole seconds, at least 3s (a Lease counts in seconds and is renewed every ttl/3)", d)
+	}
+	return nil
 }
 
 // WithTTL sets how long the Lease lives without renewal (DefaultTTL): whole seconds, at
