@@ -103,14 +103,21 @@ func Stale(ctx context.Context, client kubernetes.Interface, opts ...StaleOption
 	return out, nil
 }
 
-// DeleteRun deletes a run's namespace and the reaper's cluster-scoped objects of it (the
-// garbage collector would too, once the namespace is gone; a missing one is fine). It
-// does not wait for the namespace to be gone: its controller finishes the job.
+// DeleteRun deletes a run's namespace, kills its pods at once (KillPods), and deletes the
+// reaper's cluster-scoped objects of it (the garbage collector would too, once the
+// namespace is gone; a missing one is fine). It does not wait for the namespace to be
+// gone: its controller finishes the job.
 func DeleteRun(ctx context.Context, client kubernetes.Interface, namespace string) error {
 	bg := metav1.DeletePropagationBackground
 	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
 	var errs []error
-	if err := client.CoreV1().Namespaces().Delete(ctx, namespace, opts); err != nil && !apierrors.IsNotFound(err) {
+	err := client.CoreV1().Namespaces().Delete(ctx, namespace, opts)
+	switch {
+	case err == nil:
+		if err := KillPods(ctx, client, namespace); err != nil {
+			errs = append(errs, err)
+		}
+	case !apierrors.IsNotFound(err):
 		errs = append(errs, err)
 	}
 	if err := client.RbacV1().ClusterRoleBindings().Delete(ctx, clusterName(namespace), opts); err != nil && !apierrors.IsNotFound(err) {

@@ -585,3 +585,25 @@ func TestReapDeletesNamespaceThenKillsPods(t *testing.T) {
 		t.Errorf("the reaper's own pod: %v, want kept", err)
 	}
 }
+
+// The next command's DeleteRun kills a dead run's pods at once, after its namespace.
+func TestDeleteRunKillsPods(t *testing.T) {
+	component := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "order-1-x", Namespace: testNS, Labels: map[string]string{"dev.faultline.name": "order-1"}}}
+	cs := newFake(component)
+	killed := podCollector(t, cs)
+	if err := DeleteRun(context.Background(), cs, testNS); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, a := range cs.Actions() {
+		if res := a.GetResource().Resource; res == "namespaces" || res == "pods" {
+			order = append(order, a.GetVerb()+" "+res)
+		}
+	}
+	if want := []string{"delete namespaces", "delete-collection pods"}; !slices.Equal(order, want) {
+		t.Errorf("DeleteRun's calls %q, want %q", order, want)
+	}
+	if killed.Load() != 1 {
+		t.Errorf("%d pods killed, want 1", killed.Load())
+	}
+}
