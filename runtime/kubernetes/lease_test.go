@@ -199,6 +199,11 @@ func TestCloseStopsLeaseBeforeDeletingNamespace(t *testing.T) {
 // LeaseLost closes once renewals have failed for a whole TTL, not before.
 func TestLeaseLost(t *testing.T) {
 	cs := reaperReady()
+	// Every renewal fails (a reactor added before New: the fake's reactors are not safe
+	// to add while its clients run).
+	cs.PrependReactor("update", "leases", func(k8stesting.Action) (bool, kruntime.Object, error) {
+		return true, nil, errors.New("connection refused")
+	})
 	fc := clocktesting.NewFakeClock(time.Now())
 	r, err := New(context.Background(), WithClient(cs, nil), WithRunID("run-1"),
 		WithLeaseOptions(lease.WithoutReaper(), lease.WithTTL(3*time.Second), lease.WithClock(fc)))
@@ -206,9 +211,6 @@ func TestLeaseLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Close(context.Background()) })
-	cs.PrependReactor("update", "leases", func(k8stesting.Action) (bool, kruntime.Object, error) {
-		return true, nil, errors.New("connection refused")
-	})
 	step := func() {
 		t.Helper()
 		// Wait for the renewal loop's ticker before stepping the clock past it.
