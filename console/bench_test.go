@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -16,11 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/faultline-dev/faultline/console"
-	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/internal/browsertest"
-	"github.com/faultline-dev/faultline/scenarios"
-	"github.com/faultline-dev/faultline/systems"
 )
 
 // benchIdle is how long the idle CPU is measured: long enough for a few hundred pushes.
@@ -67,17 +61,7 @@ func BenchmarkConsoleLatency(b *testing.B) {
 	if browsertest.Path() == "" {
 		b.Skip("chromium not installed (Debian package chromium)")
 	}
-	exe, err := os.Executable()
-	require.NoError(b, err)
-	sc, err := scenarios.Builtin("baseline")
-	require.NoError(b, err)
-	log := slog.New(slog.NewTextHandler(tWriter{b}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sys := systems.For(sc, exe)
-	c, err := console.Start(b.Context(), sys, console.Options{
-		Scenario: sc, Harness: []harness.Option{harness.WithDir(b.TempDir()), harness.WithLogger(log)},
-	})
-	require.NoError(b, err)
-	b.Cleanup(func() { c.Close(context.Background()) })
+	c, sys := startBaseline(b)
 	scrape, err := sys.Scrape()
 	require.NoError(b, err)
 	var gateway string

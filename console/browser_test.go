@@ -28,6 +28,7 @@ import (
 	"github.com/faultline-dev/faultline/reports"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/sut"
 	"github.com/faultline-dev/faultline/systems"
 )
 
@@ -43,6 +44,24 @@ type tWriter struct{ t testing.TB }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// startBaseline starts a console on the reference system of the built-in baseline
+// scenario, run by this test binary, closed when the test ends; it returns the system too.
+func startBaseline(tb testing.TB) (*console.Console, sut.System) {
+	tb.Helper()
+	exe, err := os.Executable()
+	require.NoError(tb, err)
+	sc, err := scenarios.Builtin("baseline")
+	require.NoError(tb, err)
+	log := slog.New(slog.NewTextHandler(tWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sys := systems.For(sc, exe)
+	c, err := console.Start(tb.Context(), sys, console.Options{
+		Scenario: sc, Harness: []harness.Option{harness.WithDir(tb.TempDir()), harness.WithLogger(log)},
+	})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { c.Close(context.Background()) })
+	return c, sys
 }
 
 // TestConsoleInBrowser drives the page as a teacher would: load on, 1.5 s of latency on
@@ -62,16 +81,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		artifacts = t.TempDir()
 	}
 	require.NoError(t, os.MkdirAll(artifacts, 0o755))
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	sc, err := scenarios.Builtin("baseline")
-	require.NoError(t, err)
-	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := console.Start(t.Context(), systems.For(sc, exe), console.Options{
-		Scenario: sc, Harness: []harness.Option{harness.WithDir(t.TempDir()), harness.WithLogger(log)},
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close(context.Background()) })
+	c, _ := startBaseline(t)
 
 	requireLoopbackOnly(t, c.Listeners())
 	requireEventsAtLeast(t, c.URL(), 2)
@@ -205,6 +215,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	for _, st := range rec.Load.Ramp {
 		assert.Equal(t, scenarios.Rate{Freq: 50, Per: time.Second}, st.Rate)
 	}
+	sc, err := scenarios.Builtin("baseline") // the console's scenario (startBaseline)
+	require.NoError(t, err)
 	assert.Equal(t, sc.Load.Mix, rec.Load.Mix)
 	assert.Equal(t, map[string]float64{"browse": 0, "view_order": 0, "place_order": 1, "retry_order": 0}, rec.Load.Ramp[1].Mix)
 	assert.Equal(t, map[string]float64{"browse": 50, "view_order": 20, "place_order": 25, "retry_order": 5}, rec.Load.Ramp[2].Mix)

@@ -1,19 +1,13 @@
 package console_test
 
 import (
-	"context"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/faultline-dev/faultline/console"
-	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/scenarios"
-	"github.com/faultline-dev/faultline/systems"
 )
 
 // TestConsoleMixLive changes the journeys' weights while the load runs on the reference
@@ -24,16 +18,7 @@ func TestConsoleMixLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the reference system")
 	}
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	sc, err := scenarios.Builtin("baseline")
-	require.NoError(t, err)
-	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := console.Start(t.Context(), systems.For(sc, exe), console.Options{
-		Scenario: sc, Harness: []harness.Option{harness.WithDir(t.TempDir()), harness.WithLogger(log)},
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close(context.Background()) })
+	c, _ := startBaseline(t)
 
 	journeys := func() map[string]float64 {
 		out := map[string]float64{}
