@@ -11,7 +11,6 @@ import (
 
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/runtime/kubernetes"
-	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/undo"
 )
@@ -80,13 +79,10 @@ func (r *runner) startKubernetes(ctx context.Context, d *containerRun) (string, 
 		return "", err
 	}
 	r.journal.SetNamespaceCleaner(CleanKubernetes)
-	opts := []kubernetes.Option{kubernetes.WithRunID(runID), kubernetes.WithKubeconfig(kubeconfig),
+	rt, err := kubernetes.New(ctx, kubernetes.WithRunID(runID), kubernetes.WithKubeconfig(kubeconfig),
 		kubernetes.WithContext(k.Context), kubernetes.WithImage(k.Image), kubernetes.WithLogger(r.o.log),
-		kubernetes.WithStartTimeout(r.o.readyTimeout), kubernetes.WithVolumeRoot(k.VolumeRoot)}
-	if k.LeaseTTL != 0 {
-		opts = append(opts, kubernetes.WithLeaseOptions(lease.WithTTL(k.LeaseTTL)))
-	}
-	rt, err := kubernetes.New(ctx, opts...)
+		kubernetes.WithStartTimeout(r.o.readyTimeout), kubernetes.WithVolumeRoot(k.VolumeRoot),
+		kubernetes.WithLeaseTTL(k.LeaseTTL))
 	if err != nil {
 		return "", fmt.Errorf("start kubernetes runtime: %w", err)
 	}

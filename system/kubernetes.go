@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/runtime/kubernetes"
-	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
 )
 
 // Kubernetes configures StartKubernetes.
@@ -47,13 +46,9 @@ func StartKubernetes(ctx context.Context, s Spec, k Kubernetes, opts ...Option) 
 		}
 		k.Image = fl
 	}
-	kopts := []kubernetes.Option{kubernetes.WithRunID(k.RunID), kubernetes.WithKubeconfig(k.Kubeconfig),
+	rt, err := kubernetes.New(ctx, kubernetes.WithRunID(k.RunID), kubernetes.WithKubeconfig(k.Kubeconfig),
 		kubernetes.WithContext(k.Context), kubernetes.WithImage(k.Image), kubernetes.WithLogger(o.log),
-		kubernetes.WithVolumeRoot(k.VolumeRoot)}
-	if k.LeaseTTL != 0 {
-		kopts = append(kopts, kubernetes.WithLeaseOptions(lease.WithTTL(k.LeaseTTL)))
-	}
-	rt, err := kubernetes.New(ctx, kopts...)
+		kubernetes.WithVolumeRoot(k.VolumeRoot), kubernetes.WithLeaseTTL(k.LeaseTTL))
 	if err != nil {
 		return nil, fmt.Errorf("start system: %w", err)
 	}

@@ -272,3 +272,17 @@ func TestHarnessRulesCoverRuntimeCalls(t *testing.T) {
 		}
 	}
 }
+
+// WithLeaseTTL passes a flag through: 0 is the default TTL, anything else the Lease's.
+func TestWithLeaseTTL(t *testing.T) {
+	for _, tc := range []struct {
+		ttl  time.Duration
+		want int
+	}{{0, 0}, {5 * time.Second, 1}} {
+		var r Runtime
+		WithLeaseTTL(tc.ttl)(&r)
+		if got := len(r.leaseOpts); got != tc.want {
+			t.Errorf("WithLeaseTTL(%v): %d lease options, want %d", tc.ttl, got, tc.want)
+		}
+	}
+}

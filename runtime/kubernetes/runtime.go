@@ -162,6 +162,16 @@ func WithLeaseOptions(opts ...lease.Option) Option {
 	return func(r *Runtime) { r.leaseOpts = append(r.leaseOpts, opts...) }
 }
 
+// WithLeaseTTL sets the run's Lease TTL (lease.WithTTL); 0 keeps lease.DefaultTTL, so
+// that callers can pass a flag or a config field through as it is.
+func WithLeaseTTL(d time.Duration) Option {
+	return func(r *Runtime) {
+		if d != 0 {
+			r.leaseOpts = append(r.leaseOpts, lease.WithTTL(d))
+		}
+	}
+}
+
 // LoadConfig reads a kubeconfig the way kubectl does: path when set, else KUBECONFIG,
 // else ~/.kube/config; context picks another context than the current one.
 func LoadConfig(path, context string) (*rest.Config, error) {
