@@ -351,3 +351,74 @@ func TestLabelString(t *testing.T) {
 		}
 	}
 }
+
+// stallWriter blocks every Write until released, as a file does on a disk that stalls
+// (writeback throttling on a loaded machine); entered says a Write is waiting.
+type stallWriter struct {
+	entered chan struct{}
+	release chan struct{}
+	mu      sync.Mutex
+	buf     bytes.Buffer
+}
+
+func (s *stallWriter) Write(p []byte) (int, error) {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	<-s.release
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+// A history's file that stalls must not stall its writers: the harness writes every
+// request's outcome from the load's result loop, and a Write that waited for the disk
+// would hold back the load generator itself (its workers wait to hand over results), so a
+// slow disk would pass for a harness that cannot keep its rate. Nothing is lost: what was
+// written while the file stalled reaches it, in order, once it takes writes again.
+func TestWriteDoesNotWaitForAStalledFile(t *testing.T) {
+	sw := &stallWriter{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	w := history.NewWriter(sw, time.Now(), history.WithFlushInterval(0), history.WithBufferSize(4096))
+	require.NoError(t, w.Write(history.NoteEvent("before the stall")))
+	flushed := make(chan error, 1)
+	go func() { flushed <- w.Flush() }()
+	select {
+	case <-sw.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the flush never reached the file")
+	}
+
+	// The file is stalled inside Flush. Enough writes to fill the buffer several times.
+	wrote := make(chan error, 1)
+	go func() {
+		r := sampleResult(0)
+		for i := range 200 {
+			r.Seq = uint64(i + 1)
+			if err := w.Write(history.RequestEvent(r)); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	select {
+	case err := <-wrote:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		close(sw.release)
+		t.Fatal("Write waited for the stalled file")
+	}
+
+	close(sw.release)
+	require.NoError(t, <-flushed)
+	require.NoError(t, w.Close())
+	got := readAll(t, history.NewReader(&sw.buf))
+	require.Len(t, got, 201)
+	assert.Equal(t, history.KindNote, got[0].Kind)
+	for i, ev := range got[1:] {
+		r, ok := ev.AsRequest()
+		require.True(t, ok)
+		assert.Equal(t, uint64(i+1), r.Seq)
+	}
+}

@@ -1,7 +1,6 @@
 package history
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -36,38 +35,54 @@ type WriterOption func(*Writer)
 // buffer fills and on Close.
 func WithFlushInterval(d time.Duration) WriterOption { return func(w *Writer) { w.every = d } }
 
-// WithBufferSize sets the write buffer size (default 256 KiB).
+// WithBufferSize sets how much a Writer buffers before its flusher writes to the file
+// (default 256 KiB, at least 4 KiB).
 func WithBufferSize(n int) WriterOption { return func(w *Writer) { w.size = n } }
 
 // Writer appends events to a history. Events are stamped as they are written, under the
 // writer's lock, so T never decreases from one line to the next.
+//
+// Write never waits for the file: events go to an in-memory buffer, and a flush hands the
+// buffer to the file outside the lock while a second buffer takes new events. The harness
+// writes every request's outcome from the load generator's result loop, so a Write that
+// waited on a stalled disk would hold the load back and pass for a generator that cannot
+// keep its rate. Only when the file has fallen behind by more than the pending bound does
+// a Write flush itself, so memory stays bounded whatever the disk does.
 type Writer struct {
-	start time.Time
-	every time.Duration
-	size  int
+	start   time.Time
+	every   time.Duration
+	size    int // a full buffer asks the flusher to write it
+	pending int // a buffer this big is written by the writer that filled it
 
 	mu     sync.Mutex
-	bw     *bufio.Writer
-	file   *os.File // set by Create: synced and closed by Close
+	cur    *bytes.Buffer // events not yet handed to the file
 	err    error
 	closed bool
-	done   chan struct{}
-	wg     sync.WaitGroup
-	pool   sync.Pool
+
+	ioMu  sync.Mutex // serialises writes to dst; guards spare
+	dst   io.Writer
+	spare *bytes.Buffer
+	file  *os.File // set by Create: synced and closed by Close
+
+	kick chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
+	pool sync.Pool
 }
 
 // NewWriter writes a history to w, stamping events with their offset from start.
 func NewWriter(w io.Writer, start time.Time, opts ...WriterOption) *Writer {
-	hw := &Writer{start: start, every: DefaultFlushInterval, size: 256 << 10, done: make(chan struct{})}
+	hw := &Writer{start: start, every: DefaultFlushInterval, size: 256 << 10, dst: w,
+		kick: make(chan struct{}, 1), done: make(chan struct{})}
 	for _, o := range opts {
 		o(hw)
 	}
-	hw.bw = bufio.NewWriterSize(w, max(hw.size, 4096))
+	hw.size = max(hw.size, 4096)
+	hw.pending = max(16*hw.size, 4<<20)
+	hw.cur, hw.spare = bytes.NewBuffer(make([]byte, 0, hw.size)), bytes.NewBuffer(make([]byte, 0, hw.size))
 	hw.pool.New = func() any { return new(encodeBuf) }
-	if hw.every > 0 {
-		hw.wg.Add(1)
-		go hw.flushLoop()
-	}
+	hw.wg.Add(1)
+	go hw.flushLoop()
 	return hw
 }
 
@@ -112,56 +127,87 @@ func (w *Writer) Write(ev Event) error {
 	line := eb.buf.Bytes()
 	const zero = `{"t":0,`
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	switch {
 	case w.closed:
+		w.mu.Unlock()
 		return ErrClosed
 	case w.err != nil:
-		return w.err
+		err := w.err
+		w.mu.Unlock()
+		return err
 	}
 	if stamp {
 		// The encoder wrote T as 0; splice the stamp in under the lock so that lines are
 		// in time order even when many goroutines write.
 		var num [24]byte
-		w.bw.WriteString(`{"t":`)
-		w.bw.Write(strconv.AppendInt(num[:0], int64(time.Since(w.start)), 10))
+		w.cur.WriteString(`{"t":`)
+		w.cur.Write(strconv.AppendInt(num[:0], int64(time.Since(w.start)), 10))
 		line = line[len(zero)-1:]
 	}
-	if _, err := w.bw.Write(line); err != nil {
-		w.err = fmt.Errorf("write history: %w", err)
-		return w.err
+	w.cur.Write(line)
+	n := w.cur.Len()
+	w.mu.Unlock()
+	switch {
+	case n >= w.pending:
+		return w.flush(false)
+	case n >= w.size:
+		select {
+		case w.kick <- struct{}{}:
+		default: // the flusher is already asked
+		}
 	}
 	return nil
 }
 
 // Flush pushes buffered events to the underlying writer.
-func (w *Writer) Flush() error {
+func (w *Writer) Flush() error { return w.flush(false) }
+
+// flush hands the current buffer to the file, outside the lock Write takes. closing lets
+// Close's last flush through after the writer is marked closed.
+func (w *Writer) flush(closing bool) error {
+	w.ioMu.Lock()
+	defer w.ioMu.Unlock()
+	w.mu.Lock()
+	if w.err != nil || (w.closed && !closing) || w.cur.Len() == 0 {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	out := w.cur
+	w.cur, w.spare = w.spare, nil
+	w.mu.Unlock()
+
+	_, err := w.dst.Write(out.Bytes())
+	out.Reset()
+	w.spare = out
+	if err == nil {
+		return nil
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.flushLocked()
-}
-
-func (w *Writer) flushLocked() error {
-	if w.err != nil || w.closed {
-		return w.err
-	}
-	if err := w.bw.Flush(); err != nil {
-		w.err = fmt.Errorf("flush history: %w", err)
+	if w.err == nil {
+		w.err = fmt.Errorf("write history: %w", err)
 	}
 	return w.err
 }
 
+// flushLoop writes the buffer every interval and whenever a Write finds it full.
 func (w *Writer) flushLoop() {
 	defer w.wg.Done()
-	t := time.NewTicker(w.every)
-	defer t.Stop()
+	var tick <-chan time.Time
+	if w.every > 0 {
+		t := time.NewTicker(w.every)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-w.done:
 			return
-		case <-t.C:
-			_ = w.Flush()
+		case <-tick:
+		case <-w.kick:
 		}
+		_ = w.flush(false)
 	}
 }
 
@@ -169,14 +215,15 @@ func (w *Writer) flushLoop() {
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	if w.closed {
+		err := w.err
 		w.mu.Unlock()
-		return w.err
+		return err
 	}
-	err := w.flushLocked()
 	w.closed = true
 	close(w.done)
 	w.mu.Unlock()
 	w.wg.Wait()
+	err := w.flush(true)
 	if w.file != nil {
 		if serr := w.file.Sync(); serr != nil && err == nil {
 			err = fmt.Errorf("sync history: %w", serr)
