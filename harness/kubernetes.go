@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,10 @@ type Kubernetes struct {
 	// Image holds the faultline binary at /faultline; Toxiproxy holds Toxiproxy's server.
 	// Pushed with faultline images push, or imported into the nodes.
 	Image, Toxiproxy string
+	// Registry (HOST[:PORT][/PATH]) names the images Image and Toxiproxy leave empty as
+	// faultline images push --registry Registry tags this source tree's (images.Ref);
+	// empty names them as imported into the nodes (kubernetes.LocalImageHost).
+	Registry string
 	// VolumeRoot is the node directory holding run volumes (kubernetes.WithVolumeRoot).
 	VolumeRoot string
 	// ModuleRoot is the source tree local images are named from; empty asks the go
@@ -39,13 +44,14 @@ type Kubernetes struct {
 // WithKubernetes sets how runs on the kubernetes runtime reach their cluster and images.
 func WithKubernetes(k Kubernetes) Option { return func(o *options) { o.kubernetes = k } }
 
-// KubernetesImages fills in the image references k leaves empty with the local images of
-// this source tree (kubernetes.LocalImages), so that a suite names them once.
+// KubernetesImages fills in the image references k leaves empty with this source tree's
+// images in k.Registry, or as imported into the nodes when it is empty
+// (kubernetes.RegistryImages), so that a suite names them once.
 func KubernetesImages(ctx context.Context, k Kubernetes) (Kubernetes, error) {
 	if k.Image != "" && k.Toxiproxy != "" {
 		return k, nil
 	}
-	fl, tp, err := kubernetes.LocalImages(ctx, k.ModuleRoot)
+	fl, tp, err := kubernetes.RegistryImages(ctx, k.ModuleRoot, cmp.Or(k.Registry, kubernetes.LocalImageHost))
 	if err != nil {
 		return k, fmt.Errorf("name kubernetes images: %w", err)
 	}

@@ -1,6 +1,7 @@
 package system
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,9 +18,12 @@ type Kubernetes struct {
 	// Context is its context; empty is the current one.
 	Kubeconfig, Context string
 	// Image holds the faultline binary at /faultline. Empty names the image of this
-	// source tree's binary as imported into the nodes (kubernetes.LocalImages), which must
-	// be there.
+	// source tree's binary in Registry, or, when that is empty too, as imported into the
+	// nodes (kubernetes.LocalImages), which must be there.
 	Image string
+	// Registry (HOST[:PORT][/PATH]) is where faultline images push --registry pushed this
+	// source tree's images (kubernetes.RegistryImages names them the same way).
+	Registry string
 	// RunID labels the namespace and everything in it; empty is random.
 	RunID string
 	// VolumeRoot is the node directory of the run's volumes (kubernetes.WithVolumeRoot).
@@ -40,7 +44,7 @@ func StartKubernetes(ctx context.Context, s Spec, k Kubernetes, opts ...Option) 
 		opt(&o)
 	}
 	if k.Image == "" {
-		fl, _, err := kubernetes.LocalImages(ctx, "")
+		fl, _, err := kubernetes.RegistryImages(ctx, "", cmp.Or(k.Registry, kubernetes.LocalImageHost))
 		if err != nil {
 			return nil, fmt.Errorf("start system: %w", err)
 		}

@@ -310,6 +310,9 @@ func (f *runRuntimeFlags) register(cmd *cobra.Command) {
 // options validates the flags and, for docker, builds the images once so that every run
 // of a suite or comparison reuses them.
 func (f *runRuntimeFlags) options(ctx context.Context, errOut io.Writer, scs ...*scenarios.Scenario) ([]harness.Option, error) {
+	if err := f.kube.checkRegistry(f.runtime, f.image); err != nil {
+		return nil, err
+	}
 	switch f.runtime {
 	case "":
 		// Each scenario's own system.runtime decides; --image serves those on docker.

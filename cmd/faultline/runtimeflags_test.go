@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/faultline-dev/faultline/harness"
 )
 
 func TestRunRuntimeFlags(t *testing.T) {
@@ -41,4 +43,61 @@ func TestRunRuntimeFlags(t *testing.T) {
 			assert.Len(t, got, tt.wantOpts)
 		})
 	}
+}
+
+// --registry names both images of a kubernetes run: refused on another runtime, beside an
+// image named by hand, and when images push would refuse it, on every command taking it.
+func TestRegistryFlagValidation(t *testing.T) {
+	const reg = "reg.example:5000/chaos"
+	tests := []struct {
+		name, runtime, image, toxiproxy, registry string
+		wantErr                                   string // "" accepts the flags
+	}{
+		{name: "a registry on kubernetes", runtime: "kubernetes", registry: reg},
+		{name: "a registry with a trailing slash", runtime: "kubernetes", registry: reg + "/"},
+		{name: "a registry host alone", runtime: "kubernetes", registry: "127.0.0.1:5000"},
+		{name: "no registry", runtime: "kubernetes", image: "reg.example/faultline:abc"},
+		{name: "with --image", runtime: "kubernetes", registry: reg, image: "reg.example/faultline:abc", wantErr: "--registry names both images: give it or --image and --toxiproxy-image, not both"},
+		{name: "with --toxiproxy-image", runtime: "kubernetes", registry: reg, toxiproxy: "reg.example/faultline-toxiproxy:def", wantErr: "--registry names both images"},
+		{name: "on docker", runtime: "docker", registry: reg, wantErr: "--registry needs --runtime kubernetes"},
+		{name: "on the local runtime", runtime: "local", registry: reg, wantErr: "--registry needs --runtime kubernetes"},
+		{name: "no runtime given (run)", runtime: "", registry: reg, wantErr: "--registry needs --runtime kubernetes"},
+		{name: "malformed", runtime: "kubernetes", registry: "Not A Registry!", wantErr: `--registry: registry "Not A Registry!" is not HOST[:PORT][/PATH]`},
+		{name: "a bad port", runtime: "kubernetes", registry: "reg.example:port/chaos", wantErr: "is not HOST[:PORT][/PATH]"},
+	}
+	for _, tt := range tests {
+		kube := kubeFlags{toxiproxyImage: tt.toxiproxy, registry: tt.registry}
+		check := func(t *testing.T, err error) {
+			t.Helper()
+			if tt.wantErr == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.wantErr)
+			assert.Equal(t, 3, exitCode(err), "a usage error")
+		}
+		// up, bench startup: runtimeFlags; run, suite, compare, demo: runRuntimeFlags.
+		if tt.runtime != "" {
+			t.Run("up/"+tt.name, func(t *testing.T) {
+				f := runtimeFlags{runtime: tt.runtime, image: tt.image, kube: kube}
+				check(t, f.validate())
+			})
+		}
+		t.Run("run/"+tt.name, func(t *testing.T) {
+			f := runRuntimeFlags{runtime: tt.runtime, image: tt.image, kube: kube}
+			// Only the check: options would go on to build the images.
+			check(t, f.kube.checkRegistry(f.runtime, f.image))
+			if tt.wantErr != "" {
+				_, err := f.options(context.Background(), io.Discard)
+				check(t, err)
+			}
+		})
+	}
+}
+
+// The flags hand the harness and the system the registry the images are named in.
+func TestRegistryFlagReachesTheHarness(t *testing.T) {
+	k := kubeFlags{kubeconfig: "kc", context: "ctx", registry: "reg.example:5000/chaos"}
+	assert.Equal(t, harness.Kubernetes{Kubeconfig: "kc", Context: "ctx", Registry: "reg.example:5000/chaos"}, k.harness(""))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/faultline-dev/faultline/harness"
+	"github.com/faultline-dev/faultline/runtime/images"
 	"github.com/faultline-dev/faultline/runtime/kubernetes"
 	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
 	"github.com/faultline-dev/faultline/runtime/local"
@@ -77,6 +78,7 @@ const (
 // kubeFlags say how to reach a cluster.
 type kubeFlags struct {
 	kubeconfig, context, toxiproxyImage string
+	registry                            string
 	leaseTTL                            time.Duration
 	runID                               string // the run's undo id (up), not a flag
 }
@@ -107,6 +109,7 @@ func (k *kubeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&k.kubeconfig, "kubeconfig", "", "kubernetes: kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
 	fl.StringVar(&k.context, "kube-context", "", "kubernetes: the kubeconfig's context to use (default: its current one)")
 	fl.StringVar(&k.toxiproxyImage, "toxiproxy-image", "", "kubernetes: image holding the Toxiproxy server (default: this tree's image imported into the nodes)")
+	fl.StringVar(&k.registry, "registry", "", "kubernetes: HOST[:PORT][/PATH] that faultline images push --registry pushed this tree's images to; names both images (instead of --image and --toxiproxy-image)")
 	// Not --lease-ttl: that is the registry lease of every instance (up).
 	fl.DurationVar(&k.leaseTTL, "kube-lease-ttl", lease.DefaultTTL, "kubernetes: how long the run's Lease lives without renewal before its reaper deletes the run's namespace (whole seconds, at least 3s)")
 }
@@ -122,9 +125,28 @@ func (k kubeFlags) validate() error {
 	return nil
 }
 
+// checkRegistry refuses a --registry that cannot name the images of a run on runtime rt
+// whose --image is image: one on another runtime, one beside an image named by hand (which
+// would win over it silently), or one images push would refuse.
+func (k kubeFlags) checkRegistry(rt, image string) error {
+	switch {
+	case k.registry == "":
+		return nil
+	case rt != runtimeKubernetes:
+		return usagef("--registry needs --runtime kubernetes (it names the images the cluster pulls)")
+	case image != "" || k.toxiproxyImage != "":
+		return usagef("--registry names both images: give it or --image and --toxiproxy-image, not both")
+	}
+	if err := images.CheckRegistry(k.registry); err != nil {
+		return usagef("--registry: %v", err)
+	}
+	return nil
+}
+
 // harness is the harness's view of the flags, with the faultline image image.
 func (k kubeFlags) harness(image string) harness.Kubernetes {
-	return harness.Kubernetes{Kubeconfig: k.kubeconfig, Context: k.context, Image: image, Toxiproxy: k.toxiproxyImage, LeaseTTL: k.leaseTTL}
+	return harness.Kubernetes{Kubeconfig: k.kubeconfig, Context: k.context, Image: image, Toxiproxy: k.toxiproxyImage,
+		Registry: k.registry, LeaseTTL: k.leaseTTL}
 }
 
 func (f *runtimeFlags) register(cmd *cobra.Command) {
@@ -136,6 +158,9 @@ func (f *runtimeFlags) register(cmd *cobra.Command) {
 }
 
 func (f *runtimeFlags) validate() error {
+	if err := f.kube.checkRegistry(f.runtime, f.image); err != nil {
+		return err
+	}
 	switch f.runtime {
 	case runtimeDocker:
 		return nil
@@ -160,7 +185,8 @@ func (f *runtimeFlags) start(ctx context.Context, spec system.Spec, log *slog.Lo
 	opts = append([]system.Option{system.WithLogger(log)}, opts...)
 	if f.runtime == runtimeKubernetes {
 		sys, err := system.StartKubernetes(ctx, spec, system.Kubernetes{
-			Kubeconfig: f.kube.kubeconfig, Context: f.kube.context, Image: f.image, RunID: f.kube.runID, LeaseTTL: f.kube.leaseTTL,
+			Kubeconfig: f.kube.kubeconfig, Context: f.kube.context, Image: f.image, Registry: f.kube.registry,
+			RunID: f.kube.runID, LeaseTTL: f.kube.leaseTTL,
 		}, opts...)
 		return sys, func() {}, err
 	}

@@ -221,9 +221,8 @@ func Push(ctx context.Context, registry string, recipes []Recipe, opts ...PushOp
 			return nil, fmt.Errorf("push images: %w", err)
 		}
 	}
-	registry = strings.TrimSuffix(registry, "/")
-	if _, err := name.NewRepository(registry+"/x", cfg.nameOpts...); err != nil {
-		return nil, fmt.Errorf("push images: registry %q is not HOST[:PORT][/PATH]: %w", registry, err)
+	if err := CheckRegistry(registry, cfg.nameOpts...); err != nil {
+		return nil, fmt.Errorf("push images: %w", err)
 	}
 	if cfg.root == "" {
 		root, err := ModuleRoot(ctx, cfg.goTool)
@@ -242,13 +241,31 @@ func Push(ctx context.Context, registry string, recipes []Recipe, opts ...PushOp
 		if err != nil {
 			return out, fmt.Errorf("push images: %w", err)
 		}
-		p, err := PushImage(ctx, img, registry+"/"+r.Repo+":"+sum, cfg.nameOpts, cfg.remoteOpts...)
+		p, err := PushImage(ctx, img, Ref(registry, r, sum), cfg.nameOpts, cfg.remoteOpts...)
 		if err != nil {
 			return out, fmt.Errorf("push images: %w", err)
 		}
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// CheckRegistry checks that registry is HOST[:PORT][/PATH], a place Push can push to and
+// Ref can name images in (a trailing slash is ignored).
+func CheckRegistry(registry string, opts ...name.Option) error {
+	registry = strings.TrimSuffix(registry, "/")
+	if _, err := name.NewRepository(registry+"/x", opts...); err != nil {
+		return fmt.Errorf("registry %q is not HOST[:PORT][/PATH]: %w", registry, err)
+	}
+	return nil
+}
+
+// Ref is the reference of recipe r's image made of the binary whose hash is sum in
+// registry (HOST[:PORT][/PATH]): registry/<repo>:<sum>, as Push tags it. It is the one
+// naming of Faultline's images, so that a run naming its images from the same registry
+// and source tree finds the very ones pushed.
+func Ref(registry string, r Recipe, sum string) string {
+	return strings.TrimSuffix(registry, "/") + "/" + r.Repo + ":" + sum
 }
 
 // PushImage writes img to ref.

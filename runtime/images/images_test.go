@@ -124,3 +124,26 @@ func TestPushErrors(t *testing.T) {
 		})
 	}
 }
+
+// Ref is the one naming of Faultline's images in a registry: Push tags them so, and a run
+// given the same registry names them so.
+func TestRef(t *testing.T) {
+	tests := []struct {
+		registry string
+		recipe   images.Recipe
+		want     string
+	}{
+		{"reg.example:5000/chaos", images.Faultline, "reg.example:5000/chaos/faultline:0123456789abcdef"},
+		{"reg.example:5000/chaos/", images.Toxiproxy, "reg.example:5000/chaos/faultline-toxiproxy:0123456789abcdef"},
+		{"127.0.0.1:5000", images.Faultline, "127.0.0.1:5000/faultline:0123456789abcdef"},
+		{"faultline.local", images.Toxiproxy, "faultline.local/faultline-toxiproxy:0123456789abcdef"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.registry+" "+tt.recipe.Repo, func(t *testing.T) {
+			got := images.Ref(tt.registry, tt.recipe, "0123456789abcdef")
+			assert.Equal(t, tt.want, got)
+			_, err := name.NewTag(got)
+			assert.NoError(t, err, "a reference a registry client parses")
+		})
+	}
+}

@@ -19,13 +19,21 @@ const LocalImageHost = "faultline.local"
 
 // LocalRef is the name of recipe r's image made of the binary whose hash is sum, as it is
 // imported into a cluster without a registry.
-func LocalRef(r images.Recipe, sum string) string { return LocalImageHost + "/" + r.Repo + ":" + sum }
+func LocalRef(r images.Recipe, sum string) string { return images.Ref(LocalImageHost, r, sum) }
 
 // LocalImages builds faultline's and Toxiproxy's binaries from the source tree at root
 // (empty: the module of the working directory) and returns the names their images have
 // when imported without a registry. The build is the go command's: cached, so a second
 // call costs a link check.
 func LocalImages(ctx context.Context, root string) (faultline, toxiproxy string, err error) {
+	return RegistryImages(ctx, root, LocalImageHost)
+}
+
+// RegistryImages builds faultline's and Toxiproxy's binaries from the source tree at root
+// (empty: the module of the working directory) and returns their images' references in
+// registry (HOST[:PORT][/PATH]) as faultline images push tags them (images.Ref): pushed
+// from the same tree, they are the very images pushed.
+func RegistryImages(ctx context.Context, root, registry string) (faultline, toxiproxy string, err error) {
 	if root == "" {
 		if root, err = images.ModuleRoot(ctx, "go"); err != nil {
 			return "", "", err
@@ -37,7 +45,7 @@ func LocalImages(ctx context.Context, root string) (faultline, toxiproxy string,
 		if err != nil {
 			return "", "", err
 		}
-		refs = append(refs, LocalRef(r, sum))
+		refs = append(refs, images.Ref(registry, r, sum))
 	}
 	return refs[0], refs[1], nil
 }

@@ -186,7 +186,11 @@ func (r *Runtime) build(s runtime.Spec) manifests {
 	c := corev1.Container{
 		Name: ContainerName, Image: cs.Image, Command: []string{s.Command}, Args: slices.Clone(s.Args),
 		Env: env, WorkingDir: s.Dir, Ports: ports, VolumeMounts: mounts,
-		// Images are pushed or imported before the run; a tag is never pulled again.
+		// Images are pushed or imported before the run. IfNotPresent is right for them: a
+		// tag of Faultline's images (images.Ref) is its binary's hash, so one tag always
+		// names the same content and a node's copy is never stale; a different binary is a
+		// different tag, pulled on first use. (An --image naming a moving tag, such as
+		// latest, is the user's choice and is not re-pulled.)
 		ImagePullPolicy: corev1.PullIfNotPresent,
 	}
 	if rd := cs.Ready; rd != nil {
