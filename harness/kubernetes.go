@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -110,14 +111,27 @@ var _ leaseHolder = (*kubernetes.Runtime)(nil)
 // container runtime or its system loses its lease: a run going on without it would
 // judge a system being deleted. stop ends the watch.
 func (r *runner) watchLease(ctx context.Context, cancel context.CancelCauseFunc) (stop func()) {
-	var lost []<-chan struct{}
+	holders := []any{r.sys}
 	if r.docker != nil {
-		if h, ok := r.docker.rt.(leaseHolder); ok {
-			lost = append(lost, h.LeaseLost())
-		}
+		holders = append(holders, r.docker.rt)
 	}
-	if h, ok := r.sys.(leaseHolder); ok {
-		lost = append(lost, h.LeaseLost())
+	return WatchLease(ctx, cancel, r.o.log, holders...)
+}
+
+// WatchLease is the one watch of a lease on a cluster, for a run and for whatever keeps a
+// system up until it is interrupted (faultline up, a console): it calls cancel with
+// kubernetes.ErrLeaseLost as soon as one of holders that holds a lease on what it runs
+// (a LeaseLost method: a kubernetes.Runtime, a system on one) loses it, since its reaper
+// may be deleting the run's namespace. Other holders are ignored. stop ends the watch;
+// ctx ending ends it too.
+func WatchLease(ctx context.Context, cancel context.CancelCauseFunc, log *slog.Logger, holders ...any) (stop func()) {
+	var lost []<-chan struct{}
+	for _, h := range holders {
+		if l, ok := h.(leaseHolder); ok {
+			if ch := l.LeaseLost(); ch != nil {
+				lost = append(lost, ch)
+			}
+		}
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -125,7 +139,7 @@ func (r *runner) watchLease(ctx context.Context, cancel context.CancelCauseFunc)
 		wg.Go(func() {
 			select {
 			case <-ch:
-				r.o.log.Error("the run's lease is lost: stopping the run", "err", kubernetes.ErrLeaseLost)
+				log.Error("the run's lease is lost: stopping", "err", kubernetes.ErrLeaseLost)
 				cancel(kubernetes.ErrLeaseLost)
 			case <-done:
 			case <-ctx.Done():

@@ -665,6 +665,17 @@ func (sys *System) Component(name string) (Component, bool) {
 // Spec is the spec the system was started from, defaults filled in.
 func (sys *System) Spec() Spec { return sys.spec }
 
+// LeaseLost is closed when the runtime StartKubernetes made for the system loses the
+// run's Lease (kubernetes.Runtime.LeaseLost): its reaper may then be deleting the system's
+// namespace, so whatever keeps the system up should stop it. Nil, never closed, on a
+// runtime that holds no lease.
+func (sys *System) LeaseLost() <-chan struct{} {
+	if l, ok := sys.owned.(interface{ LeaseLost() <-chan struct{} }); ok {
+		return l.LeaseLost()
+	}
+	return nil
+}
+
 // Design is the design every component runs.
 func (sys *System) Design() design.Design { return sys.design }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -66,7 +67,23 @@ type runtimeFlags struct {
 	image    string
 	keepData bool
 	kube     kubeFlags
+	// starter, when set, replaces start in up (tests: a system whose lease can be lost).
+	starter func(context.Context, system.Spec, *slog.Logger) (upSystem, func(), error)
 }
+
+// upSystem is what up needs of the system it keeps running: a *system.System.
+type upSystem interface {
+	Token(subject string, ttl time.Duration) (string, error)
+	GatewayURLs() []string
+	ReadyDuration() time.Duration
+	Components() []system.Component
+	Spec() system.Spec
+	Stop(ctx context.Context) error
+	// LeaseLost is closed when the run's Lease on the cluster is lost (nil: none held).
+	LeaseLost() <-chan struct{}
+}
+
+var _ upSystem = (*system.System)(nil)
 
 // Runtimes `--runtime` accepts.
 const (
@@ -263,7 +280,13 @@ func up(ctx context.Context, out, errOut io.Writer, spec system.Spec, rf runtime
 		}()
 		rf.kube.runID = j.Record().RunID
 	}
-	sys, release, err := rf.start(ctx, spec, log)
+	start := func(ctx context.Context, spec system.Spec, log *slog.Logger) (upSystem, func(), error) {
+		return rf.start(ctx, spec, log)
+	}
+	if rf.starter != nil {
+		start = rf.starter
+	}
+	sys, release, err := start(ctx, spec, log)
 	defer release()
 	if err != nil {
 		return err
@@ -273,10 +296,22 @@ func up(ctx context.Context, out, errOut io.Writer, spec system.Spec, rf runtime
 		_ = stopSystem(sys)
 		return err
 	}
+	// A system on a cluster whose Lease is lost is stopped at once, not at Ctrl-C: its
+	// reaper may be deleting the namespace under it, and serving on would hide that.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopWatch := harness.WatchLease(ctx, cancel, log, sys)
+	defer stopWatch()
 	printUp(out, sys, token)
 	watchExits(ctx, errOut, sys)
 
 	<-ctx.Done()
+	if errors.Is(context.Cause(ctx), kubernetes.ErrLeaseLost) {
+		fmt.Fprintln(errOut, "\nthe run's Lease on the cluster is lost: stopping every component ...")
+		serr := stopSystem(sys)
+		return errors.Join(fmt.Errorf("up: %w: the Lease could not be renewed for a whole TTL (cluster unreachable or overloaded), "+
+			"so the namespace's reaper may be deleting the system; it was stopped", kubernetes.ErrLeaseLost), serr)
+	}
 	fmt.Fprintln(out, "\nstopping every component ...")
 	if err := stopSystem(sys); err != nil {
 		return err
@@ -297,7 +332,7 @@ func up(ctx context.Context, out, errOut io.Writer, spec system.Spec, rf runtime
 // them, the network and the volumes, which takes the engine seconds on a loaded machine.
 const stopTimeout = 2 * time.Minute
 
-func stopSystem(sys *system.System) error {
+func stopSystem(sys upSystem) error {
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
 	return sys.Stop(ctx)
@@ -305,7 +340,7 @@ func stopSystem(sys *system.System) error {
 
 // watchExits reports a component that dies while the system is up, so a user sees a crash
 // in the terminal instead of only in a log file.
-func watchExits(ctx context.Context, errOut io.Writer, sys *system.System) {
+func watchExits(ctx context.Context, errOut io.Writer, sys upSystem) {
 	for _, c := range sys.Components() {
 		done := c.Process.Wait()
 		go func() {
@@ -320,7 +355,7 @@ func watchExits(ctx context.Context, errOut io.Writer, sys *system.System) {
 	}
 }
 
-func printUp(out io.Writer, sys *system.System, token string) {
+func printUp(out io.Writer, sys upSystem, token string) {
 	urls := sys.GatewayURLs()
 	fmt.Fprintf(out, "\nreference system ready in %s (%d processes)\n\n", sys.ReadyDuration().Round(time.Millisecond), len(sys.Components()))
 	for i, u := range urls {
