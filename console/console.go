@@ -307,6 +307,11 @@ func (c *Console) Listeners() []string {
 // Dir is the run directory.
 func (c *Console) Dir() string { return c.up.Dir }
 
+// LeaseLost is closed when the lease the system's runtime holds on its cluster is lost
+// (harness.Up.LeaseLost): the console should then be closed, since the namespace's reaper
+// may be deleting the system. Nil, never closed, when no lease is held.
+func (c *Console) LeaseLost() <-chan struct{} { return c.up.LeaseLost() }
+
 // Close stops the load, heals every hand fault and every link, writes the session's
 // record (history, result, SessionFile), stops the system and the server. ctx bounds it;
 // it should outlive an interrupted console. A second call does nothing.

@@ -108,12 +108,16 @@ type leaseHolder interface{ LeaseLost() <-chan struct{} }
 var _ leaseHolder = (*kubernetes.Runtime)(nil)
 
 // watchLease cancels the run (cancel, with kubernetes.ErrLeaseLost) as soon as its
-// container runtime or its system loses its lease: a run going on without it would
+// container runtime, its system or the Up it runs on (WithStarted) loses its lease: a run going on without it would
 // judge a system being deleted. stop ends the watch.
 func (r *runner) watchLease(ctx context.Context, cancel context.CancelCauseFunc) (stop func()) {
 	holders := []any{r.sys}
 	if r.docker != nil {
 		holders = append(holders, r.docker.rt)
+	}
+	if r.o.started != nil {
+		// A run on a system already up (WithStarted): its runtime's lease is the Up's.
+		holders = append(holders, r.o.started)
 	}
 	return WatchLease(ctx, cancel, r.o.log, holders...)
 }

@@ -1,7 +1,10 @@
 package harness_test
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -67,4 +70,35 @@ expect:
 	require.Len(t, res.Faults, 1)
 	assert.NotZero(t, res.Faults[0].Healed, "the fault was healed")
 	assert.False(t, p.running.Load(), "the system was stopped")
+}
+
+// A system kept up (StartSystem: a console) holding a lease passes its loss on through
+// Up.LeaseLost, and WatchLease ends what keeps it up with kubernetes.ErrLeaseLost; one
+// holding none is never ended by the watch.
+func TestUpLeaseLost(t *testing.T) {
+	t.Setenv(undo.DirEnv, t.TempDir())
+	p := &leasedPair{pair: newPair(t), lost: make(chan struct{})}
+	up, err := harness.StartSystem(t.Context(), p, "leased", harness.WithDir(filepath.Join(t.TempDir(), "system")))
+	require.NoError(t, err)
+	defer up.Close(context.WithoutCancel(t.Context()))
+
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	stop := harness.WatchLease(ctx, cancel, slog.New(slog.DiscardHandler), up)
+	defer stop()
+	// Nothing holding a lease is ignored, not waited on.
+	plain := harness.WatchLease(ctx, cancel, slog.New(slog.DiscardHandler), newPair(t), nil)
+	defer plain()
+	select {
+	case <-ctx.Done():
+		t.Fatalf("ended before the lease was lost: %v", context.Cause(ctx))
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(p.lost)
+	select {
+	case <-ctx.Done():
+		require.ErrorIs(t, context.Cause(ctx), kubernetes.ErrLeaseLost)
+	case <-time.After(2 * time.Second):
+		t.Fatal("not ended 2 s after the lease was lost")
+	}
 }

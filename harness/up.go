@@ -50,7 +50,15 @@ type Up struct {
 	journal *undo.Journal
 	undos   []func(context.Context)
 	plan    sut.Plan
+	// leaseLost is LeaseLost's channel: the container runtime's, else the system's.
+	leaseLost <-chan struct{}
 }
+
+// LeaseLost is closed when the lease the system's runtime holds on its cluster is lost (a
+// Kubernetes runtime's Lease, not renewed for a whole TTL: the namespace's reaper may be
+// deleting the system), else when the system itself loses one; nil, never closed, when
+// neither holds a lease. Whatever keeps u up should then close it (see WatchLease).
+func (u *Up) LeaseLost() <-chan struct{} { return u.leaseLost }
 
 // RecordFaults records, in the undo record, the faults the caller holds in place now, so
 // that a caller killed with SIGKILL mid-fault is healed by the next faultline command the
@@ -136,6 +144,9 @@ func StartSystem(ctx context.Context, sys sut.System, name string, opts ...Optio
 		}
 		linkOpts = append(slices.Clone(linkOpts), faults.WithRemote(remote))
 		rt, env.Dial = d.rt, d.dial
+		if h, ok := d.rt.(leaseHolder); ok {
+			u.leaseLost = h.LeaseLost()
+		}
 	} else {
 		lrt := local.New(local.WithLogger(o.log))
 		u.undos = append(u.undos, func(ctx context.Context) { _ = lrt.Close(ctx) })
@@ -157,6 +168,9 @@ func StartSystem(ctx context.Context, sys sut.System, name string, opts ...Optio
 		return nil, err
 	}
 	u.Env = faults.NewEnv(links, controls(sys))
+	if h, ok := sys.(leaseHolder); ok && u.leaseLost == nil {
+		u.leaseLost = h.LeaseLost()
+	}
 	u.undos = append(u.undos, func(ctx context.Context) { _ = links.HealAll(ctx) })
 	return u, nil
 }

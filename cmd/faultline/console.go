@@ -25,6 +25,8 @@ const defaultConsoleScenario = "baseline"
 func newConsoleCmd() *cobra.Command {
 	var (
 		dir, addr, rt, topo string
+		image               string
+		kube                kubeFlags
 		verbose             bool
 	)
 	cmd := &cobra.Command{
@@ -82,7 +84,7 @@ func newConsoleCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "starting the system of %s ...\n", sc.Name)
 			// The runtime as run takes it: on docker the images are built (or reused) first.
-			rf := runRuntimeFlags{runtime: rt}
+			rf := runRuntimeFlags{runtime: rt, image: image, kube: kube}
 			rtOpts, err := rf.options(ctx, cmd.ErrOrStderr(), sc)
 			if err != nil {
 				return err
@@ -94,21 +96,33 @@ func newConsoleCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A system on a cluster whose Lease is lost is healed and stopped at once, as up's.
+			ctx, cancel := context.WithCancelCause(ctx)
+			defer cancel(nil)
+			stopWatch := harness.WatchLease(ctx, cancel, log, c)
+			defer stopWatch()
 			fmt.Fprintf(out, "run directory: %s\nconsole: %s\npress Ctrl-C to heal everything and stop\n", c.Dir(), c.URL())
 			<-ctx.Done()
-			fmt.Fprintln(out, "\nhealing every fault and stopping every process ...")
+			lerr := leaseLost(ctx, "console")
+			if lerr != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "\nthe run's Lease on the cluster is lost: healing every fault and stopping every process ...")
+			} else {
+				fmt.Fprintln(out, "\nhealing every fault and stopping every process ...")
+			}
 			c.Close(context.WithoutCancel(ctx))
 			fmt.Fprintf(out, "stopped; the session's history and result are in %s (faultline report %s renders them)\n", c.Dir(), c.Dir())
 			if session := filepath.Join(c.Dir(), console.SessionFile); fileExists(session) {
 				fmt.Fprintf(out, "its hand actions as a scenario: %s (faultline run %s replays them)\n", session, session)
 			}
-			return nil
+			return lerr
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&dir, "dir", "", "run directory (default .faultline/runs/<UTC time>-console)")
 	fl.StringVar(&addr, "addr", console.DefaultAddr, "loopback address to serve the page on")
-	fl.StringVar(&rt, "runtime", runtimeLocal, "where components run: local (OS processes) or docker (containers, the links' proxies in a Toxiproxy container)")
+	fl.StringVar(&rt, "runtime", runtimeLocal, "where components run: local (OS processes), docker (containers, the links' proxies in a Toxiproxy container) or kubernetes (a namespace of a cluster, the links' proxies in a Toxiproxy pod)")
+	fl.StringVar(&image, "image", "", "docker, kubernetes: image holding the faultline binary (default: as run builds or names it)")
+	kube.register(cmd)
 	fl.StringVar(&topo, "topology", "", "start this topology (a file holding a topology: or a scenario with one) instead of a scenario's system")
 	fl.BoolVar(&verbose, "verbose", false, "log the system's start and every console event to stderr")
 	return cmd

@@ -101,3 +101,19 @@ func TestRegistryFlagReachesTheHarness(t *testing.T) {
 	k := kubeFlags{kubeconfig: "kc", context: "ctx", registry: "reg.example:5000/chaos"}
 	assert.Equal(t, harness.Kubernetes{Kubeconfig: "kc", Context: "ctx", Registry: "reg.example:5000/chaos"}, k.harness(""))
 }
+
+// Every command that takes the kubernetes flags takes --registry with them.
+func TestRegistryFlagOnEveryKubernetesCommand(t *testing.T) {
+	root := newRoot()
+	var with []string
+	for _, args := range [][]string{{"up"}, {"run"}, {"suite"}, {"compare"}, {"demo"}, {"console"}, {"bench", "startup"}, {"explore"}, {"soak"}} {
+		cmd, _, err := root.Find(args)
+		require.NoError(t, err, args)
+		if cmd.Flags().Lookup("kubeconfig") == nil {
+			continue
+		}
+		with = append(with, cmd.CommandPath())
+		assert.NotNil(t, cmd.Flags().Lookup("registry"), "%s takes the kubernetes flags but not --registry", cmd.CommandPath())
+	}
+	assert.Equal(t, []string{"faultline up", "faultline run", "faultline suite", "faultline compare", "faultline demo", "faultline console", "faultline bench startup"}, with)
+}

@@ -306,11 +306,9 @@ func up(ctx context.Context, out, errOut io.Writer, spec system.Spec, rf runtime
 	watchExits(ctx, errOut, sys)
 
 	<-ctx.Done()
-	if errors.Is(context.Cause(ctx), kubernetes.ErrLeaseLost) {
+	if lerr := leaseLost(ctx, "up"); lerr != nil {
 		fmt.Fprintln(errOut, "\nthe run's Lease on the cluster is lost: stopping every component ...")
-		serr := stopSystem(sys)
-		return errors.Join(fmt.Errorf("up: %w: the Lease could not be renewed for a whole TTL (cluster unreachable or overloaded), "+
-			"so the namespace's reaper may be deleting the system; it was stopped", kubernetes.ErrLeaseLost), serr)
+		return errors.Join(lerr, stopSystem(sys))
 	}
 	fmt.Fprintln(out, "\nstopping every component ...")
 	if err := stopSystem(sys); err != nil {
@@ -326,6 +324,17 @@ func up(ctx context.Context, out, errOut io.Writer, spec system.Spec, rf runtime
 	}
 	fmt.Fprintln(out, "stopped; data kept in", sys.Spec().Dir+"/data")
 	return nil
+}
+
+// leaseLost is the error of command cmd, which kept a system up until ctx ended, when ctx
+// ended because the run's Lease on the cluster was lost (harness.WatchLease); nil when it
+// ended otherwise (Ctrl-C). It is a harness error: exit code 3.
+func leaseLost(ctx context.Context, cmd string) error {
+	if !errors.Is(context.Cause(ctx), kubernetes.ErrLeaseLost) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w: the Lease could not be renewed for a whole TTL (cluster unreachable or overloaded), "+
+		"so the namespace's reaper may be deleting the system; it was stopped", cmd, kubernetes.ErrLeaseLost)
 }
 
 // stopTimeout bounds a stop: every tier's grace period, plus, for containers, removing
