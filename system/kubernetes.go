@@ -61,9 +61,6 @@ func StartKubernetes(ctx context.Context, s Spec, k Kubernetes, opts ...Option) 
 		defer cancel()
 		return errors.Join(err, rt.Close(cctx))
 	}
-	if err := rt.ImagesPresent(ctx, k.Image); err != nil {
-		return nil, closeRT(fmt.Errorf("start system: %w", err))
-	}
 	phases := []Phase{{Name: "namespace", Took: time.Since(began)}}
 	sys, err := Start(ctx, rt, s, append(slices.Clone(opts), func(o *options) { o.began, o.phases = began, phases })...)
 	if err != nil {

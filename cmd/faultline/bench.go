@@ -15,7 +15,6 @@ import (
 
 	"github.com/faultline-dev/faultline/bench"
 	"github.com/faultline-dev/faultline/runtime/docker"
-	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/system"
 )
 
@@ -60,7 +59,7 @@ func newBenchCmd() *cobra.Command {
 				}
 				return benchDockerStartup(ctx, cmd.OutOrStdout(), spec, rf.image, runs, cold, verbose, opts...)
 			}
-			return benchStartup(ctx, cmd.OutOrStdout(), spec, runs, verbose)
+			return benchStartup(ctx, cmd.OutOrStdout(), spec, rf, runs, verbose)
 		},
 	}
 	f.register(startup, ".faultline/bench")
@@ -103,15 +102,25 @@ func report(out io.Writer, what string, runs []benchRun, verbose bool) time.Dura
 	return med
 }
 
-func benchStartup(ctx context.Context, out io.Writer, spec system.Spec, runs int, verbose bool) error {
+// benchStartup times starts of spec on the local or kubernetes runtime as up makes them:
+// on kubernetes each start is a run of its own (namespace, Lease, reaper, pods ready),
+// recorded in the undo journal first so that an interrupted bench leaves nothing behind.
+func benchStartup(ctx context.Context, out io.Writer, spec system.Spec, rf runtimeFlags, runs int, verbose bool) error {
 	once := func() (benchRun, error) {
-		rt := local.New()
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.Background(), system.DefaultStopTimeout)
-			defer cancel()
-			_ = rt.Close(cctx)
-		}()
-		sys, err := system.Start(ctx, rt, spec)
+		if rf.runtime == runtimeKubernetes {
+			j, err := kubeJournal(spec.Dir, rf.kube)
+			if err != nil {
+				return benchRun{}, err
+			}
+			defer func() {
+				cctx, cancel := context.WithTimeout(context.Background(), system.DefaultStopTimeout)
+				defer cancel()
+				_ = j.Close(cctx)
+			}()
+			rf.kube.runID = j.Record().RunID
+		}
+		sys, release, err := rf.start(ctx, spec, slog.New(slog.DiscardHandler))
+		defer release()
 		if err != nil {
 			return benchRun{}, err
 		}
@@ -131,7 +140,7 @@ func benchStartup(ctx context.Context, out io.Writer, spec system.Spec, runs int
 		fmt.Fprintf(out, "run %d: ready in %s\n", i+1, r.took.Round(time.Millisecond))
 		rs = append(rs, r)
 	}
-	report(out, "local startup", rs, verbose)
+	report(out, rf.runtime+" startup", rs, verbose)
 	return nil
 }
 

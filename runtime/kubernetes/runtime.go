@@ -213,6 +213,13 @@ func New(ctx context.Context, opts ...Option) (*Runtime, error) {
 		}
 		r.cfg, r.cs = cfg, cs
 	}
+	// The reaper runs the run's image: one that is on no node would only show as a pod
+	// that never starts, after the whole start timeout.
+	if r.image != "" {
+		if err := r.ImagesPresent(ctx, r.image); err != nil {
+			return nil, fmt.Errorf("create runtime: %w", err)
+		}
+	}
 	r.ns = NamespaceFor(r.runID)
 	meta := metav1.ObjectMeta{Name: r.ns, Labels: lease.NamespaceLabels(r.runID), Annotations: map[string]string{lease.AnnotationRun: r.runID}}
 	if _, err := r.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: meta}, metav1.CreateOptions{}); err != nil {

@@ -18,7 +18,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	ktesting "k8s.io/client-go/testing"
 
 	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
@@ -212,6 +214,53 @@ func TestImagesPresent(t *testing.T) {
 				t.Errorf("ImagesPresent() = %v, want nil", err)
 			case tt.missing != "" && (err == nil || !strings.Contains(err.Error(), tt.missing)):
 				t.Errorf("ImagesPresent() = %v, want %s missing", err, tt.missing)
+			}
+		})
+	}
+}
+
+// A run whose image was imported into no node is refused before anything is made: its
+// reaper's pod would otherwise wait for the whole start timeout on a pull that cannot
+// succeed. A harness not allowed to read nodes (the manifest's Role) is let through.
+func TestNewChecksTheImageFirst(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n"}, Status: corev1.NodeStatus{Images: []corev1.ContainerImage{
+		{Names: []string{"faultline.local/faultline:old"}},
+	}}}
+	tests := []struct {
+		name      string
+		image     string
+		forbidden bool
+		wantErr   string
+	}{
+		{name: "imported", image: "faultline.local/faultline:old"},
+		{name: "on no node", image: "faultline.local/faultline:new", wantErr: "faultline.local/faultline:new not on any node"},
+		{name: "from a registry", image: "registry.example/faultline:new"},
+		{name: "nodes not readable", image: "faultline.local/faultline:new", forbidden: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := fake.NewClientset(node)
+			if tt.forbidden {
+				cs.PrependReactor("list", "nodes", func(ktesting.Action) (bool, k8sruntime.Object, error) {
+					return true, nil, apierrors.NewForbidden(corev1.Resource("nodes"), "", errors.New("no"))
+				})
+			}
+			r, err := New(context.Background(), WithClient(cs, nil), WithRunID("20261203T120000Z-img-1"), WithImage(tt.image),
+				WithLeaseOptions(lease.WithoutReaper()))
+			if err == nil {
+				t.Cleanup(func() { _ = r.Close(context.Background()) })
+			}
+			nss, lerr := cs.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("New() = %v, want a runtime", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("New() = %v, want an error containing %q", err, tt.wantErr)
+			case tt.wantErr != "" && len(nss.Items) > 0:
+				t.Errorf("namespaces %d, want none made for a refused run", len(nss.Items))
 			}
 		})
 	}
