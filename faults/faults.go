@@ -1,6 +1,7 @@
 // Package faults is Faultline's fault layer: network faults injected through in-process
 // Toxiproxy proxies that sit on every link the harness controls, partitions built from
-// them, and process faults (crash, pause, restart, crash-loop) driven through a runtime.
+// them, and process faults (crash, pause, restart, crash-loop, delete) driven through a
+// runtime.
 //
 // It follows the shape of toxiproxy's toxics: a fault is a small config struct with
 // Inject and Heal, registered by name, decoded in two steps (the kind first, then the

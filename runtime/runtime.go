@@ -6,8 +6,8 @@
 // Runtime and Process are the least every runtime offers. What only some offer is a
 // declared capability, an interface a caller asks for with As (a process's) or AsRuntime
 // (a runtime's) instead of a type assertion on one runtime's types: Preparer and
-// Containerized for runtimes; Partitioner, HostPorter, Inspector and Specced for
-// processes. The helpers it shares (runtime/wait, runtime/ports) live below it.
+// Containerized for runtimes; Partitioner, Replacer, HostPorter, Inspector and Specced
+// for processes. The helpers it shares (runtime/wait, runtime/ports) live below it.
 package runtime
 
 import (
@@ -294,6 +294,18 @@ type Specced interface {
 type Partitioner interface {
 	Disconnect(ctx context.Context) error
 	Reconnect(ctx context.Context) error
+}
+
+// Replacer is implemented by processes whose runtime has a controller that replaces a
+// deleted instance (a Kubernetes Deployment's pod): Delete removes the current instance as
+// the platform's own tooling would (SIGTERM, grace) and returns once its replacement is
+// ready. Only such a runtime can offer it: elsewhere nothing would start the replacement.
+type Replacer interface {
+	Delete(ctx context.Context) error
+	// InstanceID names the current instance (a pod's UID), "" when there is none: a
+	// replacement has a new one, a container restarted in place keeps it, so a delete can
+	// be told to have landed.
+	InstanceID() string
 }
 
 // HostPorter is implemented by processes that listen behind a port mapping: HostPort

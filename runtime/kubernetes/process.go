@@ -32,12 +32,9 @@ const SignalerPath = "/faultline"
 // reapTimeout bounds the wait for the kubelet to report a killed container.
 const reapTimeout = 20 * time.Second
 
-// Deleter is implemented by processes whose runtime has a controller that replaces a
-// deleted instance (a Deployment's pod): Delete removes the current instance as the
-// cluster's own tooling would (SIGTERM, grace) and returns once its replacement is ready.
-type Deleter interface {
-	Delete(ctx context.Context) error
-}
+// Deleter is the capability a Process offers (runtime.Replacer): a Deployment replaces a
+// deleted pod, and Delete returns once the replacement is ready.
+type Deleter = runtime.Replacer
 
 var (
 	_ runtime.Process    = (*Process)(nil)
@@ -548,6 +545,17 @@ func (p *Process) Delete(ctx context.Context) error {
 			return fmt.Errorf("delete %s: wait for the replacement pod: %w (%s)", p.spec.Name, ctx.Err(), describe(now))
 		}
 	}
+}
+
+// InstanceID is the UID of the instance's current pod (the newest not being deleted), ""
+// when it has none: a pod's replacement has a new one, a container restarted in place by
+// the kubelet keeps it.
+func (p *Process) InstanceID() string {
+	st := p.observe()
+	if st.pod == nil {
+		return ""
+	}
+	return string(st.pod.UID)
 }
 
 // HostPort returns the "127.0.0.1:port" address whose connections the runtime forwards,
