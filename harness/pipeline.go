@@ -383,6 +383,8 @@ func controls(sys sut.System) faults.Processes {
 // partialControls lends a system that lacks some controls to process faults.
 type partialControls struct{ sut.System }
 
+var _ faults.Deleter = partialControls{}
+
 // Kill kills through sut.Killer.
 func (p partialControls) Kill(name string) error {
 	if k, ok := p.System.(sut.Killer); ok {
@@ -413,4 +415,26 @@ func (p partialControls) Restart(ctx context.Context, name string) error {
 		return k.Restart(ctx, name)
 	}
 	return fmt.Errorf("restart %s: the system under test cannot restart its instances", name)
+}
+
+// Delete deletes through sut.Deleter.
+func (p partialControls) Delete(ctx context.Context, name string) error {
+	if k, ok := p.System.(sut.Deleter); ok {
+		return k.Delete(ctx, name)
+	}
+	return fmt.Errorf("delete %s: the system under test cannot delete its instances", name)
+}
+
+// CanDelete asks sut.Deleter; false without one, so the delete fault says what is missing.
+func (p partialControls) CanDelete(name string) bool {
+	k, ok := p.System.(sut.Deleter)
+	return ok && k.CanDelete(name)
+}
+
+// InstanceID asks sut.Deleter; "" without one.
+func (p partialControls) InstanceID(name string) string {
+	if k, ok := p.System.(sut.Deleter); ok {
+		return k.InstanceID(name)
+	}
+	return ""
 }

@@ -43,6 +43,7 @@ var (
 	_ sut.Pauser          = (*System)(nil)
 	_ sut.Restarter       = (*System)(nil)
 	_ sut.Disconnecter    = (*System)(nil)
+	_ sut.Deleter         = (*System)(nil)
 	_ sut.RoutePublisher  = (*System)(nil)
 	_ sut.Tokener         = (*System)(nil)
 	_ sut.Journeyer       = (*System)(nil)
@@ -298,6 +299,15 @@ func (s *System) Reconnect(ctx context.Context, name string) error {
 
 // CanDisconnect reports whether a component runs in a container.
 func (s *System) CanDisconnect(name string) bool { return s.sys.CanDisconnect(name) }
+
+// Delete deletes a component's instance and waits for its controller's replacement.
+func (s *System) Delete(ctx context.Context, name string) error { return s.sys.Delete(ctx, name) }
+
+// CanDelete reports whether a component's runtime replaces a deleted instance (kubernetes).
+func (s *System) CanDelete(name string) bool { return s.sys.CanDelete(name) }
+
+// InstanceID names a component's current instance (a pod's UID).
+func (s *System) InstanceID(name string) string { return s.sys.InstanceID(name) }
 
 // DesignPath is the file sc's design names, looked up the way a run looks it up, so that a
 // caller can refuse a misspelt path before starting anything; "" when sc names no design

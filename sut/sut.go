@@ -133,6 +133,9 @@ type (
 	}
 	// Disconnecter takes an instance off the network and back (faults.Networker).
 	Disconnecter = faults.Networker
+	// Deleter deletes an instance that a controller of its runtime replaces (a Kubernetes
+	// Deployment's pod), for the delete fault (faults.Deleter).
+	Deleter = faults.Deleter
 	// Prober answers whether an instance is healthy now, by its own readiness check: it
 	// is how a pause is seen where no process id is (a container).
 	Prober = faults.HealthProber

@@ -819,3 +819,49 @@ func (sys *System) Resume(name string) error {
 	}
 	return c.Process.Resume()
 }
+
+// Delete deletes the component's instance and returns once the replacement its runtime's
+// controller made (a Kubernetes Deployment's new pod) answers /readyz. It is only offered
+// where such a controller exists (runtime.Replacer).
+func (sys *System) Delete(ctx context.Context, name string) error {
+	c, err := sys.process(name)
+	if err != nil {
+		return fmt.Errorf("delete component: %w", err)
+	}
+	r, ok := runtime.As[runtime.Replacer](c.Process)
+	if !ok {
+		return fmt.Errorf("delete %s: %w", name, ErrNoController)
+	}
+	if err := r.Delete(ctx); err != nil {
+		return fmt.Errorf("delete component: %w", err)
+	}
+	return sys.waitReady(ctx, c)
+}
+
+// CanDelete reports whether Delete works on the named component.
+func (sys *System) CanDelete(name string) bool {
+	c, err := sys.process(name)
+	if err != nil {
+		return false
+	}
+	_, ok := runtime.As[runtime.Replacer](c.Process)
+	return ok
+}
+
+// InstanceID names the component's current instance (a pod's UID); "" where the runtime
+// has no controller to replace it, or no instance runs.
+func (sys *System) InstanceID(name string) string {
+	c, err := sys.process(name)
+	if err != nil {
+		return ""
+	}
+	r, ok := runtime.As[runtime.Replacer](c.Process)
+	if !ok {
+		return ""
+	}
+	return r.InstanceID()
+}
+
+// ErrNoController is returned by Delete on a runtime with no controller that replaces a
+// deleted instance (local processes and Docker containers are only restarted).
+var ErrNoController = errors.New("the runtime has no controller that replaces a deleted instance")

@@ -118,6 +118,7 @@ var (
 	_ sut.Pauser          = (*System)(nil)
 	_ sut.Restarter       = (*System)(nil)
 	_ sut.Disconnecter    = (*System)(nil)
+	_ sut.Deleter         = (*System)(nil)
 	_ sut.Prober          = (*System)(nil)
 	_ sut.PIDs            = (*System)(nil)
 	_ sut.Renderer        = (*System)(nil)
@@ -664,6 +665,51 @@ func (cs *System) CanDisconnect(name string) bool {
 	}
 	_, ok := runtime.As[runtime.Partitioner](p)
 	return ok
+}
+
+// Delete deletes the instance and waits until the replacement its runtime's controller
+// made (a Kubernetes Deployment's new pod) passes the instance's readiness check.
+func (cs *System) Delete(ctx context.Context, name string) error {
+	p, err := cs.must(name)
+	if err != nil {
+		return err
+	}
+	r, ok := runtime.As[runtime.Replacer](p)
+	if !ok {
+		return fmt.Errorf("delete %s: the runtime has no controller that replaces a deleted instance", name)
+	}
+	if err := r.Delete(ctx); err != nil {
+		return err
+	}
+	c, ok := cs.plan.Topology().ComponentOf(name)
+	if !ok {
+		return nil
+	}
+	return cs.waitReady(ctx, c, name)
+}
+
+// CanDelete reports whether the instance's runtime replaces it when deleted (kubernetes).
+func (cs *System) CanDelete(name string) bool {
+	p := cs.proc(name)
+	if p == nil {
+		return false
+	}
+	_, ok := runtime.As[runtime.Replacer](p)
+	return ok
+}
+
+// InstanceID names the instance's current incarnation (a pod's UID); "" where the runtime
+// replaces nothing.
+func (cs *System) InstanceID(name string) string {
+	p := cs.proc(name)
+	if p == nil {
+		return ""
+	}
+	r, ok := runtime.As[runtime.Replacer](p)
+	if !ok {
+		return ""
+	}
+	return r.InstanceID()
 }
 
 // Stop stops every instance, callers first, so a callee never disappears under a
