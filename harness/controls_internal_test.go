@@ -38,6 +38,16 @@ func TestControlsOfAPartialSystem(t *testing.T) {
 		{"restart without Restarter", killable{}, func(p faults.Processes) error {
 			return p.Restart(t.Context(), "a")
 		}, "restart a: the system under test cannot restart its instances"},
+		{"delete without Deleter", killable{}, func(p faults.Processes) error {
+			d, ok := p.(faults.Deleter)
+			if !ok {
+				return errors.New("no Deleter to ask")
+			}
+			if d.CanDelete("a") || d.InstanceID("a") != "" {
+				return errors.New("a system without Deleter claims it can delete")
+			}
+			return d.Delete(t.Context(), "a")
+		}, "delete a: the system under test cannot delete its instances"},
 		{"kill with Killer", killable{}, func(p faults.Processes) error {
 			return p.Kill("a")
 		}, errKilled.Error()},

@@ -200,16 +200,25 @@ var kubernetesRefused = map[string]string{
 		"so the loop's own kill-and-restart timing cannot be kept; use crash, restart or delete",
 }
 
+// controllerRefused are the fault kinds refused on a runtime with no controller that
+// replaces a deleted instance (local processes, Docker containers), with the reason: a
+// delete there would be a crash nobody heals, or a restart under another name.
+var controllerRefused = map[string]string{
+	"delete": "delete needs a controller that replaces the deleted instance: only the kubernetes runtime has one " +
+		"(the instance's Deployment); use crash or restart",
+}
+
 // RuntimeProblems returns the faults of sc that runtime rt refuses, each naming its place
 // in the scenario and the reason; nil when there are none.
 func RuntimeProblems(sc *scenarios.Scenario, rt string) []error {
-	if rt != "kubernetes" {
-		return nil
+	refused := controllerRefused
+	if rt == "kubernetes" {
+		refused = kubernetesRefused
 	}
 	var errs []error
 	for i, f := range sc.Faults {
-		if why, ok := kubernetesRefused[f.Type]; ok {
-			errs = append(errs, fmt.Errorf("faults[%d] (%s): not available on kubernetes: %s", i, f.Type, why))
+		if why, ok := refused[f.Type]; ok {
+			errs = append(errs, fmt.Errorf("faults[%d] (%s): not available on %s: %s", i, f.Type, rt, why))
 		}
 	}
 	return errs
