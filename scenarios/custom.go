@@ -14,7 +14,7 @@ import (
 )
 
 // processFaults act on processes, which an external component is not.
-var processFaults = []string{"crash", "pause", "restart", "crash_loop", "disconnect"}
+var processFaults = []string{"crash", "pause", "restart", "crash_loop", "disconnect", "delete"}
 
 // HasTopology reports whether s runs against a user's topology instead of the reference
 // system.

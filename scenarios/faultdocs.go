@@ -319,6 +319,26 @@ system:
     duration: 6s
 `,
 	},
+	"delete": {
+		Summary: "Deletes components' instances and lets the runtime's controller replace them: on kubernetes the pod is deleted (SIGTERM, the grace period) and its Deployment's new pod waited for until ready, the failover a node drain or an eviction causes. Several targets go one after the other. Measured: the time from the delete until the replacement was ready, and the new pod's UID. Only the kubernetes runtime has a controller: local and docker refuse it at validation (use crash or restart).",
+		Fields: map[string]FieldDoc{
+			"target":       procTarget,
+			"pick":         procPick,
+			"ready_within": {Doc: "how long each replacement may take to be ready (default 60s); a slower one fails the inject and the fault does not land"},
+		},
+		Example: `name: example-delete
+description: One of two order pods is deleted and replaced by its Deployment (kubernetes only).
+system:
+  replicas: {order: 2}
+` + exampleHead + `faults:
+  - name: evict-order
+    type: delete
+    at: 5s
+    for: 6s
+    target: order
+    pick: one
+`,
+	},
 	"disconnect": {
 		Summary: "Cuts components off the network while they keep running: one side alive and unreachable. On docker the container leaves the network; locally every link to and from the component alone is taken down.",
 		Fields: map[string]FieldDoc{
