@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	ktesting "k8s.io/client-go/testing"
 
@@ -361,5 +362,73 @@ func TestLockedBufferTakesConcurrentWriters(t *testing.T) {
 	wg.Wait()
 	if got, want := len(b.String()), 200; got != want {
 		t.Fatalf("len = %d, want %d", got, want)
+	}
+}
+
+// controller plays a Deployment's controller and a kubelet for a fake clientset: every
+// Deployment without a pod gets a new one, with a new UID, running and ready.
+func controller(t *testing.T, r *Runtime) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		n := 0
+		for ctx.Err() == nil {
+			ds, err := r.cs.AppsV1().Deployments(r.ns).List(ctx, metav1.ListOptions{})
+			pods, perr := r.cs.CoreV1().Pods(r.ns).List(ctx, metav1.ListOptions{})
+			if err == nil && perr == nil {
+				for _, d := range ds.Items {
+					has := false
+					for _, p := range pods.Items {
+						has = has || p.Labels[LabelName] == d.Name
+					}
+					if has {
+						continue
+					}
+					n++
+					id := strconv.Itoa(n)
+					pod := &corev1.Pod{
+						ObjectMeta: metav1.ObjectMeta{Name: d.Name + "-" + id, Namespace: r.ns, UID: types.UID("uid-" + id), Labels: d.Spec.Template.Labels, CreationTimestamp: metav1.Now()},
+						Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
+							Name: ContainerName, Ready: true, ContainerID: "containerd://" + id,
+							State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}},
+						}}},
+					}
+					_, _ = r.cs.CoreV1().Pods(r.ns).Create(ctx, pod, metav1.CreateOptions{})
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+}
+
+// TestDeleteReplacesThePod: Delete returns once a pod with a new UID is ready, and
+// InstanceID names the pod by its UID before and after.
+func TestDeleteReplacesThePod(t *testing.T) {
+	r := newFake(t, WithStartTimeout(5*time.Second))
+	controller(t, r)
+	s := testSpec()
+	s.Container.HostPorts = nil
+	p, err := r.Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := runtime.As[runtime.Replacer](p)
+	if !ok {
+		t.Fatal("a kubernetes process is not a runtime.Replacer")
+	}
+	before := d.InstanceID()
+	if before == "" {
+		t.Fatal("InstanceID() is empty for a running pod")
+	}
+	if err := d.Delete(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after := d.InstanceID()
+	if after == "" || after == before {
+		t.Errorf("InstanceID() after Delete = %q, want a new UID (was %q)", after, before)
+	}
+	if !p.Running() {
+		t.Error("Running() = false once the replacement is ready")
 	}
 }
