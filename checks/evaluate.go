@@ -568,8 +568,14 @@ func (e *engine) faultLanded(p planned, s *scenarios.FaultLandedCheck) result.Ch
 			bound = fmt.Sprintf("tolerance ± %s%s", num(eff.Tolerance), unit)
 		}
 		c.Passed = c.Passed && ok
+		off := pct(dev)
+		if eff.Configured == 0 {
+			// The deviation is absolute then (a delete configures no time to replace): a
+			// percentage of nothing would read as nonsense.
+			off = num(dev) + unit
+		}
 		m := fmt.Sprintf("fault %s measured %s%s against %s%s configured (%s off, %s)",
-			name, num(eff.Measured), unit, num(eff.Configured), unit, pct(dev), bound)
+			name, num(eff.Measured), unit, num(eff.Configured), unit, off, bound)
 		switch {
 		case !eff.Landed:
 			m = fmt.Sprintf("fault %s did not land: ", name) + strings.TrimPrefix(m, "fault "+name+" ")

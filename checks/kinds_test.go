@@ -388,6 +388,12 @@ func TestFaultLanded(t *testing.T) {
 				msg: "fault slow measured 5 kills against 5 kills configured (0% off, must match)"}},
 		},
 		{
+			name: "nothing configured: the deviation is absolute, in the unit", during: landed,
+			in: with(&result.Effect{Configured: 0, Measured: 1.7, Unit: "s", Tolerance: 60, Landed: true}),
+			want: map[string]want{"during:slow/fault_landed": {passed: true, figure: 1.7, threshold: 60,
+				msg: "fault slow measured 1.7 s against 0 s configured (1.7 s off, tolerance ± 60 s)"}},
+		},
+		{
 			name: "no effect recorded", over: []scenarios.Check{check(&scenarios.FaultLandedCheck{Fault: "slow"})},
 			in: with(nil),
 			want: map[string]want{"overall/fault_landed/slow": {
