@@ -15,7 +15,7 @@ import (
 )
 
 func TestKindsListsEveryFault(t *testing.T) {
-	want := []string{"bandwidth", "crash", "crash_loop", "disconnect", "down", "latency", "limit_data", "partition",
+	want := []string{"bandwidth", "crash", "crash_loop", "delete", "disconnect", "down", "latency", "limit_data", "partition",
 		"pause", "reset_peer", "restart", "slicer", "slow_close", "timeout"}
 	assert.Equal(t, want, Kinds())
 }
