@@ -259,13 +259,17 @@ func (p *Process) waitReady(ctx context.Context, not string, strict bool) error 
 	for {
 		ch := p.rt.changes()
 		st := p.observe()
+		next := time.Second
 		if st.ready && st.containerID != not {
-			p.mu.Lock()
-			if p.killed != "" && st.containerID != p.killed {
-				p.killed = ""
+			if p.follows(st.containerID) {
+				p.mu.Lock()
+				if p.killed != "" && st.containerID != p.killed {
+					p.killed = ""
+				}
+				p.mu.Unlock()
+				return nil
 			}
-			p.mu.Unlock()
-			return nil
+			next = followPoll
 		}
 		switch st.waiting {
 		case "ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError":
@@ -277,11 +281,23 @@ func (p *Process) waitReady(ctx context.Context, not string, strict bool) error 
 		}
 		select {
 		case <-ch:
-		case <-time.After(time.Second):
+		case <-time.After(next):
 		case <-ctx.Done():
 			return fmt.Errorf("wait for %s to be ready: %w (pod %s)", p.spec.Name, ctx.Err(), describe(st))
 		}
 	}
+}
+
+// followPoll paces the wait for the watcher to take up a container that is already ready.
+const followPoll = 10 * time.Millisecond
+
+// follows reports whether the watcher has taken up container id as the current run, so
+// that Wait and ExitErr speak of it: a caller that waits for readiness next must not find
+// the previous run's closed Wait channel and take the instance for exited.
+func (p *Process) follows(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur == id && !p.ended
 }
 
 func describe(st podState) string {
@@ -535,12 +551,16 @@ func (p *Process) Delete(ctx context.Context) error {
 	for {
 		ch := p.rt.changes()
 		now := p.observe()
+		next := time.Second
 		if now.pod != nil && now.pod.UID != st.pod.UID && now.ready {
-			return nil
+			if p.follows(now.containerID) {
+				return nil
+			}
+			next = followPoll
 		}
 		select {
 		case <-ch:
-		case <-time.After(time.Second):
+		case <-time.After(next):
 		case <-ctx.Done():
 			return fmt.Errorf("delete %s: wait for the replacement pod: %w (%s)", p.spec.Name, ctx.Err(), describe(now))
 		}

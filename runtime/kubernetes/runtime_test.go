@@ -431,4 +431,9 @@ func TestDeleteReplacesThePod(t *testing.T) {
 	if !p.Running() {
 		t.Error("Running() = false once the replacement is ready")
 	}
+	select {
+	case <-p.Wait():
+		t.Error("Wait() is closed once Delete returned: it still speaks of the deleted pod's run")
+	default:
+	}
 }
