@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/history"
@@ -72,14 +73,14 @@ const (
 	deleteErrorRate   = 0.02
 )
 
-// podSeen is what polling the cluster saw of one pod.
+// podSeen is what watching the cluster saw of one pod, at the moments the events came.
 type podSeen struct {
 	name            string
 	first           time.Time
 	deleting, ready time.Time // zero until seen
 }
 
-// podWatch polls the pods of the named instances of every run namespace.
+// podWatch watches the pods of the named instances of every run namespace.
 type podWatch struct {
 	mu   sync.Mutex
 	pods map[string]map[types.UID]*podSeen // instance -> pod UID -> seen
@@ -91,42 +92,53 @@ func watchPods(ctx context.Context, t *testing.T, names ...string) (*podWatch, f
 	w := &podWatch{pods: map[string]map[types.UID]*podSeen{}}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	sel := lease.ManagedSelector
 	wg.Go(func() {
 		for ctx.Err() == nil {
-			list, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: sel})
-			now := time.Now()
-			if err == nil {
-				w.mu.Lock()
-				for _, p := range list.Items {
-					inst := p.Labels[kubernetes.LabelName]
-					if !slices.Contains(names, inst) {
-						continue
-					}
-					if w.pods[inst] == nil {
-						w.pods[inst] = map[types.UID]*podSeen{}
-					}
-					s := w.pods[inst][p.UID]
-					if s == nil {
-						s = &podSeen{name: p.Name, first: now}
-						w.pods[inst][p.UID] = s
-					}
-					if p.DeletionTimestamp != nil && s.deleting.IsZero() {
-						s.deleting = now
-					}
-					if podReady(&p) && s.ready.IsZero() {
-						s.ready = now
-					}
+			wi, err := cs.CoreV1().Pods("").Watch(ctx, metav1.ListOptions{LabelSelector: lease.ManagedSelector})
+			if err != nil {
+				select {
+				case <-ctx.Done():
+				case <-time.After(100 * time.Millisecond):
 				}
-				w.mu.Unlock()
+				continue
 			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
+			for ev := range wi.ResultChan() {
+				p, ok := ev.Object.(*corev1.Pod)
+				if !ok {
+					continue
+				}
+				w.see(p, ev.Type == watch.Deleted, names)
 			}
+			wi.Stop()
 		}
 	})
 	return w, func() { cancel(); wg.Wait() }
+}
+
+// see records what an event shows of p: a pod removed counts as deleting from then at
+// the latest.
+func (w *podWatch) see(p *corev1.Pod, removed bool, names []string) {
+	inst := p.Labels[kubernetes.LabelName]
+	if !slices.Contains(names, inst) {
+		return
+	}
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pods[inst] == nil {
+		w.pods[inst] = map[types.UID]*podSeen{}
+	}
+	s := w.pods[inst][p.UID]
+	if s == nil {
+		s = &podSeen{name: p.Name, first: now}
+		w.pods[inst][p.UID] = s
+	}
+	if (p.DeletionTimestamp != nil || removed) && s.deleting.IsZero() {
+		s.deleting = now
+	}
+	if podReady(p) && s.ready.IsZero() && s.deleting.IsZero() {
+		s.ready = now
+	}
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -139,8 +151,8 @@ func podReady(p *corev1.Pod) bool {
 }
 
 // replacement finds, of inst's pods, the one seen being deleted and a pod first seen no
-// earlier that became ready; it returns how long from the first sight of the delete to
-// the first sight of the new pod ready (polled every 100 ms).
+// earlier that became ready; it returns how long from the delete's event to the new
+// pod's ready event.
 func (w *podWatch) replacement(inst string) (old, repl *podSeen, took time.Duration, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -171,8 +183,9 @@ func (w *podWatch) uids(inst string) int {
 
 // errorWindow is the time from the first to the last failed client request (by their
 // ends) from the fault's injection until 5 s after its heal, on the run's clock; 0 when
-// none failed. It also counts the requests of the run and the failed ones.
-func errorWindow(t *testing.T, dir string, f result.Fault) (window time.Duration, failedAround, failed, total int) {
+// none failed. It counts the requests that ended from the injection on and their failures
+// (what the delete can have caused), and the failures before it.
+func errorWindow(t *testing.T, dir string, f result.Fault) (window time.Duration, failedAround, failedSince, since, failedBefore int) {
 	t.Helper()
 	r, err := history.Open(filepath.Join(dir, harness.HistoryFile))
 	require.NoError(t, err)
@@ -185,13 +198,19 @@ func errorWindow(t *testing.T, dir string, f result.Fault) (window time.Duration
 		if !ok || req.Cut {
 			continue
 		}
-		total++
+		end := req.End()
+		if end < from {
+			if req.Failed() {
+				failedBefore++
+			}
+			continue
+		}
+		since++
 		if !req.Failed() {
 			continue
 		}
-		failed++
-		end := req.End()
-		if end < from || end > to {
+		failedSince++
+		if end > to {
 			continue
 		}
 		if failedAround == 0 {
@@ -200,7 +219,7 @@ func errorWindow(t *testing.T, dir string, f result.Fault) (window time.Duration
 		first, last = min(first, end), max(last, end)
 		failedAround++
 	}
-	return last - first, failedAround, failed, total
+	return last - first, failedAround, failedSince, since, failedBefore
 }
 
 // TestPodDeleteScenario: the scenario of TestPodDeleteUnderLoad is valid for the reference
@@ -244,13 +263,13 @@ func TestPodDeleteUnderLoad(t *testing.T) {
 	require.NotNil(t, f.Effect, "the delete measured")
 	t.Logf("  fault %s: landed=%t measured %.2f %s: %s", f.Name, f.Effect.Landed, f.Effect.Measured, f.Effect.Unit, f.Effect.Detail)
 	assert.Empty(t, f.HealError)
-	window, around, failed, total := errorWindow(t, dir, f)
+	window, around, failed, total, before := errorWindow(t, dir, f)
 	old, repl, podTook, replaced := watch.replacement("order-1")
 	if replaced {
-		t.Logf("  pods of order-1: %s deleted, %s ready %.2f s later (polled)", old.name, repl.name, podTook.Seconds())
+		t.Logf("  pods of order-1: %s deleted, %s ready %.2f s later (watched)", old.name, repl.name, podTook.Seconds())
 	}
-	t.Logf("figures: client-visible error window %.2f s (%d failed requests around the fault; %d of %d in the run), replacement ready %.2f s after the delete (fault effect)",
-		window.Seconds(), around, failed, total, f.Effect.Measured)
+	t.Logf("figures: client-visible error window %.2f s (%d failed requests around the fault; %d of %d from the delete on; %d failed before it), replacement ready %.2f s after the delete (fault effect)",
+		window.Seconds(), around, failed, total, before, f.Effect.Measured)
 
 	// The fault landed: order-1's pod was replaced by one with a new UID, order-2's kept.
 	assert.True(t, f.Effect.Landed, "the delete landed: %s", f.Effect.Detail)
@@ -261,9 +280,9 @@ func TestPodDeleteUnderLoad(t *testing.T) {
 	assert.Positive(t, f.Effect.Measured)
 	assert.LessOrEqual(t, f.Effect.Measured, deleteReadyBound.Seconds(), "replacement ready within %s", deleteReadyBound)
 	// A second replica keeps the errors short and few.
-	require.Positive(t, total, "the load ran")
+	require.Positive(t, total, "the load ran past the delete")
 	assert.LessOrEqual(t, window, deleteErrorWindow, "client-visible error window")
-	assert.LessOrEqual(t, float64(failed)/float64(total), deleteErrorRate, "error rate of the run")
+	assert.LessOrEqual(t, float64(failed)/float64(total), deleteErrorRate, "error rate from the delete on")
 
 	_, err = kubeClient(t).CoreV1().Namespaces().Get(context.Background(), kubernetes.NamespaceFor(res.RunID), metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "namespace of run %s after the run: %v", res.RunID, err)
