@@ -156,8 +156,9 @@ func podReady(p *corev1.Pod) bool {
 func (w *podWatch) replacement(inst string) (old, repl *podSeen, took time.Duration, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	// The run's end deletes every pod with its namespace: the delete's is the first.
 	for _, s := range w.pods[inst] {
-		if !s.deleting.IsZero() {
+		if !s.deleting.IsZero() && (old == nil || s.deleting.Before(old.deleting)) {
 			old = s
 		}
 	}
@@ -165,7 +166,7 @@ func (w *podWatch) replacement(inst string) (old, repl *podSeen, took time.Durat
 		return nil, nil, 0, false
 	}
 	for _, s := range w.pods[inst] {
-		if s != old && s.deleting.IsZero() && !s.ready.IsZero() && !s.first.Before(old.first) {
+		if s != old && !s.ready.IsZero() && !s.first.Before(old.first) {
 			repl = s
 		}
 	}
