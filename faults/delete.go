@@ -134,18 +134,7 @@ func (f *Delete) Inject(ctx context.Context, env Env) error {
 // controller makes it, so there is nothing else to undo, and an instance already replaced
 // is not an error.
 func (f *Delete) Heal(ctx context.Context, env Env) error {
-	names := f.st.take()
-	if len(names) == 0 {
-		return nil
-	}
-	procs, err := procsOf(env, "heal", "delete")
-	if err != nil {
-		return err
-	}
-	if err := ensureRunning(ctx, procs, names); err != nil {
-		return fmt.Errorf("heal delete: %w", err)
-	}
-	return nil
+	return f.st.heal(ctx, env, "delete")
 }
 
 // Measure checks each deleted instance was replaced: a new instance (a new pod UID) runs.

@@ -162,6 +162,23 @@ func ensureRunning(ctx context.Context, procs Processes, names []string) error {
 	return errors.Join(errs...)
 }
 
+// heal hands the recorded names to ensureRunning exactly once: what a crash, restart or
+// delete leaves to undo is an instance that is not running again yet.
+func (s *procFaultState) heal(ctx context.Context, env Env, kind string) error {
+	names := s.take()
+	if len(names) == 0 {
+		return nil
+	}
+	procs, err := procsOf(env, "heal", kind)
+	if err != nil {
+		return err
+	}
+	if err := ensureRunning(ctx, procs, names); err != nil {
+		return fmt.Errorf("heal %s: %w", kind, err)
+	}
+	return nil
+}
+
 // Crash kills components with SIGKILL: no deregistration, no drain, exactly what a
 // power cut or OOM kill does. Healing restarts them with the same data.
 type Crash struct {
@@ -211,18 +228,7 @@ func (f *Crash) Inject(ctx context.Context, env Env) error {
 
 // Heal restarts the killed components that are still down.
 func (f *Crash) Heal(ctx context.Context, env Env) error {
-	names := f.st.take()
-	if len(names) == 0 {
-		return nil
-	}
-	procs, err := procsOf(env, "heal", "crash")
-	if err != nil {
-		return err
-	}
-	if err := ensureRunning(ctx, procs, names); err != nil {
-		return fmt.Errorf("heal crash: %w", err)
-	}
-	return nil
+	return f.st.heal(ctx, env, "crash")
 }
 
 // Measure counts the killed components that are observably not running.
@@ -422,18 +428,7 @@ func (f *Restart) Inject(ctx context.Context, env Env) error {
 
 // Heal starts any restarted component that did not come back.
 func (f *Restart) Heal(ctx context.Context, env Env) error {
-	names := f.st.take()
-	if len(names) == 0 {
-		return nil
-	}
-	procs, err := procsOf(env, "heal", "restart")
-	if err != nil {
-		return err
-	}
-	if err := ensureRunning(ctx, procs, names); err != nil {
-		return fmt.Errorf("heal restart: %w", err)
-	}
-	return nil
+	return f.st.heal(ctx, env, "restart")
 }
 
 // Measure checks each component runs again, as a new process when PIDs are visible.
