@@ -11,17 +11,17 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
-	"k8s.io/component-helpers/auth/rbac/validation"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
+
+	"github.com/faultline-dev/faultline/runtime/kubernetes/lease/leasetest"
 )
 
 // reaperReady is a clientset whose Deployments report one available replica once
@@ -252,25 +252,7 @@ func TestHarnessRulesCoverRuntimeCalls(t *testing.T) {
 	if err := r.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	actions := cs.Actions()
-	if len(actions) == 0 {
-		t.Fatal("no API calls recorded")
-	}
-	rules := lease.HarnessRules()
-	for _, a := range actions {
-		res := a.GetResource().Resource
-		if sub := a.GetSubresource(); sub != "" {
-			res += "/" + sub
-		}
-		verb := a.GetVerb()
-		if verb == "delete-collection" { // the fake's name for RBAC's deletecollection
-			verb = "deletecollection"
-		}
-		want := rbacv1.PolicyRule{APIGroups: []string{a.GetResource().Group}, Resources: []string{res}, Verbs: []string{verb}}
-		if ok, _ := validation.Covers(rules, []rbacv1.PolicyRule{want}); !ok {
-			t.Errorf("the runtime calls %s %s, which lease.HarnessRules do not allow", verb, res)
-		}
-	}
+	leasetest.Covered(t, "the runtime", lease.HarnessRules(), cs.Actions(), false)
 }
 
 // WithLeaseTTL passes a flag through: 0 is the default TTL, anything else the Lease's.

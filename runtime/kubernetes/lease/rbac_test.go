@@ -9,9 +9,10 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/component-helpers/auth/rbac/validation"
 	"sigs.k8s.io/yaml"
+
+	"github.com/faultline-dev/faultline/runtime/kubernetes/lease/leasetest"
 )
 
 const manifestPath = "../../../deploy/kubernetes/rbac.yaml"
@@ -72,40 +73,6 @@ func TestHarnessHoldsWhatItGrantsTheReaper(t *testing.T) {
 	}
 }
 
-// asRule is the right one recorded API call needs.
-func asRule(a k8stesting.Action, withName bool) rbacv1.PolicyRule {
-	res := a.GetResource().Resource
-	if sub := a.GetSubresource(); sub != "" {
-		res += "/" + sub
-	}
-	verb := a.GetVerb()
-	if verb == "delete-collection" { // the fake's name for RBAC's deletecollection
-		verb = "deletecollection"
-	}
-	r := rbacv1.PolicyRule{APIGroups: []string{a.GetResource().Group}, Resources: []string{res}, Verbs: []string{verb}}
-	if withName {
-		switch a := a.(type) {
-		case k8stesting.GetAction:
-			r.ResourceNames = []string{a.GetName()}
-		case k8stesting.DeleteAction:
-			r.ResourceNames = []string{a.GetName()}
-		}
-	}
-	return r
-}
-
-func covered(t *testing.T, who string, rules []rbacv1.PolicyRule, actions []k8stesting.Action, withName bool) {
-	t.Helper()
-	if len(actions) == 0 {
-		t.Fatalf("%s: no API calls recorded: the test would prove nothing", who)
-	}
-	for _, a := range actions {
-		if ok, _ := validation.Covers(rules, []rbacv1.PolicyRule{asRule(a, withName)}); !ok {
-			t.Errorf("%s calls %+v, which its rules do not allow", who, asRule(a, withName))
-		}
-	}
-}
-
 // Every API call this package makes for the harness is one HarnessRules allows: the
 // calls are recorded, not listed by hand.
 func TestHarnessRulesCoverEveryCall(t *testing.T) {
@@ -127,7 +94,7 @@ func TestHarnessRulesCoverEveryCall(t *testing.T) {
 	if _, err := CleanStale(ctx, cs, WithStaleMargin(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	covered(t, "the harness", HarnessRules(), cs.Actions(), false)
+	leasetest.Covered(t, "the harness", HarnessRules(), cs.Actions(), false)
 }
 
 // The reaper's own calls are allowed by exactly the rights it is given, by name.
@@ -147,5 +114,5 @@ func TestReaperRulesCoverEveryCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	inNS, cluster := ReaperRules(testNS)
-	covered(t, "the reaper", append(inNS, cluster...), cs.Actions(), true)
+	leasetest.Covered(t, "the reaper", append(inNS, cluster...), cs.Actions(), true)
 }
