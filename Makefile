@@ -13,7 +13,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 API_DIR      := reference-services/api/refv1
 
-.PHONY: all build up demo test test-race fuzz suite suite-docker examples-docker bench bench-suite bench-console mocks generate vet fmt clean examples k8s-build k8s-cluster
+.PHONY: all build up demo test test-race fuzz suite suite-docker examples-docker bench bench-suite bench-console mocks generate vet fmt clean examples k8s-build k8s-cluster suite-k8s test-k8s
 
 all: build
 
@@ -28,13 +28,22 @@ up: build
 demo: build
 	./$(BIN) demo
 
-## test: every package (real processes, real etcd/NATS/SQLite), then -race where affordable
+## test: every package once (real processes, real etcd/NATS/SQLite; a real cluster when
+## make k8s-build's binaries are cached, else those tests skip with one line): the
+## concurrency-heavy ones (RACE_PKGS) under -race, the rest without
 test:
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PLAIN_PKGS)
 	$(MAKE) test-race
 
 test-race:
 	$(GO) test -count=1 -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
+
+# Every package not in RACE_PKGS: each test runs once, the racy ones under -race.
+PLAIN_PKGS = $(filter-out $(shell $(GO) list $(RACE_PKGS)),$(shell $(GO) list ./...))
+
+## test-k8s: the tests that start a real single-node cluster (root; needs k8s-build)
+test-k8s:
+	$(GO) test -count=1 -race -p 1 -timeout 30m ./internal/k8scluster/... ./runtime/kubernetes/...
 
 ## fuzz: every parser of untrusted input for FUZZTIME each (CI: 60s); new finds land in
 ## testdata/fuzz/<Target>/ of the package and are committed as the corpus
@@ -74,6 +83,13 @@ K8S_DIR ?= /tmp/faultline-k8s-cluster
 k8s-cluster:
 	$(GO) build -o bin/k8s-cluster ./internal/k8scluster/cmd/k8s-cluster
 	./bin/k8s-cluster -dir $(K8S_DIR) $(if $(K8S_CLEAN),-clean)
+
+## suite-k8s: the same catalog with the same expectations on a real single-node cluster
+## started for it under K8S_DIR (root; needs k8s-build), then checks that nothing labelled
+## by faultline is left in the cluster, and tears the cluster down
+suite-k8s: build
+	$(GO) build -o bin/k8s-cluster ./internal/k8scluster/cmd/k8s-cluster
+	./bin/k8s-cluster -dir $(K8S_DIR) -- ./$(BIN) suite scenarios/ --runtime kubernetes
 
 ## suite-docker: the same catalog with the same expectations on the Docker runtime (each
 ## run's containers, network and volumes removed at its end: the check after proves it)

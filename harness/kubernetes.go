@@ -208,13 +208,20 @@ var controllerRefused = map[string]string{
 		"(the instance's Deployment); use crash or restart",
 }
 
+// RefusedFaults returns the fault kinds runtime rt refuses, each with the reason, for
+// scenarios.SystemShape.RefusedFaults: validation then refuses them where the file says
+// so, before any run.
+func RefusedFaults(rt string) map[string]string {
+	if rt == "kubernetes" {
+		return kubernetesRefused
+	}
+	return controllerRefused
+}
+
 // RuntimeProblems returns the faults of sc that runtime rt refuses, each naming its place
 // in the scenario and the reason; nil when there are none.
 func RuntimeProblems(sc *scenarios.Scenario, rt string) []error {
-	refused := controllerRefused
-	if rt == "kubernetes" {
-		refused = kubernetesRefused
-	}
+	refused := RefusedFaults(rt)
 	var errs []error
 	for i, f := range sc.Faults {
 		if why, ok := refused[f.Type]; ok {

@@ -29,6 +29,13 @@ type SystemShape struct {
 	// a fault on an edge the system does not have is refused by validate instead of after
 	// the system started. Nil means the edges are unknown and not checked.
 	Edges []Edge
+	// RefusedFaults are the fault kinds the runtime the scenario will run on cannot
+	// carry out, each with the reason (a kill-and-restart loop where a controller restarts
+	// on its own schedule, a delete where no controller replaces the instance): validate
+	// refuses them at the fault's type, as the run would when it starts. Nil refuses none.
+	RefusedFaults map[string]string
+	// Runtime names that runtime in the messages of RefusedFaults.
+	Runtime string
 }
 
 // Edge is one proxied link, named the way the fault layer matches a target caller->callee:

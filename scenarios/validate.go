@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -58,6 +59,8 @@ func (s *Scenario) Validate(topology SystemShape) []error {
 	if s == nil {
 		return []error{errors.New("validate scenario: no scenario")}
 	}
+	// What the runtime refuses holds whatever the shape of the system turns out to be.
+	refused, rt := topology.RefusedFaults, topology.Runtime
 	if s.Topology != nil {
 		topology = CustomShape(s.Topology)
 	}
@@ -67,6 +70,7 @@ func (s *Scenario) Validate(topology SystemShape) []error {
 			return []error{errors.New("validate scenario: no default system registered and no topology: import the reference package or pass a shape")}
 		}
 	}
+	topology.RefusedFaults, topology.Runtime = refused, cmp.Or(rt, "this runtime")
 	v := &validation{s: s, topo: topology, names: map[string]path{}, parsed: map[Position]bool{}}
 	v.errs = append(v.errs, s.parseErrs...)
 	for _, e := range s.parseErrs {
@@ -321,6 +325,9 @@ func (v *validation) faults() {
 				"fault %q ends at %s (at %s + for %s), after the load stops at %s", f.Name, f.End(), f.At, f.For, s.Load.Duration)
 		}
 		lastEnd = max(lastEnd, f.End())
+		if why, ok := v.topo.RefusedFaults[f.Type]; ok {
+			v.add(v.at(p.with("type"), false), why, "%s: fault type %q is not available on %s", p, f.Type, v.topo.Runtime)
+		}
 		if f.Spec == nil {
 			continue
 		}

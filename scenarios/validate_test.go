@@ -239,3 +239,40 @@ func TestServiceOf(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedFaultsAtTheirType: a fault kind the runtime cannot carry out was refused only
+// once the run started; validate now refuses it at the fault's type line, with the reason
+// as the hint, whatever the system's shape, and leaves other kinds alone.
+func TestRefusedFaultsAtTheirType(t *testing.T) {
+	src := minimal + `faults:
+  - name: gone
+    type: delete
+    at: 1s
+    for: 2s
+    target: order-1
+  - {name: slow, type: latency, at: 1s, for: 2s, latency: 50ms, target: gateway->product}
+`
+	s, err := Parse("x.yaml", []byte(src))
+	require.NoError(t, err)
+	cases := []struct {
+		name  string
+		shape SystemShape
+		want  []string
+	}{
+		{"nothing refused", SystemShape{}, nil},
+		{"delete refused", SystemShape{RefusedFaults: map[string]string{"delete": "no controller replaces it"}, Runtime: "local"},
+			[]string{`x.yaml:9:11: faults[0]: fault type "delete" is not available on local (hint: no controller replaces it)`}},
+		{"another kind refused", SystemShape{RefusedFaults: map[string]string{"crash_loop": "kubelet back-off"}, Runtime: "kubernetes"}, nil},
+		{"no runtime named", SystemShape{RefusedFaults: map[string]string{"delete": "why"}},
+			[]string{`x.yaml:9:11: faults[0]: fault type "delete" is not available on this runtime (hint: why)`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, e := range s.Validate(tc.shape) {
+				got = append(got, e.Error())
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/faultline-dev/faultline/result"
+	"github.com/faultline-dev/faultline/runtime/kubernetes"
 )
 
 // usageError marks a problem with how the command was called (bad flag, bad value).
@@ -41,6 +42,11 @@ func exitCode(err error) int {
 }
 
 func main() {
+	// In a pod of the kubernetes runtime, a crashed component started again by the kubelet
+	// waits here until the crash is healed; the signaler that heals it must not.
+	if f := os.Getenv(kubernetes.HoldEnv); f != "" && (len(os.Args) < 2 || os.Args[1] != kubernetes.SignalCommand) {
+		kubernetes.WaitHold(f)
+	}
 	root := newRoot()
 	err := root.Execute()
 	if err != nil {

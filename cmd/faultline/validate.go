@@ -1,24 +1,31 @@
 package main
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/scenarios"
 )
 
 func newValidateCmd() *cobra.Command {
-	return &cobra.Command{
+	var rt string
+	cmd := &cobra.Command{
 		Use:   "validate DIR|FILE|NAME...",
 		Short: "Check scenario files without running them",
 		Long: "Validate reports every problem of every file at once, as file:line:col: message\n" +
 			"(hint: ...), the way a compiler does. It takes what suite takes: a directory means\n" +
-			"its *.yaml files, a name a built-in scenario. Exit code 0 when every file is valid,\n" +
-			"3 otherwise.",
-		Example: "  faultline validate scenarios/\n  faultline validate scenarios/*.yaml\n  faultline validate baseline",
+			"its *.yaml files, a name a built-in scenario. A fault the runtime cannot carry out\n" +
+			"(--runtime, else the scenario's system.runtime, else local) is a problem too, as the\n" +
+			"run would refuse it. Exit code 0 when every file is valid, 3 otherwise.",
+		Example: "  faultline validate scenarios/\n  faultline validate scenarios/*.yaml\n  faultline validate baseline\n" +
+			"  faultline validate pod-delete.yaml --runtime kubernetes",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usagef("%s needs at least one scenario file or directory", cmd.CommandPath())
@@ -26,6 +33,9 @@ func newValidateCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if rt != "" && !slices.Contains(runtimes, rt) {
+				return usagef("--runtime %q: want %s", rt, strings.Join(runtimes, ", "))
+			}
 			files, err := scenarioArgs(args)
 			if err != nil {
 				return err
@@ -33,7 +43,7 @@ func newValidateCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			bad, problems := 0, 0
 			for _, f := range files {
-				errs := validateArg(f)
+				errs := validateArg(f, rt)
 				if len(errs) == 0 {
 					fmt.Fprintf(out, "%s: ok\n", f)
 					continue
@@ -50,17 +60,28 @@ func newValidateCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&rt, "runtime", "", "the runtime the scenarios will run on ("+strings.Join(runtimes, ", ")+"): its refused fault kinds are problems; default: each scenario's system.runtime, else local")
+	return cmd
 }
 
 // validateArg validates one expanded argument: a file, or a built-in scenario by name
-// when no such file exists, as run and suite read it.
-func validateArg(arg string) []error {
+// when no such file exists, as run and suite read it, for runtime rt (empty: the
+// scenario's own, else local).
+func validateArg(arg, rt string) []error {
+	var sc *scenarios.Scenario
 	if _, err := os.Stat(arg); err != nil && !strings.ContainsAny(arg, "/.") {
-		sc, err := loadScenario(arg)
-		if err != nil {
+		if sc, err = loadScenario(arg); err != nil {
 			return []error{err}
 		}
-		return sc.Validate(scenarios.SystemShape{})
+	} else if sc, err = scenarios.Load(arg); sc == nil {
+		if list, ok := errors.AsType[scenarios.ErrorList](err); ok {
+			return list.Errors()
+		}
+		return []error{err}
 	}
-	return scenarios.ValidateFile(arg, scenarios.SystemShape{})
+	rt = cmp.Or(rt, sc.System.Runtime, runtimeLocal)
+	return sc.Validate(scenarios.SystemShape{RefusedFaults: harness.RefusedFaults(rt), Runtime: rt})
 }
+
+// runtimes are the values --runtime takes.
+var runtimes = []string{runtimeLocal, runtimeDocker, runtimeKubernetes}

@@ -123,11 +123,19 @@ type state struct {
 	PIDs   []int  `json:"pids"`
 }
 
-// Supported says why this machine cannot run a cluster (nil when it can): not root, no
-// cgroups, no runc or iptables, or the binaries not built into binDir.
+// SkipEnv, set to a reason, makes Supported refuse whatever the machine offers: CI sets it
+// for make test while it builds the cluster binaries beside it, and runs the cluster's
+// tests once they are built.
+const SkipEnv = "FAULTLINE_K8S_SKIP"
+
+// Supported says why this machine cannot run a cluster (nil when it can): SkipEnv set,
+// not root, no cgroups, no runc or iptables, or the binaries not built into binDir.
 func Supported(binDir string) error {
 	if binDir == "" {
 		binDir = BinDir()
+	}
+	if why := os.Getenv(SkipEnv); why != "" {
+		return fmt.Errorf("%s is set: %s", SkipEnv, why)
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("not root (kubelet, containerd and kube-proxy need it)")
@@ -146,6 +154,11 @@ func Supported(binDir string) error {
 		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
 			return fmt.Errorf("cluster binaries not built in %s (make k8s-build, ~30 min cold)", binDir)
 		}
+	}
+	// The build writes its marker last: binaries without it may be half written (a build
+	// still running beside the tests, as CI runs it on a new machine).
+	if _, err := os.Stat(filepath.Join(binDir, ".complete")); err != nil {
+		return fmt.Errorf("cluster binaries in %s are not complete (make k8s-build still running, or interrupted)", binDir)
 	}
 	return nil
 }

@@ -26,13 +26,17 @@ type forwarders struct {
 	r     *Runtime
 	mu    sync.Mutex
 	conns map[string]httpstream.Connection // pod name -> its port-forward connection
-	lns   []net.Listener
-	wg    sync.WaitGroup
-	reqID atomic.Int64
+	// carried maps each accepted connection being forwarded to the container it was sent
+	// to, so that a kill can end them (see sever).
+	carried map[net.Conn]string
+	severed map[string]bool // containers being killed: see sever
+	lns     []net.Listener
+	wg      sync.WaitGroup
+	reqID   atomic.Int64
 }
 
 func newForwarders(r *Runtime) *forwarders {
-	return &forwarders{r: r, conns: map[string]httpstream.Connection{}}
+	return &forwarders{r: r, conns: map[string]httpstream.Connection{}, carried: map[net.Conn]string{}, severed: map[string]bool{}}
 }
 
 // listen opens 127.0.0.1:hostPort (any free port when 0) for p's containerPort.
@@ -63,6 +67,20 @@ func (f *forwarders) forward(c net.Conn, p *Process, port int) {
 	st := p.observe()
 	if st.pod == nil || st.pod.Status.Phase != corev1.PodRunning {
 		return
+	}
+	if st.containerID != "" {
+		f.mu.Lock()
+		if f.severed[st.containerID] {
+			f.mu.Unlock()
+			return
+		}
+		f.carried[c] = st.containerID
+		f.mu.Unlock()
+		defer func() {
+			f.mu.Lock()
+			delete(f.carried, c)
+			f.mu.Unlock()
+		}()
 	}
 	conn, err := f.conn(st.pod.Name)
 	if err != nil {
@@ -107,6 +125,40 @@ func (f *forwarders) forward(c net.Conn, p *Process, port int) {
 	}()
 	<-done
 	_ = data.Reset()
+}
+
+// sever ends the client side of container: every connection carried to it is closed, and
+// until forget, a new one is closed at once, as a dead process's port refuses it. Kill
+// calls it at the moment it kills the container, so that the client sees the crash when
+// a direct connection would: at once. Through the kubelet's port-forward it would not:
+// the container runtime, once the pod's side has ended, waits up to a second for the
+// client's side before it closes the stream (containerd's socat-like grace), a request in
+// flight hangs that long, and the client keeps sending to the dead process meanwhile; and
+// until the signal's exec returns (about 100 ms), new connections still reach it.
+func (f *forwarders) sever(container string) {
+	if container == "" {
+		return
+	}
+	f.mu.Lock()
+	f.severed[container] = true
+	var ended []net.Conn
+	for c, id := range f.carried {
+		if id == container {
+			ended = append(ended, c)
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range ended {
+		_ = c.Close()
+	}
+}
+
+// forget ends sever's refusal of new connections to container: it has ended (and a new
+// one runs in its place), or it was not killed after all.
+func (f *forwarders) forget(container string) {
+	f.mu.Lock()
+	delete(f.severed, container)
+	f.mu.Unlock()
 }
 
 // conn returns the port-forward connection to pod, dialling it the first time.

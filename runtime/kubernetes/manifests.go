@@ -29,6 +29,9 @@ import (
 // next command's clean find a run by.
 const LabelName = "dev.faultline.name"
 
+// holdVolume is the name of the volume that holds the hold file (HoldEnv).
+const holdVolume = "faultline-hold"
+
 // ContainerName is the name of the one container of every pod the runtime makes.
 const ContainerName = "main"
 
@@ -173,7 +176,10 @@ func (r *Runtime) build(s runtime.Spec) manifests {
 		volumes = append(volumes, corev1.Volume{Name: vol, VolumeSource: r.volumeSource(mt.Volume)})
 		mounts = append(mounts, corev1.VolumeMount{Name: vol, MountPath: mt.Target, ReadOnly: mt.ReadOnly})
 	}
-	env := []corev1.EnvVar{{Name: bindAnyEnv, Value: "1"}}
+	// The hold of a crash (see HoldEnv) lives on a volume of the pod.
+	volumes = append(volumes, corev1.Volume{Name: holdVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}})
+	mounts = append(mounts, corev1.VolumeMount{Name: holdVolume, MountPath: holdDir})
+	env := []corev1.EnvVar{{Name: bindAnyEnv, Value: "1"}, {Name: HoldEnv, Value: holdFile}}
 	for _, kv := range s.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		env = slices.DeleteFunc(env, func(e corev1.EnvVar) bool { return e.Name == k })
@@ -243,6 +249,14 @@ func (r *Runtime) build(s runtime.Spec) manifests {
 				ObjectMeta: meta(name),
 				Spec: corev1.ServiceSpec{
 					Selector: selector(r.runID, s.Name), Ports: svcPorts,
+					// Headless: the name resolves to the pod's own address, as a container's
+					// name does on Docker. A ClusterIP is routable only once kube-proxy has
+					// programmed it, 1–2 s after the Service's endpoints change
+					// (kubeproxy_network_programming_duration_seconds), so the first
+					// connections of a run just started, or to a pod just replaced, went
+					// into a black hole for a SYN retransmit and callers' breakers opened
+					// before any fault.
+					ClusterIP: corev1.ClusterIPNone,
 					// A component that is starting is dialled all the same (etcd's peers,
 					// a broker's cluster): readiness gates the harness, not the peers.
 					PublishNotReadyAddresses: true,

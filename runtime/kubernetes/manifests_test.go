@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -90,8 +91,8 @@ func TestBuild(t *testing.T) {
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
 	}
-	if env["A"] != "1" || env[bindAnyEnv] != "0" || len(c.Env) != 2 {
-		t.Errorf("env %v: want A=1 and the spec's FAULTLINE_BIND_ANY winning", c.Env)
+	if env["A"] != "1" || env[bindAnyEnv] != "0" || env[HoldEnv] != holdFile || len(c.Env) != 3 {
+		t.Errorf("env %v: want A=1, the spec's FAULTLINE_BIND_ANY winning and the hold file", c.Env)
 	}
 	if p := c.ReadinessProbe; p == nil || p.HTTPGet.Path != "/readyz" || p.HTTPGet.Port.IntValue() != 9090 {
 		t.Errorf("readiness probe %+v, want GET :9090/readyz", p)
@@ -107,6 +108,10 @@ func TestBuild(t *testing.T) {
 	vols := map[string]corev1.Volume{}
 	for _, v := range pod.Volumes {
 		vols[v.Name] = v
+	}
+	// The hold of a crash outlives the container (the kubelet's restart) and not the pod.
+	if hv := vols[mounts[holdDir].Name]; hv.EmptyDir == nil || path.Dir(holdFile) != holdDir {
+		t.Errorf("hold volume %+v at %s, want an emptyDir holding %s", hv.VolumeSource, holdDir, holdFile)
 	}
 	data := vols[mounts["/data/order"].Name]
 	if data.HostPath == nil || data.HostPath.Path != "/var/lib/fl/faultline-run-1/data-order" {
@@ -129,6 +134,11 @@ func TestBuild(t *testing.T) {
 		names = append(names, s.Name)
 		if len(s.Spec.Ports) != 2 || !selectorMatches(s.Spec.Selector, d.Spec.Template.Labels) {
 			t.Errorf("service %s: ports %v selector %v", s.Name, s.Spec.Ports, s.Spec.Selector)
+		}
+		// A ClusterIP answers only once kube-proxy has programmed it, 1–2 s after a change:
+		// a run's first connections, and those to a replaced pod, went into a black hole.
+		if s.Spec.ClusterIP != corev1.ClusterIPNone || !s.Spec.PublishNotReadyAddresses {
+			t.Errorf("service %s: clusterIP %q publishNotReady %v, want headless, publishing a starting pod", s.Name, s.Spec.ClusterIP, s.Spec.PublishNotReadyAddresses)
 		}
 	}
 	if strings.Join(names, ",") != "order-1,order" {

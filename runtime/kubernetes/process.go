@@ -16,8 +16,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/faultline-dev/faultline/runtime"
 )
@@ -64,9 +62,14 @@ type Process struct {
 	// another container of it is ready, since the kubelet restarts it on its own.
 	killed string
 	paused bool
-	hosts  map[int]string // container port -> host address of its forwarder
-	quit   chan struct{}
-	logs   sync.WaitGroup
+	// held is the UID of the pod whose hold file a Kill created (see HoldEnv): its
+	// component stays down until Restart releases it.
+	held types.UID
+	// sess is the signal session of the ready container (see signalSession).
+	sess  *signalSession
+	hosts map[int]string // container port -> host address of its forwarder
+	quit  chan struct{}
+	logs  sync.WaitGroup
 }
 
 func newProcess(r *Runtime, s runtime.Spec) *Process {
@@ -203,6 +206,11 @@ func (p *Process) watch() {
 				p.logs.Go(func() { p.follow(pod) })
 			}
 		}
+		// Once ready, not before: its exec would compete with the start-up. Only in the
+		// run's own image: another (Toxiproxy's) has no signaler to start.
+		if st.ready && st.running && p.spec.Container.Image == p.rt.image && (p.sess == nil || p.sess.container != st.containerID) {
+			p.warm(st)
+		}
 		p.mu.Unlock()
 		select {
 		case <-ch:
@@ -243,13 +251,18 @@ func (p *Process) follow(pod string) {
 	_, _ = io.Copy(f, rc)
 }
 
-// close stops the watcher and the log followers.
+// close stops the watcher, the signal session and the log followers.
 func (p *Process) close() {
 	select {
 	case <-p.quit:
 	default:
 		close(p.quit)
 	}
+	p.mu.Lock()
+	if p.sess != nil {
+		p.sess.close()
+	}
+	p.mu.Unlock()
 	p.logs.Wait()
 }
 
@@ -331,6 +344,9 @@ func (p *Process) Running() bool {
 	st := p.observe()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.heldIn(st) {
+		return false
+	}
 	if p.killed != "" {
 		if st.containerID == p.killed || !st.ready {
 			return false
@@ -341,8 +357,10 @@ func (p *Process) Running() bool {
 }
 
 // Kill SIGKILLs the component inside its running container and returns once the kubelet
-// reports the container ended; the kubelet then starts it again in place (with its
-// crash-loop back-off when that happens often).
+// reports the container ended. The kubelet starts the container again in place at once,
+// but the component in it waits (see HoldEnv) until Restart: a crash lasts until it is
+// healed, as on the other runtimes, and not the second or so the kubelet takes, which
+// is shorter than the leases and timeouts a scenario means to outlast.
 func (p *Process) Kill() error {
 	st := p.observe()
 	if !st.running {
@@ -353,9 +371,18 @@ func (p *Process) Kill() error {
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
+	if err := p.signal(ctx, st, "HOLD"); err != nil {
+		return fmt.Errorf("kill %s: %w", p.spec.Name, err)
+	}
+	p.mu.Lock()
+	p.held = st.pod.UID
+	p.mu.Unlock()
 	// The exec's own stream may end with the container it ran in: the error is only
 	// trusted if the container did not end.
-	execErr := p.signal(ctx, st.pod.Name, "KILL")
+	// Its clients lose it now (see forwarders.sever), not when the exec returns.
+	p.rt.fw.sever(st.containerID)
+	defer p.rt.fw.forget(st.containerID)
+	execErr := p.signal(ctx, st, "KILL")
 	ctx, cancel2 := context.WithTimeout(context.Background(), reapTimeout)
 	defer cancel2()
 	for {
@@ -394,7 +421,7 @@ func (p *Process) freeze(pause bool) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	if err := p.signal(ctx, st.pod.Name, sig); err != nil {
+	if err := p.signal(ctx, st, sig); err != nil {
 		return fmt.Errorf("%s %s: %w", verb, p.spec.Name, err)
 	}
 	p.mu.Lock()
@@ -403,30 +430,98 @@ func (p *Process) freeze(pause bool) error {
 	return nil
 }
 
-// signal execs the faultline binary in the pod to send sig to the component.
-func (p *Process) signal(ctx context.Context, pod, sig string) error {
-	out, err := p.rt.exec(ctx, pod, []string{SignalerPath, SignalCommand, "--exe", p.spec.Command, sig})
+// signal has the faultline binary in st's container carry out a request of Act (a signal
+// to the component, HOLD, RELEASE): on the container's signal session, else by a new exec.
+func (p *Process) signal(ctx context.Context, st podState, sig string) error {
+	if s := p.session(st); s != nil {
+		err := s.send(ctx, sig)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errSessionEnded) && (sig == "KILL" || sig == "TERM"):
+			// A signal that ends the component ends its container, and the session with
+			// it, often before the answer is written: the caller waits for the container
+			// to end and fails if it does not.
+			return nil
+		case !errors.Is(err, errSessionNotReady):
+			return fmt.Errorf("signal %s in pod %s: %w", sig, st.pod.Name, err)
+		}
+	}
+	// No session (yet): a new exec.
+	out, err := p.rt.exec(ctx, st.pod.Name, []string{SignalerPath, SignalCommand, "--exe", p.spec.Command, sig})
 	if err != nil {
-		return fmt.Errorf("signal %s in pod %s: %w: %s", sig, pod, err, strings.TrimSpace(out))
+		return fmt.Errorf("signal %s in pod %s: %w: %s", sig, st.pod.Name, err, strings.TrimSpace(out))
 	}
 	return nil
 }
 
+// heldIn reports whether st's pod holds the component after a Kill; p.mu is held.
+func (p *Process) heldIn(st podState) bool {
+	return p.held != "" && st.pod != nil && st.pod.UID == p.held
+}
+
+// release lets a held component run (see Kill): once the kubelet's new container runs,
+// it removes the hold file from inside it.
+func (p *Process) release(ctx context.Context) error {
+	for {
+		ch := p.rt.changes()
+		st := p.observe()
+		p.mu.Lock()
+		held, killed := p.heldIn(st), p.killed
+		p.mu.Unlock()
+		if !held {
+			return nil
+		}
+		if st.running && st.containerID != killed {
+			if err := p.signal(ctx, st, "RELEASE"); err != nil {
+				return fmt.Errorf("release %s: %w", p.spec.Name, err)
+			}
+			p.mu.Lock()
+			p.held = ""
+			p.mu.Unlock()
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return fmt.Errorf("release %s: wait for the kubelet's new container: %w (pod %s)", p.spec.Name, ctx.Err(), describe(st))
+		}
+	}
+}
+
+// session returns the signal session of container, when one was started and has not
+// ended; an ended one is started again for the next signal.
+func (p *Process) session(st podState) *signalSession {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sess == nil || p.sess.container != st.containerID {
+		return nil
+	}
+	select {
+	case <-p.sess.done:
+		p.warm(st)
+		return nil
+	default:
+		return p.sess
+	}
+}
+
+// warm starts a signal session in st's container, in place of the one before; p.mu is
+// held.
+func (p *Process) warm(st podState) {
+	if p.sess != nil {
+		p.sess.close()
+	}
+	p.sess = p.rt.startSession(st.pod.Name, st.containerID, p.spec.Command)
+}
+
 // exec runs cmd in pod's container through the API server and returns its output.
 func (r *Runtime) exec(ctx context.Context, pod string, cmd []string) (string, error) {
-	if r.cfg == nil {
-		return "", errors.New("exec: no API server configuration")
-	}
-	req := r.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(r.ns).Name(pod).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{Container: ContainerName, Command: cmd, Stdout: true, Stderr: true}, scheme.ParameterCodec)
-	ex, err := remotecommand.NewSPDYExecutor(r.cfg, "POST", req.URL())
-	if err != nil {
-		return "", fmt.Errorf("exec: %w", err)
-	}
 	// The executor copies stdout and stderr on two goroutines: one buffer takes both, so it
 	// is locked.
 	var out lockedBuffer
-	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out})
+	err := r.stream(ctx, pod, cmd, nil, &out)
 	return out.String(), err
 }
 
@@ -503,22 +598,30 @@ func (p *Process) Restart(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, p.rt.startTimeout)
 	defer cancel()
 	st := p.observe()
+	p.mu.Lock()
+	held, killed := p.heldIn(st), p.killed
+	p.mu.Unlock()
 	not := ""
 	switch {
+	case held:
+		if err := p.release(ctx); err != nil {
+			return fmt.Errorf("restart %s: %w", p.spec.Name, err)
+		}
+		not = killed
 	case st.pod == nil:
 		if err := p.scale(ctx, 1); err != nil {
 			return fmt.Errorf("restart %s: %w", p.spec.Name, err)
 		}
 	case st.running:
 		if p.isPaused() {
-			if err := p.signal(ctx, st.pod.Name, "CONT"); err != nil {
+			if err := p.signal(ctx, st, "CONT"); err != nil {
 				return fmt.Errorf("restart %s: %w", p.spec.Name, err)
 			}
 		}
 		p.mu.Lock()
 		p.paused = false
 		p.mu.Unlock()
-		if err := p.signal(ctx, st.pod.Name, "TERM"); err != nil {
+		if err := p.signal(ctx, st, "TERM"); err != nil {
 			return fmt.Errorf("restart %s: %w", p.spec.Name, err)
 		}
 		not = st.containerID

@@ -3,10 +3,13 @@
 // id; each Spec becomes a Deployment of one pod, a Service named after it (and one per
 // alias), and a ConfigMap and a Secret holding its files. Readiness is the pod's own
 // readiness probe. Process faults go through the API server as well: crash and pause
-// exec the faultline binary in the pod to signal the component (the pod shares one
-// process namespace, so the component is not its pid 1), delete removes the pod for its
-// Deployment to replace, and the harness reaches every port through the API server's
-// port-forward, so the cluster may be remote.
+// signal the component from inside its pod (the pod shares one process namespace, so the
+// component is not its pid 1) through a signaler kept running in each ready container
+// (an exec'd faultline signal --serve, so that a fault lands when the timeline fires
+// it); a crashed component, which the kubelet starts again at once, waits in its new
+// container until the crash is healed; delete removes the pod for its Deployment to
+// replace, and the harness reaches every port through the API server's port-forward, so
+// the cluster may be remote.
 //
 // New holds a Lease in the namespace and starts a reaper beside the run (package lease):
 // if the harness dies, the reaper deletes the namespace once the Lease expires; LeaseLost

@@ -201,3 +201,34 @@ func deleteOrphans(ctx context.Context, client kubernetes.Interface) ([]string, 
 	}
 	return out, nil
 }
+
+// Leftovers names everything of Faultline's still in the cluster (ManagedSelector): run
+// namespaces, terminating ones included, and the reapers' ClusterRoles and
+// ClusterRoleBindings. After every run has ended it must be empty: CI checks it after a
+// suite on a cluster.
+func Leftovers(ctx context.Context, client kubernetes.Interface) ([]string, error) {
+	sel := metav1.ListOptions{LabelSelector: ManagedSelector}
+	var out []string
+	nss, err := client.CoreV1().Namespaces().List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("list leftovers: %w", err)
+	}
+	for _, ns := range nss.Items {
+		out = append(out, "namespace "+ns.Name)
+	}
+	roles, err := client.RbacV1().ClusterRoles().List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("list leftovers: %w", err)
+	}
+	for _, r := range roles.Items {
+		out = append(out, "clusterrole "+r.Name)
+	}
+	bindings, err := client.RbacV1().ClusterRoleBindings().List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("list leftovers: %w", err)
+	}
+	for _, b := range bindings.Items {
+		out = append(out, "clusterrolebinding "+b.Name)
+	}
+	return out, nil
+}

@@ -607,3 +607,38 @@ func TestDeleteRunKillsPods(t *testing.T) {
 		t.Errorf("%d pods killed, want 1", killed.Load())
 	}
 }
+
+// TestLeftovers names every managed namespace and reaper right, and nothing else: the
+// check after a suite on a cluster must fail on one leftover and pass on a clean cluster.
+func TestLeftovers(t *testing.T) {
+	ctx := context.Background()
+	managed := metav1.ObjectMeta{Labels: NamespaceLabels("r")}
+	named := func(name string) metav1.ObjectMeta { m := managed; m.Name = name; return m }
+	cases := []struct {
+		name    string
+		objects []runtime.Object
+		want    []string
+	}{
+		{"clean cluster", []runtime.Object{
+			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}},
+			&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: HarnessClusterRole}},
+		}, nil},
+		{"one of each left", []runtime.Object{
+			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}},
+			&corev1.Namespace{ObjectMeta: named("faultline-r1")},
+			&rbacv1.ClusterRole{ObjectMeta: named(ReaperName + "-faultline-r1")},
+			&rbacv1.ClusterRoleBinding{ObjectMeta: named(ReaperName + "-faultline-r1")},
+		}, []string{"namespace faultline-r1", "clusterrole " + ReaperName + "-faultline-r1", "clusterrolebinding " + ReaperName + "-faultline-r1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Leftovers(ctx, fake.NewClientset(tc.objects...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("Leftovers() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
