@@ -29,7 +29,14 @@ type proxyServer interface {
 	handler() http.Handler
 	// close removes every proxy the server created.
 	close(ctx context.Context) error
+	// control starts a bare proxy called name to upstream, beside a link's own, and
+	// returns its listen address and how to remove it: a measurement's baseline through
+	// the same server, so that the hop through it is not counted as the fault's effect.
+	control(ctx context.Context, name, upstream string) (listen string, stop func(context.Context), err error)
 }
+
+// errNoControl is control's error on a server given no ports for control proxies.
+var errNoControl = errors.New("take control port: the server has none (Remote.ControlPorts)")
 
 // proxy is one link's proxy on a proxyServer.
 type proxy interface {
@@ -94,6 +101,14 @@ func (s *localServer) healAll(ctx context.Context, proxies []proxy) error {
 }
 
 func (s *localServer) handler() http.Handler { return s.server.Routes() }
+
+func (s *localServer) control(_ context.Context, name, upstream string) (string, func(context.Context), error) {
+	p := toxiproxy.NewProxy(s.server, name, "127.0.0.1:0", upstream)
+	if err := s.server.Collection.Add(p, true); err != nil {
+		return "", nil, fmt.Errorf("start control proxy: %w", err)
+	}
+	return listenOf(p), func(context.Context) { _ = s.server.Collection.Remove(name) }, nil
+}
 
 func (s *localServer) close(context.Context) error { return s.server.Collection.Clear() }
 

@@ -127,3 +127,43 @@ func TestLatencyMeasureAtTheBoundary(t *testing.T) {
 		})
 	}
 }
+
+// TestLatencyBaselineCrossesTheSameServer: a latency is measured against a bare proxy on
+// the same server, so a server that is slow for every proxy (a Toxiproxy pod carrying a
+// loaded system) does not make the toxic seem larger, while a delay on the faulted proxy
+// alone still counts. The prober adds the hop's delay to probes through the proxies it is
+// told to slow, as a loaded server would.
+func TestLatencyBaselineCrossesTheSameServer(t *testing.T) {
+	const latency, hop = 300 * time.Millisecond, 60 * time.Millisecond
+	tests := []struct {
+		name      string
+		slow      func(addr, proxy, upstream string) bool
+		landed    bool
+		wantMS    float64
+		wantInDet string
+	}{
+		{"a hop every proxy pays is not the fault's", func(addr, _, upstream string) bool { return addr != upstream },
+			true, 300, "through a bare proxy"},
+		{"a delay of the faulted proxy alone is", func(addr, proxy, _ string) bool { return addr == proxy },
+			false, 360, "through a bare proxy"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var proxy string
+			prober := func(ctx context.Context, link Link, addr string, spec ProbeSpec) Probe {
+				p := TCPProbe(ctx, addr, spec)
+				if tt.slow(addr, proxy, link.Upstream) && p.Outcome == OutcomeAnswered {
+					p.FirstByte += hop
+					p.Elapsed += hop
+				}
+				return p
+			}
+			l := newLinks(t, WithProber(prober))
+			proxy, _ = echoLink(t, l)
+			eff := injectMeasure(t, NewEnv(l, nil), &Latency{Target: "caller->echo-1", Latency: latency})
+			assert.Equal(t, tt.landed, eff.Landed, "effect %+v", eff)
+			assert.InDelta(t, tt.wantMS, eff.Measured, 15, "effect %+v", eff)
+			assert.Contains(t, eff.Detail, tt.wantInDet)
+		})
+	}
+}

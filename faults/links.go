@@ -666,6 +666,38 @@ func (l *Links) ProbeDirect(ctx context.Context, name string, spec ProbeSpec) (P
 	return l.prober(ctx, e.link, addr, l.fill(spec)), nil
 }
 
+// control starts a bare proxy to the link's upstream on the link's own server, for a
+// measurement's baseline: a probe through it crosses the same server, under the same
+// load, as a probe through the link's proxy, without the fault. probe sends spec through
+// it; stop removes it (Close removes one left behind).
+func (l *Links) control(ctx context.Context, name string) (probe func(context.Context, ProbeSpec) Probe, stop func(), err error) {
+	e, err := l.entry(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start control proxy: %w", err)
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, nil, fmt.Errorf("start control proxy for %q: links are closed", name)
+	}
+	upstream := e.link.Upstream
+	l.inflight.Add(1)
+	l.mu.Unlock()
+	defer l.inflight.Done()
+	listen, remove, err := l.server.control(ctx, fmt.Sprintf("%s~control-%d", name, l.seq.Add(1)), upstream)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start control proxy for %q: %w", name, err)
+	}
+	stop = func() { remove(context.WithoutCancel(ctx)) }
+	addr, err := l.server.dial(listen)
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("start control proxy for %q: %w", name, err)
+	}
+	probe = func(ctx context.Context, spec ProbeSpec) Probe { return l.prober(ctx, e.link, addr, l.fill(spec)) }
+	return probe, stop, nil
+}
+
 func (l *Links) fill(spec ProbeSpec) ProbeSpec {
 	if spec.Timeout <= 0 {
 		spec.Timeout = l.probeTimeout

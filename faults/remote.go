@@ -28,6 +28,12 @@ type Remote struct {
 	// Ports are the ports, inside the server's network namespace, that proxies may listen on;
 	// Add takes the lowest free one and running out is an error (naming how many there are).
 	Ports []int
+	// ControlPorts are further ports, apart from Ports, for the bare proxies a latency
+	// measurement starts beside a link's own for its baseline (see measureLatency): the
+	// hop through this server is then paid on both sides of the comparison. Each
+	// measurement holds one for its duration; with none free it measures against the
+	// upstream directly, and says so.
+	ControlPorts []int
 	// Dial maps an address on the callers' network (a proxy's "toxiproxy:20001" or a link's
 	// upstream "api-1:9000") to one this process can dial, for Probe and ProbeDirect. It is
 	// called at every probe because a restarted container may be published on another port.
@@ -39,7 +45,7 @@ type Remote struct {
 // process. Every Links operation keeps its meaning; NewLinks rejects a Remote that cannot
 // work, listing every problem.
 func WithRemote(r Remote) Option {
-	r.Ports = slices.Clone(r.Ports)
+	r.Ports, r.ControlPorts = slices.Clone(r.Ports), slices.Clone(r.ControlPorts)
 	return func(l *Links) { l.remote = &r }
 }
 
@@ -88,18 +94,23 @@ func (r Remote) validate() []error {
 	if len(r.Ports) == 0 {
 		errs = append(errs, errors.New("ports: want at least one"))
 	}
-	seen := map[int]int{}
-	for i, p := range r.Ports {
-		if p < 1 || p > 65535 {
-			errs = append(errs, fmt.Errorf("ports[%d] %d is not a TCP port (1-65535)", i, p))
-			continue
+	seen := map[int]string{}
+	check := func(field string, ports []int) {
+		for i, p := range ports {
+			at := fmt.Sprintf("%s[%d]", field, i)
+			if p < 1 || p > 65535 {
+				errs = append(errs, fmt.Errorf("%s %d is not a TCP port (1-65535)", at, p))
+				continue
+			}
+			if prev, dup := seen[p]; dup {
+				errs = append(errs, fmt.Errorf("%s %d repeats %s", at, p, prev))
+				continue
+			}
+			seen[p] = at
 		}
-		if j, dup := seen[p]; dup {
-			errs = append(errs, fmt.Errorf("ports[%d] %d repeats ports[%d]", i, p, j))
-			continue
-		}
-		seen[p] = i
 	}
+	check("ports", r.Ports)
+	check("control_ports", r.ControlPorts)
 	return errs
 }
 
@@ -116,6 +127,7 @@ func newRemoteServer(r Remote) (*remoteServer, error) {
 	// The client appends "/proxies" and the like; a trailing slash would double it.
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	r.Ports = slices.Sorted(slices.Values(r.Ports))
+	r.ControlPorts = slices.Sorted(slices.Values(r.ControlPorts))
 	return &remoteServer{
 		cfg:    r,
 		api:    u,
@@ -171,9 +183,39 @@ func notSent(err error) bool {
 }
 
 func (s *remoteServer) create(ctx context.Context, name, upstream string) (proxy, error) {
+	addr, err := s.createOn(ctx, s.cfg.Ports, name, upstream)
+	if err != nil {
+		return nil, err
+	}
+	return &remoteProxy{srv: s, name: name, addr: addr}, nil
+}
+
+// control starts a bare proxy on one of the control ports; stop deletes it and frees
+// the port. A delete that fails leaves both reserved, so Close still deletes the proxy.
+func (s *remoteServer) control(ctx context.Context, name, upstream string) (string, func(context.Context), error) {
+	addr, err := s.createOn(ctx, s.cfg.ControlPorts, name, upstream)
+	if err != nil {
+		return "", nil, err
+	}
+	stop := func(ctx context.Context) {
+		_, err := within(ctx, func() (struct{}, error) {
+			p := s.client.NewProxy()
+			p.Name = name
+			return struct{}{}, p.Delete()
+		})
+		if err == nil || apiStatus(err) == http.StatusNotFound {
+			s.release(name)
+		}
+	}
+	return addr, stop, nil
+}
+
+// createOn creates a proxy on the lowest free port of pool and returns the address
+// callers dial it by.
+func (s *remoteServer) createOn(ctx context.Context, pool []int, name, upstream string) (string, error) {
 	s.mu.Lock()
 	port := 0
-	for _, p := range s.cfg.Ports {
+	for _, p := range pool {
 		if _, taken := s.ports[p]; !taken {
 			port = p
 			break
@@ -181,7 +223,10 @@ func (s *remoteServer) create(ctx context.Context, name, upstream string) (proxy
 	}
 	if port == 0 {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("take remote port: all %d ports are in use", len(s.cfg.Ports))
+		if len(pool) == 0 {
+			return "", errNoControl
+		}
+		return "", fmt.Errorf("take remote port: all %d ports are in use", len(pool))
 	}
 	s.ports[port] = name
 	s.names[name] = true
@@ -194,14 +239,23 @@ func (s *remoteServer) create(ctx context.Context, name, upstream string) (proxy
 			// Nothing was created, so the port and name are free again. Otherwise (a
 			// timeout, a broken answer) the request may still have been applied, and
 			// keeping both makes Close delete the proxy and a later Add leave its port alone.
-			s.mu.Lock()
-			delete(s.ports, port)
-			delete(s.names, name)
-			s.mu.Unlock()
+			s.release(name)
 		}
-		return nil, fmt.Errorf("create remote proxy on port %d: %w", port, err)
+		return "", fmt.Errorf("create remote proxy on port %d: %w", port, err)
 	}
-	return &remoteProxy{srv: s, name: name, addr: net.JoinHostPort(s.cfg.Host, strconv.Itoa(port))}, nil
+	return net.JoinHostPort(s.cfg.Host, strconv.Itoa(port)), nil
+}
+
+// release frees the port and the name of a proxy that no longer exists on the server.
+func (s *remoteServer) release(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, n := range s.ports {
+		if n == name {
+			delete(s.ports, p)
+		}
+	}
+	delete(s.names, name)
 }
 
 func (s *remoteServer) dial(addr string) (string, error) {

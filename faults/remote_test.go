@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +40,8 @@ func TestNewLinksRejectsABadRemote(t *testing.T) {
 		{"every port problem", Remote{API: "http://127.0.0.1:8474", Host: " ", Ports: []int{20000, 0, 70000, 20000, -1}},
 			[]string{"host is empty", "ports[1] 0 is not a TCP port", "ports[2] 70000 is not a TCP port",
 				"ports[3] 20000 repeats ports[0]", "ports[4] -1 is not a TCP port"}},
+		{"control ports", Remote{API: "http://127.0.0.1:8474", Host: "toxiproxy", Ports: []int{20000}, ControlPorts: []int{20001, 20000, 0}},
+			[]string{"control_ports[1] 20000 repeats ports[0]", "control_ports[2] 0 is not a TCP port"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,6 +92,9 @@ type remoteRig struct {
 }
 
 var remotePorts = []int{20000, 20001}
+
+// remoteControlPorts are the rig's ports for control proxies (Remote.ControlPorts).
+var remoteControlPorts = []int{20010}
 
 var (
 	toxiImageOnce sync.Once
@@ -142,7 +149,7 @@ func startRemoteRig(t *testing.T) remoteRig {
 		}
 	}
 	start := time.Now()
-	tp, err := rt.Start(ctx, spec("toxiproxy", remotePorts...))
+	tp, err := rt.Start(ctx, spec("toxiproxy", append(slices.Clone(remotePorts), remoteControlPorts...)...))
 	require.NoError(t, err)
 	up, err := rt.Start(ctx, spec("upstream"))
 	require.NoError(t, err)
@@ -204,7 +211,7 @@ func TestRemoteLinksDriveAToxiproxyContainer(t *testing.T) {
 	rig := startRemoteRig(t)
 	began := time.Now()
 	ctx := context.Background()
-	l := newLinks(t, WithRemote(Remote{API: rig.api, Host: "toxiproxy", Ports: remotePorts, Dial: rig.dial}))
+	l := newLinks(t, WithRemote(Remote{API: rig.api, Host: "toxiproxy", Ports: remotePorts, ControlPorts: remoteControlPorts, Dial: rig.dial}))
 	env := NewEnv(l, nil)
 	const name = "caller->upstream-1"
 
@@ -231,6 +238,10 @@ func TestRemoteLinksDriveAToxiproxyContainer(t *testing.T) {
 	t.Logf("latency effect: %+v", eff)
 	assert.True(t, eff.Landed, "effect %+v", eff)
 	assert.InDelta(t, 300, eff.Measured, 75, "effect %+v", eff)
+	assert.Contains(t, eff.Detail, "through a bare proxy", "the baseline crossed the same server")
+	proxies, err := toxiclient.NewClient(rig.api).Proxies()
+	require.NoError(t, err)
+	assert.Len(t, proxies, 1, "the control proxy is deleted after the measurement: %v", slices.Collect(maps.Keys(proxies)))
 	assert.GreaterOrEqual(t, assertAnswers("with latency"), 270*time.Millisecond, "a real request pays the latency")
 	names, err := l.ToxicNames(name)
 	require.NoError(t, err)

@@ -25,6 +25,10 @@ const (
 	// proxyPortBase is the first port, inside the Toxiproxy container, that a proxy
 	// listens on; a run publishes as many as its system can need (proxyPorts).
 	proxyPortBase = 20000
+	// controlPorts is how many more ports, after the proxies', the container publishes
+	// for the bare proxies latency measurements compare with (faults.Remote.ControlPorts):
+	// enough for the links of two faults measured at once on a two-replica callee.
+	controlPorts = 4
 )
 
 // containerRuntime is a runtime whose every process is a container on a network of the
@@ -96,7 +100,7 @@ func (r *runner) startContainers(ctx context.Context, rt string, proxies int) (*
 		return nil, closeFn, err
 	}
 	ports := []int{docker.ToxiproxyAPIPort}
-	for i := range proxies {
+	for i := range proxies + controlPorts {
 		ports = append(ports, proxyPortBase+i)
 	}
 	began := time.Now()
@@ -155,11 +159,14 @@ func (d *containerRun) remote(proxies int) (faults.Remote, error) {
 	if err != nil {
 		return faults.Remote{}, fmt.Errorf("find toxiproxy api: %w", err)
 	}
-	ports := make([]int, proxies)
+	ports, control := make([]int, proxies), make([]int, controlPorts)
 	for i := range ports {
 		ports[i] = proxyPortBase + i
 	}
-	return faults.Remote{API: "http://" + api, Host: toxiproxyName, Ports: ports, Dial: d.dial}, nil
+	for i := range control {
+		control[i] = proxyPortBase + proxies + i
+	}
+	return faults.Remote{API: "http://" + api, Host: toxiproxyName, Ports: ports, ControlPorts: control, Dial: d.dial}, nil
 }
 
 // dial maps an address on the run's network ("api-1:9000", "toxiproxy:20003") to the
