@@ -58,7 +58,9 @@ func TestCatalogValidates(t *testing.T) {
 			total += s.Load.Duration.Std()
 		})
 	}
-	assert.LessOrEqual(t, total, 150*time.Second, "load time of the whole catalog")
+	// 151 s: the crash scenarios run 8 s, not 7, so that the steady state after a container
+	// runtime's restart (1.3-2 s of readiness wait on Docker) still has requests to judge.
+	assert.LessOrEqual(t, total, 155*time.Second, "load time of the whole catalog")
 }
 
 // TestCatalogWeakDesignsHaveAPair checks that every scenario expecting a failure has a
