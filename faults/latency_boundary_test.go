@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,4 +167,22 @@ func TestLatencyBaselineCrossesTheSameServer(t *testing.T) {
 			assert.Contains(t, eff.Detail, tt.wantInDet)
 		})
 	}
+}
+
+// TestLatencyWithEveryProbeUnansweredAfterTheFirst: an upstream that answers the first
+// probe and then nothing (it died during the measurement) leaves no time on any side; the
+// measurement says nothing came back through the proxy, and never lands.
+func TestLatencyWithEveryProbeUnansweredAfterTheFirst(t *testing.T) {
+	var calls atomic.Int32
+	prober := func(ctx context.Context, _ Link, addr string, spec ProbeSpec) Probe {
+		if calls.Add(1) == 1 {
+			return TCPProbe(ctx, addr, spec)
+		}
+		return Probe{Outcome: OutcomeRefused}
+	}
+	l := newLinks(t, WithProber(prober))
+	echoLink(t, l)
+	eff := injectMeasure(t, NewEnv(l, nil), &Latency{Target: "caller->echo-1", Latency: 50 * time.Millisecond})
+	assert.False(t, eff.Landed, "effect %+v", eff)
+	assert.Contains(t, eff.Detail, "no answer through the proxy")
 }

@@ -247,8 +247,8 @@ func measureLatency(ctx context.Context, l *Links, name string, ls latencySpec) 
 	switch {
 	case controlErr != nil:
 		against += fmt.Sprintf(", no bare proxy to compare with (%v)", controlErr)
-	case len(controlTimes) < len(directTimes):
-		against += fmt.Sprintf(", %d of %d probes through a bare proxy unanswered", len(directTimes)-len(controlTimes), len(directTimes))
+	case len(controlTimes) == 0 || len(controlTimes) < len(directTimes):
+		against += fmt.Sprintf(", %d of %d probes through a bare proxy unanswered", n-len(controlTimes), n)
 	default:
 		ref, refTimes = slices.Min(controlTimes), controlTimes
 		against = fmt.Sprintf("through a bare proxy %s, %s", ref.Round(time.Millisecond/10), against)
