@@ -193,16 +193,15 @@ func (s *remoteServer) create(ctx context.Context, name, upstream string) (proxy
 // control starts a bare proxy on one of the control ports; stop deletes it and frees
 // the port. A delete that fails leaves both reserved, so Close still deletes the proxy.
 func (s *remoteServer) control(ctx context.Context, name, upstream string) (string, func(context.Context), error) {
+	if len(s.cfg.ControlPorts) == 0 {
+		return "", nil, errNoControl
+	}
 	addr, err := s.createOn(ctx, s.cfg.ControlPorts, name, upstream)
 	if err != nil {
 		return "", nil, err
 	}
 	stop := func(ctx context.Context) {
-		_, err := within(ctx, func() (struct{}, error) {
-			p := s.client.NewProxy()
-			p.Name = name
-			return struct{}{}, p.Delete()
-		})
+		err := s.deleteProxy(ctx, name)
 		if err == nil || apiStatus(err) == http.StatusNotFound {
 			s.release(name)
 		}
@@ -223,9 +222,6 @@ func (s *remoteServer) createOn(ctx context.Context, pool []int, name, upstream 
 	}
 	if port == 0 {
 		s.mu.Unlock()
-		if len(pool) == 0 {
-			return "", errNoControl
-		}
 		return "", fmt.Errorf("take remote port: all %d ports are in use", len(pool))
 	}
 	s.ports[port] = name
@@ -244,6 +240,16 @@ func (s *remoteServer) createOn(ctx context.Context, pool []int, name, upstream 
 		return "", fmt.Errorf("create remote proxy on port %d: %w", port, err)
 	}
 	return net.JoinHostPort(s.cfg.Host, strconv.Itoa(port)), nil
+}
+
+// deleteProxy deletes the proxy called name from the server.
+func (s *remoteServer) deleteProxy(ctx context.Context, name string) error {
+	_, err := within(ctx, func() (struct{}, error) {
+		p := s.client.NewProxy()
+		p.Name = name
+		return struct{}{}, p.Delete()
+	})
+	return err
 }
 
 // release frees the port and the name of a proxy that no longer exists on the server.
@@ -308,11 +314,7 @@ func (s *remoteServer) close(ctx context.Context) error {
 	slices.Sort(names)
 	var errs []error
 	for i, name := range names {
-		_, err := within(ctx, func() (struct{}, error) {
-			p := s.client.NewProxy()
-			p.Name = name
-			return struct{}{}, p.Delete()
-		})
+		err := s.deleteProxy(ctx, name)
 		switch status := apiStatus(err); {
 		case err == nil, status == http.StatusNotFound:
 		case status != 0:
