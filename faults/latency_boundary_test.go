@@ -186,3 +186,68 @@ func TestLatencyWithEveryProbeUnansweredAfterTheFirst(t *testing.T) {
 	assert.False(t, eff.Landed, "effect %+v", eff)
 	assert.Contains(t, eff.Detail, "no answer through the proxy")
 }
+
+// TestLatencyMeasuredAgainWhenTheServerIsNoisy: a round whose bare proxy pays a hop
+// above the tolerance cannot judge a latency, whichever way its figure falls, and is
+// measured again; the first round that can judge is the answer. Noise decides, never
+// the outcome: a latency that is off is not given another chance because it missed, and
+// a round that landed by chance is not taken because it landed.
+func TestLatencyMeasuredAgainWhenTheServerIsNoisy(t *testing.T) {
+	const latency = 300 * time.Millisecond
+	ms := time.Millisecond
+	tests := []struct {
+		name string
+		// bare and faulted are the delays added in each round (1-based; rounds past the
+		// end of the list add nothing) to the bare proxy's and the faulted proxy's probes.
+		bare, faulted []time.Duration
+		// off is added to the faulted proxy in every round: a toxic that is off by that.
+		off       time.Duration
+		landed    bool
+		wantMS    float64
+		wantInDet string
+	}{
+		{"a noisy round that would miss is measured again", []time.Duration{80 * ms}, []time.Duration{150 * ms}, 0,
+			true, 300, "measured again after 1 round(s)"},
+		{"a noisy round that would land by chance is measured again", []time.Duration{80 * ms}, []time.Duration{0}, 60 * ms,
+			false, 360, "measured again after 1 round(s)"},
+		{"a quiet round is the answer at once", nil, nil, 60 * ms,
+			false, 360, "through a bare proxy"},
+		{"with every round noisy the quietest is the answer", []time.Duration{90 * ms, 50 * ms, 70 * ms, 80 * ms}, []time.Duration{90 * ms, 130 * ms, 70 * ms, 80 * ms}, 0,
+			false, 380, "the quietest of 4 rounds"},
+	}
+	at := func(ds []time.Duration, round int) time.Duration {
+		if round < 1 || round > len(ds) {
+			return 0
+		}
+		return ds[round-1]
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var proxy string
+			var round atomic.Int32
+			prober := func(ctx context.Context, link Link, addr string, spec ProbeSpec) Probe {
+				if addr == link.Upstream && spec.Greeting > 0 {
+					round.Add(1) // each round opens with a direct probe that waits for a greeting
+				}
+				p := TCPProbe(ctx, addr, spec)
+				if p.Outcome != OutcomeAnswered || addr == link.Upstream {
+					return p
+				}
+				r := int(round.Load())
+				d := at(tt.bare, r)
+				if addr == proxy {
+					d = at(tt.faulted, r) + tt.off
+				}
+				p.FirstByte += d
+				p.Elapsed += d
+				return p
+			}
+			l := newLinks(t, WithProber(prober))
+			proxy, _ = echoLink(t, l)
+			eff := injectMeasure(t, NewEnv(l, nil), &Latency{Target: "caller->echo-1", Latency: latency})
+			assert.Equal(t, tt.landed, eff.Landed, "effect %+v", eff)
+			assert.InDelta(t, tt.wantMS, eff.Measured, 15, "effect %+v", eff)
+			assert.Contains(t, eff.Detail, tt.wantInDet)
+		})
+	}
+}
