@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
+	"github.com/faultline-dev/faultline/sut"
 )
 
 func TestMixWeights(t *testing.T) {
@@ -135,4 +138,56 @@ func TestClosePhasesRecordsLoadStart(t *testing.T) {
 		Injected: result.Duration(7450 * time.Millisecond), Healed: result.Duration(9450 * time.Millisecond)}}
 	r.closePhases(1450*time.Millisecond, 11450*time.Millisecond)
 	assert.Equal(t, result.Duration(1450*time.Millisecond), r.res.LoadStart)
+}
+
+// stopRecorder is a system under test that records how the pipeline ended it.
+type stopRecorder struct {
+	sut.System
+	ended []string
+}
+
+func (s *stopRecorder) Stop(context.Context) error { s.ended = append(s.ended, "stop"); return nil }
+
+// discardRecorder can also be discarded (sut.Discarder).
+type discardRecorder struct{ stopRecorder }
+
+func (s *discardRecorder) Discard(context.Context) error {
+	s.ended = append(s.ended, "discard")
+	return nil
+}
+
+// TestStopSystemDiscardsOnlyAContainerRun: a container run's runtime removes every
+// instance right after the stop, so a system that can be discarded is, without its
+// graceful stop; local processes are stopped, and a system that cannot be discarded is
+// stopped wherever it runs.
+func TestStopSystemDiscardsOnlyAContainerRun(t *testing.T) {
+	tests := []struct {
+		name      string
+		container bool
+		discards  bool
+		want      []string
+	}{
+		{"container run, discardable", true, true, []string{"discard"}},
+		{"container run, not discardable", true, false, []string{"stop"}},
+		{"local run, discardable", false, true, []string{"stop"}},
+		{"local run, not discardable", false, false, []string{"stop"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &discardRecorder{}
+			r := &runner{sys: &rec.stopRecorder}
+			if tt.discards {
+				r.sys = rec
+			}
+			if tt.container {
+				r.docker = &containerRun{}
+			}
+			if err := r.stopSystem(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if got := rec.ended; !slices.Equal(got, tt.want) {
+				t.Errorf("ended by %v, want %v", got, tt.want)
+			}
+		})
+	}
 }

@@ -45,6 +45,7 @@ var (
 	_ sut.Disconnecter    = (*System)(nil)
 	_ sut.Deleter         = (*System)(nil)
 	_ sut.RoutePublisher  = (*System)(nil)
+	_ sut.Discarder       = (*System)(nil)
 	_ sut.Tokener         = (*System)(nil)
 	_ sut.Journeyer       = (*System)(nil)
 	_ sut.StateReader     = (*System)(nil)
@@ -187,6 +188,19 @@ func (s *System) Stop(ctx context.Context) error {
 	var err error
 	if s.sys != nil {
 		err = s.sys.Stop(ctx)
+	}
+	if s.ip != nil {
+		_ = s.ip.Close()
+	}
+	return err
+}
+
+// Discard ends the system for a run whose runtime removes every service right after
+// (sut.Discarder): no graceful stop, only the route publisher closed.
+func (s *System) Discard(ctx context.Context) error {
+	var err error
+	if s.sys != nil {
+		err = s.sys.Discard(ctx)
 	}
 	if s.ip != nil {
 		_ = s.ip.Close()

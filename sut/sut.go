@@ -141,6 +141,16 @@ type (
 	Prober = faults.HealthProber
 	// PIDs names an instance's operating-system process, for faults verified from /proc.
 	PIDs = faults.PIDs
+	// Discarder is a system that can end without stopping its instances one by one,
+	// for a run whose runtime removes every instance right after (a container run:
+	// Docker removes the containers, Kubernetes deletes the namespace and kills its
+	// pods). A graceful stop there only waits, tier after tier, for instances that are
+	// removed anyway. Discard releases what the runtime does not own (route
+	// publishers, clients) and leaves the instances to the runtime's removal; the
+	// pipeline calls it instead of Stop.
+	Discarder interface {
+		Discard(ctx context.Context) error
+	}
 	// RoutePublisher is a system whose callers find their callees at run time: the
 	// pipeline waits, after Start, until every route through a proxy is published.
 	RoutePublisher interface {

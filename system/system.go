@@ -639,6 +639,19 @@ func (sys *System) Stop(ctx context.Context) error {
 	return nil
 }
 
+// Discard ends the system without its tier-by-tier stop (sut.Discarder), for a run
+// whose runtime removes every component right after: it only closes a runtime the
+// system owns (StartDocker's, StartKubernetes'), which removes them all at once.
+func (sys *System) Discard(ctx context.Context) error {
+	if sys.owned == nil {
+		return nil
+	}
+	if err := sys.owned.Close(ctx); err != nil {
+		return fmt.Errorf("discard system: %w", err)
+	}
+	return nil
+}
+
 func (sys *System) snapshot() []Component {
 	sys.mu.Lock()
 	defer sys.mu.Unlock()

@@ -118,6 +118,7 @@ var (
 	_ sut.Pauser          = (*System)(nil)
 	_ sut.Restarter       = (*System)(nil)
 	_ sut.Disconnecter    = (*System)(nil)
+	_ sut.Discarder       = (*System)(nil)
 	_ sut.Deleter         = (*System)(nil)
 	_ sut.Prober          = (*System)(nil)
 	_ sut.PIDs            = (*System)(nil)
@@ -711,6 +712,10 @@ func (cs *System) InstanceID(name string) string {
 	}
 	return r.InstanceID()
 }
+
+// Discard ends the system for a run whose runtime removes every instance right after
+// (sut.Discarder): every instance is the runtime's, so there is nothing else to release.
+func (cs *System) Discard(context.Context) error { return nil }
 
 // Stop stops every instance, callers first, so a callee never disappears under a
 // caller that is still shutting down cleanly.
