@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/yaml"
 
 	"github.com/faultline-dev/faultline/internal/k8scluster"
@@ -478,9 +479,12 @@ func TestClusterNextCommandDeletesStaleRun(t *testing.T) {
 			t.Fatalf("CleanStale once the lease expired, the namespace %.0fs old = %q, %v; want no namespace before %v",
 				time.Since(created).Seconds(), got, err, MinStaleAge)
 		}
+		// MinStaleAge later, by a clock set there rather than by sleeping through it (45 s
+		// of this package's time): the namespace's creationTimestamp and the Lease's
+		// renewTime are still the API server's, only the reading is moved.
 		// creationTimestamp counts whole seconds and is set after the request left.
-		time.Sleep(time.Until(created.Add(MinStaleAge + 2*time.Second)))
-		all, err := CleanStale(ctx, admin, WithStaleMargin(margin))
+		later := clocktesting.NewFakePassiveClock(created.Add(MinStaleAge + 2*time.Second))
+		all, err := CleanStale(ctx, admin, WithStaleMargin(margin), WithStaleClock(later))
 		if err != nil {
 			t.Fatal(err)
 		}
