@@ -159,12 +159,8 @@ func TestLatencyBaselineCrossesTheSameServer(t *testing.T) {
 				}
 				return p
 			}
-			l := newLinks(t, WithProber(prober))
-			proxy, _ = echoLink(t, l)
-			eff := injectMeasure(t, NewEnv(l, nil), &Latency{Target: "caller->echo-1", Latency: latency})
-			assert.Equal(t, tt.landed, eff.Landed, "effect %+v", eff)
-			assert.InDelta(t, tt.wantMS, eff.Measured, 15, "effect %+v", eff)
-			assert.Contains(t, eff.Detail, tt.wantInDet)
+			eff := echoLatencyThrough(t, latency, prober, &proxy)
+			assertLatencyEffect(t, eff, tt.landed, tt.wantMS, tt.wantInDet)
 		})
 	}
 }
@@ -242,12 +238,26 @@ func TestLatencyMeasuredAgainWhenTheServerIsNoisy(t *testing.T) {
 				p.Elapsed += d
 				return p
 			}
-			l := newLinks(t, WithProber(prober))
-			proxy, _ = echoLink(t, l)
-			eff := injectMeasure(t, NewEnv(l, nil), &Latency{Target: "caller->echo-1", Latency: latency})
-			assert.Equal(t, tt.landed, eff.Landed, "effect %+v", eff)
-			assert.InDelta(t, tt.wantMS, eff.Measured, 15, "effect %+v", eff)
-			assert.Contains(t, eff.Detail, tt.wantInDet)
+			eff := echoLatencyThrough(t, latency, prober, &proxy)
+			assertLatencyEffect(t, eff, tt.landed, tt.wantMS, tt.wantInDet)
 		})
 	}
+}
+
+// echoLatencyThrough injects latency on an echo link whose probes go through prober, and
+// returns what was measured; *proxy is the link's proxy address, for the prober to tell
+// the faulted path from the others.
+func echoLatencyThrough(t *testing.T, latency time.Duration, prober Prober, proxy *string) Effect {
+	t.Helper()
+	l := newLinks(t, WithProber(prober))
+	*proxy, _ = echoLink(t, l)
+	return injectMeasure(t, NewEnv(l, nil), &Latency{Target: "caller->echo-1", Latency: latency})
+}
+
+// assertLatencyEffect checks a measured latency's verdict, figure (to 15 ms) and detail.
+func assertLatencyEffect(t *testing.T, eff Effect, landed bool, wantMS float64, inDetail string) {
+	t.Helper()
+	assert.Equal(t, landed, eff.Landed, "effect %+v", eff)
+	assert.InDelta(t, wantMS, eff.Measured, 15, "effect %+v", eff)
+	assert.Contains(t, eff.Detail, inDetail)
 }

@@ -184,23 +184,17 @@ func (s *System) Registered() (map[string]bool, bool) {
 }
 
 // Stop stops the services and the route publisher.
-func (s *System) Stop(ctx context.Context) error {
-	var err error
-	if s.sys != nil {
-		err = s.sys.Stop(ctx)
-	}
-	if s.ip != nil {
-		_ = s.ip.Close()
-	}
-	return err
-}
+func (s *System) Stop(ctx context.Context) error { return s.end(ctx, (*system.System).Stop) }
 
 // Discard ends the system for a run whose runtime removes every service right after
 // (sut.Discarder): no graceful stop, only the route publisher closed.
-func (s *System) Discard(ctx context.Context) error {
+func (s *System) Discard(ctx context.Context) error { return s.end(ctx, (*system.System).Discard) }
+
+// end ends the services the way given, then closes the route publisher.
+func (s *System) end(ctx context.Context, how func(*system.System, context.Context) error) error {
 	var err error
 	if s.sys != nil {
-		err = s.sys.Discard(ctx)
+		err = how(s.sys, ctx)
 	}
 	if s.ip != nil {
 		_ = s.ip.Close()
