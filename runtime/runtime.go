@@ -5,8 +5,8 @@
 //
 // Runtime and Process are the least every runtime offers. What only some offer is a
 // declared capability, an interface a caller asks for with As (a process's) or AsRuntime
-// (a runtime's) instead of a type assertion on one runtime's types: Preparer and
-// Containerized for runtimes; Partitioner, Replacer, HostPorter, Inspector and Specced
+// (a runtime's) instead of a type assertion on one runtime's types: Preparer,
+// Containerized and HostFiles for runtimes; Partitioner, Replacer, HostPorter, Inspector and Specced
 // for processes. The helpers it shares (runtime/wait, runtime/ports) live below it.
 package runtime
 
@@ -239,6 +239,15 @@ type Containerized interface {
 	Runtime
 	// Network is the name of the run's network.
 	Network() string
+}
+
+// HostFiles is implemented by container runtimes whose containers can bind-mount files of
+// the harness's own machine (Docker with an engine on this machine): a system then mounts
+// its configs and secret instead of copying them in. A cluster's nodes do not hold them.
+type HostFiles interface {
+	// BindsHostFiles reports whether a Mount's HostPath on this machine reaches the
+	// container.
+	BindsHostFiles() bool
 }
 
 // Identity names a started process.

@@ -20,6 +20,7 @@ import (
 	"github.com/faultline-dev/faultline/reference-services/registry"
 	"github.com/faultline-dev/faultline/runtime/docker"
 	"github.com/faultline-dev/faultline/system"
+	"github.com/faultline-dev/faultline/system/containers"
 )
 
 var (
@@ -51,7 +52,7 @@ func startDocker(t *testing.T, dir, runID string, opts ...system.Option) *system
 	t.Helper()
 	image := requireImage(t)
 	opts = append([]system.Option{system.WithLogger(testLogger(t)), system.WithReadyTimeout(2 * time.Minute)}, opts...)
-	sys, err := system.StartDocker(t.Context(), system.Spec{Dir: dir}, system.Docker{Image: image, RunID: runID}, opts...)
+	sys, err := containers.StartDocker(t.Context(), system.Spec{Dir: dir}, containers.Docker{Image: image, RunID: runID}, opts...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			dumpLogs(t, filepath.Join(dir, "logs"))

@@ -14,7 +14,8 @@ import (
 
 // Startup is where the time of one Start went: the steps before any component (planning,
 // the image lookup and the run's network on Docker) and, per component, when it was
-// started and found ready. Every offset counts from the call of Start (or StartDocker).
+// started and found ready. Every offset counts from the call of Start, or from the
+// earlier start WithStartedAt gives.
 type Startup struct {
 	Phases     []Phase
 	Components []ComponentStartup

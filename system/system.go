@@ -124,10 +124,24 @@ type options struct {
 	readyTimeout time.Duration
 	interposer   Interposer // see interpose.go
 	keepData     bool       // see docker.go
-	// began and phases are set by StartDocker: its image lookup and network count into
-	// the start.
+	// began and phases: see WithStartedAt. owned: see WithOwnedRuntime.
 	began  time.Time
 	phases []Phase
+	owned  bool
+}
+
+// WithStartedAt says the start began at began, before Start was called, with phases
+// already done (an image lookup, a network or namespace created for the system): they
+// count into the system's Startup and ready time.
+func WithStartedAt(began time.Time, phases ...Phase) Option {
+	return func(o *options) { o.began, o.phases = began, slices.Clone(phases) }
+}
+
+// WithOwnedRuntime hands Start's runtime to the system, made for it alone: once the system
+// is up, Stop and Discard close it (removing whatever it holds) and LeaseLost watches it.
+// A Start that fails leaves it to the caller.
+func WithOwnedRuntime() Option {
+	return func(o *options) { o.owned = true }
 }
 
 // WithLogger logs planning, starts and readiness.
@@ -137,6 +151,16 @@ func WithLogger(l *slog.Logger) Option {
 			o.log = l
 		}
 	}
+}
+
+// LoggerOf is the logger opts set with WithLogger (one that discards when none does), for
+// whoever makes the runtime a system starts on and logs to the same place.
+func LoggerOf(opts []Option) *slog.Logger {
+	o := options{log: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o.log
 }
 
 // WithReadyTimeout bounds the wait for every component's /readyz (default 60 s, generous
@@ -189,7 +213,7 @@ type System struct {
 	// engine a mount of the container's file system and an extraction, 0.2–0.8 s of every
 	// container's creation under load, on the start's critical path.
 	bindFiles bool
-	// owned is the runtime StartDocker created for this system; Stop closes it.
+	// owned is the runtime made for this system alone (WithOwnedRuntime); Stop closes it.
 	owned runtime.Runtime
 
 	mu    sync.Mutex
@@ -238,6 +262,9 @@ func Start(ctx context.Context, rt runtime.Runtime, s Spec, opts ...Option) (*Sy
 	}
 	sys.readyDur = time.Since(began)
 	sys.startup.Ready = sys.readyDur
+	if o.owned {
+		sys.owned = rt
+	}
 	o.log.Info("system ready", "components", len(sys.comps), "took", sys.readyDur, "gateway", sys.GatewayURL())
 	return sys, nil
 }
@@ -605,8 +632,9 @@ var stopTiers = [][]string{
 }
 
 // Stop stops every component tier by tier (each gets SIGTERM and a grace period), keeping
-// the data directories for the next start. A system from StartDocker also closes its
-// runtime: every container, the network and the run volumes are removed.
+// the data directories for the next start. A system that owns its runtime
+// (WithOwnedRuntime) also closes it: every container, the network and the run volumes are
+// removed.
 func (sys *System) Stop(ctx context.Context) error {
 	var errs []error
 	for _, tier := range stopTiers {
@@ -627,8 +655,8 @@ func (sys *System) Stop(ctx context.Context) error {
 		wg.Wait()
 	}
 	if sys.owned != nil {
-		// StartDocker's runtime: removing it removes the containers, the network and
-		// the run volumes, which nobody else would.
+		// A runtime made for this system: removing it removes the containers, the
+		// network and the run volumes, which nobody else would.
 		if err := sys.owned.Close(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -641,7 +669,7 @@ func (sys *System) Stop(ctx context.Context) error {
 
 // Discard ends the system without its tier-by-tier stop (sut.Discarder), for a run
 // whose runtime removes every component right after: it only closes a runtime the
-// system owns (StartDocker's, StartKubernetes'), which removes them all at once.
+// system owns (WithOwnedRuntime), which removes them all at once.
 func (sys *System) Discard(ctx context.Context) error {
 	if sys.owned == nil {
 		return nil
@@ -678,10 +706,10 @@ func (sys *System) Component(name string) (Component, bool) {
 // Spec is the spec the system was started from, defaults filled in.
 func (sys *System) Spec() Spec { return sys.spec }
 
-// LeaseLost is closed when the runtime StartKubernetes made for the system loses the
-// run's Lease (kubernetes.Runtime.LeaseLost): its reaper may then be deleting the system's
-// namespace, so whatever keeps the system up should stop it. Nil, never closed, on a
-// runtime that holds no lease.
+// LeaseLost is closed when the runtime the system owns loses the run's Lease
+// (kubernetes.Runtime.LeaseLost, from containers.StartKubernetes): its reaper may then be
+// deleting the system's namespace, so whatever keeps the system up should stop it. Nil,
+// never closed, on a runtime that holds no lease.
 func (sys *System) LeaseLost() <-chan struct{} {
 	if l, ok := sys.owned.(interface{ LeaseLost() <-chan struct{} }); ok {
 		return l.LeaseLost()

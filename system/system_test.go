@@ -33,6 +33,7 @@ import (
 	"github.com/faultline-dev/faultline/reference-services/config"
 	"github.com/faultline-dev/faultline/reference-services/registry"
 	"github.com/faultline-dev/faultline/reference-services/serve"
+	"github.com/faultline-dev/faultline/runtime/images"
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/system"
 )
@@ -42,6 +43,14 @@ import (
 func TestMain(m *testing.M) {
 	serve.FromEnv()
 	os.Exit(m.Run())
+}
+
+// A container's default command is where the image builders put the binary: system keeps
+// its own copy of the path so as not to link them.
+func TestImageBinaryPathMatchesTheImages(t *testing.T) {
+	if got, want := system.ImageBinaryPath, images.FaultlinePath; got != want {
+		t.Errorf("system.ImageBinaryPath = %q, want images.FaultlinePath %q", got, want)
+	}
 }
 
 func TestServeConfigEnvMatches(t *testing.T) {

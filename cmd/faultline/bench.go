@@ -16,6 +16,7 @@ import (
 	"github.com/faultline-dev/faultline/bench"
 	"github.com/faultline-dev/faultline/runtime/docker"
 	"github.com/faultline-dev/faultline/system"
+	"github.com/faultline-dev/faultline/system/containers"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -150,9 +151,9 @@ func benchStartup(ctx context.Context, out io.Writer, spec system.Spec, rf runti
 // removes them, so every run is the same.
 func benchDockerStartup(ctx context.Context, out io.Writer, spec system.Spec, image string, runs int, cold, verbose bool, opts ...system.Option) error {
 	once := func() (benchRun, error) {
-		// StartDocker looks the image up (or builds it) itself, as `faultline up` does, and
-		// counts that into its start.
-		sys, err := system.StartDocker(ctx, spec, system.Docker{Image: image}, opts...)
+		// containers.StartDocker looks the image up (or builds it) itself, as `faultline up`
+		// does, and counts that into its start.
+		sys, err := containers.StartDocker(ctx, spec, containers.Docker{Image: image}, opts...)
 		if err != nil {
 			return benchRun{}, err
 		}

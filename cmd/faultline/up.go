@@ -21,6 +21,7 @@ import (
 	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
 	"github.com/faultline-dev/faultline/runtime/local"
 	"github.com/faultline-dev/faultline/system"
+	"github.com/faultline-dev/faultline/system/containers"
 	"github.com/faultline-dev/faultline/undo"
 )
 
@@ -201,7 +202,7 @@ func (f *runtimeFlags) validate() error {
 func (f *runtimeFlags) start(ctx context.Context, spec system.Spec, log *slog.Logger, opts ...system.Option) (*system.System, func(), error) {
 	opts = append([]system.Option{system.WithLogger(log)}, opts...)
 	if f.runtime == runtimeKubernetes {
-		sys, err := system.StartKubernetes(ctx, spec, system.Kubernetes{
+		sys, err := containers.StartKubernetes(ctx, spec, containers.Kubernetes{
 			Kubeconfig: f.kube.kubeconfig, Context: f.kube.context, Image: f.image, Registry: f.kube.registry,
 			RunID: f.kube.runID, LeaseTTL: f.kube.leaseTTL,
 		}, opts...)
@@ -211,7 +212,7 @@ func (f *runtimeFlags) start(ctx context.Context, spec system.Spec, log *slog.Lo
 		if f.keepData {
 			opts = append(opts, system.WithKeepData())
 		}
-		sys, err := system.StartDocker(ctx, spec, system.Docker{Image: f.image}, opts...)
+		sys, err := containers.StartDocker(ctx, spec, containers.Docker{Image: f.image}, opts...)
 		return sys, func() {}, err
 	}
 	rt := local.New(local.WithLogger(log))

@@ -47,7 +47,7 @@ func TestUpRefusesADirectoryInUse(t *testing.T) {
 }
 
 // leasedSystem is a system up keeps running that holds a Lease on a cluster, as one
-// StartKubernetes started does: lost is closed when the Lease is lost.
+// containers.StartKubernetes started does: lost is closed when the Lease is lost.
 type leasedSystem struct {
 	dir     string
 	lost    chan struct{}

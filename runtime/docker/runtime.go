@@ -99,6 +99,7 @@ var (
 	_ runtime.HostPorter    = (*Process)(nil)
 	_ runtime.Inspector     = (*Process)(nil)
 	_ runtime.Containerized = (*Runtime)(nil)
+	_ runtime.HostFiles     = (*Runtime)(nil)
 )
 
 // Option configures a Runtime.
@@ -219,6 +220,10 @@ func (r *Runtime) RunID() string { return r.runID }
 // Network is the name of the run's network; containers reach each other there by
 // runtime.Spec.Name.
 func (r *Runtime) Network() string { return r.network }
+
+// BindsHostFiles reports whether a Mount's HostPath reaches the containers: only from an
+// engine on this machine (LocalEngine); a remote engine's host has other files.
+func (r *Runtime) BindsHostFiles() bool { return LocalEngine() }
 
 // ContainerName is the Docker name of the container for instance name.
 func (r *Runtime) ContainerName(name string) string { return "faultline-" + r.runID + "-" + name }

@@ -27,6 +27,7 @@ import (
 	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
 	"github.com/faultline-dev/faultline/scenarios"
 	"github.com/faultline-dev/faultline/system"
+	"github.com/faultline-dev/faultline/system/containers"
 	"github.com/faultline-dev/faultline/systems"
 )
 
@@ -48,7 +49,7 @@ func TestUpAndProcessFaults(t *testing.T) {
 	ctx := t.Context()
 	began := time.Now()
 	dir := t.TempDir()
-	sys, err := system.StartKubernetes(ctx, system.Spec{Dir: dir}, system.Kubernetes{
+	sys, err := containers.StartKubernetes(ctx, system.Spec{Dir: dir}, containers.Kubernetes{
 		Kubeconfig: cluster.Kubeconfig, Image: faultlineImage, VolumeRoot: volumeRoot,
 	})
 	if err != nil {

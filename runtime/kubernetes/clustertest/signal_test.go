@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/faultline-dev/faultline/system"
+	"github.com/faultline-dev/faultline/system/containers"
 )
 
 // BenchmarkPauseResume times a pause and a resume of one component of the reference
@@ -20,7 +21,7 @@ func BenchmarkPauseResume(b *testing.B) {
 	if cluster == nil {
 		b.Skip(skip)
 	}
-	sys, err := system.StartKubernetes(b.Context(), system.Spec{Dir: b.TempDir()}, system.Kubernetes{
+	sys, err := containers.StartKubernetes(b.Context(), system.Spec{Dir: b.TempDir()}, containers.Kubernetes{
 		Kubeconfig: cluster.Kubeconfig, Image: faultlineImage, VolumeRoot: volumeRoot,
 	})
 	require.NoError(b, err)

@@ -4,19 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/faultline-dev/faultline/reference-services/config"
 	"github.com/faultline-dev/faultline/runtime"
-	"github.com/faultline-dev/faultline/runtime/docker"
 )
 
 // Fixed ports inside every container: each container has its own network namespace, so
@@ -30,6 +26,11 @@ const (
 	ContainerGatewayPort  = 8080
 	ContainerAdminPort    = 9090
 )
+
+// ImageBinaryPath is where the faultline binary sits in the images the container runtimes
+// start (runtime/images.FaultlinePath; a test pins them together, since importing that
+// package here would link the image builders into every user of the system).
+const ImageBinaryPath = "/faultline"
 
 // Paths inside a container: the config, the JWT secret and the design are copied in
 // before the first start; the data directory is a mount.
@@ -51,59 +52,6 @@ func WithKeepData() Option {
 	return func(o *options) { o.keepData = true }
 }
 
-// Docker configures StartDocker.
-type Docker struct {
-	// Image holds the faultline binary at docker.BinaryPath. Empty builds it with
-	// docker.BuildImage from the module (tagged by the binary's hash, so an unchanged
-	// binary is only looked up, never rebuilt).
-	Image string
-	// ModuleRoot is the module BuildImage builds from; empty asks the go command from the
-	// working directory.
-	ModuleRoot string
-	// RunID labels the network, every container and volume; empty is random.
-	RunID string
-	// BuildLog receives the go build and image build output; nil discards it.
-	BuildLog io.Writer
-}
-
-// StartDocker starts the system as containers on a new runtime/docker runtime of its own:
-// one private network, every component listening on fixed ports inside its container and
-// dialling its peers by name, admin and main ports published on 127.0.0.1. Stop removes
-// every container, the network and (unless WithKeepData) the data volumes.
-func StartDocker(ctx context.Context, s Spec, d Docker, opts ...Option) (*System, error) {
-	began := time.Now()
-	o := options{log: slog.New(slog.DiscardHandler)}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	var phases []Phase
-	image := d.Image
-	if image == "" {
-		tag, err := docker.BuildImage(ctx, docker.WithModuleRoot(d.ModuleRoot), docker.WithBuildLog(d.BuildLog))
-		if err != nil {
-			return nil, fmt.Errorf("start system: %w", err)
-		}
-		image = tag
-		phases = append(phases, Phase{Name: "image", Took: time.Since(began)})
-	}
-	// The reaper removes the system if whoever started it is killed before Stop; it starts
-	// alongside the registry and the broker, whose starts return once it watches.
-	rtBegan := time.Now()
-	rt, err := docker.New(ctx, docker.WithRunID(d.RunID), docker.WithImage(image), docker.WithLogger(o.log), docker.WithReaper(image, 0))
-	if err != nil {
-		return nil, fmt.Errorf("start system: %w", err)
-	}
-	phases = append(phases, Phase{Name: "network", Took: time.Since(rtBegan)})
-	sys, err := Start(ctx, rt, s, append(slices.Clone(opts), func(o *options) { o.began, o.phases = began, phases })...)
-	if err != nil {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultStopTimeout)
-		defer cancel()
-		return nil, errors.Join(err, rt.Close(cctx))
-	}
-	sys.owned = rt
-	return sys, nil
-}
-
 // isContainerRuntime reports whether rt declares that it runs containers, which changes
 // how the system is planned: the harness's host addresses mean nothing inside a container.
 // A wrapper (the harness's undo recorder) is looked through.
@@ -112,12 +60,12 @@ func isContainerRuntime(rt runtime.Runtime) bool {
 	return ok
 }
 
-// bindsHostFiles reports whether containers of rt may bind-mount the harness's files: on
-// Docker's runtime with an engine on this machine only. A cluster's nodes (the kubernetes
-// runtime) do not hold them, wherever a Docker engine runs.
+// bindsHostFiles reports whether containers of rt may bind-mount the harness's files: only
+// where the runtime says so (runtime.HostFiles: Docker with an engine on this machine). A
+// cluster's nodes do not hold them, wherever a Docker engine runs.
 func bindsHostFiles(rt runtime.Runtime) bool {
-	_, ok := runtime.AsRuntime[*docker.Runtime](rt)
-	return ok && docker.LocalEngine()
+	h, ok := runtime.AsRuntime[runtime.HostFiles](rt)
+	return ok && h.BindsHostFiles()
 }
 
 // preparer finds rt's runtime.Preparer, looking through wrappers: a wrapper records
@@ -129,7 +77,7 @@ func preparer(rt runtime.Runtime) (runtime.Preparer, bool) {
 // withContainerCommand makes the default command the binary inside the image.
 func (s Spec) withContainerCommand() Spec {
 	if s.Command == "" {
-		s.Command = docker.BinaryPath
+		s.Command = ImageBinaryPath
 		if s.Args == nil {
 			s.Args = []string{"serve"}
 		}
