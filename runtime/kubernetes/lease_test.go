@@ -27,7 +27,7 @@ import (
 // reaperReady is a clientset whose Deployments report one available replica once
 // created, as the reaper's does on a cluster (lease.Start waits for it).
 func reaperReady() *fake.Clientset {
-	cs := fake.NewClientset()
+	cs := newClientset()
 	cs.PrependReactor("create", "deployments", func(a k8stesting.Action) (bool, kruntime.Object, error) {
 		a.(k8stesting.CreateAction).GetObject().(*appsv1.Deployment).Status.AvailableReplicas = 1
 		return false, nil, nil

@@ -407,7 +407,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	if err := r.keeper.Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	if err := deleteNamespace(ctx, r.cs, r.ns); err != nil {
+	if err := endNamespace(ctx, r.cs, r.ns); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -416,10 +416,12 @@ func (r *Runtime) Close(ctx context.Context) error {
 	return nil
 }
 
-// deleteNamespace deletes ns, then kills its pods at once (lease.KillPods: the namespace
-// controller would give each its grace period, and the run is over), and waits until it
-// is gone.
-func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
+// endNamespace deletes ns, kills its pods at once (lease.KillPods: the namespace controller
+// would give each its grace period, and the run is over) and waits until none of the
+// system's pods is left: the system has ended. It does not wait for the namespace itself
+// to go, which its controller finishes some 5 s later (the run's Lease and reaper are
+// already gone, so nothing in it acts any more); deleteNamespace does.
+func endNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
 	bg := metav1.DeletePropagationBackground
 	if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -430,14 +432,40 @@ func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) er
 	if err := lease.KillPods(ctx, cs, ns); err != nil {
 		return err
 	}
-	for {
+	return waitGone(ctx, fmt.Sprintf("the pods of namespace %s", ns), func() (bool, error) {
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: lease.SystemPods})
+		return err == nil && len(pods.Items) == 0, err
+	})
+}
+
+// deleteNamespace ends ns (endNamespace) and waits until the namespace is gone too.
+func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
+	if err := endNamespace(ctx, cs, ns); err != nil {
+		return err
+	}
+	return waitGone(ctx, "namespace "+ns, func() (bool, error) {
 		_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
+}
+
+// waitGone polls gone every 200 ms until it says what is gone, or ctx ends; an error from
+// it is only the reason given if ctx ends (the API server may be briefly unreachable).
+func waitGone(ctx context.Context, what string, gone func() (bool, error)) error {
+	for {
+		ok, err := gone()
+		if ok {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for namespace %s to go: %w", ns, ctx.Err())
+			if err != nil {
+				return fmt.Errorf("wait for %s to go: %w (last: %w)", what, ctx.Err(), err)
+			}
+			return fmt.Errorf("wait for %s to go: %w", what, ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

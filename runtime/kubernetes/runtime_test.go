@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
@@ -58,9 +59,33 @@ func kubelet(t *testing.T, r *Runtime, ready bool) {
 	}()
 }
 
+// newClientset is a fake clientset that deletes collections of pods by label, as the API
+// server does (the fake's own tracker keeps them): lease.KillPods relies on it.
+func newClientset(objs ...k8sruntime.Object) *fake.Clientset {
+	cs := fake.NewClientset(objs...)
+	pods := corev1.SchemeGroupVersion.WithResource("pods")
+	cs.PrependReactor("delete-collection", "pods", func(a ktesting.Action) (bool, k8sruntime.Object, error) {
+		dc := a.(ktesting.DeleteCollectionAction)
+		sel := dc.GetListRestrictions().Labels
+		list, err := cs.Tracker().List(pods, corev1.SchemeGroupVersion.WithKind("Pod"), dc.GetNamespace())
+		if err != nil {
+			return true, nil, err
+		}
+		for _, p := range list.(*corev1.PodList).Items {
+			if sel == nil || sel.Matches(labels.Set(p.Labels)) {
+				if err := cs.Tracker().Delete(pods, p.Namespace, p.Name); err != nil {
+					return true, nil, err
+				}
+			}
+		}
+		return true, nil, nil
+	})
+	return cs
+}
+
 func newFake(t *testing.T, opts ...Option) *Runtime {
 	t.Helper()
-	cs := fake.NewClientset()
+	cs := newClientset()
 	// No reaper: a fake clientset runs no pod (TestNewStartsLeaseAndReaper has one).
 	r, err := New(context.Background(), append([]Option{WithClient(cs, nil), WithRunID("20261203T120000Z-test-1"),
 		WithLeaseOptions(lease.WithoutReaper())}, opts...)...)
@@ -126,6 +151,66 @@ func TestStartAndClose(t *testing.T) {
 	}
 }
 
+// Close returns once the system's pods are gone, leaving a namespace still being
+// deleted to its controller; pods that do not go make it fail at its deadline.
+func TestCloseEndsThePodsNotTheNamespace(t *testing.T) {
+	tests := []struct {
+		name     string
+		podsStay bool
+		wantErr  string
+	}{
+		{name: "pods killed, namespace terminating"},
+		{name: "pods that stay", podsStay: true, wantErr: "wait for the pods of namespace"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newFake(t)
+			cs := r.cs.(*fake.Clientset)
+			// As the API server does: a namespace with content is first marked, and
+			// goes only once its controller has emptied it.
+			cs.PrependReactor("delete", "namespaces", func(a ktesting.Action) (bool, k8sruntime.Object, error) {
+				ns, err := cs.Tracker().Get(corev1.SchemeGroupVersion.WithResource("namespaces"), "", a.(ktesting.DeleteAction).GetName())
+				if err != nil {
+					return true, nil, err
+				}
+				n := ns.(*corev1.Namespace).DeepCopy()
+				now := metav1.Now()
+				n.DeletionTimestamp = &now
+				return true, nil, cs.Tracker().Update(corev1.SchemeGroupVersion.WithResource("namespaces"), n, "")
+			})
+			if tt.podsStay {
+				cs.PrependReactor("delete-collection", "pods", func(ktesting.Action) (bool, k8sruntime.Object, error) {
+					return true, nil, nil
+				})
+			}
+			kubelet(t, r, true)
+			if _, err := r.Start(context.Background(), testSpec()); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			err := r.Close(ctx)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Close() = %v, want an error saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Close() = %v", err)
+			}
+			pods, err := cs.CoreV1().Pods(r.ns).List(context.Background(), metav1.ListOptions{})
+			if err != nil || len(pods.Items) != 0 {
+				t.Errorf("pods after Close: %d, %v; want none", len(pods.Items), err)
+			}
+			ns, err := cs.CoreV1().Namespaces().Get(context.Background(), r.ns, metav1.GetOptions{})
+			if err != nil || ns.DeletionTimestamp == nil {
+				t.Errorf("namespace after Close: %v, %v; want it there and being deleted", ns, err)
+			}
+		})
+	}
+}
+
 func TestStartWaitsForReadiness(t *testing.T) {
 	r := newFake(t, WithStartTimeout(time.Second))
 	kubelet(t, r, false) // running, never ready
@@ -165,7 +250,7 @@ func TestStartFailsOnMissingImage(t *testing.T) {
 }
 
 func TestClean(t *testing.T) {
-	cs := fake.NewClientset()
+	cs := newClientset()
 	for _, run := range []string{"run-a", "run-b"} {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: NamespaceFor(run), Labels: lease.NamespaceLabels(run)}}
 		if _, err := cs.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {

@@ -132,7 +132,8 @@ func removeRunLeftovers(t *testing.T, ns string) {
 }
 
 // nsGone polls namespace ns every 100 ms until it is gone, and returns how long after
-// since its deletion began (its deletionTimestamp was first seen) and it was gone.
+// since its deletion began (its deletionTimestamp was first seen) and it was gone. It
+// fails the test when ns is still there bound after the call.
 func nsGone(t *testing.T, ns string, since time.Time, bound time.Duration) (deleting, gone time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), bound)
@@ -151,7 +152,7 @@ func nsGone(t *testing.T, ns string, since time.Time, bound time.Duration) (dele
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("namespace %s still there %.1fs after the SIGKILL (last: %v)", ns, time.Since(since).Seconds(), err)
+			t.Fatalf("namespace %s still there %.1fs later (last: %v)", ns, time.Since(since).Seconds(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -321,6 +321,9 @@ func (w *watcher) observe(l *coordinationv1.Lease, err error, now time.Time) boo
 	return now.Sub(w.lastChange) >= w.ttl
 }
 
+// SystemPods selects every pod of a run's namespace but the reaper's: the system's.
+const SystemPods = "app!=" + ReaperName
+
 // KillPods deletes every pod of namespace but the reaper's with no grace period, in one
 // call (pods deletecollection): the namespace controller would give each its own, and a
 // component that outlives its harness keeps serving, and its faults keep acting, until it
@@ -328,7 +331,7 @@ func (w *watcher) observe(l *coordinationv1.Lease, err error, now time.Time) boo
 func KillPods(ctx context.Context, client kubernetes.Interface, namespace string) error {
 	zero := int64(0)
 	err := client.CoreV1().Pods(namespace).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero},
-		metav1.ListOptions{LabelSelector: "app!=" + ReaperName})
+		metav1.ListOptions{LabelSelector: SystemPods})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("kill pods of %s: %w", namespace, err)
 	}

@@ -102,15 +102,35 @@ func runOn(ctx context.Context, c *k8scluster.Cluster, command []string) (int, e
 	if err != nil {
 		return max(code, 1), fmt.Errorf("check leftovers: %w", err)
 	}
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	// A run ends once its system's pods are gone; its namespace's controller deletes the
+	// namespace a few seconds later. So what is left is what is still there a minute on.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leftoversWait)
 	defer cancel()
-	left, err := lease.Leftovers(lctx, cs)
-	if err != nil {
-		return max(code, 1), err
+	var left []string
+	for {
+		if left, err = lease.Leftovers(lctx, cs); err != nil {
+			return max(code, 1), err
+		}
+		if len(left) == 0 || !sleep(lctx, time.Second) {
+			break
+		}
 	}
 	if len(left) > 0 {
 		return max(code, 1), fmt.Errorf("check leftovers: left in the cluster after %s: %s", command[0], strings.Join(left, ", "))
 	}
 	fmt.Fprintln(os.Stderr, "k8s: nothing labelled by faultline left in the cluster")
 	return code, nil
+}
+
+// leftoversWait is how long after the command what it labelled may still be going away.
+const leftoversWait = time.Minute
+
+// sleep waits d, or less when ctx ends first, and reports whether it waited all of d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
 }
