@@ -85,7 +85,12 @@ func newClientset(objs ...k8sruntime.Object) *fake.Clientset {
 
 func newFake(t *testing.T, opts ...Option) *Runtime {
 	t.Helper()
-	cs := newClientset()
+	return newFakeOn(t, newClientset(), opts...)
+}
+
+// newFakeOn is newFake on cs, whose reactors are set before the runtime's informers run.
+func newFakeOn(t *testing.T, cs *fake.Clientset, opts ...Option) *Runtime {
+	t.Helper()
 	// No reaper: a fake clientset runs no pod (TestNewStartsLeaseAndReaper has one).
 	r, err := New(context.Background(), append([]Option{WithClient(cs, nil), WithRunID("20261203T120000Z-test-1"),
 		WithLeaseOptions(lease.WithoutReaper())}, opts...)...)
@@ -164,8 +169,7 @@ func TestCloseEndsThePodsNotTheNamespace(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newFake(t)
-			cs := r.cs.(*fake.Clientset)
+			cs := newClientset()
 			// As the API server does: a namespace with content is first marked, and
 			// goes only once its controller has emptied it.
 			cs.PrependReactor("delete", "namespaces", func(a ktesting.Action) (bool, k8sruntime.Object, error) {
@@ -183,6 +187,7 @@ func TestCloseEndsThePodsNotTheNamespace(t *testing.T) {
 					return true, nil, nil
 				})
 			}
+			r := newFakeOn(t, cs)
 			kubelet(t, r, true)
 			if _, err := r.Start(context.Background(), testSpec()); err != nil {
 				t.Fatal(err)
