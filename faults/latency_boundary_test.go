@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -220,16 +221,22 @@ func TestLatencyMeasuredAgainWhenTheServerIsNoisy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var proxy string
-			var round atomic.Int32
+			var mu sync.Mutex
+			probes := map[string]int{}
 			prober := func(ctx context.Context, link Link, addr string, spec ProbeSpec) Probe {
-				if addr == link.Upstream && spec.Greeting > 0 {
-					round.Add(1) // each round opens with a direct probe that waits for a greeting
+				if addr == link.Upstream {
+					return TCPProbe(ctx, addr, spec)
 				}
+				// Every round sends latencyTestSamples probes through each proxy: the
+				// probe's count through its proxy says its round.
+				mu.Lock()
+				probes[addr]++
+				r := (probes[addr]-1)/latencyTestSamples + 1
+				mu.Unlock()
 				p := TCPProbe(ctx, addr, spec)
-				if p.Outcome != OutcomeAnswered || addr == link.Upstream {
+				if p.Outcome != OutcomeAnswered {
 					return p
 				}
-				r := int(round.Load())
 				d := at(tt.bare, r)
 				if addr == proxy {
 					d = at(tt.faulted, r) + tt.off
@@ -244,12 +251,16 @@ func TestLatencyMeasuredAgainWhenTheServerIsNoisy(t *testing.T) {
 	}
 }
 
+// latencyTestSamples is how many probes a round of echoLatencyThrough's measurement sends
+// on each path.
+const latencyTestSamples = 5
+
 // echoLatencyThrough injects latency on an echo link whose probes go through prober, and
 // returns what was measured; *proxy is the link's proxy address, for the prober to tell
 // the faulted path from the others.
 func echoLatencyThrough(t *testing.T, latency time.Duration, prober Prober, proxy *string) Effect {
 	t.Helper()
-	l := newLinks(t, WithProber(prober))
+	l := newLinks(t, WithProber(prober), WithProbeSamples(latencyTestSamples))
 	*proxy, _ = echoLink(t, l)
 	return injectMeasure(t, NewEnv(l, nil), &Latency{Target: "caller->echo-1", Latency: latency})
 }

@@ -197,12 +197,20 @@ func newLatencySpec(latency, jitter time.Duration, streams, samples int, toxicit
 // answer, and when none can before the fault window ends (or after latencyRounds), the
 // quietest round is, with every round's figures in the detail.
 func measureLatency(ctx context.Context, l *Links, name string, ls latencySpec) linkResult {
+	// What every round shares is set up once: the dialect probe (which waits out a
+	// silent upstream's greeting) and the bare proxy, created and deleted on the very
+	// server a round measured again waits on to quieten.
+	m, err := newLatencyMeasurement(ctx, l, name, ls)
+	if err != nil {
+		return linkResult{detail: err.Error()}
+	}
+	defer m.stop()
 	var best linkResult
 	bestHop := time.Duration(-1)
 	var noisy []string
 	for round := 1; ; round++ {
 		began := time.Now()
-		res, hop := measureLatencyRound(ctx, l, name, ls)
+		res, hop := m.round(ctx, round)
 		if hop <= ls.tol {
 			return withNoisyRounds(res, noisy, false)
 		}
@@ -231,36 +239,68 @@ func withNoisyRounds(res linkResult, noisy []string, quietest bool) linkResult {
 	return res
 }
 
-// measureLatencyRound is one round of measureLatency. hop is the bare proxy's own hop
-// (its fastest probe less the fastest direct one), -1 when the round had no bare proxy or
-// ended before comparing: the round's noise, which decides whether it can judge.
-func measureLatencyRound(ctx context.Context, l *Links, name string, ls latencySpec) (_ linkResult, hop time.Duration) {
-	hop = -1
-	want, tol, n := ls.want, ls.tol, ls.samples
-	timeout := 2*want + l.probeTimeout
+// latencyMeasurement is what the rounds of one measureLatency share.
+type latencyMeasurement struct {
+	l    *Links
+	name string
+	ls   latencySpec
+	// first is the dialect probe straight to the upstream; firstTime its answer's time.
+	first     Probe
+	firstTime time.Duration
+	// spec is every timed probe's; per is how long one takes at the wanted latency.
+	spec ProbeSpec
+	per  time.Duration
+	// probeControl probes through the bare proxy; nil when there is none (controlErr).
+	probeControl func(context.Context, ProbeSpec) Probe
+	stopControl  func()
+	controlErr   error
+}
+
+// newLatencyMeasurement asks the upstream directly whether and in which protocol it
+// speaks first, and starts the bare proxy beside the link's.
+func newLatencyMeasurement(ctx context.Context, l *Links, name string, ls latencySpec) (*latencyMeasurement, error) {
+	timeout := 2*ls.want + l.probeTimeout
 	first, err := l.ProbeDirect(ctx, name, ProbeSpec{Greeting: l.greetingWait, Timeout: timeout})
 	if err != nil {
-		return linkResult{detail: err.Error()}, -1
+		return nil, err
 	}
 	base, ok := responseTime(first)
 	if !ok {
-		return linkResult{detail: fmt.Sprintf("upstream did not answer directly (%s %s)", first.Outcome, first.Err)}, -1
+		return nil, fmt.Errorf("upstream did not answer directly (%s %s)", first.Outcome, first.Err)
 	}
-	spec, per := ProbeSpec{Timeout: timeout}, want
+	m := &latencyMeasurement{l: l, name: name, ls: ls, first: first, firstTime: base,
+		spec: ProbeSpec{Timeout: timeout}, per: ls.want, stopControl: func() {}}
 	switch first.Dialect {
 	case DialectNATS, DialectHTTP2:
 		// The reply is told apart from the greeting, so the probes write at once and a
 		// downstream latency is paid once, not twice (greeting, then reply).
-		spec.Dialect = first.Dialect
+		m.spec.Dialect = first.Dialect
 	case DialectOther:
 		// The greeting must be taken whole before writing, however long it is held back.
-		spec.Greeting, per = timeout, 2*want
+		m.spec.Greeting, m.per = timeout, 2*ls.want
 	}
-	probeControl, stopControl, controlErr := l.control(ctx, name)
-	if controlErr == nil {
-		defer stopControl()
+	probe, stop, err := l.control(ctx, name)
+	if err != nil {
+		m.controlErr = err
+	} else {
+		m.probeControl, m.stopControl = probe, stop
 	}
-	spacing := staggerSpacing(ctx, n, per)
+	return m, nil
+}
+
+// stop deletes the bare proxy.
+func (m *latencyMeasurement) stop() { m.stopControl() }
+
+// round is one round of measureLatency. hop is the bare proxy's own hop (its fastest
+// probe less the fastest direct one of the same round), -1 when there is no bare proxy or
+// the round ended before comparing: the round's noise, which decides whether it can judge.
+// The dialect probe counts into the first round's direct baseline only.
+func (m *latencyMeasurement) round(ctx context.Context, round int) (_ linkResult, hop time.Duration) {
+	hop = -1
+	l, name, spec, first, probeControl, controlErr := m.l, m.name, m.spec, m.first, m.probeControl, m.controlErr
+	ls := m.ls
+	want, tol, n := ls.want, ls.tol, ls.samples
+	spacing := staggerSpacing(ctx, n, m.per)
 	direct, proxied, control := make([]Probe, n), make([]Probe, n), make([]Probe, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -275,11 +315,17 @@ func measureLatencyRound(ctx context.Context, l *Links, name string, ls latencyS
 	}
 	wg.Wait()
 
+	base := time.Duration(-1)
+	if round == 1 {
+		base = m.firstTime
+	}
 	var greetDirect, greetProxied []time.Duration
 	var directTimes, controlTimes []time.Duration
 	for i := range n {
 		if d, ok := responseTime(direct[i]); ok {
-			base = min(base, d)
+			if base < 0 || d < base {
+				base = d
+			}
 			directTimes = append(directTimes, d)
 		}
 		if d, ok := responseTime(control[i]); ok && probeControl != nil {
@@ -288,6 +334,11 @@ func measureLatencyRound(ctx context.Context, l *Links, name string, ls latencyS
 		if direct[i].Greeting > 0 && proxied[i].Greeting > 0 {
 			greetDirect, greetProxied = append(greetDirect, direct[i].Greeting), append(greetProxied, proxied[i].Greeting)
 		}
+	}
+	if base < 0 {
+		// No direct probe of a later round answered: the upstream's own time is still
+		// the dialect probe's.
+		base = m.firstTime
 	}
 	// ref is what the proxied probes are compared with: the bare proxy's, when every one
 	// of its probes was answered, else the direct ones (the detail says why).
