@@ -471,10 +471,11 @@ func waitGone(ctx context.Context, what string, gone func() (bool, error)) error
 	}
 }
 
-// DeleteNamespace deletes ns, kills its pods at once, and waits until it is gone; a
-// namespace already gone is not an error.
-func DeleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
-	return deleteNamespace(ctx, cs, ns)
+// EndNamespace deletes a run's namespace ns, kills its pods at once and waits until none
+// of its system's pods is left, as the run's Close does; the namespace's controller
+// removes the rest. A namespace already gone is not an error.
+func EndNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
+	return endNamespace(ctx, cs, ns)
 }
 
 // Clean deletes every namespace labelled with runID (every faultline namespace when runID
