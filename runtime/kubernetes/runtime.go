@@ -43,6 +43,7 @@ import (
 
 	"github.com/faultline-dev/faultline/runtime"
 	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
+	"github.com/faultline-dev/faultline/runtime/wait"
 )
 
 // Defaults; each has an Option.
@@ -407,7 +408,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	if err := r.keeper.Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	if err := endNamespace(ctx, r.cs, r.ns); err != nil {
+	if err := EndNamespace(ctx, r.cs, r.ns); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -416,12 +417,14 @@ func (r *Runtime) Close(ctx context.Context) error {
 	return nil
 }
 
-// endNamespace deletes ns, kills its pods at once (lease.KillPods: the namespace controller
-// would give each its grace period, and the run is over) and waits until none of the
-// system's pods is left: the system has ended. It does not wait for the namespace itself
-// to go, which its controller finishes some 5 s later (the run's Lease and reaper are
-// already gone, so nothing in it acts any more); deleteNamespace does.
-func endNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
+// EndNamespace deletes a run's namespace ns, kills its pods at once (lease.KillPods: the
+// namespace controller would give each its grace period, and the run is over) and waits
+// until none of the system's pods is left: the system has ended. It does not wait for the
+// namespace itself to go, which its controller finishes some 5 s later (the run's Lease
+// and reaper are already gone, so nothing in it acts any more); deleteNamespace does. A
+// namespace already gone is not an error. The run's Close and its undo record's cleaner
+// both end their namespace with it.
+func EndNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
 	bg := metav1.DeletePropagationBackground
 	if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -432,18 +435,18 @@ func endNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error
 	if err := lease.KillPods(ctx, cs, ns); err != nil {
 		return err
 	}
-	return waitGone(ctx, fmt.Sprintf("the pods of namespace %s", ns), func() (bool, error) {
+	return waitGone(ctx, fmt.Sprintf("the pods of namespace %s", ns), func(ctx context.Context) (bool, error) {
 		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: lease.SystemPods})
 		return err == nil && len(pods.Items) == 0, err
 	})
 }
 
-// deleteNamespace ends ns (endNamespace) and waits until the namespace is gone too.
+// deleteNamespace ends ns (EndNamespace) and waits until the namespace is gone too.
 func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
-	if err := endNamespace(ctx, cs, ns); err != nil {
+	if err := EndNamespace(ctx, cs, ns); err != nil {
 		return err
 	}
-	return waitGone(ctx, "namespace "+ns, func() (bool, error) {
+	return waitGone(ctx, "namespace "+ns, func(ctx context.Context) (bool, error) {
 		_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, nil
@@ -452,30 +455,14 @@ func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) er
 	})
 }
 
-// waitGone polls gone every 200 ms until it says what is gone, or ctx ends; an error from
-// it is only the reason given if ctx ends (the API server may be briefly unreachable).
-func waitGone(ctx context.Context, what string, gone func() (bool, error)) error {
-	for {
-		ok, err := gone()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			if err != nil {
-				return fmt.Errorf("wait for %s to go: %w (last: %w)", what, ctx.Err(), err)
-			}
-			return fmt.Errorf("wait for %s to go: %w", what, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
+// waitGone polls gone every 200 ms (runtime/wait) until it says what is gone, or ctx ends;
+// an error from it is retried (the API server may be briefly unreachable) and given as
+// the last one if ctx ends.
+func waitGone(ctx context.Context, what string, gone wait.Func) error {
+	if err := gone.Every(200 * time.Millisecond).Wait(ctx); err != nil {
+		return fmt.Errorf("wait for %s to go: %w", what, err)
 	}
-}
-
-// EndNamespace deletes a run's namespace ns, kills its pods at once and waits until none
-// of its system's pods is left, as the run's Close does; the namespace's controller
-// removes the rest. A namespace already gone is not an error.
-func EndNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
-	return endNamespace(ctx, cs, ns)
+	return nil
 }
 
 // Clean deletes every namespace labelled with runID (every faultline namespace when runID

@@ -21,6 +21,7 @@ import (
 	"github.com/faultline-dev/faultline/runtime/images"
 	"github.com/faultline-dev/faultline/runtime/kubernetes"
 	"github.com/faultline-dev/faultline/runtime/kubernetes/lease"
+	"github.com/faultline-dev/faultline/runtime/wait"
 )
 
 func main() {
@@ -107,13 +108,15 @@ func runOn(ctx context.Context, c *k8scluster.Cluster, command []string) (int, e
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leftoversWait)
 	defer cancel()
 	var left []string
-	for {
-		if left, err = lease.Leftovers(lctx, cs); err != nil {
-			return max(code, 1), err
+	err = wait.Func(func(ctx context.Context) (bool, error) {
+		var lerr error
+		if left, lerr = lease.Leftovers(ctx, cs); lerr != nil {
+			return false, wait.Permanent(lerr)
 		}
-		if len(left) == 0 || !sleep(lctx, time.Second) {
-			break
-		}
+		return len(left) == 0, nil
+	}).Every(time.Second).Wait(lctx)
+	if len(left) == 0 && err != nil {
+		return max(code, 1), err
 	}
 	if len(left) > 0 {
 		return max(code, 1), fmt.Errorf("check leftovers: left in the cluster after %s: %s", command[0], strings.Join(left, ", "))
@@ -124,13 +127,3 @@ func runOn(ctx context.Context, c *k8scluster.Cluster, command []string) (int, e
 
 // leftoversWait is how long after the command what it labelled may still be going away.
 const leftoversWait = time.Minute
-
-// sleep waits d, or less when ctx ends first, and reports whether it waited all of d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
-}
