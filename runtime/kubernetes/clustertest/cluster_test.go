@@ -149,10 +149,6 @@ func TestUpAndProcessFaults(t *testing.T) {
 	t.Logf("namespace gone %.1fs after Stop", gone.Seconds())
 }
 
-// namespaceGoneBound is how long after a run's end its namespace may still be there: its
-// controller deletes it once the run has ended it (about 5 s on the test cluster).
-const namespaceGoneBound = 30 * time.Second
-
 // openConn makes one request on a new connection to base and keeps the connection
 // open; the channel is closed when the server's side of it ends.
 func openConn(t *testing.T, base string) <-chan struct{} {
@@ -222,10 +218,7 @@ func TestRunLinkAndCrashFaults(t *testing.T) {
 				assert.True(t, f.Effect.Landed, "fault %s landed", f.Name)
 			}
 			assert.Contains(t, []result.Verdict{result.Passed, result.Failed, result.Invalid}, res.Verdict, "a judged run, reason: %s", res.Reason)
-			// The run ended with its system's pods gone; the namespace's controller
-			// deletes the namespace itself soon after.
-			_, gone := nsGone(t, kubernetes.NamespaceFor(res.RunID), time.Now(), namespaceGoneBound)
-			t.Logf("namespace of run %s gone %.1fs after the run", res.RunID, gone.Seconds())
+			runNamespaceGoes(t, res.RunID)
 		})
 	}
 }

@@ -284,8 +284,5 @@ func TestPodDeleteUnderLoad(t *testing.T) {
 	assert.LessOrEqual(t, window, deleteErrorWindow, "client-visible error window")
 	assert.LessOrEqual(t, float64(failed)/float64(total), deleteErrorRate, "error rate from the delete on")
 
-	// The run ended with its system's pods gone; the namespace's controller
-	// deletes the namespace itself soon after.
-	_, gone := nsGone(t, kubernetes.NamespaceFor(res.RunID), time.Now(), namespaceGoneBound)
-	t.Logf("namespace of run %s gone %.1fs after the run", res.RunID, gone.Seconds())
+	runNamespaceGoes(t, res.RunID)
 }

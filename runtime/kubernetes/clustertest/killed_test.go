@@ -131,6 +131,18 @@ func removeRunLeftovers(t *testing.T, ns string) {
 	_ = os.Remove(kubernetes.DefaultVolumeRoot) // only when no other run's is there
 }
 
+// namespaceGoneBound is how long after a run's end its namespace may still be there: its
+// controller deletes it once the run has ended it (about 5 s on the test cluster).
+const namespaceGoneBound = 30 * time.Second
+
+// runNamespaceGoes checks that the namespace of a run that ended (its system's pods gone)
+// is deleted by its controller within namespaceGoneBound.
+func runNamespaceGoes(t *testing.T, runID string) {
+	t.Helper()
+	_, gone := nsGone(t, kubernetes.NamespaceFor(runID), time.Now(), namespaceGoneBound)
+	t.Logf("namespace of run %s gone %.1fs after the run", runID, gone.Seconds())
+}
+
 // nsGone polls namespace ns every 100 ms until it is gone, and returns how long after
 // since its deletion began (its deletionTimestamp was first seen) and it was gone. It
 // fails the test when ns is still there bound after the call.
