@@ -74,12 +74,26 @@ func ModuleRoot(ctx context.Context, goTool string) (string, error) {
 
 // Build builds r's binary statically (CGO_ENABLED=0: FROM scratch has no libc) into
 // root/bin and returns its path and the content hash that tags its image.
+//
+// The go command writes its output in place, so the binary is built in a directory of its
+// own and renamed over root/bin's: two commands building images from one tree at once (two
+// suites, or two test packages) each see a whole binary, never one the other is
+// half-way through writing.
 func Build(ctx context.Context, goTool, root string, r Recipe, log io.Writer) (bin, sum string, err error) {
 	if log == nil {
 		log = io.Discard
 	}
 	bin = filepath.Join(root, "bin", r.Binary)
-	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-o", bin, r.Package)
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return "", "", fmt.Errorf("build %s: %w", r.Package, err)
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(bin), "."+r.Binary+"-")
+	if err != nil {
+		return "", "", fmt.Errorf("build %s: %w", r.Package, err)
+	}
+	defer os.RemoveAll(dir) // empty after the rename
+	tmp := filepath.Join(dir, r.Binary)
+	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-o", tmp, r.Package)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var buf bytes.Buffer
@@ -88,8 +102,13 @@ func Build(ctx context.Context, goTool, root string, r Recipe, log io.Writer) (b
 	if err := cmd.Run(); err != nil {
 		return "", "", fmt.Errorf("build %s: %w: %s", r.Package, err, strings.TrimSpace(buf.String()))
 	}
-	sum, err = FileHash(bin)
-	return bin, sum, err
+	if sum, err = FileHash(tmp); err != nil {
+		return "", "", err
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		return "", "", fmt.Errorf("build %s: %w", r.Package, err)
+	}
+	return bin, sum, nil
 }
 
 // FileHash is the tag of an image made of the binary at path: the first 16 hex digits of

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -146,4 +147,53 @@ func TestRef(t *testing.T) {
 			assert.NoError(t, err, "a reference a registry client parses")
 		})
 	}
+}
+
+// TestBuildNeverShowsAHalfWrittenBinary builds with a go tool that writes its output in two
+// halves, a pause between them, as the go command writes in place: a reader of the image's
+// binary during the build (another command building from the same tree) must see the
+// binary before or the one after, whole, never the first half.
+func TestBuildNeverShowsAHalfWrittenBinary(t *testing.T) {
+	root := t.TempDir()
+	tool := filepath.Join(root, "fakego")
+	// build -trimpath -o OUT PKG: OUT is $4.
+	script := "#!/bin/sh\nprintf first-half- > \"$4\"\nsleep 0.3\nprintf second-half >> \"$4\"\n"
+	require.NoError(t, os.WriteFile(tool, []byte(script), 0o755))
+	bin := filepath.Join(root, "bin", images.Faultline.Binary)
+	require.NoError(t, os.MkdirAll(filepath.Dir(bin), 0o755))
+	const before, after = "the binary before", "first-half-second-half"
+	require.NoError(t, os.WriteFile(bin, []byte(before), 0o755))
+
+	done := make(chan struct{})
+	var got, sum string
+	var err error
+	go func() {
+		defer close(done)
+		got, sum, err = images.Build(t.Context(), tool, root, images.Faultline, nil)
+	}()
+	seen := map[string]bool{}
+	for reading := true; reading; {
+		select {
+		case <-done:
+			reading = false
+		case <-time.After(5 * time.Millisecond):
+		}
+		b, rerr := os.ReadFile(bin)
+		require.NoError(t, rerr, "the binary is always there")
+		seen[string(b)] = true
+	}
+	require.NoError(t, err)
+	assert.Equal(t, bin, got)
+	for s := range seen {
+		assert.Contains(t, []string{before, after}, s, "a reader saw a binary no build finished")
+	}
+	b, err := os.ReadFile(bin)
+	require.NoError(t, err)
+	assert.Equal(t, after, string(b))
+	want, err := images.FileHash(bin)
+	require.NoError(t, err)
+	assert.Equal(t, want, sum, "the tag is the hash of the binary built")
+	entries, err := os.ReadDir(filepath.Dir(bin))
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "nothing of the build is left beside the binary")
 }
