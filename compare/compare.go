@@ -213,9 +213,16 @@ func Run(ctx context.Context, variants []Variant, opts ...Option) ([]result.Desi
 			}
 		}
 	}
+	// A directory given with Dir is its caller's to claim (the CLI holds it while it also
+	// writes the comparison's report there); the default one is claimed here.
 	dir := o.dir
 	if dir == "" {
-		dir = filepath.Join(harness.DefaultRunsDir, time.Now().UTC().Format("20060102T150405Z")+"-compare-"+variants[0].Scenario.Name)
+		d, release, err := harness.ClaimNewDir(filepath.Join(harness.DefaultRunsDir, time.Now().UTC().Format("20060102T150405Z")+"-compare-"+variants[0].Scenario.Name))
+		if err != nil {
+			return nil, fmt.Errorf("compare designs: %w", err)
+		}
+		defer release()
+		dir = d
 	}
 	groups := make([]result.DesignRuns, len(variants))
 	for i, v := range variants {

@@ -204,9 +204,15 @@ func RunSweep(ctx context.Context, variants []Variant, cfg SweepConfig, opts ...
 	if o.repeat != 1 {
 		return nil, errors.New("sweep designs: a sweep runs each point once; repeat the sweep instead")
 	}
+	// As in Run: a directory given with Dir is its caller's to claim.
 	dir := o.dir
 	if dir == "" {
-		dir = filepath.Join(harness.DefaultRunsDir, time.Now().UTC().Format("20060102T150405Z")+"-sweep-"+variants[0].Scenario.Name)
+		d, release, err := harness.ClaimNewDir(filepath.Join(harness.DefaultRunsDir, time.Now().UTC().Format("20060102T150405Z")+"-sweep-"+variants[0].Scenario.Name))
+		if err != nil {
+			return nil, fmt.Errorf("sweep designs: %w", err)
+		}
+		defer release()
+		dir = d
 	}
 	sc := variants[0].Scenario
 	from, to := Window(sc)

@@ -305,11 +305,12 @@ func (e *explorer) progress(format string, args ...any) {
 func (e *explorer) run(ctx context.Context) error {
 	began := time.Now()
 	defer func() { e.rep.Elapsed = time.Since(began) }()
-	dir := e.spec.Dir
-	if dir == "" {
-		dir = filepath.Join(".faultline", "explore", began.UTC().Format("20060102T150405Z")+"-"+e.name)
+	dir, release, err := harness.ClaimOutDir(e.spec.Dir, filepath.Join(".faultline", "explore", began.UTC().Format("20060102T150405Z")+"-"+e.name))
+	if err != nil {
+		return fmt.Errorf("create explore dir: %w", err)
 	}
-	dir, err := filepath.Abs(dir)
+	defer release()
+	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return fmt.Errorf("resolve explore dir: %w", err)
 	}

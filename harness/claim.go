@@ -75,6 +75,23 @@ func ClaimNewDir(base string) (dir string, release func(), err error) {
 	return "", nil, fmt.Errorf("claim %s: %d directories of that name exist already", base, maxSuffix)
 }
 
+// ClaimOutDir claims the directory a command writes its runs into (a suite, a
+// comparison, an exploration): dir when the user named one, refused with a
+// *DirInUseError while another live process holds it; else a new directory named base
+// (ClaimNewDir: base-2, base-3... when a command started in the same second has it).
+// Without the claim, two suites started together shared their directory, and every
+// scenario of one ran into the other's run directories.
+func ClaimOutDir(dir, base string) (claimed string, release func(), err error) {
+	if dir != "" {
+		release, err := ClaimDir(dir)
+		if err != nil {
+			return "", nil, err
+		}
+		return dir, release, nil
+	}
+	return ClaimNewDir(base)
+}
+
 func lockDir(dir string) (func(), error) {
 	path := filepath.Join(dir, LockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)

@@ -147,3 +147,31 @@ func TestRunRefusesADirectoryThatHoldsARun(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, string(before), string(after), "the first run's result is untouched")
 }
+
+// TestClaimOutDir: a command's default directory is a new one even when another command
+// started in the same second holds that name; a directory the user named is refused while
+// another process holds it.
+func TestClaimOutDir(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "suites", "20260101T000000Z")
+	first, release1, err := harness.ClaimOutDir("", base)
+	require.NoError(t, err)
+	defer release1()
+	second, release2, err := harness.ClaimOutDir("", base)
+	require.NoError(t, err)
+	defer release2()
+	assert.Equal(t, base, first)
+	assert.Equal(t, base+"-2", second, "the second command gets its own directory")
+
+	named := t.TempDir()
+	holder := holdDir(t, named)
+	_, _, err = harness.ClaimOutDir(named, base)
+	var inUse *harness.DirInUseError
+	require.ErrorAs(t, err, &inUse, "a named directory another process holds is refused")
+	assert.Equal(t, holder.Process.Pid, inUse.PID)
+
+	free := t.TempDir()
+	got, release3, err := harness.ClaimOutDir(free, base)
+	require.NoError(t, err)
+	release3()
+	assert.Equal(t, free, got, "a named directory is used as named")
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/reports"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/scenarios"
@@ -96,9 +97,11 @@ func newSuiteCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if dir == "" {
-				dir = filepath.Join(".faultline", "suites", time.Now().UTC().Format("20060102T150405Z"))
+			dir, release, err := harness.ClaimOutDir(dir, filepath.Join(".faultline", "suites", time.Now().UTC().Format("20060102T150405Z")))
+			if err != nil {
+				return err
 			}
+			defer release()
 			began := time.Now()
 			var rows []suiteRow
 			var runs []*result.Run

@@ -6,14 +6,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/reports"
 	"github.com/faultline-dev/faultline/result"
 	"github.com/faultline-dev/faultline/undo"
@@ -226,4 +229,38 @@ func TestEmptyShardWritesReports(t *testing.T) {
 	require.NoError(t, err, out)
 	assert.FileExists(t, filepath.Join(merged, reports.JUnitFile))
 	assert.FileExists(t, filepath.Join(merged, reports.MarkdownFile))
+}
+
+// TestSuitesStartedTogetherGetTheirOwnDirectories: two suites started in the same second
+// (CI's catalog on two runtimes at once) shared .faultline/suites/<time>, and every
+// scenario of the second was refused its run directory or ran into the first's. A suite's
+// default directory is now a new one; a directory named with --dir that another process
+// holds is refused before any scenario runs.
+func TestSuitesStartedTogetherGetTheirOwnDirectories(t *testing.T) {
+	t.Chdir(t.TempDir())
+	bad := "bad.yaml" // an error row, without starting a system
+	require.NoError(t, os.WriteFile(bad, []byte("name: x\n"), 0o644))
+	// Another suite holds this second's default directory (and the next two, so that the
+	// one under test may start in any of them).
+	now := time.Now().UTC()
+	held := map[string]bool{}
+	for i := range 3 {
+		d := filepath.Join(".faultline", "suites", now.Add(time.Duration(i)*time.Second).Format("20060102T150405Z"))
+		release, err := harness.ClaimDir(d)
+		require.NoError(t, err)
+		t.Cleanup(release)
+		held[d] = true
+	}
+	// --shard writes the suite's reports even with no run, so its directory is printed.
+	out, _ := run(t, "suite", bad, "--shard", "1/1")
+	m := regexp.MustCompile(`junit:\s+(\S+)/junit.xml`).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	assert.False(t, held[m[1]], "the suite wrote into %s, which another suite holds", m[1])
+	assert.Regexp(t, `-2$`, m[1])
+
+	named := filepath.Join(".faultline", "suites", now.Format("20060102T150405Z"))
+	out, err := run(t, "suite", bad, "--dir", named)
+	var inUse *harness.DirInUseError
+	require.ErrorAs(t, err, &inUse, out)
+	assert.NotContains(t, out, "== x", "refused before any scenario")
 }
