@@ -93,6 +93,10 @@ func Build(ctx context.Context, goTool, root string, r Recipe, log io.Writer) (b
 	}
 	defer os.RemoveAll(dir) // empty after the rename
 	tmp := filepath.Join(dir, r.Binary)
+	// The binary there already, linked in: the go command leaves an output whose build ID
+	// is current as it is (no link of a binary of some 100 MB on every call), and it
+	// replaces an outdated one by removing it and writing a new file, which leaves bin's.
+	_ = os.Link(bin, tmp) // none yet, or no hard links here: a full build
 	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-o", tmp, r.Package)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -156,8 +156,9 @@ func TestRef(t *testing.T) {
 func TestBuildNeverShowsAHalfWrittenBinary(t *testing.T) {
 	root := t.TempDir()
 	tool := filepath.Join(root, "fakego")
-	// build -trimpath -o OUT PKG: OUT is $4.
-	script := "#!/bin/sh\nprintf first-half- > \"$4\"\nsleep 0.3\nprintf second-half >> \"$4\"\n"
+	// build -trimpath -o OUT PKG: OUT is $4. Like the go command, it removes an outdated
+	// output before writing the new one.
+	script := "#!/bin/sh\nrm -f \"$4\"\nprintf first-half- > \"$4\"\nsleep 0.3\nprintf second-half >> \"$4\"\n"
 	require.NoError(t, os.WriteFile(tool, []byte(script), 0o755))
 	bin := filepath.Join(root, "bin", images.Faultline.Binary)
 	require.NoError(t, os.MkdirAll(filepath.Dir(bin), 0o755))
@@ -196,4 +197,25 @@ func TestBuildNeverShowsAHalfWrittenBinary(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Dir(bin))
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "nothing of the build is left beside the binary")
+}
+
+// TestBuildKeepsAnUnchangedBinary: built in a directory of its own, the binary was linked
+// again on every call (the go command skips only an output already up to date); the one
+// there is handed to the go command, which leaves it as it is.
+func TestBuildKeepsAnUnchangedBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a static binary")
+	}
+	root, err := images.ModuleRoot(t.Context(), "go")
+	require.NoError(t, err)
+	bin, sum, err := images.Build(t.Context(), "go", root, images.Toxiproxy, nil)
+	require.NoError(t, err)
+	before, err := os.Stat(bin)
+	require.NoError(t, err)
+	_, again, err := images.Build(t.Context(), "go", root, images.Toxiproxy, nil)
+	require.NoError(t, err)
+	after, err := os.Stat(bin)
+	require.NoError(t, err)
+	assert.Equal(t, sum, again)
+	assert.True(t, os.SameFile(before, after), "an up-to-date binary was written again")
 }
