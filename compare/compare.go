@@ -177,6 +177,22 @@ func OnRunDone(fn func(variant string, repeat int, res *result.Run)) Option {
 	return func(o *options) { o.done = fn }
 }
 
+// DefaultDir is where a comparison or a sweep (kind) of scenario writes its runs when not
+// told: a directory of its own under harness.DefaultRunsDir, named by the UTC time.
+func DefaultDir(kind, scenario string) string {
+	return filepath.Join(harness.DefaultRunsDir, time.Now().UTC().Format("20060102T150405Z")+"-"+kind+"-"+scenario)
+}
+
+// claimDefaultDir returns dir when the caller gave one (it is the caller's to claim: the
+// CLI holds it while it also writes the comparison's report there), else a new DefaultDir
+// claimed until release.
+func claimDefaultDir(dir, kind, scenario string) (string, func(), error) {
+	if dir != "" {
+		return dir, func() {}, nil
+	}
+	return harness.ClaimNewDir(DefaultDir(kind, scenario))
+}
+
 // Run runs every variant with the same seeded load and fault schedule, repeat times
 // each, and returns each design's runs with their histories, ready for reports.Compare.
 // Runs are interleaved (every design's first repeat, then every design's second...) so a
@@ -213,17 +229,11 @@ func Run(ctx context.Context, variants []Variant, opts ...Option) ([]result.Desi
 			}
 		}
 	}
-	// A directory given with Dir is its caller's to claim (the CLI holds it while it also
-	// writes the comparison's report there); the default one is claimed here.
-	dir := o.dir
-	if dir == "" {
-		d, release, err := harness.ClaimNewDir(filepath.Join(harness.DefaultRunsDir, time.Now().UTC().Format("20060102T150405Z")+"-compare-"+variants[0].Scenario.Name))
-		if err != nil {
-			return nil, fmt.Errorf("compare designs: %w", err)
-		}
-		defer release()
-		dir = d
+	dir, release, err := claimDefaultDir(o.dir, "compare", variants[0].Scenario.Name)
+	if err != nil {
+		return nil, fmt.Errorf("compare designs: %w", err)
 	}
+	defer release()
 	groups := make([]result.DesignRuns, len(variants))
 	for i, v := range variants {
 		groups[i].Design = v.Name

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/faultline-dev/faultline/harness"
 	"github.com/faultline-dev/faultline/history"
 	"github.com/faultline-dev/faultline/loadgen"
 	"github.com/faultline-dev/faultline/result"
@@ -204,16 +203,11 @@ func RunSweep(ctx context.Context, variants []Variant, cfg SweepConfig, opts ...
 	if o.repeat != 1 {
 		return nil, errors.New("sweep designs: a sweep runs each point once; repeat the sweep instead")
 	}
-	// As in Run: a directory given with Dir is its caller's to claim.
-	dir := o.dir
-	if dir == "" {
-		d, release, err := harness.ClaimNewDir(filepath.Join(harness.DefaultRunsDir, time.Now().UTC().Format("20060102T150405Z")+"-sweep-"+variants[0].Scenario.Name))
-		if err != nil {
-			return nil, fmt.Errorf("sweep designs: %w", err)
-		}
-		defer release()
-		dir = d
+	dir, release, err := claimDefaultDir(o.dir, "sweep", variants[0].Scenario.Name)
+	if err != nil {
+		return nil, fmt.Errorf("sweep designs: %w", err)
 	}
+	defer release()
 	sc := variants[0].Scenario
 	from, to := Window(sc)
 	h := result.SweepHarness{

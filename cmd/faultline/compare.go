@@ -135,7 +135,7 @@ func compareVariants(errOut io.Writer, args []string) ([]compare.Variant, error)
 // compareDesigns runs the comparison, writes each run's reports and the comparison
 // report, and prints the comparison table with the report paths last.
 func compareDesigns(ctx context.Context, out, errOut io.Writer, variants []compare.Variant, dir string, repeat int, extra ...harness.Option) error {
-	dir, release, err := harness.ClaimOutDir(dir, filepath.Join(harness.DefaultRunsDir, time.Now().UTC().Format("20060102T150405Z")+"-compare-"+variants[0].Scenario.Name))
+	dir, release, err := harness.ClaimOutDir(dir, compare.DefaultDir("compare", variants[0].Scenario.Name))
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,7 @@ func parseShare(s string) (float64, error) {
 // sweepDesigns runs the sweep, writes each run's reports, sweep.json, sweep.svg and
 // compare.md, and prints the sweep's table with the paths last.
 func sweepDesigns(ctx context.Context, out, errOut io.Writer, variants []compare.Variant, dir string, cfg compare.SweepConfig, extra ...harness.Option) error {
-	dir, release, err := harness.ClaimOutDir(dir, filepath.Join(harness.DefaultRunsDir, time.Now().UTC().Format("20060102T150405Z")+"-sweep-"+variants[0].Scenario.Name))
+	dir, release, err := harness.ClaimOutDir(dir, compare.DefaultDir("sweep", variants[0].Scenario.Name))
 	if err != nil {
 		return err
 	}
